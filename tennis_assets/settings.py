@@ -1,0 +1,25 @@
+"""Where the project keeps the state a user creates.
+
+Everything (runs, checkpoints, and later Dagster home, MLflow and Optuna storage) lives under one
+data directory, so deleting it resets the project.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+DATA_DIR_ENV = "TENNIS_ASSETS_HOME"
+
+
+def data_dir() -> Path:
+    """The data directory: $TENNIS_ASSETS_HOME, else ``.tennis_assets`` in the working folder."""
+    configured = os.environ.get(DATA_DIR_ENV)
+    root = Path(configured).expanduser() if configured else Path.cwd() / ".tennis_assets"
+    if root.exists() and not root.is_dir():
+        raise NotADirectoryError(f"{DATA_DIR_ENV} points at {root}, which is a file, not a folder")
+    return root.resolve()
+
+
+def runs_dir() -> Path:
+    return data_dir() / "runs"
