@@ -1,0 +1,177 @@
+"""The `tennis-assets` command: train, evaluate and replay on the built-in simulator."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Sequence
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be > 0")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be >= 1")
+    return value
+
+
+def _key_values(pairs: Sequence[str]) -> dict:
+    """--set actor_lr=0.002 --set batch_size=256: values parsed as JSON where they parse."""
+    out = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"error: --set expects NAME=VALUE, got {pair!r}")
+        try:
+            out[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            out[key] = raw
+    return out
+
+
+def _split_overrides(values: dict) -> tuple[dict, dict]:
+    from tennis_assets.agents import AgentConfig
+    from tennis_assets.training import TrainConfig
+
+    agent_keys = set(AgentConfig().to_dict())
+    train_keys = set(TrainConfig().to_dict())
+    unknown = sorted(set(values) - agent_keys - train_keys)
+    if unknown:
+        raise SystemExit(f"error: unknown setting(s) {unknown}; agent settings: "
+                         f"{sorted(agent_keys)}; training settings: {sorted(train_keys)}")
+    agent = {k: v for k, v in values.items() if k in agent_keys}
+    train = {k: v for k, v in values.items() if k in train_keys and k not in agent_keys}
+    return agent, train
+
+
+def _print_eval(evaluation, label: str) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=label)
+    for column in ("episodes", "mean", "median", "std", "solved (>= 0.5)", "mean length",
+                   "policy latency / decision"):
+        table.add_column(column)
+    table.add_row(str(evaluation.episodes), f"{evaluation.mean:.3f}", f"{evaluation.median:.2f}",
+                  f"{evaluation.std:.3f}", "yes" if evaluation.solved else "no",
+                  f"{evaluation.mean_length:.0f}",
+                  f"{evaluation.latency_per_decision_s * 1e6:.1f} us")
+    Console().print(table)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from tennis_assets.experiment import run_experiment
+
+    agent_overrides, train_overrides = _split_overrides(_key_values(args.set))
+    if args.courts:
+        train_overrides["num_courts"] = args.courts
+    result = run_experiment(
+        algorithm=args.algorithm, seed=args.seed, max_seconds=args.seconds,
+        out_dir=args.out, eval_episodes=args.eval_episodes, agent_overrides=agent_overrides,
+        train_overrides=train_overrides, resume_from=args.resume,
+        progress=not args.no_progress, gif=not args.no_gif)
+    training = result.report["training"]
+    solved = training.get("solved_greedy")
+    print(f"trained {args.algorithm} for {training['seconds']:.1f} s: {training['updates']} "
+          f"updates, {training['episodes']} episodes")
+    if solved:
+        print(f"first greedy mean >= 0.5 over 100 fresh episodes after {solved['seconds']:.1f} s "
+              f"({int(solved['updates'])} updates, {int(solved['episodes'])} episodes)")
+    _print_eval(result.evaluation, f"greedy evaluation on {args.eval_episodes} fresh episodes")
+    print(f"results in {result.out_dir}")
+    for name, path in result.paths.items():
+        print(f"  {name:15s} {path}")
+    return 0 if result.evaluation.solved else 3
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from tennis_assets.sim import CourtParams
+    from tennis_assets.training import evaluate, greedy, load_learner
+
+    learner = load_learner(args.checkpoint)
+    court = CourtParams(**_key_values(args.court))
+    evaluation = evaluate(greedy(learner), episodes=args.episodes, seed=args.seed, params=court)
+    _print_eval(evaluation, f"{args.checkpoint}: {args.episodes} fresh episodes, seed {args.seed}")
+    return 0
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from tennis_assets.sim import CourtParams, ScriptedSwingPolicy, render_episode_gif
+    from tennis_assets.training import greedy, load_learner
+
+    if args.checkpoint == "scripted":
+        policy = ScriptedSwingPolicy()
+    else:
+        policy = greedy(load_learner(args.checkpoint))
+    court = CourtParams(**_key_values(args.court))
+    path, score, length = render_episode_gif(policy, args.out, params=court, seed=args.seed)
+    print(f"wrote {path}: score {score:.2f} over {length} decisions")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tennis-assets", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    train = sub.add_parser("train", help="train and evaluate a team; write the run's artifacts")
+    train.add_argument("--algorithm", choices=["ddpg", "maddpg"], default="ddpg",
+                       help="ddpg: self-play with one shared actor and critic (default, fastest);"
+                            " maddpg: per-player actors with centralised critics")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--seconds", type=_positive_float, default=60.0,
+                       help="training budget in wall seconds (default 60)")
+    train.add_argument("--courts", type=_positive_int, default=None,
+                       help="courts simulated side by side while training")
+    train.add_argument("--eval-episodes", type=_positive_int, default=100)
+    train.add_argument("--resume", default=None, help="checkpoint to continue training from")
+    train.add_argument("--out", default=None,
+                       help="output folder (default: a new folder under $TENNIS_ASSETS_HOME/runs)")
+    train.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                       help="override a hyperparameter, e.g. --set actor_lr=0.002")
+    train.add_argument("--no-progress", action="store_true")
+    train.add_argument("--no-gif", action="store_true")
+    train.set_defaults(func=cmd_train)
+
+    ev = sub.add_parser("evaluate", help="greedy evaluation of a checkpoint on fresh episodes")
+    ev.add_argument("checkpoint")
+    ev.add_argument("--episodes", type=_positive_int, default=100)
+    ev.add_argument("--seed", type=int, default=2_024)
+    ev.add_argument("--court", action="append", default=[], metavar="NAME=VALUE",
+                    help="court parameter, e.g. --court gravity=-19.62 --court ball_scale=1.5")
+    ev.set_defaults(func=cmd_evaluate)
+
+    rp = sub.add_parser("replay", help="write an animated GIF of one greedy episode")
+    rp.add_argument("checkpoint", help="a checkpoint, or 'scripted' for the hand-written policy")
+    rp.add_argument("--out", type=Path, default=Path("rally.gif"))
+    rp.add_argument("--seed", type=int, default=0)
+    rp.add_argument("--court", action="append", default=[], metavar="NAME=VALUE")
+    rp.set_defaults(func=cmd_replay)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ValueError, FileNotFoundError, NotADirectoryError) as exc:
+        # Configuration and file problems are the user's to fix: say which, without a traceback.
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

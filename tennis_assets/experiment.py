@@ -1,0 +1,179 @@
+"""One experiment, start to finish: train a team, evaluate it greedily on fresh episodes, and
+write everything a person wants to look at into one folder.
+
+This is the main job in plain Python (no Dagster), so a notebook gets the same artifacts as the
+command line:
+
+    from tennis_assets.experiment import run_experiment
+    result = run_experiment(algorithm="ddpg", seed=0, max_seconds=60)
+    result.report["evaluation"]["mean"]
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tennis_assets.settings import runs_dir
+
+ARTIFACTS = {
+    "checkpoint": "checkpoint.safetensors",
+    "history": "history.csv",
+    "eval_history": "eval_history.csv",
+    "learning_curve": "learning_curve.png",
+    "rally": "rally.gif",
+    "report": "report.json",
+}
+
+
+@dataclass
+class ExperimentResult:
+    out_dir: Path
+    paths: dict[str, Path]
+    report: dict[str, Any]
+    train_result: Any  # tennis_assets.training.TrainResult
+    evaluation: Any  # tennis_assets.training.EvalResult
+
+
+def _apply_overrides(config: Any, overrides: dict[str, Any] | None, what: str) -> Any:
+    if not overrides:
+        return config
+    data = config.to_dict()
+    unknown = sorted(set(overrides) - set(data))
+    if unknown:
+        raise ValueError(f"unknown {what} setting(s) {unknown}; known: {sorted(data)}")
+    data.update(overrides)
+    return type(config).from_dict(data)
+
+
+def _git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                             timeout=5, cwd=Path(__file__).resolve().parent)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if out.returncode != 0:
+        return None
+    return out.stdout.strip() or None
+
+
+def environment_info() -> dict[str, Any]:
+    """What a reader of a report needs to reproduce or compare its figures."""
+    versions = {}
+    for package in ("tennis-assets", "torch", "numpy", "numba"):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = None
+    return {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "packages": versions,
+        "git_commit": _git_commit(),
+    }
+
+
+def score_histogram(scores: np.ndarray) -> dict[str, int]:
+    """Counts of evaluation scores in 0.5-wide bins (the game's ceiling is about 2.7)."""
+    edges = np.arange(0.0, 3.01, 0.5)
+    counts, _ = np.histogram(np.clip(scores, 0.0, 3.0), bins=edges)
+    return {f"{lo:.1f}-{hi:.1f}": int(c) for lo, hi, c in zip(edges[:-1], edges[1:], counts)}
+
+
+def run_experiment(
+    algorithm: str = "ddpg",
+    seed: int = 0,
+    max_seconds: float | None = 60.0,
+    out_dir: str | os.PathLike | None = None,
+    eval_episodes: int = 100,
+    agent_overrides: dict[str, Any] | None = None,
+    train_overrides: dict[str, Any] | None = None,
+    resume_from: str | os.PathLike | None = None,
+    progress: bool = True,
+    gif: bool = True,
+) -> ExperimentResult:
+    """Train ``algorithm`` with its tuned defaults, evaluate the result greedily on
+    ``eval_episodes`` fresh episodes (seeds disjoint from training and model selection), and
+    write the checkpoint, histories, learning curve, rally GIF and report into ``out_dir``
+    (default: a new folder under the data directory's runs/)."""
+    # Imported here so `tennis-assets --help` and the Dagster layer's definitions stay fast.
+    from tennis_assets.sim import render_episode_gif
+    from tennis_assets.training import (evaluate, final_seed, greedy, plot_learning_curve,
+                                        save_checkpoint, train)
+    from tennis_assets.training.defaults import default_configs
+
+    if isinstance(eval_episodes, bool) or not isinstance(eval_episodes, int) or eval_episodes < 1:
+        raise ValueError(f"eval_episodes={eval_episodes!r} must be an integer >= 1")
+    agent_config, train_config = default_configs(algorithm)
+    agent_config = _apply_overrides(agent_config, {"seed": seed, **(agent_overrides or {})},
+                                    "agent")
+    train_config = _apply_overrides(
+        train_config, {"seed": seed, "max_seconds": max_seconds, **(train_overrides or {})},
+        "training")
+    if resume_from is not None and not Path(resume_from).is_file():
+        raise FileNotFoundError(f"resume_from: no checkpoint at {resume_from}")
+
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    out = Path(out_dir) if out_dir is not None else runs_dir() / f"{stamp}-{algorithm}-seed{seed}"
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {name: out / filename for name, filename in ARTIFACTS.items()}
+
+    started = time.perf_counter()
+    result = train(agent_config, train_config, progress=progress,
+                   resume_from=None if resume_from is None else str(resume_from))
+    learner = result.learner
+    save_checkpoint(paths["checkpoint"], learner, train_config=train_config,
+                    progress=result.summary(), include_buffer=False)
+    result.history.to_csv(paths["history"], index=False)
+    result.eval_history.to_csv(paths["eval_history"], index=False)
+
+    court = train_config.court_params()
+    evaluation = evaluate(greedy(learner), episodes=eval_episodes,
+                          seed=final_seed(seed), params=court,
+                          threshold=train_config.target_score)
+    plot_learning_curve(result.history, result.eval_history, paths["learning_curve"],
+                        title=f"{algorithm} seed {seed}: greedy mean {evaluation.mean:.2f} "
+                              f"over {eval_episodes} fresh episodes",
+                        target=train_config.target_score)
+    rally = None
+    if gif:
+        # The replay is one more fresh episode, not one of the scored ones.
+        _, rally_score, rally_length = render_episode_gif(
+            greedy(learner), paths["rally"], params=court, seed=final_seed(seed, 9_999))
+        rally = {"score": rally_score, "length": rally_length}
+    else:
+        del paths["rally"]
+
+    report = {
+        "algorithm": algorithm,
+        "seed": seed,
+        "created": stamp,
+        "agent_config": agent_config.to_dict(),
+        "train_config": train_config.to_dict(),
+        "training": result.summary(),
+        "evaluation": {
+            **evaluation.summary(),
+            "threshold": evaluation.threshold,
+            "seed": final_seed(seed),
+            "score_histogram": score_histogram(evaluation.scores),
+            "scores": [round(float(s), 2) for s in evaluation.scores],
+        },
+        "rally": rally,
+        "wall_seconds": time.perf_counter() - started,
+        "environment": environment_info(),
+        "artifacts": {name: p.name for name, p in paths.items()},
+    }
+    paths["report"].write_text(json.dumps(report, indent=2, default=float))
+    return ExperimentResult(out, paths, report, result, evaluation)

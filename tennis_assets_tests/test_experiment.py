@@ -1,0 +1,82 @@
+"""The main job in plain Python: a tiny run writes every artifact with consistent contents."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from tennis_assets.experiment import ARTIFACTS, run_experiment, score_histogram
+from tennis_assets.training import load_learner
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("run")
+    return run_experiment(
+        algorithm="ddpg", seed=3, max_seconds=None, out_dir=out, eval_episodes=20,
+        train_overrides={"max_updates": 300, "eval_every_updates": 150},
+        agent_overrides={"learning_starts": 256}, progress=False)
+
+
+def test_every_artifact_is_written(tiny_run):
+    for name, filename in ARTIFACTS.items():
+        path = tiny_run.out_dir / filename
+        assert path.is_file() and path.stat().st_size > 0, name
+
+
+def test_report_matches_the_run(tiny_run):
+    report = json.loads((tiny_run.out_dir / "report.json").read_text())
+    assert report["algorithm"] == "ddpg" and report["seed"] == 3
+    assert report["training"]["updates"] == 300
+    assert report["training"]["stop_reason"] == "max_updates"
+    evaluation = report["evaluation"]
+    assert evaluation["episodes"] == 20 and len(evaluation["scores"]) == 20
+    assert evaluation["complete"] is True
+    assert evaluation["mean"] == pytest.approx(np.mean(evaluation["scores"]), abs=1e-6)
+    assert sum(evaluation["score_histogram"].values()) == 20
+    assert report["environment"]["packages"]["torch"].startswith("2.13.0")
+    assert report["environment"]["cpu_count"] >= 1
+
+
+def test_history_and_checkpoint_are_usable(tiny_run):
+    history = pd.read_csv(tiny_run.out_dir / "history.csv")
+    assert len(history) == tiny_run.report["training"]["episodes"]
+    assert np.isfinite(history["score"]).all()
+    learner = load_learner(tiny_run.out_dir / "checkpoint.safetensors")
+    obs = np.zeros((4, 2, 24), dtype=np.float32)
+    expected = tiny_run.train_result.learner.act(obs, explore=False)
+    np.testing.assert_allclose(learner.act(obs, explore=False), expected, atol=1e-6)
+
+
+def test_pictures_are_real_images(tiny_run):
+    png = Image.open(tiny_run.out_dir / "learning_curve.png")
+    assert png.size[0] >= 600 and png.size[1] >= 300
+    gif = Image.open(tiny_run.out_dir / "rally.gif")
+    # One frame per decision plus the serve, subsampled to at most 300 (+ the ending frame);
+    # Pillow may merge identical consecutive frames, so only the bounds are exact.
+    length = tiny_run.report["rally"]["length"]
+    assert 2 <= gif.n_frames <= min(length + 1, 301)
+
+
+def test_unknown_override_is_a_clear_error(tmp_path):
+    with pytest.raises(ValueError, match="actor_learning_rate"):
+        run_experiment(out_dir=tmp_path, agent_overrides={"actor_learning_rate": 1e-3},
+                       progress=False)
+
+
+def test_bad_value_is_a_clear_error(tmp_path):
+    with pytest.raises(ValueError, match="actor_lr"):
+        run_experiment(out_dir=tmp_path, agent_overrides={"actor_lr": -1.0}, progress=False)
+
+
+def test_missing_resume_checkpoint_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nowhere.safetensors"):
+        run_experiment(out_dir=tmp_path, resume_from=tmp_path / "nowhere.safetensors",
+                       progress=False)
+
+
+def test_score_histogram_bins():
+    counts = score_histogram(np.array([0.0, 0.1, 0.5, 2.6, 2.7, 3.5]))
+    assert counts["0.0-0.5"] == 2 and counts["0.5-1.0"] == 1 and counts["2.5-3.0"] == 3
