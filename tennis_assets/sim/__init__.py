@@ -1,0 +1,36 @@
+"""Built-in Tennis simulator (ML-Agents 0.4 "Tennis" rules): vectorized courts, the PettingZoo
+view, a scripted rallying policy and rally rendering. Knows nothing of learning."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from .params import CourtParams
+from .scripted import RandomPolicy, ScriptedSwingPolicy
+from .vector_env import StepResult, VecTennis
+
+# PettingZoo and Pillow cost a noticeable import time; load them only when asked for.
+_LAZY = {
+    "TennisParallelEnv": ".pettingzoo_env",
+    "render_frame": ".render",
+    "save_rally_gif": ".render",
+    "record_episode": ".render",
+    "render_episode_gif": ".render",
+    "court_state": ".render",
+}
+
+__all__ = [
+    "CourtParams",
+    "RandomPolicy",
+    "ScriptedSwingPolicy",
+    "StepResult",
+    "VecTennis",
+    *_LAZY,
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
