@@ -1,0 +1,242 @@
+"""What DDPG self-play and MADDPG share: devices, flat weights with a hand-written update,
+Adam, soft target updates, exploration, and tensor-only state dicts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from .config import AgentConfig
+from .networks import FlatAdam, FlatLayout, mlp_backward, mlp_forward, mlp_forward_saved
+from .noise import DecayingNoise
+from .replay import ReplayBuffer
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"AgentConfig.device={name!r}: CUDA is not available on this machine")
+    return torch.device(name)
+
+
+class Learner:
+    """Common machinery; subclasses define the row layout and ``_update``.
+
+    All network weights live in one flat vector ``params`` (targets in ``target``, gradients in
+    ``grad``); ``p``, ``t`` and ``g`` hold the per-network layer views into them.
+    """
+
+    config: AgentConfig
+
+    def __init__(self, config: AgentConfig, members: int, actor_in: int, critic_in: int,
+                 row_width: int) -> None:
+        self.config = config
+        if config.torch_threads > 0 and torch.get_num_threads() != config.torch_threads:
+            torch.set_num_threads(config.torch_threads)
+        self.device = resolve_device(config.device)
+        self.members = members
+        self.layout = FlatLayout({
+            "actor": (members, actor_in, config.actor_hidden, config.action_size),
+            "critic": (members, critic_in, config.critic_hidden, 1),
+        })
+        kw = {"dtype": torch.float32, "device": self.device}
+        self.params = torch.zeros(self.layout.size, **kw)
+        self.layout.init(self.params, torch.Generator().manual_seed(int(config.seed)))
+        self.target = self.params.clone()
+        self.grad = torch.zeros(self.layout.size, **kw)
+        self.p = self.layout.views(self.params)
+        self.t = self.layout.views(self.target)
+        self.g = self.layout.views(self.grad)
+        a_sl, c_sl = self.layout.net_slices["actor"], self.layout.net_slices["critic"]
+        self.critic_slice = c_sl
+        lr = torch.empty(self.layout.size, **kw)
+        lr[a_sl], lr[c_sl] = config.actor_lr, config.critic_lr
+        wd = None
+        if config.weight_decay > 0:  # on the critic only, as in the DDPG paper
+            wd = torch.zeros(self.layout.size, **kw)
+            wd[c_sl] = config.weight_decay
+        self.optimizer = FlatAdam(self.params, lr, wd)
+        self.buffer = ReplayBuffer(config.buffer_size, row_width, members=members,
+                                   device=self.device, seed=config.seed + 1)
+        self.noise = DecayingNoise(config.noise, config.noise_sigma, config.noise_sigma_min,
+                                   config.noise_decay, config.ou_theta, seed=config.seed + 2)
+        self.updates = 0
+        self.transitions = 0
+
+    # ---- acting -----------------------------------------------------------------------------
+    def _actor_input(self, obs: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def _actions_out(self, out: torch.Tensor, n: int) -> torch.Tensor:
+        raise NotImplementedError
+
+    @torch.inference_mode()
+    def act(self, obs: np.ndarray, explore: bool = False) -> np.ndarray:
+        """obs [N, 2, 24] -> actions [N, 2, 2] in [-1, 1]. explore adds decaying noise."""
+        obs_np = np.asarray(obs, dtype=np.float32)
+        if obs_np.ndim != 3 or obs_np.shape[1:] != (self.config.num_agents, self.config.obs_size):
+            raise ValueError(f"act: obs of shape {obs_np.shape}, expected "
+                             f"[N, {self.config.num_agents}, {self.config.obs_size}]")
+        x = torch.from_numpy(obs_np).to(self.device)
+        out = mlp_forward(self.p["actor"], self._actor_input(x)).tanh_()
+        actions = self._actions_out(out, obs_np.shape[0]).cpu().numpy()
+        if explore:
+            actions = actions + self.noise.sample(actions.shape)
+            np.clip(actions, -1.0, 1.0, out=actions)
+        return actions
+
+    def reset_noise(self, mask: np.ndarray | None = None) -> None:
+        self.noise.reset(mask)
+
+    # ---- learning ---------------------------------------------------------------------------
+    def observe(self, obs: np.ndarray, actions: np.ndarray, rewards: np.ndarray,
+                next_obs: np.ndarray, terminated: np.ndarray) -> None:
+        """Store one vectorized step. next_obs must be the episode's last obs where it ended
+        (VecTennis's final_obs); truncated episodes are stored as not done so they bootstrap."""
+        rows = self._rows(np.asarray(obs, np.float32), np.asarray(actions, np.float32),
+                          np.asarray(rewards, np.float32), np.asarray(next_obs, np.float32),
+                          np.asarray(terminated, bool))
+        self.buffer.add(rows)
+        self.transitions += rows.shape[0] * rows.shape[1]
+
+    def _rows(self, obs, actions, rewards, next_obs, terminated) -> np.ndarray:
+        raise NotImplementedError
+
+    def ready(self) -> bool:
+        return len(self.buffer) >= max(self.config.learning_starts, self.config.batch_size)
+
+    def update(self) -> dict[str, float]:
+        """One gradient step on critic and actor plus a soft target update. Returns {} (and does
+        nothing) until the buffer holds learning_starts samples."""
+        if not self.ready():
+            return {}
+        with torch.no_grad():
+            batch = self.buffer.sample(self.config.batch_size)
+            critic_loss, actor_loss = self._update(batch)
+            self._step()
+        self.updates += 1
+        return {"critic_loss": critic_loss, "actor_loss": actor_loss}
+
+    # Layout hooks: how a sampled batch [members, B, width] splits into the pieces of an update.
+    def _critic_input(self, batch: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def _own_obs(self, batch: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def _reward_done(self, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        raise NotImplementedError
+
+    def _target_critic_input(self, batch: torch.Tensor) -> torch.Tensor:
+        """Critic input at the next state with the target actors' actions."""
+        raise NotImplementedError
+
+    def _policy_critic_input(self, batch: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        """Critic input at the current state with the member's own action replaced."""
+        raise NotImplementedError
+
+    _own_action_cols: slice  # where the member's own action sits in the critic input
+
+    def _update(self, batch: torch.Tensor) -> tuple[float, float]:
+        """One DDPG-style step for every ensemble member; writes gradients into ``grad``.
+
+        Losses are, per member, the mean over the batch; members are summed (each agent's
+        gradient has the scale of a single-agent DDPG update):
+          critic: (Q(x, a) - y)^2,  y = r + gamma * (1 - terminated) * Q'(x', mu'(o'))
+          actor:  -Q(x, mu(o)) + preact_penalty * mean(pre_tanh^2), critic weights held fixed.
+        """
+        cfg = self.config
+        n_batch = batch.shape[1]
+        p, t, g = self.p, self.t, self.g
+        rew, done = self._reward_done(batch)
+        q_next = mlp_forward(t["critic"], self._target_critic_input(batch))
+        y = torch.addcmul(rew, q_next, 1.0 - done, value=cfg.gamma)
+
+        critic_in = self._critic_input(batch)
+        q, h1, h2 = mlp_forward_saved(p["critic"], critic_in)
+        td = q - y
+        mlp_backward(p["critic"], critic_in, h1, h2, td * (2.0 / n_batch), g["critic"])
+
+        own_obs = self._own_obs(batch)
+        pre, a1, a2 = mlp_forward_saved(p["actor"], own_obs)
+        action = pre.tanh()
+        pol_in = self._policy_critic_input(batch, action)
+        q_pi, c1, c2 = mlp_forward_saved(p["critic"], pol_in)
+        d_action = mlp_backward(p["critic"], pol_in, c1, c2,
+                                torch.full_like(q_pi, -1.0 / n_batch), None,
+                                input_cols=self._own_action_cols)
+        # through tanh, plus the gradient of the pre-activation penalty
+        d_pre = d_action.mul_(1.0 - action.square()).add_(
+            pre, alpha=2.0 * cfg.preact_penalty / (n_batch * pre.shape[-1]))
+        mlp_backward(p["actor"], own_obs, a1, a2, d_pre, g["actor"])
+
+        m = self.members
+        critic_loss = float(td.square().mean()) * m
+        actor_loss = (-float(q_pi.mean()) + cfg.preact_penalty * float(pre.square().mean())) * m
+        return critic_loss, actor_loss
+
+    def _step(self) -> None:
+        """Apply the gradients ``_update`` wrote into ``grad``: clip, Adam, soft targets."""
+        clip = self.config.critic_grad_clip
+        if clip > 0:
+            g = self.grad[self.critic_slice]
+            norm = float(g.norm())
+            if norm > clip:
+                g.mul_(clip / (norm + 1e-6))
+        self.optimizer.step(self.grad)
+        self.target.lerp_(self.params, self.config.tau)
+
+    # ---- state ------------------------------------------------------------------------------
+    def state_dict(self, include_buffer: bool = False) -> dict[str, torch.Tensor]:
+        """Tensors only (each its own copy, as safetensors requires): networks, targets, Adam
+        moments, counters, and the replay buffer when asked (it is what makes a resumed run
+        continue rather than restart)."""
+        out = {k: v.detach().cpu().clone() for k, v in self.layout.named(self.params).items()}
+        out.update({k: v.detach().cpu().clone()
+                    for k, v in self.layout.named(self.target, "target.").items()})
+        out["optim.exp_avg"] = self.optimizer.exp_avg.detach().cpu().clone()
+        out["optim.exp_avg_sq"] = self.optimizer.exp_avg_sq.detach().cpu().clone()
+        out["counters"] = torch.tensor(
+            [self.updates, self.transitions, self.optimizer.step_count], dtype=torch.int64)
+        if include_buffer:
+            for k, v in self.buffer.state_tensors().items():
+                out[f"buffer.{k}"] = v.detach().cpu()
+        return out
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        expected = dict(self.layout.named(self.params))
+        expected.update(self.layout.named(self.target, "target."))
+        missing = sorted(set(expected) - set(state))
+        if missing:
+            raise ValueError(f"state dict lacks tensors {missing}")
+        for k, view in expected.items():
+            if tuple(state[k].shape) != tuple(view.shape):
+                raise ValueError(f"state dict tensor {k!r} has shape {tuple(state[k].shape)}, "
+                                 f"this learner expects {tuple(view.shape)}")
+        for name in ("optim.exp_avg", "optim.exp_avg_sq"):
+            if name in state and tuple(state[name].shape) != (self.layout.size,):
+                raise ValueError(f"state dict tensor {name!r} has shape "
+                                 f"{tuple(state[name].shape)}, expected ({self.layout.size},)")
+        with torch.no_grad():
+            for k, view in expected.items():
+                view.copy_(state[k])
+            if "optim.exp_avg" in state:
+                self.optimizer.exp_avg.copy_(state["optim.exp_avg"])
+                self.optimizer.exp_avg_sq.copy_(state["optim.exp_avg_sq"])
+        if "counters" in state:
+            self.updates, self.transitions, self.optimizer.step_count = (
+                int(v) for v in state["counters"].tolist())
+        buf = {k[len("buffer."):]: v for k, v in state.items() if k.startswith("buffer.")}
+        if buf:
+            self.buffer.load_state_tensors(buf)
+
+    def extra_state(self) -> dict[str, Any]:
+        """JSON-able state that is not a tensor (the exploration noise and its RNG)."""
+        return {"noise": self.noise.get_state()}
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        if "noise" in state:
+            self.noise.set_state(state["noise"])

@@ -1,0 +1,58 @@
+"""DDPG self-play: one actor and one critic shared by both players.
+
+Each player's observation is already mirrored (it always sees itself at negative x with +x toward
+the net), so the two players face the same decision problem and one network can play both sides.
+Both players' transitions go into one buffer, which doubles the data per environment step.
+The update itself (Lillicrap et al. 2015, with a pre-tanh penalty) is ``Learner._update``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .base import Learner
+from .config import AgentConfig
+from .networks import mlp_forward
+
+
+class DDPGLearner(Learner):
+    def __init__(self, config: AgentConfig) -> None:
+        if config.algorithm != "ddpg":
+            raise ValueError(f"DDPGLearner needs algorithm='ddpg', got {config.algorithm!r}")
+        o, a = config.obs_size, config.action_size
+        # Row: obs, action, reward, next obs, terminated.
+        self._o, self._a = o, a
+        self._own_action_cols = slice(o, o + a)
+        super().__init__(config, members=1, actor_in=o, critic_in=o + a,
+                         row_width=2 * o + a + 2)
+
+    def _actor_input(self, obs: torch.Tensor) -> torch.Tensor:
+        return obs.reshape(1, -1, self.config.obs_size)
+
+    def _actions_out(self, out: torch.Tensor, n: int) -> torch.Tensor:
+        return out.reshape(n, self.config.num_agents, self.config.action_size)
+
+    def _rows(self, obs, actions, rewards, next_obs, terminated) -> np.ndarray:
+        n, m = obs.shape[0], obs.shape[1]
+        done = np.broadcast_to(terminated.astype(np.float32)[:, None, None], (n, m, 1))
+        rows = np.concatenate([obs, actions, rewards[..., None], next_obs, done], axis=-1)
+        return rows.reshape(n * m, 1, -1)  # every player's transition is a sample
+
+    def _critic_input(self, batch):
+        return batch[..., : self._o + self._a]
+
+    def _own_obs(self, batch):
+        return batch[..., : self._o]
+
+    def _reward_done(self, batch):
+        i = self._o + self._a
+        return batch[..., i: i + 1], batch[..., -1:]
+
+    def _target_critic_input(self, batch):
+        nxt = batch[..., self._o + self._a + 1: 2 * self._o + self._a + 1]
+        next_act = mlp_forward(self.t["actor"], nxt).tanh_()
+        return torch.cat([nxt, next_act], -1)
+
+    def _policy_critic_input(self, batch, action):
+        return torch.cat([batch[..., : self._o], action], -1)

@@ -1,0 +1,73 @@
+"""MADDPG (Lowe et al. 2017, arXiv 1706.02275): decentralized actors, centralized critics.
+
+Agent i has its own actor mu_i(o_i) and its own critic Q_i(o_i, o_j, a_i, a_j) that sees both
+observations and both actions; targets use the target actors of *both* agents,
+y_i = r_i + gamma * (1 - terminated) * Q'_i(o'_i, o'_j, mu'_i(o'_i), mu'_j(o'_j)); the actor
+gradient of agent i goes through a_i = mu_i(o_i) with the other agent's action taken from the
+replay buffer (eq. 5 of the paper), and every network has a soft-updated target copy. The two
+agents' networks are one two-member ensemble, so one batched pass updates both.
+
+Each replay row is stored from both agents' perspectives (own fields first), member-major, so a
+sample is already [agent, batch, features] and agent i's critic input is a plain slice.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .base import Learner
+from .config import AgentConfig
+from .networks import mlp_forward
+
+
+class MADDPGLearner(Learner):
+    def __init__(self, config: AgentConfig) -> None:
+        if config.algorithm != "maddpg":
+            raise ValueError(f"MADDPGLearner needs algorithm='maddpg', got {config.algorithm!r}")
+        if config.num_agents != 2:
+            raise ValueError(f"MADDPGLearner supports num_agents=2, got {config.num_agents}")
+        o, a = config.obs_size, config.action_size
+        # Row (agent i's perspective): o_i, o_j, a_i, a_j, r_i, o'_i, o'_j, terminated.
+        self._o, self._a = o, a
+        self._i_rew = 2 * o + 2 * a
+        self._own_action_cols = slice(2 * o, 2 * o + a)
+        super().__init__(config, members=2, actor_in=o, critic_in=2 * o + 2 * a,
+                         row_width=4 * o + 2 * a + 2)
+
+    def _actor_input(self, obs: torch.Tensor) -> torch.Tensor:
+        return obs.transpose(0, 1)  # [2, N, obs]: member i plays agent i
+
+    def _actions_out(self, out: torch.Tensor, n: int) -> torch.Tensor:
+        return out.transpose(0, 1)
+
+    def _rows(self, obs, actions, rewards, next_obs, terminated) -> np.ndarray:
+        swap = [1, 0]
+        n = obs.shape[0]
+
+        def both(x: np.ndarray) -> np.ndarray:  # [N, 2, k] -> [N, 2, 2k]: own first, then other
+            return np.concatenate([x.reshape(n, 1, -1), x[:, swap].reshape(n, 1, -1)], axis=1)
+
+        done = np.broadcast_to(terminated.astype(np.float32)[:, None, None], (n, 2, 1))
+        return np.concatenate([both(obs), both(actions), rewards[..., None], both(next_obs),
+                               done], axis=-1)
+
+    def _critic_input(self, batch):
+        return batch[..., : self._i_rew]
+
+    def _own_obs(self, batch):
+        return batch[..., : self._o]
+
+    def _reward_done(self, batch):
+        return batch[..., self._i_rew: self._i_rew + 1], batch[..., -1:]
+
+    def _target_critic_input(self, batch):
+        o = self._o
+        nxt = batch[..., self._i_rew + 1: self._i_rew + 1 + 2 * o]
+        next_act = mlp_forward(self.t["actor"], nxt[..., :o]).tanh_()
+        # Member i wants (a'_i, a'_j): the other member's actions are the same tensor, flipped.
+        return torch.cat([nxt, next_act, next_act.flip(0)], -1)
+
+    def _policy_critic_input(self, batch, action):
+        o, a = self._o, self._a
+        return torch.cat([batch[..., : 2 * o], action, batch[..., 2 * o + a: 2 * o + 2 * a]], -1)

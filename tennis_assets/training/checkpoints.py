@@ -1,0 +1,169 @@
+"""Checkpoints: tensors in safetensors, everything else as JSON; nothing is ever unpickled.
+
+One checkpoint is one ``.safetensors`` file holding the learner's tensors (networks, target
+networks, Adam moments, counters, optionally the replay buffer and its sampling RNG) with the JSON
+document (agent config, train config, progress, noise state) embedded in the file's metadata
+header. Keeping both in one file makes a save a single atomic ``os.replace``: a crash or a full
+disk during a save leaves the previous checkpoint untouched, and tensors can never be paired with
+the wrong config. A human-readable copy of the JSON is written beside it (``<name>.json``) after
+the tensors; it is informational and loading does not depend on it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from safetensors import SafetensorError
+from safetensors.torch import load_file, safe_open, save_file
+
+from tennis_assets.agents import AgentConfig, Learner, make_learner
+
+FORMAT = "tennis-assets-checkpoint"
+FORMAT_VERSION = 1
+_META_KEY = "tennis_assets"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint is missing, unreadable, corrupt or does not match what the caller expects."""
+
+
+def sidecar_path(path: str | os.PathLike) -> Path:
+    return Path(path).with_suffix(".json")
+
+
+def _atomic_write(path: Path, write) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def save_checkpoint(path: str | os.PathLike, learner: Learner, *,
+                    train_config: Any = None, progress: dict[str, Any] | None = None,
+                    include_buffer: bool = True, extra: dict[str, Any] | None = None,
+                    extra_tensors: dict[str, Any] | None = None) -> Path:
+    """Write ``path`` (a .safetensors file) atomically, then its JSON sidecar.
+
+    extra_tensors: additional tensors (names must start with "extra."), e.g. the training loop's
+    best-so-far weights."""
+    path = Path(path)
+    doc = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "agent_config": learner.config.to_dict(),
+        "train_config": train_config.to_dict() if hasattr(train_config, "to_dict")
+        else train_config,
+        "progress": progress or {},
+        "learner_extra": learner.extra_state(),
+        "extra": extra or {},
+    }
+    text = json.dumps(doc, sort_keys=True)
+    tensors = {k: v.contiguous()
+               for k, v in learner.state_dict(include_buffer=include_buffer).items()}
+    for k, v in (extra_tensors or {}).items():
+        if not k.startswith("extra."):
+            raise ValueError(f"save_checkpoint: extra tensor name {k!r} must start with 'extra.'")
+        tensors[k] = v.detach().cpu().contiguous().clone()
+    _atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata={_META_KEY: text}))
+    _atomic_write(sidecar_path(path),
+                  lambda tmp: Path(tmp).write_text(json.dumps(doc, indent=2, sort_keys=True)))
+    return path
+
+
+def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
+    """The JSON document of a checkpoint, without loading its tensors."""
+    path = Path(path)
+    _check_exists(path)
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+    except (SafetensorError, OSError, ValueError) as e:
+        raise CheckpointError(f"checkpoint {path}: unreadable or corrupt safetensors file ({e})") \
+            from e
+    return _parse_doc(path, meta)
+
+
+def _check_exists(path: Path) -> None:
+    if not path.exists():
+        raise CheckpointError(f"checkpoint {path}: file not found")
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path}: not a regular file")
+
+
+def _parse_doc(path: Path, meta: dict[str, str]) -> dict[str, Any]:
+    if _META_KEY not in meta:
+        raise CheckpointError(f"checkpoint {path}: no '{_META_KEY}' metadata; not a tennis-assets "
+                              "checkpoint")
+    try:
+        doc = json.loads(meta[_META_KEY])
+    except json.JSONDecodeError as e:
+        raise CheckpointError(f"checkpoint {path}: metadata is not valid JSON ({e})") from e
+    if doc.get("format") != FORMAT:
+        raise CheckpointError(
+            f"checkpoint {path}: format {doc.get('format')!r}, expected {FORMAT!r}")
+    if doc.get("format_version") != FORMAT_VERSION:
+        raise CheckpointError(f"checkpoint {path}: format version {doc.get('format_version')!r}, "
+                              f"this code reads version {FORMAT_VERSION}")
+    return doc
+
+
+def load_checkpoint(path: str | os.PathLike, learner: Learner | None = None, *,
+                    expected_config: AgentConfig | None = None) -> tuple[Learner, dict[str, Any]]:
+    """Load a checkpoint into ``learner`` (or into a new learner built from the stored config).
+
+    Returns (learner, document). A config mismatch (stored agent config vs ``learner.config`` or
+    ``expected_config``) raises CheckpointError naming the differing fields.
+    """
+    path = Path(path)
+    doc = read_metadata(path)
+    try:
+        stored = AgentConfig.from_dict(doc["agent_config"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise CheckpointError(f"checkpoint {path}: invalid agent config ({e})") from e
+    for expected in (expected_config, learner.config if learner is not None else None):
+        if expected is None:
+            continue
+        # Seed and device do not change what the tensors mean.
+        diff = {k: (v, getattr(expected, k)) for k, v in stored.to_dict().items()
+                if k not in ("seed", "device", "torch_threads") and getattr(expected, k) != v}
+        if diff:
+            detail = ", ".join(f"{k}: checkpoint {a!r} vs expected {b!r}"
+                               for k, (a, b) in sorted(diff.items()))
+            raise CheckpointError(f"checkpoint {path}: config mismatch ({detail})")
+    try:
+        tensors = load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as e:
+        raise CheckpointError(f"checkpoint {path}: unreadable or corrupt safetensors file ({e})") \
+            from e
+    if learner is None:
+        learner = make_learner(stored)
+    try:
+        learner.load_state_dict(tensors)
+        learner.load_extra_state(doc.get("learner_extra") or {})
+    except (KeyError, ValueError, RuntimeError) as e:
+        raise CheckpointError(f"checkpoint {path}: tensors do not fit the learner ({e})") from e
+    return learner, doc
+
+
+def load_learner(path: str | os.PathLike, device: str | None = None) -> Learner:
+    """Build a learner from a checkpoint alone (e.g. for evaluation or serving)."""
+    doc = read_metadata(path)
+    cfg = AgentConfig.from_dict(doc["agent_config"])
+    if device is not None:
+        cfg = cfg.replace(device=device)
+    learner, _ = load_checkpoint(path, make_learner(cfg))
+    return learner

@@ -1,0 +1,175 @@
+import numpy as np
+import pytest
+import torch
+
+from tennis_assets.agents import AgentConfig, make_learner
+from tennis_assets.agents.networks import mlp_forward
+
+ALGS = ["ddpg", "maddpg"]
+
+
+def small(alg, **kw):
+    base = dict(algorithm=alg, actor_hidden=32, critic_hidden=32, batch_size=32,
+                buffer_size=2000, learning_starts=64, seed=0)
+    base.update(kw)
+    return AgentConfig(**base)
+
+
+def fill(learner, steps=40, courts=4, seed=0):
+    rng = np.random.default_rng(seed)
+    for _ in range(steps):
+        obs = rng.standard_normal((courts, 2, 24)).astype(np.float32)
+        act = learner.act(obs, explore=True)
+        learner.observe(obs, act, rng.choice([0.0, 0.1, -0.01], (courts, 2)).astype(np.float32),
+                        rng.standard_normal((courts, 2, 24)).astype(np.float32),
+                        rng.random(courts) < 0.2)
+
+
+@pytest.mark.parametrize("alg", ALGS)
+def test_action_shapes_bounds_and_greedy_determinism(alg):
+    learner = make_learner(small(alg))
+    obs = (np.random.default_rng(1).standard_normal((5, 2, 24)) * 50).astype(np.float32)
+    greedy = learner.act(obs, explore=False)
+    assert greedy.shape == (5, 2, 2) and greedy.dtype == np.float32
+    assert np.array_equal(greedy, learner.act(obs, explore=False))
+    noisy = learner.act(obs, explore=True)
+    assert np.all(np.abs(noisy) <= 1.0) and np.all(np.abs(greedy) <= 1.0)
+    assert not np.array_equal(noisy, greedy)
+    with pytest.raises(ValueError, match="obs of shape"):
+        learner.act(np.zeros((5, 24), np.float32))
+
+
+@pytest.mark.parametrize("alg", ALGS)
+def test_update_waits_for_learning_starts(alg):
+    learner = make_learner(small(alg, learning_starts=1000))
+    fill(learner, steps=5)
+    assert learner.update() == {}
+    assert learner.updates == 0
+
+
+@pytest.mark.parametrize("alg", ALGS)
+def test_hand_written_gradients_match_autograd(alg):
+    """The update's gradients (critic TD loss + actor loss with the critic held fixed, pre-tanh
+    penalty included) equal what autograd computes for the same losses."""
+    learner = make_learner(small(alg, preact_penalty=0.05))
+    fill(learner)
+    batch = learner.buffer.sample(32)
+    with torch.no_grad():
+        critic_loss, actor_loss = learner._update(batch)
+    params = learner.params.detach().clone().requires_grad_(True)
+    views = learner.layout.views(params)
+    rew, done = learner._reward_done(batch)
+    with torch.no_grad():
+        y = rew + learner.config.gamma * (1 - done) * mlp_forward(
+            learner.t["critic"], learner._target_critic_input(batch))
+    q = mlp_forward(views["critic"], learner._critic_input(batch))
+    closs = ((q - y) ** 2).mean(dim=(1, 2)).sum()
+    pre = mlp_forward(views["actor"], learner._own_obs(batch))
+    fixed = [w.detach() for w in views["critic"]]
+    q_pi = mlp_forward(fixed, learner._policy_critic_input(batch, pre.tanh()))
+    aloss = (-q_pi.mean(dim=(1, 2)) + 0.05 * (pre ** 2).mean(dim=(1, 2))).sum()
+    (closs + aloss).backward()
+    torch.testing.assert_close(learner.grad, params.grad, rtol=1e-4, atol=1e-6)
+    assert critic_loss == pytest.approx(closs.item(), rel=1e-5)
+    assert actor_loss == pytest.approx(aloss.item(), rel=1e-4, abs=1e-7)
+
+
+@pytest.mark.parametrize("alg", ALGS)
+def test_targets_move_by_tau(alg):
+    learner = make_learner(small(alg, tau=0.1))
+    fill(learner)
+    with torch.no_grad():
+        learner.target.add_(torch.randn_like(learner.target))  # make target != online
+    old_target = learner.target.clone()
+    assert learner.update()
+    expected = old_target + 0.1 * (learner.params - old_target)
+    torch.testing.assert_close(learner.target, expected)
+    assert not torch.equal(learner.target, old_target)
+
+
+@pytest.mark.parametrize("alg", ALGS)
+def test_repeated_updates_reduce_critic_loss_on_a_fixed_batch(alg):
+    learner = make_learner(small(alg, critic_lr=3e-3, tau=0.001))
+    fill(learner)
+    batch = learner.buffer.sample(32)
+    losses = []
+    with torch.no_grad():
+        for _ in range(60):
+            losses.append(learner._update(batch)[0])
+            learner._step()
+    assert losses[-1] < 0.5 * losses[0]
+
+
+@pytest.mark.parametrize("alg", ALGS)
+def test_same_seed_same_run_different_seed_different_weights(alg):
+    def run(seed):
+        learner = make_learner(small(alg, seed=seed))
+        fill(learner, seed=5)
+        for _ in range(10):
+            learner.update()
+        return learner.params.clone(), learner.act(np.ones((2, 2, 24), np.float32), True)
+
+    p0, a0 = run(0)
+    p0b, a0b = run(0)
+    p1, _ = run(1)
+    assert torch.equal(p0, p0b) and np.array_equal(a0, a0b)
+    assert not torch.equal(p0, p1)
+
+
+def test_ddpg_self_play_shares_one_policy_between_mirrored_players():
+    learner = make_learner(small("ddpg"))
+    obs = np.random.default_rng(0).standard_normal((3, 2, 24)).astype(np.float32)
+    act = learner.act(obs)
+    swapped = learner.act(obs[:, ::-1].copy())
+    assert np.allclose(act[:, ::-1], swapped, atol=1e-6)
+    fill(learner, steps=3, courts=4)
+    assert len(learner.buffer) == 3 * 4 * 2  # both players' transitions are stored
+
+
+def test_maddpg_actors_are_per_agent_and_critics_centralized():
+    learner = make_learner(small("maddpg"))
+    obs = np.random.default_rng(0).standard_normal((3, 2, 24)).astype(np.float32)
+    base = learner.act(obs)
+    changed = obs.copy()
+    changed[:, 1] += 1.0
+    act = learner.act(changed)
+    assert np.array_equal(act[:, 0], base[:, 0])  # actor 0 sees only its own observation
+    assert not np.allclose(act[:, 1], base[:, 1])
+    assert not np.allclose(learner.act(obs[:, ::-1].copy())[:, ::-1], base)  # two actors
+    fill(learner)
+    batch = learner.buffer.sample(8)
+    x = learner._critic_input(batch)
+    assert x.shape == (2, 8, 2 * 24 + 2 * 2)
+    # the critic of agent 0 responds to agent 1's observation and action
+    x2 = x.clone()
+    x2[0, :, 24:48] += 1.0
+    x2[0, :, 50:52] = -x2[0, :, 50:52]
+    with torch.no_grad():
+        q = mlp_forward(learner.p["critic"], x)
+        q2 = mlp_forward(learner.p["critic"], x2)
+    assert not torch.allclose(q[0], q2[0])
+    # agent 1's perspective of a row is agent 0's with the two agents swapped
+    assert torch.equal(batch[0, :, :24], batch[1, :, 24:48])
+    assert torch.equal(batch[0, :, 48:50], batch[1, :, 50:52])
+
+
+@pytest.mark.parametrize("alg", ALGS)
+def test_state_dict_round_trip_gives_identical_actions(alg):
+    learner = make_learner(small(alg))
+    fill(learner)
+    for _ in range(5):
+        learner.update()
+    state = learner.state_dict(include_buffer=True)
+    other = make_learner(small(alg, seed=123))
+    other.load_state_dict(state)
+    other.load_extra_state(learner.extra_state())
+    obs = np.random.default_rng(2).standard_normal((4, 2, 24)).astype(np.float32)
+    assert np.array_equal(learner.act(obs), other.act(obs))
+    assert np.array_equal(learner.act(obs, True), other.act(obs, True))
+    assert other.updates == learner.updates == 5
+    learner.update()
+    other.update()
+    assert torch.equal(learner.params, other.params)  # same buffer, RNG and Adam moments
+    wrong = make_learner(small(alg, actor_hidden=16))
+    with pytest.raises(ValueError, match="shape"):
+        wrong.load_state_dict(state)

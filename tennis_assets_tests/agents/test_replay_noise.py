@@ -1,0 +1,73 @@
+import numpy as np
+import pytest
+import torch
+
+from tennis_assets.agents.noise import DecayingNoise
+from tennis_assets.agents.replay import ReplayBuffer
+
+
+def rows(start, k, members=1, width=3):
+    r = np.arange(start, start + k, dtype=np.float32)
+    return np.broadcast_to(r[:, None, None], (k, members, width)).copy()
+
+
+def test_ring_buffer_wraps_around_and_keeps_newest():
+    buf = ReplayBuffer(capacity=5, width=3)
+    buf.add(rows(0, 3))
+    assert (len(buf), buf.pos) == (3, 3)
+    buf.add(rows(3, 4))  # 3,4 fill the end, 5,6 overwrite slots 0,1
+    assert (len(buf), buf.pos) == (5, 2)
+    assert buf.data[0, :, 0].tolist() == [5, 6, 2, 3, 4]
+    buf.add(rows(100, 12))  # more than capacity at once: only the newest 5 survive
+    assert sorted(buf.data[0, :, 0].tolist()) == [107, 108, 109, 110, 111]
+
+
+def test_sample_shape_membership_and_determinism():
+    a = ReplayBuffer(capacity=50, width=3, members=2, seed=7)
+    b = ReplayBuffer(capacity=50, width=3, members=2, seed=7)
+    for buf in (a, b):
+        buf.add(rows(0, 20, members=2))
+    sa, sb = a.sample(16), b.sample(16)
+    assert sa.shape == (2, 16, 3)
+    assert torch.equal(sa, sb)
+    assert set(sa[0, :, 0].tolist()) <= set(range(20))
+    assert torch.equal(sa[0], sa[1])  # both members of a row are drawn together
+
+
+def test_buffer_errors_and_state_round_trip():
+    buf = ReplayBuffer(capacity=8, width=3)
+    with pytest.raises(ValueError, match="empty"):
+        buf.sample(4)
+    with pytest.raises(ValueError, match="rows of shape"):
+        buf.add(np.zeros((2, 4), dtype=np.float32))
+    buf.add(rows(0, 11))
+    other = ReplayBuffer(capacity=8, width=3)
+    other.load_state_tensors(buf.state_tensors())
+    assert (other.pos, other.size) == (buf.pos, buf.size)
+    assert torch.equal(other.data, buf.data)
+    assert torch.equal(other.sample(5), buf.sample(5))
+
+
+def test_noise_decays_to_floor_and_is_seeded():
+    n = DecayingNoise("gaussian", sigma=0.5, sigma_min=0.1, decay=0.5, seed=3)
+    m = DecayingNoise("gaussian", sigma=0.5, sigma_min=0.1, decay=0.5, seed=3)
+    first = n.sample((4, 2, 2))
+    assert np.array_equal(first, m.sample((4, 2, 2)))
+    for _ in range(10):
+        n.sample((4, 2, 2))
+    assert n.sigma == pytest.approx(0.1)
+    big = DecayingNoise("gaussian", sigma=0.3, sigma_min=0.3, decay=1.0, seed=0).sample((20000,))
+    assert big.std() == pytest.approx(0.3, rel=0.05)
+
+
+def test_ou_noise_is_correlated_and_resets_per_court():
+    n = DecayingNoise("ou", sigma=0.2, sigma_min=0.2, decay=1.0, theta=0.15, seed=0)
+    xs = np.stack([n.sample((3, 2, 2)) for _ in range(2000)])
+    lag1 = np.corrcoef(xs[:-1].ravel(), xs[1:].ravel())[0, 1]
+    assert lag1 > 0.7  # OU (theta 0.15) keeps most of its state from step to step
+    n.reset(np.array([True, False, False]))
+    assert np.all(n.state[0] == 0) and np.any(n.state[1] != 0)
+    state = n.get_state()
+    m = DecayingNoise("ou", sigma=0.2, sigma_min=0.2, decay=1.0, theta=0.15, seed=99)
+    m.set_state(state)
+    assert np.array_equal(m.sample((3, 2, 2)), n.sample((3, 2, 2)))
