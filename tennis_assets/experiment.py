@@ -28,6 +28,7 @@ from tennis_assets.settings import runs_dir
 
 ARTIFACTS = {
     "checkpoint": "checkpoint.safetensors",
+    "resume": "resume.safetensors",
     "history": "history.csv",
     "eval_history": "eval_history.csv",
     "learning_curve": "learning_curve.png",
@@ -119,16 +120,19 @@ def run_experiment(
     agent_config, train_config = default_configs(algorithm)
     agent_config = _apply_overrides(agent_config, {"seed": seed, **(agent_overrides or {})},
                                     "agent")
-    train_config = _apply_overrides(
-        train_config, {"seed": seed, "max_seconds": max_seconds, **(train_overrides or {})},
-        "training")
     if resume_from is not None and not Path(resume_from).is_file():
         raise FileNotFoundError(f"resume_from: no checkpoint at {resume_from}")
 
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     out = Path(out_dir) if out_dir is not None else runs_dir() / f"{stamp}-{algorithm}-seed{seed}"
-    out.mkdir(parents=True, exist_ok=True)
     paths = {name: out / filename for name, filename in ARTIFACTS.items()}
+    # The loop writes the full training state (buffer, optimizer, history) to resume.safetensors
+    # at its end; checkpoint.safetensors below holds only the selected policy.
+    train_config = _apply_overrides(
+        train_config, {"seed": seed, "max_seconds": max_seconds,
+                       "checkpoint_path": str(paths["resume"]), **(train_overrides or {})},
+        "training")
+    out.mkdir(parents=True, exist_ok=True)
 
     started = time.perf_counter()
     result = train(agent_config, train_config, progress=progress,

@@ -80,3 +80,19 @@ def test_missing_resume_checkpoint_is_a_clear_error(tmp_path):
 def test_score_histogram_bins():
     counts = score_histogram(np.array([0.0, 0.1, 0.5, 2.6, 2.7, 3.5]))
     assert counts["0.0-0.5"] == 2 and counts["0.5-1.0"] == 1 and counts["2.5-3.0"] == 3
+
+
+def test_a_run_resumes_from_its_resume_checkpoint(tiny_run, tmp_path):
+    resume = tiny_run.out_dir / "resume.safetensors"
+    assert resume.stat().st_mode & 0o044 == 0o044  # group- and world-readable like other files
+    more = run_experiment(
+        algorithm="ddpg", seed=3, max_seconds=None, out_dir=tmp_path, eval_episodes=10,
+        train_overrides={"max_updates": 450, "eval_every_updates": 150},
+        agent_overrides={"learning_starts": 256}, resume_from=resume, progress=False, gif=False)
+    first = tiny_run.report["training"]
+    assert more.report["training"]["updates"] == 450
+    # Episodes and history carry over: the resumed run continues the count, it does not restart.
+    assert more.report["training"]["episodes"] > first["episodes"]
+    history = pd.read_csv(tmp_path / "history.csv")
+    assert len(history) == more.report["training"]["episodes"]
+    assert history["episode"].is_monotonic_increasing
