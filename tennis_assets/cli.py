@@ -62,7 +62,9 @@ def _print_eval(evaluation, label: str) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=label)
+    # The label goes out as a plain line: a table title would be wrapped to the table's width.
+    print(label)
+    table = Table()
     for column in ("episodes", "mean", "median", "std", "solved (>= 0.5)", "mean length",
                    "policy latency / decision"):
         table.add_column(column)
