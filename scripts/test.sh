@@ -3,4 +3,4 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
 cd "$repo"
-exec python -m pytest -n 2 --durations=15 "$@"
+exec python -m pytest -n 2 --dist loadfile --durations=15 "$@"

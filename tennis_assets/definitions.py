@@ -1,0 +1,39 @@
+"""Dagster entry point (workspace.yaml: python_module tennis_assets.definitions).
+
+Loading this module is what `dagster dev`, every run and every sensor tick do first, so it imports
+only dagster and the definitions: torch, mlflow, optuna and wandb load inside the asset bodies
+that use them.
+"""
+
+import dagster as dg
+
+from tennis_assets.defs.assets import (evaluation_report, production_model, trained_agents,
+                                       tuning_study)
+from tennis_assets.defs.checks import enough_completed_trials, promoted_model_loads_and_plays
+from tennis_assets.defs.jobs import ALL_JOBS
+from tennis_assets.defs.resources import AlertWebhook, MlflowResource, OptunaResource
+from tennis_assets.defs.schedules import weekly_retrain
+from tennis_assets.defs.sensors import alert_on_failed_checks, promote_better_model
+from tennis_assets.defs.store import JsonIOManager, ModelStore
+
+
+def default_resources() -> dict:
+    """Local defaults: everything under the data directory; MLflow server, Optuna database and
+    webhook by environment variable (see docs/dagster.md)."""
+    return {
+        "io_manager": JsonIOManager(),
+        "model_store": ModelStore(),
+        "mlflow": MlflowResource(),
+        "optuna_storage": OptunaResource(),
+        "alert_webhook": AlertWebhook(),
+    }
+
+
+defs = dg.Definitions(
+    assets=[tuning_study, trained_agents, evaluation_report, production_model],
+    asset_checks=[enough_completed_trials, promoted_model_loads_and_plays],
+    jobs=ALL_JOBS,
+    schedules=[weekly_retrain],
+    sensors=[promote_better_model, alert_on_failed_checks],
+    resources=default_resources(),
+)

@@ -1,0 +1,8 @@
+"""The asset graph: tuning_study -> trained_agents -> evaluation_report -> production_model."""
+
+from .evaluation import evaluation_report
+from .production import production_model
+from .training import trained_agents
+from .tuning import tuning_study
+
+__all__ = ["evaluation_report", "production_model", "trained_agents", "tuning_study"]

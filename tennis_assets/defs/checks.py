@@ -1,0 +1,52 @@
+"""Standalone checks on unpartitioned assets (the partitioned candidates' gates are in gates.py
+and run inside their assets)."""
+
+
+import tempfile
+
+import dagster as dg
+
+from .assets import production_model, tuning_study
+from .resources import MlflowResource
+
+
+@dg.asset_check(asset=tuning_study, description="The study has enough completed trials for its "
+                                                "best parameters to mean something.")
+def enough_completed_trials(tuning_study: dict) -> dg.AssetCheckResult:
+    needed = int(tuning_study["min_completed_trials"])
+    done = int(tuning_study["n_complete"])
+    return dg.AssetCheckResult(
+        passed=done >= needed, severity=dg.AssetCheckSeverity.WARN,
+        metadata={"completed": done, "required": needed, "pruned": tuning_study["n_pruned"],
+                  "trials": tuning_study["n_trials"]})
+
+
+@dg.asset_check(asset=production_model, description="The registered champion loads from the "
+                                                     "MLflow registry as a pyfunc model and plays.")
+def promoted_model_loads_and_plays(production_model: dict,
+                                   mlflow: MlflowResource) -> dg.AssetCheckResult:
+    import numpy as np
+
+    from tennis_assets.sim import VecTennis
+
+    tracker = mlflow.tracker()
+    info = tracker.champion(production_model["model_name"])
+    if info is None or info.version != production_model["version"]:
+        return dg.AssetCheckResult(passed=False, metadata={
+            "reason": f"champion alias points at {info.version if info else 'nothing'}, "
+                      f"expected v{production_model['version']}"})
+    with tempfile.TemporaryDirectory() as tmp:
+        model = tracker.load_policy(info, tmp)
+    env = VecTennis(num_courts=4, seed=123)
+    obs, steps, finite = env.reset(), 0, True
+    scores: list[float] = []
+    while len(scores) < 4 and steps < 2_000:
+        actions = np.asarray(model.predict(obs))
+        finite &= bool(np.isfinite(actions).all()) and actions.shape == (4, 2, 2)
+        res = env.step(actions)
+        scores += [float(s) for s in res.episode_score[res.terminated | res.truncated]]
+        obs, steps = res.obs, steps + 1
+    return dg.AssetCheckResult(
+        passed=finite and steps > 0,
+        metadata={"version": info.version, "decisions": steps, "finite_actions": finite,
+                  "episode_scores": dg.MetadataValue.json(scores)})

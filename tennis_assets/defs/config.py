@@ -1,0 +1,299 @@
+"""Run configuration: Dagster Config classes that mirror the core's dataclasses and validate.
+
+Every value is checked by the core dataclass it ends up in (``AgentConfig``, ``TrainConfig``),
+so a bad value fails as a pydantic error naming the field (e.g. ``agent.actor_lr``) before any
+work starts. Choices (profile, environment, algorithm, sampler) are enums, which the launchpad
+checks as you type.
+
+Profiles size the whole graph: ``tiny`` for tests (seconds; its agents do not learn), ``quick``
+for the README command and the UI default (a few minutes on a 2-core laptop), ``full`` for real
+runs. The UI default is
+``$TENNIS_ASSETS_PROFILE`` (default ``quick``). Any field set explicitly overrides the profile.
+"""
+
+from __future__ import annotations
+
+import os
+from enum import Enum
+from typing import Any, Optional
+
+import dagster as dg
+from pydantic import Field, field_validator, model_validator
+
+PARTITIONS = ("baseline", "tuned")
+
+
+class Profile(str, Enum):
+    tiny = "tiny"
+    quick = "quick"
+    full = "full"
+
+
+class Environment(str, Enum):
+    # The only environment so far; the Unity adapter will add "unity".
+    builtin = "builtin"
+
+
+class Algorithm(str, Enum):
+    ddpg = "ddpg"
+    maddpg = "maddpg"
+
+
+class Sampler(str, Enum):
+    tpe = "tpe"
+    random = "random"
+
+
+class Pruner(str, Enum):
+    median = "median"
+    none = "none"
+
+
+PROFILES: dict[str, dict[str, dict[str, Any]]] = {
+    "tiny": {
+        "train": {"num_courts": 4, "max_seconds": 30.0, "max_updates": 300,
+                  "eval_every_updates": 100, "eval_episodes": 5},
+        "agent": {"learning_starts": 256, "buffer_size": 20_000},
+        "tuning": {"n_trials": 3, "trial_max_seconds": 10.0, "trial_max_updates": 200,
+                   "min_completed_trials": 2},
+        "evaluation": {"episodes": 20, "gif_max_frames": 60, "latency_samples": 50},
+    },
+    "quick": {
+        # Stop once a greedy evaluation certifies 0.9, well clear of the 0.5 gate: a candidate
+        # stopped at its first 0.5 often scores just under 0.5 on fresh episodes.
+        "train": {"max_seconds": 60.0, "stop_when_solved": True, "target_score": 0.9},
+        "agent": {},
+        "tuning": {"n_trials": 4, "trial_max_seconds": 12.0, "trial_max_updates": None,
+                   "min_completed_trials": 2},
+        "evaluation": {"episodes": 100, "gif_max_frames": 200, "latency_samples": 200},
+    },
+    "full": {
+        "train": {"max_seconds": 180.0, "stop_when_solved": False},
+        "agent": {},
+        "tuning": {"n_trials": 20, "trial_max_seconds": 40.0, "trial_max_updates": None,
+                   "min_completed_trials": 10},
+        "evaluation": {"episodes": 100, "gif_max_frames": 300, "latency_samples": 500},
+    },
+}
+
+
+def default_profile() -> Profile:
+    name = os.environ.get("TENNIS_ASSETS_PROFILE", "quick")
+    try:
+        return Profile(name)
+    except ValueError:
+        raise ValueError(f"TENNIS_ASSETS_PROFILE={name!r}: expected one of "
+                         f"{[p.value for p in Profile]}") from None
+
+
+def _profile_of(value: Profile | str) -> dict[str, dict[str, Any]]:
+    return PROFILES[Profile(value).value]
+
+
+class AgentOverrides(dg.Config):
+    """Learner hyperparameters (tennis_assets.agents.AgentConfig); unset fields keep the tuned
+    defaults, or the study's best values for the ``tuned`` partition."""
+
+    actor_hidden: Optional[int] = None
+    critic_hidden: Optional[int] = None
+    actor_lr: Optional[float] = None
+    critic_lr: Optional[float] = None
+    weight_decay: Optional[float] = None
+    gamma: Optional[float] = None
+    tau: Optional[float] = None
+    batch_size: Optional[int] = None
+    buffer_size: Optional[int] = None
+    noise_sigma: Optional[float] = None
+    noise_sigma_min: Optional[float] = None
+    noise_decay: Optional[float] = None
+    learning_starts: Optional[int] = None
+    preact_penalty: Optional[float] = None
+
+    @model_validator(mode="after")
+    def _valid_for_agent_config(self) -> "AgentOverrides":
+        from tennis_assets.agents.config import AgentConfig
+
+        for name, value in self.set_values().items():
+            base = AgentConfig()
+            # Pairs of fields constrain each other; validate each against the defaults of the other.
+            try:
+                AgentConfig(**{**base.to_dict(), name: value})
+            except ValueError as exc:
+                raise ValueError(f"agent.{name}: {exc}") from None
+        return self
+
+    def set_values(self) -> dict[str, Any]:
+        return {k: v for k, v in self.model_dump().items() if v is not None}
+
+
+class TrainingConfig(dg.Config):
+    """How trained_agents trains (tennis_assets.training.TrainConfig plus the agent overrides)."""
+
+    profile: Profile = Field(default_factory=default_profile,
+                             description="tiny (tests), quick (minutes), full")
+    environment: Environment = Field(default=Environment.builtin,
+                                     description="simulator the agents train on")
+    algorithm: Algorithm = Algorithm.ddpg
+    seed: int = Field(default=0, ge=0)
+    max_seconds: Optional[float] = Field(default=None, description="wall-clock budget")
+    max_updates: Optional[int] = None
+    num_courts: Optional[int] = None
+    eval_every_updates: Optional[int] = None
+    eval_episodes: Optional[int] = None
+    stop_when_solved: Optional[bool] = None
+    init_checkpoint: Optional[str] = Field(
+        default=None, description="start from these weights: a .safetensors checkpoint path, or "
+                                  "'champion' for the registered champion")
+    agent: AgentOverrides = Field(default_factory=AgentOverrides)
+
+    @field_validator("max_seconds")
+    @classmethod
+    def _positive_seconds(cls, v):
+        if v is not None and not v > 0:
+            raise ValueError(f"max_seconds={v}: must be > 0")
+        return v
+
+    @field_validator("max_updates", "num_courts", "eval_every_updates", "eval_episodes")
+    @classmethod
+    def _positive_int(cls, v, info):
+        if v is not None and v < 1:
+            raise ValueError(f"{info.field_name}={v}: must be >= 1")
+        return v
+
+    def train_overrides(self) -> dict[str, Any]:
+        values = dict(_profile_of(self.profile)["train"])
+        for name in ("max_seconds", "max_updates", "num_courts", "eval_every_updates",
+                     "eval_episodes", "stop_when_solved"):
+            value = getattr(self, name)
+            if value is not None:
+                values[name] = value
+        values["seed"] = self.seed
+        return values
+
+    def agent_overrides(self) -> dict[str, Any]:
+        return {**_profile_of(self.profile)["agent"], **self.agent.set_values(),
+                "seed": self.seed}
+
+    def build(self, tuned_params: dict[str, Any] | None = None):
+        """(AgentConfig, TrainConfig): tuned defaults, then the study's best values, then the
+        profile and explicit fields."""
+        from tennis_assets.training.defaults import default_configs
+
+        agent, train = default_configs(self.algorithm.value)
+        agent = agent.replace(**{**(tuned_params or {}), **self.agent_overrides()})
+        train = train.replace(**self.train_overrides())
+        return agent, train
+
+
+class TuningConfig(dg.Config):
+    """How tuning_study searches (an Optuna study of short training runs)."""
+
+    profile: Profile = Field(default_factory=default_profile)
+    environment: Environment = Environment.builtin
+    study_name: str = "tennis-ddpg"
+    n_trials: Optional[int] = Field(default=None, description="trials added by this run")
+    trial_max_seconds: Optional[float] = None
+    trial_max_updates: Optional[int] = None
+    sampler: Sampler = Sampler.tpe
+    pruner: Pruner = Pruner.median
+    multi_objective: bool = Field(default=False,
+                                  description="maximise score and minimise training seconds")
+    params: Optional[list[str]] = Field(default=None,
+                                        description="AgentConfig fields to tune (default: all "
+                                                    "of tennis_assets.tuning.SEARCH_SPACE)")
+    min_completed_trials: Optional[int] = None
+    seed: int = 0
+
+    @field_validator("params")
+    @classmethod
+    def _known_params(cls, v):
+        if v is not None:
+            from tennis_assets.tuning import SEARCH_SPACE
+
+            unknown = sorted(set(v) - set(SEARCH_SPACE))
+            if unknown:
+                raise ValueError(f"params {unknown} not in the search space {sorted(SEARCH_SPACE)}")
+            if not v:
+                raise ValueError("params: list at least one parameter")
+        return v
+
+    @field_validator("n_trials", "trial_max_updates", "min_completed_trials")
+    @classmethod
+    def _positive_int(cls, v, info):
+        if v is not None and v < 1:
+            raise ValueError(f"{info.field_name}={v}: must be >= 1")
+        return v
+
+    @field_validator("trial_max_seconds")
+    @classmethod
+    def _positive_seconds(cls, v):
+        if v is not None and not v > 0:
+            raise ValueError(f"trial_max_seconds={v}: must be > 0")
+        return v
+
+    def resolved(self) -> dict[str, Any]:
+        values = dict(_profile_of(self.profile)["tuning"])
+        for name in ("n_trials", "trial_max_seconds", "trial_max_updates",
+                     "min_completed_trials"):
+            if getattr(self, name) is not None:
+                values[name] = getattr(self, name)
+        return values
+
+    def build(self):
+        """(AgentConfig, TrainConfig) of one trial: the training profile, with the trial budget."""
+        t = self.resolved()
+        agent, train = TrainingConfig(profile=self.profile, seed=self.seed).build()
+        train = train.replace(max_seconds=t["trial_max_seconds"],
+                              max_updates=t["trial_max_updates"],
+                              stop_when_solved=False)
+        return agent, train
+
+
+class EvaluationConfig(dg.Config):
+    """How evaluation_report scores a candidate and what the gates demand."""
+
+    profile: Profile = Field(default_factory=default_profile)
+    episodes: Optional[int] = Field(default=None, description="greedy episodes (default 100)")
+    seed: int = Field(default=0, ge=0, description="offset into the fresh evaluation seeds")
+    target_score: float = Field(default=0.5, description="solves_tennis: mean >= this")
+    champion_margin: float = Field(default=0.05, ge=0,
+                                   description="beats_champion: mean >= champion mean - margin")
+    max_latency_ms: float = Field(default=5.0, gt=0,
+                                  description="WARN when p95 single-observation latency exceeds")
+    gif: bool = True
+    gif_max_frames: Optional[int] = None
+    latency_samples: Optional[int] = None
+
+    @field_validator("episodes", "gif_max_frames", "latency_samples")
+    @classmethod
+    def _positive_int(cls, v, info):
+        if v is not None and v < 1:
+            raise ValueError(f"{info.field_name}={v}: must be >= 1")
+        return v
+
+    def resolved(self) -> dict[str, Any]:
+        values = dict(_profile_of(self.profile)["evaluation"])
+        for name in ("episodes", "gif_max_frames", "latency_samples"):
+            if getattr(self, name) is not None:
+                values[name] = getattr(self, name)
+        return values
+
+
+class PromotionConfig(dg.Config):
+    """Which candidate production_model promotes."""
+
+    partition: Optional[str] = Field(
+        default=None, description="candidate partition; default: the best one whose latest "
+                                  "evaluation passed every gate")
+    report_run_id: Optional[str] = Field(
+        default=None, description="set by the promotion sensor: the Dagster run of the report")
+    rollback: bool = Field(
+        default=False, description="instead of promoting, make the 'previous' version champion "
+                                   "again (and the current one 'previous')")
+
+    @field_validator("partition")
+    @classmethod
+    def _known_partition(cls, v):
+        if v is not None and v not in PARTITIONS:
+            raise ValueError(f"partition={v!r}: expected one of {list(PARTITIONS)}")
+        return v

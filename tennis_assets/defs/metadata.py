@@ -1,0 +1,45 @@
+"""Metadata helpers: Dagster has no image metadata type, so plots travel as markdown with a
+base64 data URI (what the asset catalog renders)."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+from typing import Any, Sequence
+
+import dagster as dg
+
+# Event-log rows are stored in the instance database: an oversized GIF would bloat every query.
+MAX_INLINE_BYTES = 1_500_000
+
+
+def image_md(path: str | Path | None, alt: str) -> dg.MetadataValue:
+    if path is None or not Path(path).exists():
+        return dg.MetadataValue.md(f"*{alt}: not available*")
+    data = Path(path).read_bytes()
+    if len(data) > MAX_INLINE_BYTES:
+        return dg.MetadataValue.md(f"*{alt}*: {path} ({len(data) // 1024} KB, too large to inline)")
+    mime = "image/gif" if str(path).endswith(".gif") else "image/png"
+    return dg.MetadataValue.md(
+        f"![{alt}](data:{mime};base64,{base64.b64encode(data).decode()})")
+
+
+def table_md(rows: Sequence[dict[str, Any]],
+             columns: Sequence[str] | None = None) -> dg.MetadataValue:
+    if not rows:
+        return dg.MetadataValue.md("*empty*")
+    columns = list(columns or rows[0].keys())
+
+    def fmt(v: Any) -> str:
+        if isinstance(v, float):
+            return f"{v:.4g}"
+        return "" if v is None else str(v)
+
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(fmt(r.get(c)) for c in columns) + " |" for r in rows]
+    return dg.MetadataValue.md("\n".join(lines))
+
+
+def frame_md(frame, max_rows: int = 20) -> dg.MetadataValue:
+    """A DataFrame's head as a markdown table (no tabulate dependency)."""
+    return table_md(frame.head(max_rows).to_dict("records"), list(frame.columns))

@@ -1,0 +1,122 @@
+"""Resources: MLflow (plus optional W&B), Optuna storage, the alert webhook.
+
+Each is a thin ConfigurableResource over tennis_assets.tracking / tennis_assets.tuning; the heavy
+libraries are imported inside methods so that loading the Definitions stays fast.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import urllib.error
+import urllib.request
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+import dagster as dg
+from pydantic import PrivateAttr
+
+from tennis_assets.settings import data_dir
+
+
+class MlflowResource(dg.ConfigurableResource):
+    """MLflow tracking and registry through an explicit client (see tennis_assets.tracking).
+
+    tracking_uri empty: ``$MLFLOW_TRACKING_URI``, else SQLite and a local artifact folder in the
+    data directory. wandb_mode: disabled, offline, online, or auto (online only with
+    ``$WANDB_API_KEY``) for W&B as a second tracker.
+    """
+
+    tracking_uri: str = ""
+    experiment: str = "tennis-assets"
+    registered_model: str = "tennis-policy"
+    ui_url: str = ""
+    wandb_mode: str = "disabled"
+    wandb_project: str = "tennis-assets"
+
+    _tracker: Any = PrivateAttr(default=None)
+
+    def tracker(self):
+        if self._tracker is None:
+            from tennis_assets.tracking.mlflow_tracking import MlflowTracker
+
+            self._tracker = MlflowTracker(self.tracking_uri or None, self.experiment,
+                                          ui_url=self.ui_url or None)
+        return self._tracker
+
+    @contextlib.contextmanager
+    def start_run(self, name: str, tags: Mapping[str, str] | None = None) -> Iterator[Any]:
+        from tennis_assets.tracking.tracker import fan_out
+
+        secondary = []
+        if self.wandb_mode != "disabled":
+            from tennis_assets.tracking.wandb_tracking import WandbTracker
+
+            secondary.append(WandbTracker(self.wandb_project, self.wandb_mode))
+        with fan_out(self.tracker(), secondary, name, tags) as run:
+            yield run
+
+
+class OptunaResource(dg.ConfigurableResource):
+    """Where studies live: an RDB URL (sqlite:///..., postgresql://...), a journal file path, or
+    empty for a journal file in the data directory (safe for several processes at once)."""
+
+    storage_url: str = ""
+
+    def url(self) -> str:
+        if self.storage_url:
+            return self.storage_url
+        configured = os.environ.get("TENNIS_ASSETS_OPTUNA_STORAGE")
+        if configured:
+            return configured
+        return f"journal:{data_dir() / 'optuna' / 'journal.log'}"
+
+
+class AlertWebhook(dg.ConfigurableResource):
+    """Posts alerts as Slack-compatible JSON (``{"text": ...}``) and appends them to a JSON-lines
+    log. url empty: ``$TENNIS_ASSETS_ALERT_WEBHOOK``, else log only."""
+
+    url: str = ""
+    log_path: str = ""
+    timeout_s: float = 10.0
+
+    def webhook_url(self) -> str:
+        return self.url or os.environ.get("TENNIS_ASSETS_ALERT_WEBHOOK", "")
+
+    def log_file(self) -> Path:
+        return Path(self.log_path) if self.log_path else data_dir() / "alerts.log"
+
+    def sent_ids(self) -> set[str]:
+        path = self.log_file()
+        if not path.exists():
+            return set()
+        ids = set()
+        for line in path.read_text().splitlines():
+            try:
+                entry = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a torn last line from a crash; that alert is simply sent again
+            if entry.get("delivered"):
+                ids.add(entry["id"])
+        return ids
+
+    def send(self, alert_id: str, text: str, details: Mapping[str, Any]) -> None:
+        """Post, then log. Raises if the webhook refuses, so the caller keeps its cursor and the
+        alert is retried on the next tick."""
+        url = self.webhook_url()
+        if url:
+            body = json.dumps({"text": text, "alert_id": alert_id, **details}).encode()
+            request = urllib.request.Request(url, data=body, method="POST",
+                                             headers={"Content-Type": "application/json"})
+            with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
+                if response.status >= 300:
+                    raise urllib.error.HTTPError(url, response.status, "webhook refused",
+                                                 response.headers, None)
+        entry = {"id": alert_id, "time": datetime.now(timezone.utc).isoformat(), "text": text,
+                 "posted_to": url or None, "delivered": True, **details}
+        path = self.log_file()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a") as f:
+            f.write(json.dumps(entry, default=str) + "\n")

@@ -1,0 +1,191 @@
+"""Where asset values live: the model store (checkpoints, histories, plots) and a JSON IO
+manager for the small values that flow between assets.
+
+A checkpoint is written exactly once, as safetensors, by the asset that trains it; the value
+passed downstream (``TrainedAgent``) only names it. Nothing is pickled: the IO manager writes
+JSON, histories are CSV.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+
+from tennis_assets.settings import data_dir
+
+
+def _root(base_dir: str, default: str) -> Path:
+    # Resolved per call, not at import: the data directory may be set after Definitions load.
+    return Path(base_dir).expanduser() if base_dir else data_dir() / default
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+@dataclass
+class TrainedAgent:
+    """One trained candidate: where its checkpoint and histories are, and how it was made."""
+
+    partition: str
+    checkpoint: str
+    history_csv: str
+    eval_history_csv: str
+    learning_curve: str
+    agent_config: dict[str, Any]
+    train_config: dict[str, Any]
+    summary: dict[str, Any]
+    dagster_run_id: str
+    mlflow_run_id: str | None = None
+    mlflow_run_url: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def history(self):
+        import pandas as pd
+
+        return pd.read_csv(self.history_csv)
+
+    def eval_history(self):
+        import pandas as pd
+
+        return pd.read_csv(self.eval_history_csv)
+
+    def learner(self):
+        from tennis_assets.training import load_learner
+
+        return load_learner(self.checkpoint, device="cpu")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "TrainedAgent":
+        return cls(**data)
+
+
+class ModelStore(dg.ConfigurableResource):
+    """Checkpoints and training artifacts under ``<data dir>/models`` (or ``base_dir``)."""
+
+    base_dir: str = ""
+
+    def root(self) -> Path:
+        return _root(self.base_dir, "models")
+
+    def agent_dir(self, partition: str, run_id: str) -> Path:
+        # One folder per run: a later run never overwrites the checkpoint a champion came from.
+        path = self.root() / "trained_agents" / partition / run_id
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def report_dir(self, partition: str, run_id: str) -> Path:
+        path = self.root() / "evaluation_report" / partition / run_id
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def _latest_path(self, partition: str) -> Path:
+        return self.root() / "evaluation_report" / partition / "latest.json"
+
+    def write_latest_report(self, partition: str, report: dict[str, Any]) -> None:
+        atomic_write_text(self._latest_path(partition),
+                          json.dumps(report, indent=2, default=_json_default))
+
+    def latest_reports(self) -> dict[str, dict[str, Any]]:
+        """The newest evaluation report of each candidate partition that has one."""
+        out = {}
+        base = self.root() / "evaluation_report"
+        if base.is_dir():
+            for folder in sorted(base.iterdir()):
+                path = folder / "latest.json"
+                if path.is_file():
+                    out[folder.name] = json.loads(path.read_text())
+        return out
+
+    def write_production(self, value: dict[str, Any]) -> Path:
+        """A pointer to the champion for readers without MLflow (the serving layer)."""
+        path = self.root() / "production" / "champion.json"
+        atomic_write_text(path, json.dumps(value, indent=2, default=_json_default))
+        return path
+
+
+_TYPES = {"TrainedAgent": TrainedAgent}
+
+
+class JsonIOManager(dg.ConfigurableIOManager):
+    """Stores each asset value (a JSON-able dict, or a TrainedAgent) as one JSON file per
+    partition under ``<data dir>/assets``. Unpartitioned readers of a partitioned asset get a
+    dict {partition: value} of the partitions that exist."""
+
+    base_dir: str = ""
+
+    def _path(self, asset_key: dg.AssetKey, partition: str | None) -> Path:
+        return _root(self.base_dir, "assets").joinpath(*asset_key.path) / \
+            f"{partition or '__unpartitioned__'}.json"
+
+    def handle_output(self, context: dg.OutputContext, obj: Any) -> None:
+        if obj is None:
+            return
+        # The run's partition key is not this asset's when the asset is unpartitioned.
+        partition = context.asset_partition_key if context.has_asset_partitions else None
+        if hasattr(obj, "to_dict") and type(obj).__name__ in _TYPES:
+            doc = {"__type__": type(obj).__name__, "value": obj.to_dict()}
+        else:
+            doc = {"__type__": "json", "value": obj}
+        atomic_write_text(self._path(context.asset_key, partition),
+                          json.dumps(doc, indent=2, default=_json_default))
+
+    def _read(self, path: Path) -> Any:
+        doc = json.loads(path.read_text())
+        kind = doc.get("__type__")
+        return _TYPES[kind].from_dict(doc["value"]) if kind in _TYPES else doc["value"]
+
+    def read(self, asset_key: dg.AssetKey, partition: str | None) -> Any:
+        path = self._path(asset_key, partition)
+        if not path.exists():
+            raise FileNotFoundError(f"no stored value for {asset_key.to_user_string()}"
+                                    f"{f'[{partition}]' if partition else ''} at {path}; "
+                                    "materialize it first")
+        return self._read(path)
+
+    def read_optional(self, asset_key: dg.AssetKey, partition: str | None) -> Any:
+        try:
+            return self.read(asset_key, partition)
+        except FileNotFoundError:
+            return None
+
+    def load_input(self, context: dg.InputContext) -> Any:
+        key = context.asset_key
+        if context.has_asset_partitions:
+            keys = list(context.asset_partition_keys)
+            if len(keys) == 1 and context.has_partition_key and \
+                    context.partition_key == keys[0]:
+                return self.read(key, keys[0])
+            return {k: v for k in keys if (v := self.read_optional(key, k)) is not None}
+        if (context.definition_metadata or {}).get("optional"):
+            # e.g. the baseline candidate runs whether or not a study exists yet.
+            return self.read_optional(key, None)
+        return self.read(key, None)
+
+
+def _json_default(value: Any) -> Any:
+    try:
+        import numpy as np
+
+        if isinstance(value, np.generic):
+            return value.item()
+        if isinstance(value, np.ndarray):
+            return value.tolist()
+    except ImportError:
+        pass
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")

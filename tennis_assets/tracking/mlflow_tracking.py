@@ -1,0 +1,316 @@
+"""MLflow tracking and model registry through ``MlflowClient`` only.
+
+Everything goes through an explicit client bound to one tracking URI rather than mlflow's global
+fluent state (``mlflow.start_run``): Dagster may run several assets in one process, tests point
+different instances at different databases, and an explicit client can never end somebody
+else's active run (the failure mode of dagster-mlflow's legacy resource).
+
+Default storage, when neither an argument nor ``MLFLOW_TRACKING_URI`` says otherwise: a SQLite
+database and an artifact folder inside the project's data directory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator, Mapping, Sequence
+
+from tennis_assets.settings import data_dir
+
+from .tracker import finite_metrics, flatten
+
+CHAMPION, PREVIOUS = "champion", "previous"
+POLICY_ARTIFACT = "policy"
+# Models-from-code: MLflow copies this file into the model instead of pickling an object.
+POLICY_MODEL_CODE = Path(__file__).with_name("policy_model.py")
+# MLflow refuses param values over 6000 characters.
+_MAX_PARAM_CHARS = 6000
+# MLflow's log_batch accepts at most 1000 metrics per call.
+_BATCH = 1000
+
+
+def default_tracking_uri() -> str:
+    configured = os.environ.get("MLFLOW_TRACKING_URI")
+    if configured:
+        return configured
+    root = data_dir() / "mlflow"
+    root.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{root / 'mlflow.db'}"
+
+
+def default_artifact_root() -> str:
+    return (data_dir() / "mlflow" / "artifacts").as_uri()
+
+
+class MlflowRun:
+    def __init__(self, client, run_id: str, url: str | None) -> None:
+        self.client, self.run_id, self.url = client, run_id, url
+
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        from mlflow.entities import Param
+
+        flat = flatten(params)
+        batch = [Param(k, str(v)[:_MAX_PARAM_CHARS]) for k, v in sorted(flat.items())]
+        for i in range(0, len(batch), 100):  # log_batch allows 100 params per call
+            self.client.log_batch(self.run_id, params=batch[i:i + 100])
+
+    def log_metrics(self, metrics: Mapping[str, Any], step: int | None = None) -> None:
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        batch = [Metric(k, v, now, step or 0) for k, v in finite_metrics(metrics).items()]
+        if batch:
+            self.client.log_batch(self.run_id, metrics=batch)
+
+    def log_series(self, name: str, values: Sequence[float],
+                   steps: Sequence[int] | None = None) -> None:
+        """One metric per episode (or per evaluation), batched: thousands of single log_metric
+        calls would cost a database round trip each."""
+        import math
+
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        steps = list(range(len(values))) if steps is None else list(steps)
+        batch = [Metric(name, float(v), now, int(s)) for v, s in zip(values, steps)
+                 if v is not None and math.isfinite(float(v))]
+        for i in range(0, len(batch), _BATCH):
+            self.client.log_batch(self.run_id, metrics=batch[i:i + _BATCH])
+
+    def log_artifact(self, path: str | os.PathLike, artifact_path: str | None = None) -> None:
+        path = Path(path)
+        if path.is_dir():
+            self.client.log_artifacts(self.run_id, str(path), artifact_path)
+        else:
+            self.client.log_artifact(self.run_id, str(path), artifact_path)
+
+    def set_tags(self, tags: Mapping[str, Any]) -> None:
+        from mlflow.entities import RunTag
+
+        batch = [RunTag(k, str(v)) for k, v in tags.items() if v is not None]
+        if batch:
+            self.client.log_batch(self.run_id, tags=batch)
+
+    def log_policy_model(self, checkpoint: str | os.PathLike) -> str:
+        """Log the checkpoint as a pyfunc model under ``policy/``; returns its artifact URI."""
+        with tempfile.TemporaryDirectory() as tmp:
+            model_dir = Path(tmp) / POLICY_ARTIFACT
+            save_policy_model(checkpoint, model_dir)
+            self.client.log_artifacts(self.run_id, str(model_dir), POLICY_ARTIFACT)
+        return f"{self.client.get_run(self.run_id).info.artifact_uri}/{POLICY_ARTIFACT}"
+
+
+def policy_pip_requirements() -> list[str]:
+    """Stated, never inferred: inference imports the model in a subprocess and costs seconds."""
+    from .run_info import package_versions
+
+    versions = package_versions()
+    reqs = []
+    for name in ("torch", "numpy", "numba", "safetensors", "tennis-assets"):
+        version = versions.get(name)
+        if version is None:
+            from importlib import metadata
+
+            try:
+                version = metadata.version(name)
+            except metadata.PackageNotFoundError:
+                version = None
+        reqs.append(f"{name}=={version}" if version else name)
+    return reqs
+
+
+def save_policy_model(checkpoint: str | os.PathLike, path: str | os.PathLike) -> Path:
+    """Write an MLflow pyfunc model folder whose only weights are the safetensors checkpoint.
+
+    Models-from-code: the model class is a source file copied into the folder, so nothing is
+    pickled; the checkpoint is an artifact loaded by ``load_learner``.
+    """
+    import mlflow.pyfunc
+    import numpy as np
+    from mlflow.models import ModelSignature
+    from mlflow.types.schema import Schema, TensorSpec
+
+    signature = ModelSignature(
+        inputs=Schema([TensorSpec(np.dtype(np.float32), (-1, 2, 24))]),
+        outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, 2, 2))]))
+    with warnings.catch_warnings():
+        # An input example or type hints would make MLflow load and run the model while saving
+        # it; the explicit tensor signature already states the contract.
+        warnings.simplefilter("ignore", UserWarning)
+        mlflow.pyfunc.save_model(
+            path=str(path), python_model=str(POLICY_MODEL_CODE),
+            artifacts={"checkpoint": str(checkpoint)}, signature=signature,
+            pip_requirements=policy_pip_requirements())
+    return Path(path)
+
+
+@dataclass
+class ChampionInfo:
+    name: str
+    version: str
+    run_id: str | None
+    source: str
+    tags: dict[str, str]
+    aliases: list[str]
+
+    @property
+    def eval_mean(self) -> float | None:
+        value = self.tags.get("eval_mean")
+        return float(value) if value is not None else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "version": self.version, "run_id": self.run_id,
+                "source": self.source, "tags": self.tags, "aliases": self.aliases,
+                "eval_mean": self.eval_mean}
+
+
+class MlflowTracker:
+    """Tracking runs plus the registered policy model with ``champion``/``previous`` aliases."""
+
+    def __init__(self, tracking_uri: str | None = None, experiment: str = "tennis-assets",
+                 ui_url: str | None = None, artifact_root: str | None = None) -> None:
+        # Progress bars on every artifact download would flood Dagster's captured logs.
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+        from mlflow.tracking import MlflowClient
+
+        self.tracking_uri = tracking_uri or default_tracking_uri()
+        self.experiment = experiment
+        self.ui_url = (ui_url or os.environ.get("MLFLOW_UI_URL") or
+                       (self.tracking_uri if self.tracking_uri.startswith("http")
+                        else "http://127.0.0.1:5000")).rstrip("/")
+        self.artifact_root = artifact_root
+        self.client = MlflowClient(tracking_uri=self.tracking_uri,
+                                   registry_uri=self.tracking_uri)
+        self._experiment_id: str | None = None
+
+    # ---- runs ------------------------------------------------------------------------------
+    def experiment_id(self) -> str:
+        if self._experiment_id is None:
+            exp = self.client.get_experiment_by_name(self.experiment)
+            if exp is not None:
+                self._experiment_id = exp.experiment_id
+            else:
+                # Only a local database gets the local artifact folder; a server decides itself.
+                location = self.artifact_root
+                if location is None and not self.tracking_uri.startswith("http"):
+                    location = default_artifact_root()
+                try:
+                    self._experiment_id = self.client.create_experiment(
+                        self.experiment, artifact_location=location)
+                except Exception:
+                    # Another process created it first (parallel runs share one database).
+                    exp = self.client.get_experiment_by_name(self.experiment)
+                    if exp is None:
+                        raise
+                    self._experiment_id = exp.experiment_id
+        return self._experiment_id
+
+    def run_url(self, run_id: str) -> str:
+        return f"{self.ui_url}/#/experiments/{self.experiment_id()}/runs/{run_id}"
+
+    def model_url(self, name: str, version: str) -> str:
+        return f"{self.ui_url}/#/models/{name}/versions/{version}"
+
+    @contextlib.contextmanager
+    def start_run(self, name: str, tags: Mapping[str, str] | None = None
+                  ) -> Iterator[MlflowRun]:
+        run = self.client.create_run(self.experiment_id(), run_name=name, tags=dict(tags or {}))
+        run_id = run.info.run_id
+        status = "FAILED"
+        try:
+            yield MlflowRun(self.client, run_id, self.run_url(run_id))
+            status = "FINISHED"
+        finally:
+            # Always terminated here, by whoever started it: never left RUNNING, never ended early.
+            self.client.set_terminated(run_id, status)
+
+    def get_run(self, run_id: str):
+        return self.client.get_run(run_id)
+
+    # ---- registry --------------------------------------------------------------------------
+    def champion(self, name: str, alias: str = CHAMPION) -> ChampionInfo | None:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            mv = self.client.get_model_version_by_alias(name, alias)
+        except MlflowException:
+            return None
+        return ChampionInfo(name=name, version=str(mv.version), run_id=mv.run_id,
+                            source=mv.source, tags=dict(mv.tags or {}),
+                            aliases=list(mv.aliases or []))
+
+    def register_champion(self, name: str, source: str, run_id: str | None,
+                          tags: Mapping[str, Any] | None = None,
+                          description: str | None = None) -> ChampionInfo:
+        """Create a model version from ``source`` and make it the champion; the champion it
+        replaces keeps the ``previous`` alias so one call to ``rollback`` restores it."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            self.client.get_registered_model(name)
+        except MlflowException:
+            self.client.create_registered_model(
+                name, description="Greedy Tennis policy (safetensors checkpoint, pyfunc).")
+        old = self.champion(name)
+        mv = self.client.create_model_version(
+            name, source=source, run_id=run_id,
+            tags={k: str(v) for k, v in (tags or {}).items() if v is not None},
+            description=description)
+        self._wait_ready(name, str(mv.version))
+        if old is not None and old.version != str(mv.version):
+            self.client.set_registered_model_alias(name, PREVIOUS, old.version)
+        self.client.set_registered_model_alias(name, CHAMPION, str(mv.version))
+        info = self.champion(name)
+        assert info is not None
+        return info
+
+    def _wait_ready(self, name: str, version: str, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            mv = self.client.get_model_version(name, version)
+            if mv.status == "READY":
+                return
+            if mv.status == "FAILED_REGISTRATION":
+                raise RuntimeError(f"model {name} version {version}: registration failed "
+                                   f"({mv.status_message})")
+            time.sleep(0.2)
+        raise TimeoutError(f"model {name} version {version} not READY after {timeout} s")
+
+    def rollback(self, name: str) -> ChampionInfo:
+        """Swap ``champion`` and ``previous``: undoes the last promotion (twice redoes it)."""
+        current, previous = self.champion(name), self.champion(name, PREVIOUS)
+        if previous is None or current is None:
+            raise RuntimeError(f"model {name}: nothing to roll back to (no '{PREVIOUS}' alias)")
+        self.client.set_registered_model_alias(name, CHAMPION, previous.version)
+        self.client.set_registered_model_alias(name, PREVIOUS, current.version)
+        info = self.champion(name)
+        assert info is not None
+        return info
+
+    def download_model(self, info: ChampionInfo, dst: str | os.PathLike) -> Path:
+        import mlflow.artifacts
+
+        return Path(mlflow.artifacts.download_artifacts(
+            artifact_uri=info.source, dst_path=str(dst), tracking_uri=self.tracking_uri))
+
+    def load_policy(self, info: ChampionInfo, dst: str | os.PathLike):
+        """The registered version as a pyfunc model (predict: obs [N,2,24] -> actions)."""
+        import mlflow.pyfunc
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            return mlflow.pyfunc.load_model(str(self.download_model(info, dst)))
+
+    def champion_checkpoint(self, info: ChampionInfo, dst: str | os.PathLike) -> Path:
+        """The champion's safetensors checkpoint, downloaded from the registry."""
+        model_dir = self.download_model(info, dst)
+        found = sorted((model_dir / "artifacts").glob("*.safetensors"))
+        if not found:
+            raise FileNotFoundError(f"model {info.name} v{info.version}: no checkpoint in "
+                                    f"{model_dir / 'artifacts'}")
+        return found[0]

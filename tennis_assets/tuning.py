@@ -1,0 +1,262 @@
+"""Hyperparameter tuning with Optuna: each trial is a short ``train()`` run.
+
+Single objective (default): maximise the best greedy mean over fresh episodes, with intermediate
+greedy means reported so a pruner can stop weak trials early. Multi-objective: maximise that score
+and minimise the training seconds (Optuna cannot prune multi-objective trials, so they run to the
+end of their budget).
+
+Storage comes from a URL: ``sqlite:///path.db`` or any SQLAlchemy RDB URL (PostgreSQL, MySQL)
+for RDBStorage, a file path (``journal:path`` or ``*.log``/``*.jsonl``) for a JournalStorage
+that several processes can share, or ``memory`` for a throwaway study. No Dagster here.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+# Field of AgentConfig -> (kind, choices or (low, high), log scale). Learning rates, target-update
+# rate, exploration, batch and network sizes, discount; the rest keep the tuned defaults, so a
+# short study searches where DDPG is most sensitive.
+SEARCH_SPACE: dict[str, tuple[str, Any, bool]] = {
+    "actor_lr": ("float", (2e-4, 3e-3), True),
+    "critic_lr": ("float", (2e-4, 3e-3), True),
+    "tau": ("float", (0.005, 0.05), True),
+    "noise_sigma": ("float", (0.1, 0.5), False),
+    "batch_size": ("categorical", (64, 128, 256), False),
+    "actor_hidden": ("categorical", (64, 128, 256), False),
+    "critic_hidden": ("categorical", (64, 128, 256), False),
+    "gamma": ("float", (0.95, 0.995), False),
+}
+SAMPLERS = ("tpe", "random")
+PRUNERS = ("median", "none")
+
+
+def check_params(names: Sequence[str]) -> list[str]:
+    unknown = sorted(set(names) - set(SEARCH_SPACE))
+    if unknown:
+        raise ValueError(f"tuning params {unknown} are not in the search space; "
+                         f"known: {sorted(SEARCH_SPACE)}")
+    if not names:
+        raise ValueError("tuning params: choose at least one parameter to tune")
+    return list(names)
+
+
+def make_storage(url: str | None):
+    """An Optuna storage from a URL or path (see the module docstring)."""
+    import optuna
+
+    if not url or url == "memory":
+        return optuna.storages.InMemoryStorage()
+    if "://" in url and not url.startswith("journal:"):
+        if url.startswith("sqlite:///"):
+            Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+        return optuna.storages.RDBStorage(url)
+    path = Path(url[len("journal:"):] if url.startswith("journal:") else url).expanduser()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
+
+    # The open-lock works on every filesystem (the default symlink lock does not on some mounts).
+    backend = JournalFileBackend(str(path), lock_obj=JournalFileOpenLock(str(path)))
+    return optuna.storages.JournalStorage(backend)
+
+
+def make_sampler(name: str, seed: int):
+    import optuna
+
+    if name == "tpe":
+        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=3, multivariate=True)
+    if name == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    raise ValueError(f"tuning sampler={name!r}: expected one of {SAMPLERS}")
+
+
+def make_pruner(name: str):
+    import optuna
+
+    if name == "median":
+        # No pruning until two trials have finished: a median of one trial is that trial.
+        # Steps are update counts, so every evaluation of a trial can be judged.
+        return optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=0)
+    if name == "none":
+        return optuna.pruners.NopPruner()
+    raise ValueError(f"tuning pruner={name!r}: expected one of {PRUNERS}")
+
+
+def suggest(trial, names: Sequence[str]) -> dict[str, Any]:
+    out = {}
+    for name in names:
+        kind, space, log = SEARCH_SPACE[name]
+        if kind == "float":
+            out[name] = trial.suggest_float(name, space[0], space[1], log=log)
+        else:
+            out[name] = trial.suggest_categorical(name, list(space))
+    return out
+
+
+@dataclass
+class TrialScore:
+    score: float
+    seconds: float
+    updates: int
+    pruned: bool
+
+
+def run_trial(trial, agent_config, train_config, params: Sequence[str],
+              multi_objective: bool) -> TrialScore:
+    """One short training run with the trial's parameters; reports greedy means for pruning."""
+    import optuna
+
+    from tennis_assets.training import train
+
+    agent = agent_config.replace(**suggest(trial, params))
+    pruned = False
+
+    def on_event(kind: str, info: dict[str, Any]) -> bool:
+        nonlocal pruned
+        if kind != "eval" or multi_objective:
+            return False
+        trial.report(float(info["greedy_mean"]), step=int(info["updates"]))
+        pruned = trial.should_prune()
+        return pruned
+
+    result = train(agent, train_config, progress=False, callback=on_event)
+    score = result.best_greedy_mean
+    if not math.isfinite(score):
+        # No evaluation happened within the budget: the training average is the only signal.
+        score = float(result.history["score"].tail(100).mean()) if len(result.history) else 0.0
+    trial.set_user_attr("seconds", result.seconds)
+    trial.set_user_attr("updates", result.updates)
+    trial.set_user_attr("episodes", result.episodes)
+    trial.set_user_attr("stop_reason", result.stop_reason)
+    if pruned:
+        raise optuna.TrialPruned(f"greedy mean {score:.3f} below the median at "
+                                 f"{result.updates} updates")
+    return TrialScore(score=score, seconds=result.seconds, updates=result.updates, pruned=False)
+
+
+def run_study(study_name: str, storage_url: str | None, n_trials: int, agent_config,
+              train_config, params: Sequence[str] | None = None, sampler: str = "tpe",
+              pruner: str = "median", multi_objective: bool = False, seed: int = 0,
+              timeout: float | None = None,
+              on_trial: Callable[[Any, Any], None] | None = None):
+    """Create or resume ``study_name`` in the storage and run ``n_trials`` more trials."""
+    import optuna
+
+    if isinstance(n_trials, bool) or not isinstance(n_trials, int) or n_trials < 1:
+        raise ValueError(f"tuning n_trials={n_trials!r}: must be an integer >= 1")
+    names = check_params(list(params) if params is not None else list(SEARCH_SPACE))
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    directions = ["maximize", "minimize"] if multi_objective else ["maximize"]
+    study = optuna.create_study(
+        study_name=study_name, storage=make_storage(storage_url), load_if_exists=True,
+        directions=directions, sampler=make_sampler(sampler, seed),
+        pruner=make_pruner(pruner))
+    if len(study.directions) != len(directions):
+        raise ValueError(f"study {study_name!r} exists with {len(study.directions)} objective(s); "
+                         f"use another study name for multi_objective={multi_objective}")
+
+    def objective(trial):
+        result = run_trial(trial, agent_config, train_config, names, multi_objective)
+        return (result.score, result.seconds) if multi_objective else result.score
+
+    callbacks = [on_trial] if on_trial is not None else None
+    # A configuration the learner rejects fails its trial, not the study.
+    study.optimize(objective, n_trials=n_trials, timeout=timeout, callbacks=callbacks,
+                   catch=(ValueError,))
+    return study
+
+
+def complete_trials(study) -> list:
+    import optuna
+
+    return [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+
+
+def best_trial(study):
+    """Single objective: the best trial. Multi-objective: the Pareto-front trial with the highest
+    score (the time objective breaks ties through the front itself)."""
+    if not complete_trials(study):
+        return None
+    if len(study.directions) == 1:
+        return study.best_trial
+    return max(study.best_trials, key=lambda t: (t.values[0], -t.values[1]))
+
+
+def trials_frame(study):
+    """One row per trial: number, state, score (and seconds), duration, parameters."""
+    import pandas as pd
+
+    rows = []
+    for t in study.trials:
+        row: dict[str, Any] = {"trial": t.number, "state": t.state.name}
+        values = t.values or [None] * len(study.directions)
+        row["score"] = values[0]
+        if len(study.directions) > 1:
+            row["train_seconds"] = values[1]
+        row["duration_s"] = (t.duration.total_seconds() if t.duration is not None else None)
+        row["last_step"] = t.last_step
+        row.update(t.params)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def plot_history(study, path: str | os.PathLike) -> Path | None:
+    """Optimization history (score against trial); None when there is nothing to plot."""
+    import warnings
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import optuna.visualization.matplotlib as ovm
+
+    if not complete_trials(study):
+        return None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # optuna marks its matplotlib backend experimental
+        if len(study.directions) > 1:
+            ax = ovm.plot_pareto_front(study, target_names=["score", "train seconds"])
+        else:
+            ax = ovm.plot_optimization_history(study)
+    return _save(ax, path, plt)
+
+
+def plot_importances(study, path: str | os.PathLike) -> Path | None:
+    """Parameter importances (fANOVA); None with fewer than two completed trials, where
+    importance is undefined."""
+    import warnings
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import optuna.visualization.matplotlib as ovm
+
+    if len(complete_trials(study)) < 2:
+        return None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            target = (lambda t: t.values[0]) if len(study.directions) > 1 else None
+            ax = ovm.plot_param_importances(study, target=target, target_name="score")
+        except (RuntimeError, ValueError, ZeroDivisionError):
+            # All completed trials scored the same: no variance to attribute.
+            return None
+    return _save(ax, path, plt)
+
+
+def _save(ax, path, plt) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig = ax.figure if hasattr(ax, "figure") else ax[0].figure
+    fig.set_size_inches(8, 4.5)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+

@@ -1,0 +1,71 @@
+"""tennis_assets.tuning on real Optuna storages: journal file, SQLite, in-memory; median pruning
+of a weak trial; multi-objective studies; resuming a study."""
+
+import optuna
+import pytest
+
+from tennis_assets import tuning
+from tennis_assets.defs.config import TuningConfig
+
+
+@pytest.fixture(scope="module")
+def configs():
+    return TuningConfig(profile="tiny").build()
+
+
+def test_storage_from_url(tmp_path):
+    assert isinstance(tuning.make_storage(""), optuna.storages.InMemoryStorage)
+    assert isinstance(tuning.make_storage(f"sqlite:///{tmp_path / 'a' / 'o.db'}"),
+                      optuna.storages.RDBStorage)
+    assert isinstance(tuning.make_storage(f"journal:{tmp_path / 'j' / 'o.log'}"),
+                      optuna.storages.JournalStorage)
+    assert isinstance(tuning.make_storage(str(tmp_path / "plain.log")),
+                      optuna.storages.JournalStorage)
+    with pytest.raises(ValueError, match="search space"):
+        tuning.check_params(["learning_rate"])
+
+
+def test_weak_trial_is_pruned_on_intermediate_scores(tmp_path, configs):
+    agent, train = configs
+    url = f"journal:{tmp_path / 'prune.log'}"
+    study = optuna.create_study(study_name="prune", storage=tuning.make_storage(url),
+                                direction="maximize")
+    space = {"actor_lr": optuna.distributions.FloatDistribution(2e-4, 3e-3, log=True)}
+    for lr in (1e-3, 2e-3):  # two strong finished trials with a greedy mean of 1.0 throughout
+        study.add_trial(optuna.trial.create_trial(
+            params={"actor_lr": lr}, distributions=space, value=1.0,
+            intermediate_values={step: 1.0 for step in range(0, 1000, 2)}))
+    study = tuning.run_study("prune", url, 1, agent, train, params=["actor_lr"])
+    weak = study.trials[-1]
+    assert weak.state == optuna.trial.TrialState.PRUNED
+    # Stopped at its first evaluation (every 100 updates), not at the 200-update budget.
+    assert weak.last_step is not None and weak.last_step < 200
+    assert weak.user_attrs["stop_reason"] == "callback"
+
+
+def test_single_objective_study_resumes_and_plots(tmp_path, configs):
+    agent, train = configs
+    url = f"sqlite:///{tmp_path / 'optuna.db'}"
+    tuning.run_study("s", url, 2, agent, train, params=["tau", "noise_sigma"], pruner="none")
+    study = tuning.run_study("s", url, 1, agent, train, params=["tau", "noise_sigma"],
+                             pruner="none")
+    assert len(study.trials) == 3 and len(tuning.complete_trials(study)) == 3
+    best = tuning.best_trial(study)
+    assert set(best.params) == {"tau", "noise_sigma"}
+    frame = tuning.trials_frame(study)
+    assert list(frame["trial"]) == [0, 1, 2] and {"score", "tau", "duration_s"} <= set(frame)
+    assert tuning.plot_history(study, tmp_path / "h.png").stat().st_size > 1000
+    assert tuning.plot_importances(study, tmp_path / "i.png").stat().st_size > 1000
+    with pytest.raises(ValueError, match="objective"):
+        tuning.run_study("s", url, 1, agent, train, params=["tau"], multi_objective=True)
+
+
+def test_multi_objective_score_and_training_time(tmp_path, configs):
+    agent, train = configs
+    study = tuning.run_study("mo", "memory", 2, agent, train, params=["actor_lr"],
+                             multi_objective=True, sampler="random")
+    assert [d.name for d in study.directions] == ["MAXIMIZE", "MINIMIZE"]
+    assert tuning.best_trial(study) in study.best_trials
+    frame = tuning.trials_frame(study)
+    assert (frame["train_seconds"] > 0).all()
+    assert tuning.plot_history(study, tmp_path / "pareto.png").exists()

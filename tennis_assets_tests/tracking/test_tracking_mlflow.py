@@ -1,0 +1,110 @@
+"""MLflow tracking and registry on a real SQLite backend: runs end exactly once with the right
+status, per-episode metrics arrive in full, the policy model states its requirements and loads
+and plays, and the champion/previous aliases support a one-step rollback."""
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tennis_assets.agents import AgentConfig, make_learner
+from tennis_assets.tracking import run_tags
+from tennis_assets.tracking.mlflow_tracking import (MlflowTracker, policy_pip_requirements,
+                                                    save_policy_model)
+from tennis_assets.training import save_checkpoint
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def tracker(tmp_path_factory):
+    root = tmp_path_factory.mktemp("mlflow")
+    return MlflowTracker(f"sqlite:///{root / 'mlflow.db'}", experiment="tracking-tests",
+                         artifact_root=(root / "artifacts").as_uri())
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    learner = make_learner(AgentConfig(actor_hidden=16, critic_hidden=16, seed=3))
+    path = tmp_path_factory.mktemp("ckpt") / "policy.safetensors"
+    return save_checkpoint(path, learner, include_buffer=False), learner
+
+
+def test_run_tags_name_run_commit_packages_machine():
+    tags = run_tags("dagster-run-1", partition="tuned", skipped=None)
+    assert tags["dagster.run_id"] == "dagster-run-1" and tags["partition"] == "tuned"
+    assert "skipped" not in tags
+    assert tags["pkg.mlflow"] == "3.17.2" and tags["pkg.dagster"] == "1.13.27"
+    assert {"machine.python", "machine.cpu_count", "machine.platform"} <= set(tags)
+    assert len(tags.get("git.commit", "0" * 40)) == 40
+
+
+def test_run_lifecycle_params_and_batched_series(tracker):
+    with tracker.start_run("lifecycle", {"dagster.run_id": "r1"}) as run:
+        run.log_params({"agent": {"actor_lr": 1e-3}, "note": "x" * 7000})
+        run.log_metrics({"mean": 0.7, "nan": float("nan"), "solved": True}, step=5)
+        run.log_series("episode_score", np.linspace(0, 1, 2500).tolist())
+        assert tracker.get_run(run.run_id).info.status == "RUNNING"
+    got = tracker.get_run(run.run_id)
+    assert got.info.status == "FINISHED" and got.data.tags["dagster.run_id"] == "r1"
+    assert got.data.params["agent.actor_lr"] == "0.001" and len(got.data.params["note"]) == 6000
+    assert got.data.metrics == {"mean": 0.7, "solved": 1.0, "episode_score": 1.0}
+    history = tracker.client.get_metric_history(run.run_id, "episode_score")
+    assert len(history) == 2500 and sorted(m.step for m in history) == list(range(2500))
+    assert run.url.endswith(f"/runs/{run.run_id}")
+
+    with pytest.raises(RuntimeError):
+        with tracker.start_run("fails") as failing:
+            raise RuntimeError("boom")
+    assert tracker.get_run(failing.run_id).info.status == "FAILED"
+
+
+def test_policy_model_states_requirements_and_plays(tmp_path, checkpoint):
+    path, learner = checkpoint
+    started = time.perf_counter()
+    model_dir = save_policy_model(path, tmp_path / "policy")
+    seconds = time.perf_counter() - started
+    # Inferring requirements would import the model in a subprocess (seconds); stating is instant.
+    assert seconds < 5.0, seconds
+    requirements = (model_dir / "requirements.txt").read_text().split()
+    # Exactly what we stated, plus the mlflow pin MLflow always adds.
+    assert requirements == ["mlflow==3.17.2", *policy_pip_requirements()]
+    assert any(r.startswith("torch==2.13.0") for r in requirements)
+    assert not list(model_dir.rglob("*.pkl"))  # models-from-code: nothing pickled
+    assert (model_dir / "artifacts" / "policy.safetensors").exists()
+
+    import mlflow.pyfunc
+
+    model = mlflow.pyfunc.load_model(str(model_dir))
+    obs = np.random.default_rng(0).standard_normal((5, 2, 24)).astype(np.float32)
+    np.testing.assert_allclose(model.predict(obs), learner.act(obs, explore=False), atol=1e-6)
+    with pytest.raises(Exception, match="shape"):
+        model.predict(obs.reshape(5, 48))  # the signature rejects a flattened batch
+
+
+def test_registry_champion_previous_and_rollback(tracker, checkpoint, tmp_path):
+    path, learner = checkpoint
+    name = "registry-test"
+    assert tracker.champion(name) is None
+    sources = []
+    for i in range(2):
+        with tracker.start_run(f"train-{i}") as run:
+            sources.append((run.log_policy_model(path), run.run_id))
+    first = tracker.register_champion(name, sources[0][0], sources[0][1], tags={"eval_mean": 0.6})
+    assert (first.version, first.aliases, first.eval_mean) == ("1", ["champion"], 0.6)
+    with pytest.raises(RuntimeError, match="nothing to roll back"):
+        tracker.rollback(name)
+    second = tracker.register_champion(name, sources[1][0], sources[1][1],
+                                       tags={"eval_mean": 0.9})
+    assert second.version == "2" and second.run_id == sources[1][1]
+    assert tracker.champion(name, "previous").version == "1"
+
+    back = tracker.rollback(name)
+    assert back.version == "1" and tracker.champion(name, "previous").version == "2"
+
+    model = tracker.load_policy(tracker.champion(name), tmp_path / "dl")
+    obs = np.zeros((2, 2, 24), np.float32)
+    assert np.isfinite(model.predict(obs)).all()
+    ckpt = tracker.champion_checkpoint(tracker.champion(name), tmp_path / "dl2")
+    assert Path(ckpt).suffix == ".safetensors"
