@@ -13,18 +13,16 @@ from __future__ import annotations
 
 import json
 import os
-import platform
-import subprocess
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from tennis_assets.settings import runs_dir
+from tennis_assets.tracking.run_info import git_commit, machine_info, package_versions
 
 ARTIFACTS = {
     "checkpoint": "checkpoint.safetensors",
@@ -57,33 +55,11 @@ def _apply_overrides(config: Any, overrides: dict[str, Any] | None, what: str) -
     return type(config).from_dict(data)
 
 
-def _git_commit() -> str | None:
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                             timeout=5, cwd=Path(__file__).resolve().parent)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    if out.returncode != 0:
-        return None
-    return out.stdout.strip() or None
-
-
 def environment_info() -> dict[str, Any]:
-    """What a reader of a report needs to reproduce or compare its figures."""
-    versions = {}
-    for package in ("tennis-assets", "torch", "numpy", "numba"):
-        try:
-            versions[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            versions[package] = None
-    return {
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "machine": platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "packages": versions,
-        "git_commit": _git_commit(),
-    }
+    """What a reader of a report needs to reproduce or compare its figures (the same facts the
+    tracked runs carry as tags)."""
+    return {**machine_info(), "cpu_count": os.cpu_count(), "packages": package_versions(),
+            "git_commit": git_commit()}
 
 
 def score_histogram(scores: np.ndarray) -> dict[str, int]:

@@ -21,7 +21,9 @@ def git_commit() -> str | None:
                              timeout=5, cwd=Path(__file__).resolve().parent)
     except (OSError, subprocess.TimeoutExpired):
         return None
-    return out.stdout.strip() or None if out.returncode == 0 else None
+    if out.returncode != 0:
+        return None
+    return out.stdout.strip() or None
 
 
 @lru_cache(maxsize=1)
