@@ -71,7 +71,9 @@ def materialize_all(profile: str = "quick", instance=None,
     runs = []
     for job_name, partition, assets in plan:
         result = defs.resolve_job_def(job_name).execute_in_process(
-            run_config={"ops": {k: v for k, v in ops.items() if k in assets}},
+            # INFO, not the default DEBUG: a person reads this console, not every engine event.
+            run_config={"ops": {k: v for k, v in ops.items() if k in assets},
+                        "loggers": {"console": {"config": {"log_level": "INFO"}}}},
             instance=instance, partition_key=partition, raise_on_error=False,
             tags={"trigger": "tennis_assets.pipeline"})
         runs.append(PipelineRun(job_name, partition or "-", result.run_id, result.success))
