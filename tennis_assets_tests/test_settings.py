@@ -23,3 +23,16 @@ def test_data_dir_that_is_a_file_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setenv(settings.DATA_DIR_ENV, str(target))
     with pytest.raises(NotADirectoryError, match="not-a-folder"):
         settings.data_dir()
+
+
+def test_every_config_rejects_unknown_keys_by_name():
+    from tennis_assets.agents import AgentConfig
+    from tennis_assets.sim import CourtParams
+    from tennis_assets.training import TrainConfig
+
+    for cls in (CourtParams, AgentConfig, TrainConfig):
+        assert cls.from_dict(cls().to_dict()) == cls()
+        with pytest.raises(ValueError, match=r"unknown key\(s\) \['gravty'\]"):
+            cls.from_dict({"gravty": -9.81})
+        with pytest.raises(ValueError, match="expects a dict"):
+            cls.from_dict([("seed", 1)])

@@ -6,10 +6,10 @@ tuning search spaces and Dagster config mirrors trivial: every field is a plain 
 
 from __future__ import annotations
 
-import dataclasses
 import math
-from dataclasses import dataclass, fields
-from typing import Any
+from dataclasses import dataclass
+
+from tennis_assets.config_io import DictConfig
 
 ALGORITHMS = ("ddpg", "maddpg")
 NOISE_KINDS = ("gaussian", "ou")
@@ -17,7 +17,7 @@ DEVICES = ("auto", "cpu", "cuda")
 
 
 @dataclass
-class AgentConfig:
+class AgentConfig(DictConfig):
     algorithm: str = "ddpg"
     obs_size: int = 24
     action_size: int = 2
@@ -107,20 +107,3 @@ class AgentConfig:
         if self.algorithm == "ddpg" and self.num_agents != 2:
             # Self-play shares one network between mirrored players; the simulator has two.
             raise bad("num_agents", "ddpg self-play is defined for the two-player game")
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "AgentConfig":
-        if not isinstance(data, dict):
-            raise ValueError(f"AgentConfig.from_dict expects a dict, got {type(data).__name__}")
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(
-                f"AgentConfig.from_dict: unknown key(s) {unknown}; known keys are {sorted(known)}")
-        return cls(**data)
-
-    def replace(self, **changes: Any) -> "AgentConfig":
-        return dataclasses.replace(self, **changes)

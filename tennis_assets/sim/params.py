@@ -6,12 +6,14 @@ The defaults reproduce the ML-Agents 0.4 Tennis build (see the project's tennis 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
+
+from tennis_assets.config_io import DictConfig
 
 
 @dataclass(frozen=True)
-class CourtParams:
+class CourtParams(DictConfig):
     """Environment parameters of one court (shared by every court of a ``VecTennis``).
 
     ball_scale: multiplies the ball radius (0.5).
@@ -57,13 +59,3 @@ class CourtParams:
             raise bad("max_decisions", self.max_decisions, "an int")
         if self.max_decisions < 1:
             raise bad("max_decisions", self.max_decisions, ">= 1")
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "CourtParams":
-        unknown = set(data) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ValueError(f"CourtParams got unknown fields {sorted(unknown)}")
-        return cls(**data)

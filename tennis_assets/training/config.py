@@ -3,17 +3,18 @@ learner's own hyperparameters in ``tennis_assets.agents.AgentConfig``."""
 
 from __future__ import annotations
 
-import dataclasses
 import math
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
+
+from tennis_assets.config_io import DictConfig
 
 _COURT_KEYS = ("ball_scale", "racket_angle_deg", "gravity", "real_ball_velocity",
                "max_decisions")
 
 
 @dataclass
-class TrainConfig:
+class TrainConfig(DictConfig):
     num_courts: int = 8
     # Budget: the run stops at whichever is reached first; None means no limit of that kind,
     # but at least one must be set.
@@ -99,20 +100,3 @@ class TrainConfig:
         from tennis_assets.sim import CourtParams
 
         return CourtParams(**self.court)
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
-        if not isinstance(data, dict):
-            raise ValueError(f"TrainConfig.from_dict expects a dict, got {type(data).__name__}")
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(
-                f"TrainConfig.from_dict: unknown key(s) {unknown}; known keys are {sorted(known)}")
-        return cls(**data)
-
-    def replace(self, **changes: Any) -> "TrainConfig":
-        return dataclasses.replace(self, **changes)
