@@ -59,7 +59,7 @@ class EvalResult:
 
 def evaluate(act_fn: Callable[[np.ndarray], np.ndarray], episodes: int = 100, seed: int = 0,
              params: CourtParams | None = None, threshold: float = 0.5,
-             stop_when_decided: bool = False) -> EvalResult:
+             stop_when_decided: bool = False, env=None) -> EvalResult:
     """Play ``episodes`` fresh episodes with ``act_fn`` (obs [N,2,24] -> actions [N,2,2]; pass a
     greedy policy, e.g. ``lambda o: learner.act(o, explore=False)``).
 
@@ -69,17 +69,27 @@ def evaluate(act_fn: Callable[[np.ndarray], np.ndarray], episodes: int = 100, se
     Once the sum of these lower bounds (finished episodes at their score) reaches
     threshold * episodes, the full evaluation would report solved too: the decision is exact.
     The returned mean is then a lower bound and ``complete`` is False.
+
+    env: play on this environment (VecTennis's interface, e.g. ``tennis_assets.unity.UnityTennis``)
+    instead of a fresh ``VecTennis(episodes)``; ``params`` is then unused. It is re-seeded with
+    ``seed``, and its courts play the episodes one after another until ``episodes`` have started,
+    so with ``episodes`` courts it plays exactly what the built-in evaluation plays.
     """
     if isinstance(episodes, bool) or not isinstance(episodes, (int, np.integer)) or episodes < 1:
         raise ValueError(f"evaluate: episodes={episodes!r} must be an integer >= 1")
     t_start = time.perf_counter()
-    env = VecTennis(num_courts=int(episodes), params=params, seed=seed)
-    obs = env.reset()
     n = int(episodes)
-    sums = np.zeros((n, 2), dtype=np.float64)
+    if env is None:
+        env = VecTennis(num_courts=n, params=params, seed=seed)
+    else:
+        env.reset(seed=seed)  # a VecTennis built with this seed has served once; so does this
+    obs = env.reset()
+    k = env.num_courts
+    slot = np.arange(k)  # the episode each court plays; >= n once it has no more to play
+    sums = np.zeros((k, 2), dtype=np.float64)
     scores = np.full(n, np.nan, dtype=np.float64)
     lengths = np.zeros(n, dtype=np.int32)
-    active = np.ones(n, dtype=bool)
+    active = slot < n
     act_time, calls, decisions = 0.0, 0, 0
     # Scores are exact multiples of 0.01 (rewards are +0.1 and -0.01), but arrive as float32 sums;
     # rounding to 0.01 and a small tolerance make "mean >= 0.5" mean what it says.
@@ -92,15 +102,21 @@ def evaluate(act_fn: Callable[[np.ndarray], np.ndarray], episodes: int = 100, se
         calls += 1
         res = env.step(actions)
         decisions += int(active.sum())
-        lengths[active] += 1
+        lengths[slot[active]] += 1
         sums[active] += res.rewards[active]
         ended = res.done & active
         if ended.any():
-            scores[ended] = np.round(res.episode_score[ended].astype(np.float64), 2)
-            active &= ~ended
+            scores[slot[ended]] = np.round(res.episode_score[ended].astype(np.float64), 2)
+            # A court that finished starts the next unplayed episode (auto-reset served it).
+            for c in np.flatnonzero(ended):
+                slot[c] = slot.max() + 1
+            sums[ended] = 0.0
+            active = slot < n
         obs = res.obs
         if stop_when_decided and active.any():
-            bound = np.where(active, np.round(sums.max(axis=1) - END_PENALTY, 2), scores)
+            # Episodes not started yet score at least -0.01 (one end penalty).
+            bound = np.where(np.isnan(scores), -END_PENALTY, scores)
+            bound[slot[active]] = np.round(sums[active].max(axis=1) - END_PENALTY, 2)
             if bound.sum() >= need:
                 scores = bound
                 complete = False
@@ -109,7 +125,7 @@ def evaluate(act_fn: Callable[[np.ndarray], np.ndarray], episodes: int = 100, se
     return EvalResult(
         scores=scores, mean=mean, median=float(np.median(scores)), std=float(scores.std()),
         solved=bool(scores.sum() >= need), mean_length=float(lengths.mean()),
-        latency_per_decision_s=act_time / max(calls * n, 1),
+        latency_per_decision_s=act_time / max(calls * k, 1),
         latency_per_call_s=act_time / max(calls, 1), episodes=n, complete=complete,
         decisions=decisions, seconds=time.perf_counter() - t_start, threshold=threshold,
         lengths=lengths)

@@ -96,7 +96,7 @@ class _Progress:
 
 def train(agent_config: AgentConfig, train_config: TrainConfig, progress: bool = True,
           callback: Callable[[str, dict[str, Any]], bool | None] | None = None,
-          resume_from: str | None = None) -> TrainResult:
+          resume_from: str | None = None, env=None, eval_env=None) -> TrainResult:
     """Train a learner on VecTennis and return it with its history.
 
     callback(kind, info) is called with kind "episode" (info: one history row) and "eval"
@@ -105,6 +105,12 @@ def train(agent_config: AgentConfig, train_config: TrainConfig, progress: bool =
     noise), counters, history and best weights continue from it. Budgets count the whole run,
     including the part before the checkpoint. The simulator's in-flight episodes are not part
     of a checkpoint: the resumed run serves fresh points from a new seed.
+    env: train on this environment (VecTennis's interface, e.g. tennis_assets.unity.UnityTennis)
+    instead of a new VecTennis; its court count replaces ``num_courts`` and it is re-seeded with
+    the run's seed. eval_env: where greedy evaluations play (see ``evaluate``); by default a new
+    VecTennis each time, or ``env`` itself when only ``env`` is given, in which case training
+    starts fresh points after each evaluation (the interrupted episodes are not scored).
+    The caller owns both and closes them.
     """
     from .checkpoints import load_checkpoint, save_checkpoint
 
@@ -141,9 +147,17 @@ def train(agent_config: AgentConfig, train_config: TrainConfig, progress: bool =
                 best_params = f.get_tensor("extra.best_params").to(learner.params.device)
     resumes = 0 if resume_from is None else int(prog.get("resumes", 0)) + 1
 
-    env = VecTennis(num_courts=cfg.num_courts, params=court_params, seed=env_seed)
+    if env is None:
+        env = VecTennis(num_courts=cfg.num_courts, params=court_params, seed=env_seed)
+    else:
+        if (env.obs_size, env.action_size) != (agent_config.obs_size, agent_config.action_size):
+            raise ValueError(f"env has {env.obs_size} observations and {env.action_size} actions "
+                             f"per agent, the learner {agent_config.obs_size} and "
+                             f"{agent_config.action_size}; set AgentConfig.obs_size/action_size")
+        eval_env = env if eval_env is None else eval_env
+        env.reset(seed=env_seed)  # the starts VecTennis(seed=env_seed) serves on construction
     obs = env.reset()
-    n = cfg.num_courts
+    n = env.num_courts
     rng = np.random.default_rng(cfg.seed + 12345)
     window: deque[float] = deque([r["score"] for r in episodes_rows[-100:]], maxlen=100)
     last_greedy = eval_rows[-1]["greedy_mean"] if eval_rows else float("nan")
@@ -198,7 +212,8 @@ def train(agent_config: AgentConfig, train_config: TrainConfig, progress: bool =
 
             t0 = time.perf_counter()
             if steps_this_run < cfg.warmup_steps and resume_from is None:
-                actions = rng.uniform(-1.0, 1.0, size=(n, 2, 2)).astype(np.float32)
+                actions = rng.uniform(-1.0, 1.0,
+                                      size=(n, 2, env.action_size)).astype(np.float32)
             else:
                 actions = learner.act(obs, explore=True)
             t1 = time.perf_counter()
@@ -254,7 +269,10 @@ def train(agent_config: AgentConfig, train_config: TrainConfig, progress: bool =
                 decide = cfg.eval_early_stop and solved_greedy is None
                 ev = evaluate(greedy(learner), episodes=cfg.eval_episodes,
                               seed=selection_seed(cfg.seed, n_evals), params=court_params,
-                              threshold=cfg.target_score, stop_when_decided=decide)
+                              threshold=cfg.target_score, stop_when_decided=decide,
+                              env=eval_env)
+                if eval_env is env:
+                    obs = env.reset()
                 n_evals += 1
                 t_eval += ev.seconds
                 now = elapsed()
@@ -298,7 +316,7 @@ def train(agent_config: AgentConfig, train_config: TrainConfig, progress: bool =
     if cfg.final_eval_episodes > 0:
         final = evaluate(greedy(learner), episodes=cfg.final_eval_episodes,
                          seed=final_seed(cfg.seed), params=court_params,
-                         threshold=cfg.target_score)
+                         threshold=cfg.target_score, env=eval_env)
     timing = {"act": t_act, "simulate": t_sim, "store": t_obs, "update": t_upd,
               "evaluate": t_eval, "total": total}
     return TrainResult(
