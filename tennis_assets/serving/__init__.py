@@ -1,0 +1,13 @@
+"""The policy server: the registry's champion answering action requests over HTTP, with
+Prometheus metrics. No Dagster here; ``tennis-assets serve`` starts it.
+
+- ``model_source``: which model is served, and reloading it when the registry's alias moves.
+- ``metrics``: the Prometheus metrics of the server and its process.
+- ``monitoring``: the latest drift-monitoring result (a JSON file) as Prometheus gauges.
+- ``server``: the HTTP endpoints.
+"""
+
+from .model_source import ChampionSource, LoadedModel
+from .server import PolicyServer, ServerConfig
+
+__all__ = ["ChampionSource", "LoadedModel", "PolicyServer", "ServerConfig"]

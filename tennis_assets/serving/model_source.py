@@ -1,0 +1,143 @@
+"""Which model the server answers with: the registered model's alias (``champion``), reloaded in
+the background when the alias moves to another version.
+
+The served model is one immutable ``LoadedModel`` held in a single attribute. A reload builds the
+new one completely (download, load, a test inference) before assigning it, so a request sees
+either the old model or the new one, never a half-loaded mix, and needs no lock: in CPython an
+attribute read is atomic. A reload that fails leaves the old model in place and is reported to
+``on_failure``; the next poll tries again.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    name: str
+    version: str
+    alias: str
+    run_id: str | None
+    source: str
+    learner: Any  # tennis_assets.agents.Learner
+    loaded_at: float  # unix time
+    load_seconds: float
+
+    def act(self, obs: np.ndarray) -> np.ndarray:
+        """obs float32 [N, 2, 24] -> greedy actions float32 [N, 2, 2]."""
+        return self.learner.act(obs, explore=False)
+
+
+class ChampionSource:
+    """Polls ``tracker`` for ``model_name@alias`` every ``poll_interval_s`` and serves the newest.
+
+    tracker: a ``tennis_assets.tracking.mlflow_tracking.MlflowTracker`` (or anything with its
+    ``champion`` and ``champion_checkpoint`` methods).
+    """
+
+    def __init__(self, tracker: Any, model_name: str, alias: str = "champion",
+                 device: str = "cpu", poll_interval_s: float = 10.0,
+                 on_loaded: Callable[[LoadedModel], None] | None = None,
+                 on_failure: Callable[[str, BaseException], None] | None = None) -> None:
+        if not poll_interval_s > 0:
+            raise ValueError(f"poll_interval_s={poll_interval_s!r}: must be > 0")
+        self.tracker, self.model_name, self.alias = tracker, model_name, alias
+        self.device, self.poll_interval_s = device, float(poll_interval_s)
+        self._on_loaded, self._on_failure = on_loaded, on_failure
+        self.current: LoadedModel | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        # One refresh at a time: the poller and an explicit refresh() must not both download.
+        self._refresh_lock = threading.Lock()
+
+    def refresh(self) -> bool:
+        """Look the alias up once; load and swap in its version if it differs from the served
+        one. Returns True when a new model was swapped in. Failures are reported to
+        ``on_failure`` (kind "registry" or "load") and leave the served model as it was."""
+        with self._refresh_lock:
+            try:
+                info = self.tracker.champion(self.model_name, self.alias)
+            except Exception as exc:  # the registry may be down for a while; keep serving
+                self._failed("registry", exc)
+                return False
+            if info is None:
+                if self.current is None:
+                    log.info("no model %s@%s in the registry yet", self.model_name, self.alias)
+                return False
+            current = self.current
+            if current is not None and current.version == info.version:
+                return False
+            try:
+                model = self._load(info)
+            except Exception as exc:
+                self._failed("load", exc, f"version {info.version}")
+                return False
+            self.current = model
+            log.info("serving %s version %s (alias %s), loaded in %.2f s", model.name,
+                     model.version, self.alias, model.load_seconds)
+            if self._on_loaded is not None:
+                self._on_loaded(model)
+            return True
+
+    def _load(self, info: Any) -> LoadedModel:
+        from tennis_assets.training import load_learner
+
+        started = time.perf_counter()
+        tmp = Path(tempfile.mkdtemp(prefix="tennis-serve-"))
+        try:
+            checkpoint = self.tracker.champion_checkpoint(info, tmp)
+            learner = load_learner(checkpoint, device=self.device)
+        finally:
+            # The learner holds its tensors in memory; the downloaded files are not needed.
+            shutil.rmtree(tmp, ignore_errors=True)
+        # A model that cannot act on a valid observation must never replace one that can.
+        probe = learner.act(np.zeros((1, 2, 24), np.float32), explore=False)
+        if probe.shape != (1, 2, 2) or not np.isfinite(probe).all():
+            raise ValueError(f"model {info.name} version {info.version}: test inference gave "
+                             f"shape {probe.shape}, finite={bool(np.isfinite(probe).all())}")
+        return LoadedModel(name=info.name, version=str(info.version), alias=self.alias,
+                           run_id=info.run_id, source=info.source, learner=learner,
+                           loaded_at=time.time(), load_seconds=time.perf_counter() - started)
+
+    def _failed(self, kind: str, exc: BaseException, what: str = "") -> None:
+        serving = self.current.version if self.current is not None else "nothing"
+        log.warning("%s@%s: %s failure%s (%s: %s); still serving %s", self.model_name,
+                    self.alias, kind, f" for {what}" if what else "", type(exc).__name__, exc,
+                    serving)
+        if self._on_failure is not None:
+            self._on_failure(kind, exc)
+
+    # ---- background polling -------------------------------------------------------------------
+    def start(self) -> None:
+        if self._thread is not None:
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._poll, name="champion-poller", daemon=True)
+        self._thread.start()
+
+    def _poll(self) -> None:
+        while True:
+            try:
+                self.refresh()
+            except Exception:  # refresh reports its own failures; this is a last resort
+                log.exception("champion poller: unexpected error")
+            if self._stop.wait(self.poll_interval_s):
+                return
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None

@@ -1,0 +1,321 @@
+"""HTTP endpoints of the policy server (stdlib ``ThreadingHTTPServer``, HTTP/1.1 keep-alive).
+
+    POST /act      {"observations": [2][24]} or [N][2][24] floats
+                   -> {"actions": [2][2] or [N][2][2], "model_version": "3"}
+    GET  /healthz  200 while the process runs
+    GET  /readyz   200 once a model is loaded, else 503
+    GET  /metrics  Prometheus exposition
+
+Every rejected request gets a 4xx status and ``{"error": "..."}``; the server keeps serving.
+The stdlib server is enough: a request spends tens of microseconds in JSON and the network, the
+rest in the policy (see bench/bench_policy_server.py); a thread per connection with keep-alive
+avoids a TCP handshake per request.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import numpy as np
+from prometheus_client.exposition import choose_encoder
+
+from .metrics import ServingMetrics
+from .model_source import ChampionSource
+
+log = logging.getLogger(__name__)
+
+OBS_SHAPE = (2, 24)
+
+
+@dataclass
+class ServerConfig:
+    host: str = "127.0.0.1"
+    port: int = 8000
+    max_body_bytes: int = 1 << 20
+    max_batch: int = 1024
+    # Idle keep-alive connections are closed after this long, so a crowd of silent clients
+    # cannot hold a thread each forever.
+    idle_timeout_s: float = 60.0
+
+
+class BadRequest(Exception):
+    def __init__(self, status: int, outcome: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.outcome, self.message = status, outcome, message
+
+
+def parse_observations(body: bytes, max_batch: int) -> tuple[np.ndarray, bool]:
+    """Request body -> (obs float32 [N, 2, 24], single) or BadRequest naming what is wrong."""
+    try:
+        doc = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BadRequest(400, "bad_request", f"body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise BadRequest(400, "bad_request", "body nests JSON too deeply") from None
+    if not isinstance(doc, dict) or "observations" not in doc:
+        raise BadRequest(400, "bad_request",
+                         'expected a JSON object {"observations": [[24 floats], [24 floats]]}')
+    try:
+        # Without a dtype first: numpy would quietly parse "1.5" strings into numbers.
+        arr = np.asarray(doc["observations"])
+    except (ValueError, TypeError):
+        arr = None
+    if arr is None or arr.dtype.kind not in "fiu":
+        raise BadRequest(400, "bad_request", "observations must be a rectangular array of "
+                         "numbers, shape [2, 24] or [N, 2, 24]")
+    with np.errstate(over="ignore"):  # beyond float32 range becomes inf, rejected below
+        obs = arr.astype(np.float32)
+    single = obs.ndim == 2
+    if single:
+        obs = obs[None]
+    if obs.ndim != 3 or obs.shape[1:] != OBS_SHAPE:
+        shape = list(obs.shape[1:] if single else obs.shape)
+        raise BadRequest(400, "bad_request", f"observations of shape {shape}; expected "
+                         "[2, 24] (one court, both players) or [N, 2, 24]")
+    if not 1 <= obs.shape[0] <= max_batch:
+        raise BadRequest(400, "bad_request",
+                         f"batch of {obs.shape[0]} observations; allowed 1 to {max_batch}")
+    # JSON parsing accepts NaN and Infinity, and 1e39 overflows float32 to inf.
+    if not np.isfinite(obs).all():
+        raise BadRequest(400, "bad_request", "observations contain NaN or infinite values "
+                         "(or values beyond float32 range)")
+    return obs, single
+
+
+class PolicyHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    # Headers and body go out in separate writes; without TCP_NODELAY the body can wait for
+    # the client's delayed ACK (40 ms on Linux).
+    disable_nagle_algorithm = True
+    server: "_HTTPServer"
+
+    def setup(self) -> None:
+        self.timeout = self.server.config.idle_timeout_s
+        super().setup()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        # No access log: a line per request would cost more than the inference.
+        pass
+
+    # ---- responses --------------------------------------------------------------------------
+    def _send(self, status: int, body: bytes, content_type: str = "application/json",
+              close: bool = False, extra: dict[str, str] | None = None) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        for key, value in (extra or {}).items():
+            self.send_header(key, value)
+        if close:
+            self.send_header("Connection", "close")
+            self.close_connection = True
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def _json(self, status: int, doc: dict, **kw: Any) -> None:
+        self._send(status, json.dumps(doc).encode(), **kw)
+
+    def _reject(self, endpoint: str, started: float, status: int, outcome: str, message: str,
+                **kw: Any) -> None:
+        self._json(status, {"error": message}, **kw)
+        self.server.metrics.request(endpoint, outcome, status, time.perf_counter() - started)
+
+    # ---- routing ----------------------------------------------------------------------------
+    _ROUTES = {"/act": ("act", "POST"), "/healthz": ("healthz", "GET"),
+               "/readyz": ("readyz", "GET"), "/metrics": ("metrics", "GET")}
+
+    def _route(self) -> None:
+        started = time.perf_counter()
+        path = self.path.split("?", 1)[0]
+        endpoint, method = self._ROUTES.get(path, ("other", None))
+        if method is None:
+            self._discard_body()
+            return self._reject("other", started, 404, "not_found",
+                                f"no endpoint {path!r}; try POST /act, GET /healthz, "
+                                "/readyz or /metrics")
+        allowed = {method, "HEAD"} if method == "GET" else {method}
+        if self.command not in allowed:
+            self._discard_body()
+            return self._reject(endpoint, started, 405, "method_not_allowed",
+                                f"{self.command} {path}: use {method}",
+                                extra={"Allow": ", ".join(sorted(allowed))})
+        try:
+            getattr(self, f"_{endpoint}")(started)
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True
+        except Exception as exc:  # one bad request must never take the server down
+            log.exception("%s %s failed", self.command, path)
+            self._reject(endpoint, started, 500, "error",
+                         f"internal error: {type(exc).__name__}: {exc}", close=True)
+
+    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _route
+
+    def _discard_body(self) -> None:
+        """Read a small body we will not use so the connection stays in sync; a large or
+        unknown-length one closes the connection instead."""
+        length = self.headers.get("Content-Length")
+        if length is None:
+            if self.headers.get("Transfer-Encoding"):
+                self.close_connection = True
+            return
+        try:
+            n = int(length)
+        except ValueError:
+            self.close_connection = True
+            return
+        if 0 < n <= self.server.config.max_body_bytes:
+            self.rfile.read(n)
+        elif n:
+            self.close_connection = True
+
+    # ---- endpoints --------------------------------------------------------------------------
+    def _act(self, started: float) -> None:
+        server = self.server
+        length = self.headers.get("Content-Length")
+        if length is None:
+            return self._reject("act", started, 411, "length_required",
+                                "Content-Length required (chunked bodies are not accepted)",
+                                close=True)
+        try:
+            n = int(length)
+            if n < 0:
+                raise ValueError
+        except ValueError:
+            return self._reject("act", started, 400, "bad_request",
+                                f"invalid Content-Length {length!r}", close=True)
+        if n > server.config.max_body_bytes:
+            # Not read: answering and closing is cheaper than swallowing a huge body.
+            return self._reject("act", started, 413, "too_large",
+                                f"body of {n} bytes; the limit is "
+                                f"{server.config.max_body_bytes}", close=True)
+        body = self.rfile.read(n)
+        if len(body) < n:
+            self.close_connection = True
+            return self._reject("act", started, 400, "bad_request", "body shorter than "
+                                "Content-Length", close=True)
+        model = server.source.current
+        if model is None:
+            return self._reject("act", started, 503, "not_ready", "no model loaded yet")
+        try:
+            obs, single = parse_observations(body, server.config.max_batch)
+        except BadRequest as exc:
+            return self._reject("act", started, exc.status, exc.outcome, exc.message)
+        t0 = time.perf_counter()
+        actions = model.act(obs)
+        inference = time.perf_counter() - t0
+        out = actions[0] if single else actions
+        self._send(200, json.dumps({"actions": out.tolist(),
+                                    "model_version": model.version}).encode())
+        server.metrics.act_ok(time.perf_counter() - started, inference, actions)
+
+    def _healthz(self, started: float) -> None:
+        self._json(200, {"status": "ok"})
+        self.server.metrics.request("healthz", "ok", 200, time.perf_counter() - started)
+
+    def _readyz(self, started: float) -> None:
+        model = self.server.source.current
+        if model is None:
+            return self._reject("readyz", started, 503, "not_ready", "no model loaded yet")
+        self._json(200, {"status": "ready", "model": model.name, "version": model.version,
+                         "alias": model.alias})
+        self.server.metrics.request("readyz", "ok", 200, time.perf_counter() - started)
+
+    def _metrics(self, started: float) -> None:
+        encoder, content_type = choose_encoder(self.headers.get("Accept", ""))
+        body = encoder(self.server.metrics.registry)
+        self._send(200, body, content_type=content_type)
+        self.server.metrics.request("metrics", "ok", 200, time.perf_counter() - started)
+
+
+class _HTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    # The default backlog of 5 drops connections when many clients connect at once.
+    request_queue_size = 128
+
+    def __init__(self, config: ServerConfig, source: ChampionSource,
+                 metrics: ServingMetrics) -> None:
+        self.config, self.source, self.metrics = config, source, metrics
+        family = socket.AF_INET6 if ":" in config.host else socket.AF_INET
+        self.address_family = family
+        super().__init__((config.host, config.port), PolicyHandler)
+
+
+class PolicyServer:
+    """The champion source, its metrics and the HTTP server, started and stopped together.
+
+    ``start()`` runs everything in background threads (tests, embedding); ``serve_forever()``
+    blocks (the CLI). Port 0 picks a free port; ``url`` says which.
+    """
+
+    def __init__(self, source: ChampionSource, config: ServerConfig | None = None,
+                 metrics: ServingMetrics | None = None, monitoring_file: Any = None) -> None:
+        self.config = config or ServerConfig()
+        if self.config.max_body_bytes < 1 or self.config.max_batch < 1:
+            raise ValueError("ServerConfig: max_body_bytes and max_batch must be >= 1")
+        self.metrics = metrics or ServingMetrics()
+        self.source = source
+        if monitoring_file is not None:
+            from .monitoring import MonitoringCollector
+
+            self.metrics.registry.register(MonitoringCollector(monitoring_file))
+        self._chain_callbacks()
+        self.httpd = _HTTPServer(self.config, source, self.metrics)
+        self._thread: threading.Thread | None = None
+
+    def _chain_callbacks(self) -> None:
+        # The source reports loads and failures; the metrics record them.
+        self.source._on_loaded = _chain(self.source._on_loaded, self.metrics.model_swapped)
+        self.source._on_failure = _chain(self.source._on_failure, self.metrics.load_failed)
+        if self.source.current is not None:
+            self.metrics.model_swapped(self.source.current)
+
+    @property
+    def port(self) -> int:
+        return self.httpd.server_address[1]
+
+    @property
+    def url(self) -> str:
+        host = self.httpd.server_address[0]
+        return f"http://{'[' + host + ']' if ':' in host else host}:{self.port}"
+
+    def start(self) -> "PolicyServer":
+        self.source.start()
+        self._thread = threading.Thread(target=self.httpd.serve_forever, name="policy-http",
+                                        daemon=True)
+        self._thread.start()
+        return self
+
+    def serve_forever(self) -> None:
+        self.source.start()
+        try:
+            self.httpd.serve_forever()
+        finally:
+            self.close()
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        if self._thread is not None:
+            self._thread.join(10)
+        self.close()
+
+    def close(self) -> None:
+        self.source.stop()
+        self.httpd.server_close()
+
+
+def _chain(first, second):
+    if first is None:
+        return second
+
+    def both(*args):
+        first(*args)
+        second(*args)
+    return both
+

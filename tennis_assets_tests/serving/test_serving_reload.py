@@ -1,0 +1,73 @@
+"""The server follows the registry: not ready until a champion exists, picks up a moved alias
+within seconds, and keeps serving the old model when a new one fails to load."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .support import Client, start_server, wait_until
+from .test_serving_http import VALID, metric_value
+
+
+def _version(client: Client) -> str | None:
+    status, doc = client.json("POST", "/act", VALID)
+    return doc["model_version"] if status == 200 else None
+
+
+def test_not_ready_until_a_champion_exists_then_follows_the_alias(registry):
+    name = registry.new_name()
+    from tennis_assets.serving import ChampionSource, PolicyServer, ServerConfig
+
+    source = ChampionSource(registry.tracker, name, poll_interval_s=0.2)
+    server = PolicyServer(source, ServerConfig(port=0)).start()
+    client = Client(server.url)
+    try:
+        assert client.json("GET", "/healthz")[0] == 200  # alive, though nothing to serve
+        status, doc = client.json("GET", "/readyz")
+        assert status == 503 and "no model" in doc["error"]
+        assert client.json("POST", "/act", VALID)[0] == 503
+        assert metric_value(server, "tennis_policy_model_loaded") == 0
+
+        registry.register(name, seed=1)
+        wait_until(lambda: client.json("GET", "/readyz")[0] == 200, 10, "readiness")
+        assert _version(client) == "1"
+
+        _, learner2 = registry.register(name, seed=2)  # moves the champion alias to v2
+        wait_until(lambda: _version(client) == "2", 10, "version 2 to be served")
+        status, doc = client.json("POST", "/act", VALID)
+        np.testing.assert_allclose(doc["actions"],
+                                   learner2.act(np.asarray([VALID["observations"]]))[0],
+                                   atol=1e-6)
+        assert metric_value(server, "tennis_policy_model_version") == 2
+        assert metric_value(server, "tennis_policy_model_reloads_total", result="success") == 2
+
+        registry.tracker.rollback(name)  # champion back to v1
+        wait_until(lambda: _version(client) == "1", 10, "rollback to version 1")
+    finally:
+        client.close()
+        server.stop()
+
+
+def test_a_failed_reload_keeps_the_old_model_and_is_counted(registry):
+    name = registry.new_name()
+    registry.register(name, seed=1)
+    server = start_server(registry, name)
+    client = Client(server.url)
+    try:
+        assert _version(client) == "1"
+        # Version 2's checkpoint is corrupted in the artifact store after registration.
+        info, _ = registry.register(name, seed=2)
+        run = registry.tracker.get_run(info.run_id)
+        artifacts = run.info.artifact_uri.removeprefix("file://")
+        from pathlib import Path
+
+        for path in Path(artifacts).rglob("*.safetensors"):
+            path.write_bytes(b"not a safetensors file")
+        wait_until(lambda: metric_value(server, "tennis_policy_model_reloads_total",
+                                        result="failure") >= 1, 10, "a counted load failure")
+        assert _version(client) == "1"  # still the old model
+        assert client.json("GET", "/readyz")[1]["version"] == "1"
+        assert metric_value(server, "tennis_policy_model_version") == 1
+    finally:
+        client.close()
+        server.stop()
