@@ -7,13 +7,14 @@ that use them.
 
 import dagster as dg
 
-from tennis_assets.defs.assets import (evaluation_report, production_model, trained_agents,
-                                       tuning_study)
+from tennis_assets.defs.assets import (evaluation_report, production_model,
+                                       production_monitoring, trained_agents, tuning_study)
 from tennis_assets.defs.checks import enough_completed_trials, promoted_model_loads_and_plays
 from tennis_assets.defs.jobs import ALL_JOBS
 from tennis_assets.defs.resources import AlertWebhook, MlflowResource, OptunaResource
-from tennis_assets.defs.schedules import weekly_retrain
-from tennis_assets.defs.sensors import alert_on_failed_checks, promote_better_model
+from tennis_assets.defs.schedules import daily_monitoring, weekly_retrain
+from tennis_assets.defs.sensors import (alert_on_failed_checks, promote_better_model,
+                                        retrain_on_drift)
 from tennis_assets.defs.store import JsonIOManager, ModelStore
 
 
@@ -30,10 +31,11 @@ def default_resources() -> dict:
 
 
 defs = dg.Definitions(
-    assets=[tuning_study, trained_agents, evaluation_report, production_model],
+    assets=[tuning_study, trained_agents, evaluation_report, production_model,
+            production_monitoring],
     asset_checks=[enough_completed_trials, promoted_model_loads_and_plays],
     jobs=ALL_JOBS,
-    schedules=[weekly_retrain],
-    sensors=[promote_better_model, alert_on_failed_checks],
+    schedules=[weekly_retrain, daily_monitoring],
+    sensors=[promote_better_model, retrain_on_drift, alert_on_failed_checks],
     resources=default_resources(),
 )

@@ -3,10 +3,13 @@ candidate (partition) at a time; the unpartitioned study and production model jo
 
 import dagster as dg
 
-from .assets import evaluation_report, production_model, trained_agents, tuning_study
+from .assets import (evaluation_report, production_monitoring, production_model, trained_agents,
+                     tuning_study)
+from .assets.tuning import tuning_worker
 
 run_pipeline = dg.define_asset_job(
-    "run_pipeline", selection=dg.AssetSelection.all(),
+    "run_pipeline", selection=dg.AssetSelection.assets(tuning_study, trained_agents,
+                                                       evaluation_report, production_model),
     description="Tune, train one candidate, evaluate it against the champion, gate and promote.")
 tune = dg.define_asset_job(
     "tune", selection=dg.AssetSelection.assets(tuning_study),
@@ -18,4 +21,11 @@ promote = dg.define_asset_job(
     "promote", selection=dg.AssetSelection.assets(production_model),
     description="Register the best candidate that passed its gates as the MLflow champion.")
 
-ALL_JOBS = [run_pipeline, tune, retrain, promote]
+monitor = dg.define_asset_job(
+    "monitor", selection=dg.AssetSelection.assets(production_monitoring),
+    description="Play the champion on the production court and test its score for drift.")
+
+ALL_JOBS = [run_pipeline, tune, retrain, promote, monitor]
+
+# An op job, launched by hand (or by a script per machine) to add workers to a running study.
+WORKER_JOBS = [tuning_worker]

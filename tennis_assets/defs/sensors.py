@@ -1,4 +1,5 @@
-"""Sensors: promote a better candidate; alert on every failed check.
+"""Sensors: promote a better candidate; retrain when the champion's score drifted; alert on
+every failed check.
 
 Both read the instance's event log from a cursor, so each event is handled once however many
 ticks pass, and nothing that happened between ticks is skipped.
@@ -6,16 +7,19 @@ ticks pass, and nothing that happened between ticks is skipped.
 
 
 import json
+import os
 
 import dagster as dg
 
 from .config import PARTITIONS
 from .gates import BLOCKING_REPORT_CHECKS
-from .jobs import promote
+from .jobs import promote, retrain
 from .resources import AlertWebhook
 
 REPORT_KEY = dg.AssetKey("evaluation_report")
 PRODUCTION_KEY = dg.AssetKey("production_model")
+MONITORING_KEY = dg.AssetKey("production_monitoring")
+SEVERITY_ORDER = ("warning", "critical")
 
 
 def _meta(record, name: str, default=None):
@@ -85,6 +89,52 @@ def promote_better_model(context: dg.SensorEvaluationContext):
                   "candidate": partition}))
     if skipped:
         context.log.info("not promoted: " + "; ".join(skipped))
+    return dg.SensorResult(run_requests=requests, cursor=result.cursor or context.cursor)
+
+
+def retrain_min_severity() -> str | None:
+    """$TENNIS_ASSETS_RETRAIN_ON_DRIFT: the least severe drift that retrains (warning, the
+    default, or critical), or off."""
+    value = os.environ.get("TENNIS_ASSETS_RETRAIN_ON_DRIFT", "warning").strip().lower()
+    if value == "off":
+        return None
+    if value not in SEVERITY_ORDER:
+        raise ValueError(f"TENNIS_ASSETS_RETRAIN_ON_DRIFT={value!r}: expected one of "
+                         f"{list(SEVERITY_ORDER) + ['off']}")
+    return value
+
+
+@dg.sensor(job=retrain, minimum_interval_seconds=30,
+           default_status=dg.DefaultSensorStatus.RUNNING,
+           description="For each production_monitoring result that drifted, retrain the "
+                       "champion's candidate on the drifted court, warm-started from the "
+                       "champion; its evaluation's gates and the promotion sensor decide the rest.")
+def retrain_on_drift(context: dg.SensorEvaluationContext):
+    minimum = retrain_min_severity()
+    result = context.instance.fetch_materializations(MONITORING_KEY, limit=100,
+                                                     cursor=context.cursor, ascending=True)
+    requests, skipped = [], []
+    for record in result.records:
+        severity = _meta(record, "severity", "none")
+        label = f"monitoring run {record.run_id[:8]}"
+        if not _meta(record, "drifted", False):
+            continue
+        if minimum is None or severity not in SEVERITY_ORDER or \
+                SEVERITY_ORDER.index(severity) < SEVERITY_ORDER.index(minimum):
+            skipped.append(f"{label}: {severity} drift, retraining from {minimum or 'off'}")
+            continue
+        partition = _meta(record, "model_partition")
+        partition = partition if partition in PARTITIONS else PARTITIONS[0]
+        court = _meta(record, "court_overrides", {}) or {}
+        requests.append(dg.RunRequest(
+            run_key=f"drift-{record.storage_id}", partition_key=partition,
+            run_config={"ops": {"trained_agents": {"config": {
+                "court": court, "init_checkpoint": "champion"}}}},
+            tags={"trigger": "retrain_on_drift", "monitoring_run_id": record.run_id,
+                  "drift_severity": severity, "court": json.dumps(court, sort_keys=True),
+                  "champion_version": str(_meta(record, "model_version"))}))
+    if skipped:
+        context.log.info("not retrained: " + "; ".join(skipped))
     return dg.SensorResult(run_requests=requests, cursor=result.cursor or context.cursor)
 
 

@@ -232,6 +232,11 @@ class MlflowTracker:
     def get_run(self, run_id: str):
         return self.client.get_run(run_id)
 
+    def metric_series(self, run_id: str, name: str) -> list[float]:
+        """A metric logged with ``log_series``, in step order ([] when the run has none)."""
+        history = self.client.get_metric_history(run_id, name)
+        return [m.value for m in sorted(history, key=lambda m: (m.step, m.timestamp))]
+
     # ---- registry --------------------------------------------------------------------------
     def champion(self, name: str, alias: str = CHAMPION) -> ChampionInfo | None:
         from mlflow.exceptions import MlflowException

@@ -54,3 +54,29 @@ def plot_learning_curve(history: pd.DataFrame, eval_history: pd.DataFrame | None
     plt.close(fig)
     os.replace(tmp, path)
     return path
+
+
+def plot_score_drift(monitored, baseline, path: str | os.PathLike,
+                     title: str | None = None) -> Path:
+    """Empirical score distributions (CDFs) of the monitored episodes and the baseline: a drop
+    shows as the monitored curve lying above and left of the baseline's."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
+    for scores, label, color in ((baseline, "baseline (champion's evaluation)", "tab:blue"),
+                                 (monitored, "monitored (production court)", "tab:orange")):
+        xs = np.sort(np.asarray(scores, dtype=float))
+        ys = np.arange(1, len(xs) + 1) / max(len(xs), 1)
+        ax.step(xs, ys, where="post", color=color,
+                label=f"{label}: mean {xs.mean():.2f}, n={len(xs)}")
+    ax.axvline(0.5, color="tab:red", ls="--", lw=1)
+    ax.set_xlabel("episode score")
+    ax.set_ylabel("fraction of episodes <= score")
+    ax.set_ylim(0, 1.02)
+    ax.legend(loc="lower right", fontsize=8)
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path

@@ -25,10 +25,28 @@ def mlflow_uri(tmp_path_factory) -> str:
 
 
 @pytest.fixture(scope="session")
-def good_checkpoint(tmp_path_factory) -> Path:
+def good_checkpoint(tmp_path_factory, worker_id) -> Path:
     """The default learner trained until a complete greedy evaluation on 100 episodes averages
     0.9 (about 40 s here; deterministic in updates for a fixed seed), then checked on fresh
-    episodes: a marginal 0.5 agent would make the gate tests a coin toss."""
+    episodes: a marginal 0.5 agent would make the gate tests a coin toss.
+
+    Trained once per test session: under pytest-xdist the workers share one copy through the
+    session's common temp folder, and a file lock makes the others wait instead of training
+    again on a machine whose cores the first one already uses."""
+    from filelock import FileLock
+
+    if worker_id == "master":
+        return _train_good_checkpoint(tmp_path_factory.mktemp("good") / "good.safetensors")
+    shared = tmp_path_factory.getbasetemp().parent / "good-checkpoint"
+    shared.mkdir(exist_ok=True)
+    path = shared / "good.safetensors"
+    with FileLock(str(shared / "lock")):
+        if not path.exists():
+            _train_good_checkpoint(path)
+    return path
+
+
+def _train_good_checkpoint(path: Path) -> Path:
     from tennis_assets.training import evaluate, final_seed, greedy, save_checkpoint, train
     from tennis_assets.training.defaults import default_configs
 
@@ -40,7 +58,6 @@ def good_checkpoint(tmp_path_factory) -> Path:
     result = train(agent, cfg.replace(max_seconds=150, seed=0), progress=False, callback=strong)
     check = evaluate(greedy(result.learner), episodes=100, seed=final_seed(0, 77))
     assert check.mean >= 0.7, f"default learner too weak for the gate tests: {check.mean}"
-    path = tmp_path_factory.mktemp("good") / "good.safetensors"
     return save_checkpoint(path, result.learner, train_config=cfg, include_buffer=False)
 
 

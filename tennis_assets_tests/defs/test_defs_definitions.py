@@ -11,19 +11,21 @@ import pytest
 
 from tennis_assets.definitions import defs
 
-ASSETS = ["evaluation_report", "production_model", "trained_agents", "tuning_study"]
+ASSETS = ["evaluation_report", "production_model", "production_monitoring", "trained_agents",
+          "tuning_study"]
 CHECKS = [
     "evaluation_report:beats_champion",
     "evaluation_report:latency_under_threshold",
     "evaluation_report:solves_tennis",
     "production_model:promoted_model_loads_and_plays",
+    "production_monitoring:champion_score_has_not_drifted",
     "trained_agents:history_has_no_nan",
     "trained_agents:weights_finite",
     "tuning_study:enough_completed_trials",
 ]
-JOBS = ["promote", "retrain", "run_pipeline", "tune"]
-SCHEDULES = ["weekly_retrain"]
-SENSORS = ["alert_on_failed_checks", "promote_better_model"]
+JOBS = ["monitor", "promote", "retrain", "run_pipeline", "tune"]
+SCHEDULES = ["daily_monitoring", "weekly_retrain"]
+SENSORS = ["alert_on_failed_checks", "promote_better_model", "retrain_on_drift"]
 BLOCKING = {"beats_champion", "solves_tennis", "weights_finite", "history_has_no_nan"}
 
 
@@ -45,9 +47,11 @@ def test_graph_shape_docs_groups_kinds():
     assert graph.get(key("trained_agents")).parent_keys == {key("tuning_study")}
     assert graph.get(key("evaluation_report")).parent_keys == {key("trained_agents")}
     assert graph.get(key("production_model")).parent_keys == {key("evaluation_report")}
+    assert graph.get(key("production_monitoring")).parent_keys == {key("production_model")}
     groups = {k.to_user_string(): graph.get(k).group_name for k in graph.get_all_asset_keys()}
     assert groups == {"tuning_study": "tuning", "trained_agents": "training",
-                      "evaluation_report": "evaluation", "production_model": "production"}
+                      "evaluation_report": "evaluation", "production_model": "production",
+                      "production_monitoring": "monitoring"}
     for k in graph.get_all_asset_keys():
         node = graph.get(k)
         assert node.description and len(node.description) > 80, k

@@ -63,6 +63,7 @@ def trained_agents(context: dg.AssetExecutionContext, config: TrainingConfig,
     (parameters, per-episode scores, the checkpoint as a pyfunc model, the learning curve).
     """
     from tennis_assets.tracking import run_tags
+    from tennis_assets.tracking.resource_usage import ResourceUsage
     from tennis_assets.training import plot_learning_curve, save_checkpoint, train
 
     partition = context.partition_key
@@ -103,7 +104,9 @@ def trained_agents(context: dg.AssetExecutionContext, config: TrainingConfig,
                         "profile": config.profile.value})
         context.log.info(f"training {partition}: {agent_cfg.to_dict()} budget "
                          f"{train_cfg.max_seconds} s / {train_cfg.max_updates} updates")
-        result = train(agent_cfg, train_cfg, progress=False, resume_from=resume_from)
+        with ResourceUsage() as usage:
+            result = train(agent_cfg, train_cfg, progress=False, resume_from=resume_from)
+        resources_used = usage.summary()
 
         checkpoint = save_checkpoint(out_dir / "checkpoint.safetensors", result.learner,
                                      train_config=train_cfg, progress=result.summary(),
@@ -124,7 +127,8 @@ def trained_agents(context: dg.AssetExecutionContext, config: TrainingConfig,
         run.log_metrics({"best_greedy_mean": result.best_greedy_mean, "seconds": result.seconds,
                          "updates": result.updates, "episodes": result.episodes,
                          "env_steps": result.env_steps, "warm_start_mean": warm_mean,
-                         **{f"time_{k}": v for k, v in result.timing.items()}})
+                         **{f"time_{k}": v for k, v in result.timing.items()},
+                         **{f"resource_{k}": v for k, v in resources_used.items()}})
         for path in (checkpoint, checkpoint.with_suffix(".json"), history_csv, eval_csv, curve):
             run.log_artifact(path, "training")
         model_source = run.log_policy_model(checkpoint)
@@ -138,13 +142,19 @@ def trained_agents(context: dg.AssetExecutionContext, config: TrainingConfig,
         summary=result.summary(), dagster_run_id=context.run.run_id, mlflow_run_id=run.run_id,
         mlflow_run_url=run.url, extra={"model_source": model_source,
                                        "tuned_params": tuned,
-                                       "init_checkpoint": config.init_checkpoint})
+                                       "init_checkpoint": config.init_checkpoint,
+                                       "resource_usage": resources_used})
     yield dg.Output(value, metadata={
         "best_greedy_mean": dg.MetadataValue.float(float(result.best_greedy_mean)),
         "seconds": dg.MetadataValue.float(result.seconds),
         "updates": dg.MetadataValue.int(result.updates),
         "episodes": dg.MetadataValue.int(result.episodes),
         "stop_reason": dg.MetadataValue.text(result.stop_reason),
+        "cpu_seconds": dg.MetadataValue.float(resources_used["cpu_seconds"]),
+        "cpu_percent_mean": dg.MetadataValue.float(resources_used["cpu_percent_mean"]),
+        "memory_rss_peak_mb": dg.MetadataValue.float(
+            resources_used["memory_rss_peak_bytes"] / 2**20),
+        "resource_usage": dg.MetadataValue.json(resources_used),
         "solved_greedy": dg.MetadataValue.json(result.solved_greedy or {}),
         "checkpoint": dg.MetadataValue.path(str(checkpoint)),
         "learning_curve": image_md(curve, "learning curve"),

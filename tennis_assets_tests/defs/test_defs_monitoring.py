@@ -1,0 +1,210 @@
+"""Drift monitoring closes the loop: the champion played on a changed court drifts, the check
+fails, the sensor retrains on that court, and the gates judge the result on that court.
+
+One scenario on a real Dagster instance and real MLflow (SQLite), run once per module:
+  A  retrain[baseline] warm-started from a solved checkpoint, then promoted -> champion v1
+  M0 production_monitoring on the unchanged court                          -> no drift
+  M1 production_monitoring on a court with doubled gravity                 -> drift
+  S  retrain_on_drift sensor tick                                          -> one request (M1)
+  R  that request executed (tiny budget)                                   -> evaluated on the
+                                                                              drifted court
+"""
+
+import json
+
+import dagster as dg
+import pytest
+from conftest import all_defs, make_resources, materialize
+
+pytestmark = pytest.mark.slow
+
+MODEL = "tennis-policy-monitoring"
+DOUBLE_GRAVITY = {"gravity": -19.62}
+
+
+def _monitor(instance, resources, root, court=None, seed=11):
+    from tennis_assets.defs.assets import production_monitoring
+
+    config = {"episodes": 100, "seed": seed, "output_dir": str(root / "monitoring")}
+    if court:
+        config["court"] = court
+    return dg.materialize([production_monitoring], instance=instance, resources=resources,
+                          run_config={"ops": {"production_monitoring": {"config": config}}},
+                          raise_on_error=False)
+
+
+@pytest.fixture(scope="module")
+def scenario(tmp_path_factory, mlflow_uri, good_checkpoint):
+    from tennis_assets.definitions import defs
+    from tennis_assets.defs.sensors import promote_better_model, retrain_on_drift
+
+    root = tmp_path_factory.mktemp("monitoring")
+    resources = make_resources(root, mlflow_uri, MODEL)
+    out = {"root": root}
+    with dg.instance_for_test() as instance:
+        out["instance"] = instance
+        out["A"] = materialize(instance, resources, "baseline",
+                               ["trained_agents", "evaluation_report"],
+                               {"trained_agents": {"init_checkpoint": str(good_checkpoint),
+                                                   "max_updates": 1},
+                                "evaluation_report": {"episodes": 100}})
+        request = promote_better_model.evaluate_tick(
+            dg.build_sensor_context(instance=instance)).run_requests[0]
+        out["P"] = dg.materialize(all_defs(), selection=["production_model"], instance=instance,
+                                  resources=resources, run_config=request.run_config,
+                                  raise_on_error=False)
+        out["M0"] = _monitor(instance, resources, root)
+        out["latest_M0"] = json.loads((root / "monitoring/latest.json").read_text())
+        out["M1"] = _monitor(instance, resources, root, DOUBLE_GRAVITY)
+        out["latest_M1"] = json.loads((root / "monitoring/latest.json").read_text())
+        # The repository lets the tick resolve the retrain job's partitions.
+        out["S"] = retrain_on_drift.evaluate_tick(
+            dg.build_sensor_context(instance=instance, definitions=defs))
+        out["S_again"] = retrain_on_drift.evaluate_tick(
+            dg.build_sensor_context(instance=instance, cursor=out["S"].cursor,
+                                    definitions=defs))
+        drift_request = out["S"].run_requests[0]
+        ops = drift_request.run_config["ops"]
+        # The sensor's request as the daemon would launch it, on the tiny profile's budget.
+        ops["trained_agents"]["config"].update({"profile": "tiny", "max_updates": 50})
+        ops["evaluation_report"] = {"config": {"profile": "tiny", "episodes": 50}}
+        out["R"] = dg.materialize(all_defs(), selection=["trained_agents", "evaluation_report"],
+                                  partition_key=drift_request.partition_key, instance=instance,
+                                  resources=resources, run_config=drift_request.run_config,
+                                  raise_on_error=False)
+        yield out
+
+
+def _check(result):
+    evaluations = result.get_asset_check_evaluations()
+    assert len(evaluations) == 1
+    return evaluations[0]
+
+
+def _value(result):
+    return result.output_for_node("production_monitoring")
+
+
+def test_champion_was_promoted(scenario):
+    assert scenario["A"].success and scenario["P"].success
+    assert scenario["P"].output_for_node("production_model")["version"] == "1"
+
+
+def test_unchanged_court_does_not_drift(scenario):
+    result = scenario["M0"]
+    assert result.success
+    value = _value(result)
+    assert value["severity"] == "none" and not value["drifted"]
+    assert value["baseline_source"].startswith("MLflow evaluation run")
+    assert value["baseline_episodes"] == 100 and value["episodes"] == 100
+    assert value["p_value"] > 0.01
+    assert _check(result).passed
+    assert scenario["latest_M0"]["drifted"] is False
+
+
+def test_doubled_gravity_drifts_and_fails_the_check(scenario):
+    result = scenario["M1"]
+    assert result.success  # a drifted champion is a finding, not a failed run
+    value = _value(result)
+    assert value["drifted"] and value["severity"] in ("warning", "critical")
+    assert value["court"]["gravity"] == pytest.approx(-19.62)
+    assert value["mean"] < value["baseline_mean"] - 0.1
+    assert value["p_value"] < 0.01
+    check = _check(result)
+    assert not check.passed
+    assert check.metadata["severity"].value == value["severity"]
+    latest = scenario["latest_M1"]
+    assert latest["drifted"] is True and latest["model_version"] == "1"
+    assert latest["test"].startswith("mann-whitney-u")
+    history = (scenario["root"] / "monitoring/history.jsonl").read_text().splitlines()
+    assert [json.loads(line)["drifted"] for line in history] == [False, True]
+
+
+def test_sensor_retrains_only_the_drifted_court_once(scenario):
+    requests = scenario["S"].run_requests
+    assert len(requests) == 1
+    request = requests[0]
+    assert request.partition_key == "baseline"
+    config = request.run_config["ops"]["trained_agents"]["config"]
+    assert config["court"] == DOUBLE_GRAVITY
+    assert config["init_checkpoint"] == "champion"
+    assert request.tags["trigger"] == "retrain_on_drift"
+    assert request.tags["monitoring_run_id"] == scenario["M1"].run_id
+    assert scenario["S_again"].run_requests == []
+
+
+def test_retraining_runs_and_is_judged_on_the_drifted_court(scenario):
+    result = scenario["R"]
+    agent = result.output_for_node("trained_agents")
+    assert agent.train_config["court"] == DOUBLE_GRAVITY
+    assert agent.extra["resource_usage"]["cpu_seconds"] > 0
+    report = result.output_for_node("evaluation_report")
+    assert report["champion"]["version"] == "1"
+    # The champion was scored on the same drifted episodes, so beats_champion compares like
+    # with like; whether the candidate is promoted is the gates' decision.
+    checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
+    assert set(checks) >= {"solves_tennis", "beats_champion"}
+    assert checks["solves_tennis"] == (report["evaluation"]["mean"] >= 0.5)
+
+
+def test_monitoring_without_a_champion_fails_clearly(tmp_path, mlflow_uri):
+    resources = make_resources(tmp_path, mlflow_uri, "tennis-policy-nobody")
+    with dg.instance_for_test() as instance:
+        result = _monitor(instance, resources, tmp_path)
+    assert not result.success
+    failure = result.get_step_failure_events()[0]
+    assert "nothing to monitor" in str(failure.event_specific_data.error.message)
+
+
+def test_drift_rules_are_validated():
+    from tennis_assets.defs.config import MonitoringConfig
+
+    with pytest.raises(Exception, match="max_p_value"):
+        MonitoringConfig(rules=[{"severity": "warning", "max_p_value": 2.0}])
+    with pytest.raises(Exception, match="episodes"):
+        MonitoringConfig(episodes=3)
+    with pytest.raises(Exception, match="gravity"):
+        MonitoringConfig(court={"gravity": 9.81})
+
+
+def test_retrain_threshold_from_environment(monkeypatch):
+    from tennis_assets.defs.sensors import retrain_min_severity
+
+    monkeypatch.delenv("TENNIS_ASSETS_RETRAIN_ON_DRIFT", raising=False)
+    assert retrain_min_severity() == "warning"
+    monkeypatch.setenv("TENNIS_ASSETS_RETRAIN_ON_DRIFT", "Critical")
+    assert retrain_min_severity() == "critical"
+    monkeypatch.setenv("TENNIS_ASSETS_RETRAIN_ON_DRIFT", "off")
+    assert retrain_min_severity() is None
+    monkeypatch.setenv("TENNIS_ASSETS_RETRAIN_ON_DRIFT", "sometimes")
+    with pytest.raises(ValueError, match="TENNIS_ASSETS_RETRAIN_ON_DRIFT"):
+        retrain_min_severity()
+
+
+def test_daily_monitoring_schedule():
+    from datetime import datetime, timezone
+
+    from tennis_assets.definitions import defs
+    from tennis_assets.defs.schedules import daily_monitoring
+
+    when = datetime(2026, 11, 28, 6, 0, tzinfo=timezone.utc)
+    with dg.instance_for_test() as instance:
+        context = dg.build_schedule_context(instance=instance, scheduled_execution_time=when,
+                                             repository_def=defs.get_repository_def())
+        requests = daily_monitoring.evaluate_tick(context).run_requests
+    assert [r.run_key for r in requests] == ["monitor-2026-11-28T06:00"]
+    assert daily_monitoring.job_name == "monitor"
+
+
+def test_production_court_from_environment(monkeypatch):
+    from tennis_assets.defs.config import MonitoringConfig
+
+    monkeypatch.setenv("TENNIS_ASSETS_COURT", '{"ball_scale": 2.0}')
+    assert MonitoringConfig().court_values() == {"ball_scale": 2.0}
+    assert MonitoringConfig(court={"gravity": -12.0}).court_values() == {"gravity": -12.0}
+    monkeypatch.setenv("TENNIS_ASSETS_COURT", '{"ball_size": 2.0}')
+    with pytest.raises(ValueError, match="ball_size"):
+        MonitoringConfig().court_values()
+    monkeypatch.setenv("TENNIS_ASSETS_COURT", "big ball")
+    with pytest.raises(ValueError, match="TENNIS_ASSETS_COURT is not JSON"):
+        MonitoringConfig().court_values()
