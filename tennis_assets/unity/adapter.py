@@ -72,7 +72,7 @@ class UnityTennis:
         from .connection import Environment, SeedChannel
 
         self.file_name = file_name
-        self.timeout_s = float(timeout_s)
+        self._timeout_s = float(timeout_s)
         port_base = base_port if base_port is not None else (5005 if file_name else 5004)
         self.port = port_base + int(worker_id)
         self._where = (f"Unity build {file_name!r} on port {self.port}" if file_name
@@ -243,6 +243,19 @@ class UnityTennis:
         return StepResult(obs, rewards, terminated, truncated, final_obs, score, length)
 
     # ------------------------------------------------------------------ errors and shutdown
+    @property
+    def timeout_s(self) -> float:
+        return self._timeout_s
+
+    @timeout_s.setter
+    def timeout_s(self, seconds: float) -> None:
+        """Change how long each later exchange waits (a slow launch needs more than a step)."""
+        if not seconds > 0:
+            raise ValueError(f"timeout_s={seconds}: must be > 0")
+        self._timeout_s = float(seconds)
+        if self._env is not None:
+            self._env.set_timeout(self._timeout_s)
+
     def _check_open(self) -> None:
         if self._env is None:
             raise UnityError(f"{self._where}: the environment is closed")

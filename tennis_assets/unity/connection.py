@@ -99,6 +99,11 @@ class Environment(UnityEnvironment):
                 process.kill()
             process.wait()
 
+    def set_timeout(self, seconds: float) -> None:
+        """How long later exchanges wait for Unity (the launch may need longer than a step)."""
+        self._timeout_wait = seconds
+        self._communicator.timeout_wait = seconds
+
     def shutdown(self, grace_s: float | None = None) -> None:
         """Close (a no-op when already closed) and forget the exit hook."""
         self._close(grace_s)
