@@ -126,6 +126,25 @@ class AgentOverrides(dg.Config):
         return {k: v for k, v in self.model_dump().items() if v is not None}
 
 
+class CourtConfig(dg.Config):
+    """Court parameters that differ from the defaults (tennis_assets.sim.CourtParams); unset
+    fields keep the default court's value."""
+
+    ball_scale: Optional[float] = Field(default=None, description="multiplies the ball radius")
+    racket_angle_deg: Optional[float] = Field(default=None, description="racket tilt, 0-90")
+    gravity: Optional[float] = Field(default=None, description="negative; default -9.81")
+
+    @model_validator(mode="after")
+    def _valid_court(self) -> "CourtConfig":
+        from tennis_assets.sim import CourtParams
+
+        CourtParams(**self.set_values())  # names the bad field
+        return self
+
+    def set_values(self) -> dict[str, Any]:
+        return {k: v for k, v in self.model_dump().items() if v is not None}
+
+
 class TrainingConfig(dg.Config):
     """How trained_agents trains (tennis_assets.training.TrainConfig plus the agent overrides)."""
 
@@ -145,6 +164,9 @@ class TrainingConfig(dg.Config):
         default=None, description="start from these weights: a .safetensors checkpoint path, or "
                                   "'champion' for the registered champion")
     agent: AgentOverrides = Field(default_factory=AgentOverrides)
+    court: CourtConfig = Field(default_factory=CourtConfig,
+                               description="train (and evaluate) on this court; the drift "
+                                           "sensor sets it to the court that drifted")
 
     @field_validator("max_seconds")
     @classmethod
@@ -168,6 +190,9 @@ class TrainingConfig(dg.Config):
             if value is not None:
                 values[name] = value
         values["seed"] = self.seed
+        court = self.court.set_values()
+        if court:
+            values["court"] = court
         return values
 
     def agent_overrides(self) -> dict[str, Any]:
@@ -192,6 +217,10 @@ class TuningConfig(dg.Config):
     environment: Environment = Environment.builtin
     study_name: str = "tennis-ddpg"
     n_trials: Optional[int] = Field(default=None, description="trials added by this run")
+    n_workers: int = Field(default=1, ge=1, le=256,
+                           description="parallel worker steps sharing the study; each runs an "
+                                       "exact share of n_trials (pool 'training' decides how "
+                                       "many run at once)")
     trial_max_seconds: Optional[float] = None
     trial_max_updates: Optional[int] = None
     sampler: Sampler = Sampler.tpe
@@ -230,6 +259,14 @@ class TuningConfig(dg.Config):
         if v is not None and not v > 0:
             raise ValueError(f"trial_max_seconds={v}: must be > 0")
         return v
+
+    @model_validator(mode="after")
+    def _workers_have_trials(self) -> "TuningConfig":
+        n_trials = self.resolved()["n_trials"]
+        if self.n_workers > n_trials:
+            raise ValueError(f"n_workers={self.n_workers} > n_trials={n_trials}: every worker "
+                             "needs at least one trial")
+        return self
 
     def resolved(self) -> dict[str, Any]:
         values = dict(_profile_of(self.profile)["tuning"])
@@ -297,3 +334,81 @@ class PromotionConfig(dg.Config):
         if v is not None and v not in PARTITIONS:
             raise ValueError(f"partition={v!r}: expected one of {list(PARTITIONS)}")
         return v
+
+
+class Severity(str, Enum):
+    warning = "warning"
+    critical = "critical"
+
+
+class DriftRuleConfig(dg.Config):
+    """Drift of ``severity`` when the test's p-value < max_p_value and the mean score fell by
+    at least min_mean_drop (tennis_assets.training.drift.DriftRule)."""
+
+    severity: Severity = Severity.warning
+    max_p_value: float = Field(default=0.01, gt=0, lt=1)
+    min_mean_drop: float = Field(default=0.1, ge=0)
+
+
+def _default_rules() -> list[DriftRuleConfig]:
+    from tennis_assets.training.drift import DEFAULT_RULES
+
+    return [DriftRuleConfig(severity=Severity(r.severity), max_p_value=r.max_p_value,
+                            min_mean_drop=r.min_mean_drop) for r in DEFAULT_RULES]
+
+
+def production_court_from_env() -> dict[str, Any]:
+    """$TENNIS_ASSETS_COURT: the court production plays on, as JSON of CourtParams fields."""
+    import json
+
+    raw = os.environ.get("TENNIS_ASSETS_COURT", "").strip()
+    if not raw:
+        return {}
+    try:
+        values = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"TENNIS_ASSETS_COURT is not JSON ({exc}): {raw!r}") from None
+    from tennis_assets.sim import CourtParams
+
+    CourtParams.from_dict(values)  # names an unknown or bad field
+    return values
+
+
+class MonitoringConfig(dg.Config):
+    """How production_monitoring plays the champion and decides whether its score drifted."""
+
+    profile: Profile = Field(default_factory=default_profile)
+    episodes: Optional[int] = Field(default=None, description="greedy episodes (default 100)")
+    seed: Optional[int] = Field(default=None, ge=0,
+                                description="episode seed; default: fresh for every run")
+    court: CourtConfig = Field(default_factory=CourtConfig,
+                               description="the production court; unset: $TENNIS_ASSETS_COURT, "
+                                           "else the default court")
+    rules: list[DriftRuleConfig] = Field(default_factory=_default_rules,
+                                         description="alert rules; the most severe that holds "
+                                                     "names the drift's severity")
+    output_dir: Optional[str] = Field(
+        default=None, description="where latest.json goes for the policy server's drift "
+                                  "metrics (default: <data dir>/monitoring)")
+
+    @field_validator("episodes")
+    @classmethod
+    def _enough_episodes(cls, v):
+        if v is not None and v < 10:
+            raise ValueError(f"episodes={v}: the drift test needs at least 10")
+        return v
+
+    @field_validator("rules")
+    @classmethod
+    def _some_rules(cls, v):
+        if not v:
+            raise ValueError("rules: list at least one drift rule")
+        return v
+
+    def court_values(self) -> dict[str, Any]:
+        return self.court.set_values() or production_court_from_env()
+
+    def resolved_episodes(self) -> int:
+        if self.episodes is not None:
+            return self.episodes
+        return int(_profile_of(self.profile)["evaluation"]["episodes"])
