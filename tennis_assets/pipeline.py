@@ -56,7 +56,8 @@ class PipelineRun:
 def materialize_all(profile: str = "quick", instance=None,
                     extra_config: dict[str, dict[str, Any]] | None = None,
                     partitions: tuple[str, ...] = ("baseline", "tuned")) -> list[PipelineRun]:
-    """Tune, train and evaluate each candidate, then promote; returns the runs in order."""
+    """Tune (when the tuned candidate is wanted), train and evaluate each candidate, promote,
+    then monitor the champion for drift; returns the runs in order."""
     import dagster as dg
 
     from tennis_assets.definitions import defs
@@ -65,11 +66,13 @@ def materialize_all(profile: str = "quick", instance=None,
         ensure_dagster_home()
         instance = dg.DagsterInstance.get()
     ops = run_config(profile, extra_config)["ops"]
-    plan = [("tune", None, ["tuning_study"])]
+    plan = [("tune", None, ["tuning_study"])] if "tuned" in partitions else []
     plan += [("retrain", p, ["trained_agents", "evaluation_report"]) for p in partitions]
-    plan += [("promote", None, ["production_model"])]
+    plan += [("promote", None, ["production_model"]), ("monitor", None, ["production_monitoring"])]
     runs = []
     for job_name, partition, assets in plan:
+        if job_name == "monitor" and not runs[-1].success:
+            break  # no champion to watch
         result = defs.resolve_job_def(job_name).execute_in_process(
             # INFO, not the default DEBUG: a person reads this console, not every engine event.
             run_config={"ops": {k: v for k, v in ops.items() if k in assets},
@@ -84,9 +87,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tennis_assets.pipeline",
                                      description=__doc__.split("\n\n")[0])
     parser.add_argument("--profile", choices=["tiny", "quick", "full"], default="quick")
+    parser.add_argument("--candidate", choices=["baseline", "tuned"], action="append",
+                        help="train and evaluate only this candidate (repeatable; default both)")
     args = parser.parse_args(argv)
     home = ensure_dagster_home()
-    runs = materialize_all(args.profile)
+    partitions = tuple(dict.fromkeys(args.candidate or ("baseline", "tuned")))
+    runs = materialize_all(args.profile, partitions=partitions)
     from tennis_assets.defs.store import ModelStore
 
     store = ModelStore()
@@ -107,6 +113,13 @@ def main(argv: list[str] | None = None) -> int:
               f"greedy mean {doc['eval_mean']:.3f}); pointer {champion}")
     else:
         print("\nchampion pointer : none promoted")
+    from tennis_assets.settings import data_dir
+
+    latest = data_dir() / "monitoring" / "latest.json"
+    if any(r.job == "monitor" and r.success for r in runs) and latest.exists():
+        drift = json.loads(latest.read_text())
+        print(f"drift monitoring : v{drift['model_version']} mean {drift['mean']:.3f} vs baseline "
+              f"{drift['baseline_mean']:.3f}, p={drift['p_value']:.2g}: {drift['severity']}")
     print(f"reports          : {store.root() / 'evaluation_report'}/<candidate>/latest.json")
     print(f"Dagster UI       : DAGSTER_HOME={home} dagster dev   (from {REPO_ROOT})")
     uri = default_tracking_uri()
@@ -114,8 +127,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"MLflow UI        : {uri}")
     else:
         print(f"MLflow UI        : mlflow ui --backend-store-uri {uri}")
-    # Success means a champion exists now (promoted by this run or kept from an earlier one).
-    return 0 if runs and runs[-1].success else 1
+    # Success means a champion exists now (promoted by this run or kept from an earlier one)
+    # and its monitoring ran; drift itself is a finding the monitoring check reports.
+    return 0 if runs and all(r.success for r in runs if r.job in ("promote", "monitor")) \
+        and any(r.job == "monitor" for r in runs) else 1
 
 
 if __name__ == "__main__":
