@@ -295,8 +295,13 @@ def test_dagster_services_reach_the_code_server(compose):
     top_level = _load(REPO / "workspace.yaml")["load_from"][0]["python_module"]
     assert top_level["location_name"] == server["location_name"]
     for name in ("webserver", "daemon"):
-        assert compose["services"][name]["volumes"] == ["/var/run/docker.sock:/var/run/docker.sock"]
+        assert "/var/run/docker.sock:/var/run/docker.sock" in compose["services"][name]["volumes"]
         assert "/opt/dagster/dagster_home/workspace.yaml" in compose["services"][name]["command"]
+    # The UI reads the run containers' step logs from the data volume.
+    instance = _load(DOCKER / "dagster.yaml")
+    logs = instance["compute_logs"]["config"]["base_dir"]
+    assert logs.startswith("/data/")
+    assert "tennis_assets_data:/data:ro" in compose["services"]["webserver"]["volumes"]
 
 
 def test_builds_point_at_files_and_stages_that_exist(compose):

@@ -81,6 +81,8 @@ def test_docker_instance_classes_accept_their_config(tmp_path, monkeypatch):
         "run_coordinator_data": ("dagster._core.run_coordinator", "QueuedRunCoordinator"),
         "run_launcher_data": ("dagster_docker", "DockerRunLauncher"),
         "scheduler_data": ("dagster._core.scheduler", "DagsterDaemonScheduler"),
+        "compute_logs_data": ("dagster._core.storage.local_compute_log_manager",
+                              "LocalComputeLogManager"),
     }
     for attr, (module, cls_name) in expected.items():
         data: ConfigurableClassData = getattr(ref, attr)
