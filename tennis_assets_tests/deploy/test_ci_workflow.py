@@ -40,6 +40,7 @@ def test_workflow_follows_the_github_schema(workflow):
     broken = {**workflow, "jobs": {"tests": {**workflow["jobs"]["tests"], "runs_on": "x"}}}
     assert not validator.is_valid(broken)
     assert {"push", "pull_request"} <= set(workflow["on"])
+    assert workflow["env"]["PIP_EXTRA_INDEX_URL"] == "https://download.pytorch.org/whl/cpu"
     for job in workflow["jobs"].values():
         assert job["timeout-minutes"] <= 90
         assert job["container"].startswith("python:3.11-")
