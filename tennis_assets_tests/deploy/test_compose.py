@@ -363,3 +363,27 @@ def test_policy_server_command_and_health_path_exist(compose):
     # Prometheus scrapes it by service name and port.
     scrape = (DOCKER / "prometheus" / "prometheus.yml").read_text()
     assert "policy-server:8000" in scrape
+
+
+def test_postgres_init_script_creates_the_missing_databases(tmp_path):
+    """The script's logic, with a stand-in psql that logs its calls: the image has already made
+    POSTGRES_DB (dagster); the script adds mlflow and optuna, and is safe to run again."""
+    script = DOCKER / "postgres" / "init-databases.sh"
+    assert script.stat().st_mode & 0o111, "the image runs executable init scripts directly"
+    log = tmp_path / "psql.log"
+    stub = tmp_path / "bin" / "psql"
+    stub.parent.mkdir()
+    stub.write_text(
+        "#!/usr/bin/env bash\n"
+        f'echo "$*" >> {log}\n'
+        'case "$*" in *"datname = \'dagster\'"*) echo 1 ;; esac\n')
+    stub.chmod(0o755)
+    env = {"PATH": f"{stub.parent}:/usr/bin:/bin", "POSTGRES_USER": "tennis"}
+    done = subprocess.run(["bash", str(script)], env=env, capture_output=True, text=True,
+                          timeout=30)
+    assert done.returncode == 0, done.stderr
+    creates = [line for line in log.read_text().splitlines() if "CREATE DATABASE" in line]
+    assert creates == ['-v ON_ERROR_STOP=1 --username tennis --dbname postgres '
+                       '-c CREATE DATABASE "mlflow" OWNER "tennis"',
+                       '-v ON_ERROR_STOP=1 --username tennis --dbname postgres '
+                       '-c CREATE DATABASE "optuna" OWNER "tennis"']
