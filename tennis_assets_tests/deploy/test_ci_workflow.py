@@ -90,8 +90,9 @@ def test_pipeline_script_runs_one_candidate(workflow, tmp_path, configuration, o
         "import tennis_assets.pipeline as p\n"
         "def fake(profile, partitions):\n"
         "    json.dump([profile, list(partitions)], open(os.environ['CALLS'], 'w'))\n"
+        "    plan = [('tune', '-'), ('retrain', partitions[0]), ('promote', '-')]\n"
         "    return [p.PipelineRun(job, part, 'r', os.environ['OK'] == '1' or job != 'retrain')\n"
-        "            for job, part in [('tune', '-'), ('retrain', partitions[0]), ('promote', '-')]]\n"
+        "            for job, part in plan]\n"
         "p.materialize_all = fake\n")
     calls = tmp_path / "calls.json"
     env = {**os.environ, "CONFIGURATION": configuration, "CALLS": str(calls),

@@ -94,8 +94,9 @@ def test_docker_instance_classes_accept_their_config(tmp_path, monkeypatch):
     # The storage would connect to this URL (env values resolved as in the containers).
     from dagster_postgres.utils import pg_url_from_config
 
-    storage_config = process_config(_import("dagster_postgres", "PostgresRunStorage")
-                                    .config_type(), yaml.safe_load(ref.run_storage_data.config_yaml))
+    run_storage = _import("dagster_postgres", "PostgresRunStorage")
+    storage_config = process_config(run_storage.config_type(),
+                                    yaml.safe_load(ref.run_storage_data.config_yaml))
     assert pg_url_from_config(storage_config.value) == \
         "postgresql://tennis:change-me@postgres:5432/dagster"
 
