@@ -232,6 +232,13 @@ def test_mlflow_accepts_the_host_name_clients_use(compose):
     command = compose["services"]["mlflow"]["command"]
     allowed = command[command.index("--allowed-hosts") + 1].split(",")
     assert "mlflow:5000" in allowed and "localhost:5000" in allowed
+    # MLflow's own Host-header check: its defaults (localhost, private IPs) refuse the service
+    # name that run containers use in MLFLOW_TRACKING_URI; the list passed here accepts it.
+    from mlflow.server.security_utils import get_default_allowed_hosts, is_allowed_host_header
+
+    assert not is_allowed_host_header(get_default_allowed_hosts(), "mlflow:5000")
+    for host in ("mlflow:5000", "127.0.0.1:5000", "localhost:5000"):
+        assert is_allowed_host_header(allowed, host), host
     assert "--serve-artifacts" in command
     assert "/mlartifacts" in " ".join(compose["services"]["mlflow"]["volumes"])
 
