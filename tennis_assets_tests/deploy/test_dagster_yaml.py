@@ -225,3 +225,18 @@ def test_local_instance_loads_and_runs_a_pooled_asset(tmp_path):
         assert instance.get_latest_materialization_event(dg.AssetKey("pooled")) is not None
     finally:
         instance.dispose()
+
+
+def test_workspaces_load_as_dagster_reads_them():
+    """Both workspace files through Dagster's own loader (schema and origins): the local one
+    starts the module in a managed code server, the Docker one points at the user_code gRPC
+    server; both name the location tennis_assets."""
+    from dagster._core.workspace.load import location_origins_from_yaml_paths
+
+    (local,) = location_origins_from_yaml_paths([str(REPO / "workspace.yaml")])
+    assert local.location_name == "tennis_assets"
+    assert type(local).__name__ == "ManagedGrpcPythonEnvCodeLocationOrigin"
+    assert local.loadable_target_origin.module_name == "tennis_assets.definitions"
+    (docker,) = location_origins_from_yaml_paths([str(REPO / "docker" / "workspace.yaml")])
+    assert type(docker).__name__ == "GrpcServerCodeLocationOrigin"
+    assert (docker.location_name, docker.host, docker.port) == ("tennis_assets", "user_code", 4000)
