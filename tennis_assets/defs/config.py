@@ -30,8 +30,10 @@ class Profile(str, Enum):
 
 
 class Environment(str, Enum):
-    # The only environment so far; the Unity adapter will add "unity".
+    # builtin: the numba simulator; unity: a Unity build or Editor through mlagents-envs
+    # (the unity_environment resource, tennis_assets.defs.environment).
     builtin = "builtin"
+    unity = "unity"
 
 
 class Algorithm(str, Enum):
@@ -232,6 +234,14 @@ class TuningConfig(dg.Config):
                                                     "of tennis_assets.tuning.SEARCH_SPACE)")
     min_completed_trials: Optional[int] = None
     seed: int = 0
+
+    @field_validator("environment")
+    @classmethod
+    def _builtin_only(cls, v):
+        # Trials run many short trainings in parallel; one Unity build per trial is not wired.
+        if v != Environment.builtin:
+            raise ValueError(f"environment={v.value}: tuning runs on the builtin simulator only")
+        return v
 
     @field_validator("params")
     @classmethod

@@ -30,6 +30,7 @@ import os
 import stat
 import sys
 import threading
+import time
 import uuid
 from pathlib import Path
 
@@ -209,12 +210,20 @@ class TennisPeer:
         self._channel = grpc.insecure_channel(self.address, options=[
             ("grpc.initial_reconnect_backoff_ms", 50), ("grpc.min_reconnect_backoff_ms", 50),
             ("grpc.max_reconnect_backoff_ms", 500)])
-        try:
-            grpc.channel_ready_future(self._channel).result(timeout=self.connect_timeout)
-        except grpc.FutureTimeoutError:
-            self.close()
-            raise PeerError(f"no ML-Agents trainer listening on {self.address} after "
-                            f"{self.connect_timeout} s") from None
+        ready = grpc.channel_ready_future(self._channel)
+        deadline = time.monotonic() + self.connect_timeout
+        while True:  # in slices, so that stop() ends the wait
+            try:
+                ready.result(timeout=0.1)
+                break
+            except grpc.FutureTimeoutError:
+                if self._stopped.is_set() or time.monotonic() > deadline:
+                    ready.cancel()
+                    self.close()
+                    if self._stopped.is_set():
+                        return self.exchanges
+                    raise PeerError(f"no ML-Agents trainer listening on {self.address} after "
+                                    f"{self.connect_timeout} s") from None
         stub = UnityToExternalProtoStub(self._channel)
         try:
             # The first obs only tells Python the observation shape; the real first episode is

@@ -60,7 +60,8 @@ def peer_thread():
     started = []
 
     def start(port: int, **options):
-        peer, thread = start_in_thread(port, connect_timeout=10.0, **options)
+        options.setdefault("connect_timeout", 10.0)
+        peer, thread = start_in_thread(port, **options)
         started.append((peer, thread))
         return peer, thread
 

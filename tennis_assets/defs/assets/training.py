@@ -5,7 +5,8 @@ from typing import Any
 
 import dagster as dg
 
-from ..config import TrainingConfig
+from ..config import Environment, TrainingConfig
+from ..environment import UnityEnvironmentResource
 from ..gates import check_history, check_weights, history_has_no_nan, weights_finite
 from ..metadata import frame_md, image_md
 from ..partitions import agent_partitions
@@ -51,10 +52,13 @@ def _warm_start(path: str, agent, train, workdir: Path):
     ins={"tuning_study": dg.AssetIn(metadata={"optional": True})},
     check_specs=[weights_finite, history_has_no_nan],
     tags={"stage": "training"},
+    # A default binding keeps Definitions loadable without the key; configure it per run under
+    # resources.unity_environment.config.
+    resource_defs={"unity_environment": UnityEnvironmentResource()},
 )
 def trained_agents(context: dg.AssetExecutionContext, config: TrainingConfig,
                    tuning_study: dict | None, mlflow: MlflowResource,
-                   model_store: ModelStore):
+                   model_store: ModelStore, unity_environment: UnityEnvironmentResource):
     """A trained learner per candidate configuration (partition).
 
     ``baseline`` trains with the tuned defaults, ``tuned`` with the study's best parameters.
@@ -98,14 +102,29 @@ def trained_agents(context: dg.AssetExecutionContext, config: TrainingConfig,
             context.log.info(f"warm start from {init} (greedy mean {warm_mean:.3f}); the "
                              "checkpoint's learner settings apply"
                              + (f", not the study's {tuned}" if tuned else ""))
+        env = None
+        if config.environment == Environment.unity:
+            # Training and its evaluations play on the build (an Editor is a single instance);
+            # the learner takes the build's observation and action sizes.
+            env = unity_environment.open(seed=train_cfg.seed)
+            agent_cfg = agent_cfg.replace(obs_size=env.obs_size, action_size=env.action_size)
+            context.log.info(f"Unity environment {unity_environment.describe()}: "
+                             f"{env.num_courts} courts, {env.obs_size} observations, "
+                             f"{env.action_size} actions")
         run.log_params({"agent": agent_cfg.to_dict(), "train": train_cfg.to_dict(),
                         "partition": partition, "init_checkpoint": config.init_checkpoint,
                         "environment": config.environment.value,
+                        **({"unity": unity_environment.describe()} if env is not None else {}),
                         "profile": config.profile.value})
         context.log.info(f"training {partition}: {agent_cfg.to_dict()} budget "
                          f"{train_cfg.max_seconds} s / {train_cfg.max_updates} updates")
-        with ResourceUsage() as usage:
-            result = train(agent_cfg, train_cfg, progress=False, resume_from=resume_from)
+        try:
+            with ResourceUsage() as usage:
+                result = train(agent_cfg, train_cfg, progress=False, resume_from=resume_from,
+                               env=env)
+        finally:
+            if env is not None:
+                env.close()
         resources_used = usage.summary()
 
         checkpoint = save_checkpoint(out_dir / "checkpoint.safetensors", result.learner,

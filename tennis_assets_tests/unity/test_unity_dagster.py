@@ -1,0 +1,54 @@
+"""``environment: unity`` in trained_agents trains through the unity_environment resource."""
+
+from __future__ import annotations
+
+import dagster as dg
+import pytest
+
+from tennis_assets.defs.config import TrainingConfig, TuningConfig
+from tennis_assets.defs.environment import UnityEnvironmentResource
+
+pytestmark = pytest.mark.filterwarnings("ignore:distutils Version classes:DeprecationWarning")
+
+
+def test_config_choices_and_validation():
+    assert TrainingConfig(environment="unity").environment.value == "unity"
+    with pytest.raises(Exception, match="base_port=70000: must be a TCP port"):
+        UnityEnvironmentResource(base_port=70000)
+    with pytest.raises(Exception, match="tuning runs on the builtin simulator only"):
+        TuningConfig(environment="unity")
+
+
+@pytest.mark.slow
+def test_trained_agents_on_unity(port, peer_thread, tmp_path):
+    from tennis_assets.defs.assets import (evaluation_report, production_model, trained_agents,
+                                           tuning_study)
+    from tennis_assets.defs.resources import AlertWebhook, MlflowResource, OptunaResource
+    from tennis_assets.defs.store import JsonIOManager, ModelStore
+
+    # The peer waits while Dagster and MLflow start up (the migrations alone take seconds).
+    peer, _ = peer_thread(port, courts=3, connect_timeout=120)
+    resources = {
+        "io_manager": JsonIOManager(base_dir=str(tmp_path / "assets")),
+        "model_store": ModelStore(base_dir=str(tmp_path / "models")),
+        "mlflow": MlflowResource(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}"),
+        "optuna_storage": OptunaResource(storage_url=f"journal:{tmp_path / 'optuna.log'}"),
+        "alert_webhook": AlertWebhook(log_path=str(tmp_path / "alerts.log")),
+    }
+    run_config = {
+        "ops": {"trained_agents": {"config": {
+            "profile": "tiny", "environment": "unity", "max_updates": 60,
+            "eval_every_updates": 30, "eval_episodes": 3}}},
+        "resources": {"unity_environment": {"config": {"base_port": port, "timeout_s": 10,
+                                                       "time_scale": 5.0}}},
+    }
+    result = dg.materialize([tuning_study, trained_agents, evaluation_report, production_model],
+                            selection=["trained_agents"], partition_key="baseline",
+                            resources=resources, run_config=run_config)
+    assert result.success
+    value = result.output_for_node("trained_agents")
+    assert value.summary["updates"] == 60
+    # Training steps plus the evaluations' steps all went through the peer.
+    assert peer.commands.count("step") > value.summary["env_steps"] // 3
+    assert peer.time_scale == pytest.approx(5.0)
+    assert value.summary["env_steps"] % 3 == 0  # the peer's 3 courts, not the profile's 4
