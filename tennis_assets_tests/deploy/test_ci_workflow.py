@@ -2,12 +2,9 @@
 test command after the Debian packages the tests start, and the quick pipeline for the baseline
 and tuned candidates as a matrix (its script is executed here with a stand-in pipeline)."""
 
-import inspect
 import json
-import os
 import re
-import subprocess
-import sys
+import shlex
 from pathlib import Path
 
 import jsonschema
@@ -63,43 +60,33 @@ def test_runs_the_readme_test_command(workflow):
 
 def test_quick_pipeline_matrix(workflow):
     from tennis_assets.defs.config import PARTITIONS
-    from tennis_assets.pipeline import materialize_all
 
     job = workflow["jobs"]["pipeline"]
     assert job["strategy"]["matrix"]["configuration"] == list(PARTITIONS) == ["baseline", "tuned"]
     assert job["env"]["CONFIGURATION"] == "${{ matrix.configuration }}"
-    runs = _runs(job)
-    assert "bash scripts/main.sh --help" in runs  # the setup main.sh does
-    assert "partitions" in inspect.signature(materialize_all).parameters
+    (command,) = [r for r in _runs(job) if "scripts/main.sh" in r]
+    assert command == 'bash scripts/main.sh --profile quick --candidate "$CONFIGURATION"'
 
 
-def _pipeline_script(workflow) -> str:
-    (script,) = [r for r in _runs(workflow["jobs"]["pipeline"]) if "materialize_all" in r]
-    m = re.search(r"<<'PY'\n(.*)\nPY\s*$", script, re.S)
-    return m.group(1)
+@pytest.mark.parametrize("configuration", ["baseline", "tuned"])
+def test_pipeline_arguments_select_one_candidate(workflow, monkeypatch, tmp_path, configuration):
+    """The arguments the matrix step passes (scripts/main.sh hands them to
+    `python -m tennis_assets.pipeline`), parsed by the real main with a stand-in pipeline: the
+    quick profile and this candidate only."""
+    import tennis_assets.pipeline as pipeline
 
+    (command,) = [r for r in _runs(workflow["jobs"]["pipeline"]) if "scripts/main.sh" in r]
+    argv = shlex.split(command.replace('"$CONFIGURATION"', configuration))[2:]
+    calls = []
 
-@pytest.mark.parametrize("configuration,ok", [("baseline", True), ("tuned", False)])
-def test_pipeline_script_runs_one_candidate(workflow, tmp_path, configuration, ok):
-    """The matrix step's script, run with a stand-in tennis_assets.pipeline.materialize_all: it
-    asks for the quick profile and this candidate only, and fails when a run failed."""
-    stub = tmp_path / "stub"
-    stub.mkdir()
-    (stub / "sitecustomize.py").write_text(
-        "import json, os\n"
-        "import tennis_assets.pipeline as p\n"
-        "def fake(profile, partitions):\n"
-        "    json.dump([profile, list(partitions)], open(os.environ['CALLS'], 'w'))\n"
-        "    plan = [('tune', '-'), ('retrain', partitions[0]), ('promote', '-')]\n"
-        "    return [p.PipelineRun(job, part, 'r', os.environ['OK'] == '1' or job != 'retrain')\n"
-        "            for job, part in plan]\n"
-        "p.materialize_all = fake\n")
-    calls = tmp_path / "calls.json"
-    env = {**os.environ, "CONFIGURATION": configuration, "CALLS": str(calls),
-           "OK": "1" if ok else "0",
-           "PYTHONPATH": os.pathsep.join([str(stub), str(REPO)])}
-    result = subprocess.run([sys.executable, "-c", _pipeline_script(workflow)], env=env,
-                            capture_output=True, text=True, timeout=60, cwd=tmp_path)
-    assert result.returncode == (0 if ok else 1), result.stderr
-    assert json.loads(calls.read_text()) == ["quick", [configuration]]
-    assert f"retrain  [{configuration}]" in result.stdout
+    def fake(profile, partitions):
+        calls.append((profile, partitions))
+        return []
+
+    monkeypatch.setattr(pipeline, "materialize_all", fake)
+    monkeypatch.setenv("TENNIS_ASSETS_HOME", str(tmp_path / "data"))
+    # main() writes DAGSTER_HOME into os.environ; setenv here restores it afterwards.
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster"))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    assert pipeline.main(argv) == 1  # no runs, no champion: the step fails
+    assert calls == [("quick", (configuration,))]
