@@ -308,6 +308,10 @@ def test_dagster_services_reach_the_code_server(compose):
     instance = _load(DOCKER / "dagster.yaml")
     logs = instance["compute_logs"]["config"]["base_dir"]
     assert logs.startswith("/data/")
+    assert instance["local_artifact_storage"]["config"]["base_dir"].startswith("/data/")
+    # Created in the image, so the fresh data volume starts with them owned by the run user.
+    dockerfile = (DOCKER / "Dockerfile.user_code").read_text()
+    assert logs in dockerfile and "/data/dagster/storage" in dockerfile
     assert "tennis_assets_data:/data:ro" in compose["services"]["webserver"]["volumes"]
 
 

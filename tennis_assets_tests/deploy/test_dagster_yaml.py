@@ -83,6 +83,7 @@ def test_docker_instance_classes_accept_their_config(tmp_path, monkeypatch):
         "scheduler_data": ("dagster._core.scheduler", "DagsterDaemonScheduler"),
         "compute_logs_data": ("dagster._core.storage.local_compute_log_manager",
                               "LocalComputeLogManager"),
+        "local_artifact_storage_data": ("dagster._core.storage.root", "LocalArtifactStorage"),
     }
     for attr, (module, cls_name) in expected.items():
         data: ConfigurableClassData = getattr(ref, attr)
@@ -103,6 +104,10 @@ def test_docker_instance_classes_accept_their_config(tmp_path, monkeypatch):
     # Coordinator and launcher construct without a database or a Docker engine.
     coordinator = ref.run_coordinator_data.rehydrate(as_type=object)
     assert type(coordinator).__name__ == "QueuedRunCoordinator"
+    # Dagster's storage directory (the tuning hand-off between worker steps) and the step logs
+    # are on the data volume that every run container mounts.
+    storage = ref.local_artifact_storage_data.rehydrate(as_type=object)
+    assert storage.storage_dir == "/data/dagster/storage"
     launcher = ref.run_launcher_data.rehydrate(as_type=object)
     assert launcher.networks == ["tennis_assets"]
     assert launcher.image is None  # taken from DAGSTER_CURRENT_IMAGE via the code server
