@@ -279,7 +279,8 @@ class UnityTennis:
                 "another worker_id or base_port")
         if isinstance(exc, UnityTimeOutException):
             return UnityTimeoutError(
-                f"{self._where}: no answer within {self.timeout_s:g} s. A build must not wait "
+                f"{self._where}: no answer within {self.timeout_s:g} s (never connected, or "
+                "stopped answering). A build must not wait "
                 "for user input and must use Behavior Type 'Default'; an Editor must be in Play "
                 "mode; on a headless machine use no_graphics")
         if isinstance(exc, UnityCommunicatorStoppedException):

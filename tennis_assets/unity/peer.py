@@ -52,14 +52,15 @@ class PeerError(RuntimeError):
 class TennisPeer:
     """The Unity side of one ML-Agents connection, serving ``courts`` VecTennis courts.
 
-    stall_after / exit_after (exchanges) emulate a build that hangs or crashes mid-run.
+    stall_after / exit_after / quit_after (exchanges) emulate a build that hangs, crashes, or
+    quits politely (a header with status 400, as Unity sends when its player closes) mid-run.
     ``run()`` returns when Python closes the connection; ``stop()`` ends it from another thread.
     """
 
     def __init__(self, port: int, host: str = "localhost", courts: int = 1, agents: int = 2,
                  discrete: bool = False, layout: str = "teams", params=None,
                  connect_timeout: float = 30.0, stall_after: int | None = None,
-                 exit_after: int | None = None) -> None:
+                 exit_after: int | None = None, quit_after: int | None = None) -> None:
         if layout not in ("teams", "single"):
             raise ValueError(f"layout={layout!r}: expected 'teams' or 'single'")
         if agents < 1 or courts < 1:
@@ -69,6 +70,7 @@ class TennisPeer:
         self.params = params
         self.connect_timeout = connect_timeout
         self.stall_after, self.exit_after = stall_after, exit_after
+        self.quit_after = quit_after
         self.exchanges = 0
         self.hard_exit = False  # exit_after ends the whole process (set by main())
         self.seed: int | None = None  # from the initialization input
@@ -189,6 +191,14 @@ class TennisPeer:
             if self.hard_exit:
                 os._exit(3)
             raise PeerError("exit_after reached")
+        if self.quit_after is not None and self.exchanges > self.quit_after:
+            from mlagents_envs.communicator_objects.unity_message_pb2 import UnityMessageProto
+
+            goodbye = UnityMessageProto()
+            goodbye.header.status = 400
+            stub.Exchange(goodbye)
+            self._stopped.set()
+            return goodbye
         if self.stall_after is not None and self.exchanges > self.stall_after:
             self._stopped.wait()  # a hung build: never answers again
             raise PeerError("stopped while stalled")
@@ -326,13 +336,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--connect-timeout", type=float, default=30.0)
     ap.add_argument("--stall-after", type=int, default=None, help="hang after N exchanges")
     ap.add_argument("--exit-after", type=int, default=None, help="crash after N exchanges")
+    ap.add_argument("--quit-after", type=int, default=None, help="quit after N exchanges")
     ap.add_argument("--write-launcher", metavar="PATH", default=None,
                     help="write an executable stand-in build with these options and exit")
     # Unity player arguments that UnityEnvironment adds (-nographics, -batchmode, -logFile).
     args, _unity_args = ap.parse_known_args(argv)
     options = {"courts": args.courts, "agents": args.agents, "discrete": args.discrete,
                "layout": args.layout, "stall_after": args.stall_after,
-               "exit_after": args.exit_after}
+               "exit_after": args.exit_after, "quit_after": args.quit_after}
     if args.write_launcher:
         print(write_launcher(args.write_launcher, **options))
         return 0

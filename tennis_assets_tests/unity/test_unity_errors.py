@@ -76,3 +76,11 @@ def test_port_already_in_use(port, peer_thread):
     with UnityTennis(base_port=port, timeout_s=10):
         with pytest.raises(UnityConnectionError, match=f"port {port} is already in use"):
             UnityTennis(base_port=port, timeout_s=1)
+
+
+def test_unity_that_closes_the_connection_mid_run(port, peer_thread):
+    peer_thread(port, quit_after=5)  # a goodbye (status 400), as a closing Unity player sends
+    with UnityTennis(base_port=port, timeout_s=10) as env:
+        with pytest.raises(UnityConnectionError, match=f"port {port}: Unity closed the connection"):
+            for _ in range(5):
+                env.step(np.zeros((1, 2, 2), dtype=np.float32))
