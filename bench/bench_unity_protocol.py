@@ -68,7 +68,8 @@ def main() -> None:
     print(f"python {platform.python_version()}, mlagents-envs {mlagents_envs.__version__}, "
           f"grpcio {grpc.__version__}, numpy {np.__version__}")
     print(f"peer: {'a thread of this process' if args.thread else 'a launched process'}")
-    print(f"load average before timing: {os.getloadavg()[0]:.2f} (other processes share these cores)")
+    print(f"load average before timing: {os.getloadavg()[0]:.2f} "
+          "(other processes share these cores)")
     print()
 
     counts, steps, repeats = [1, 8, 32], 400, args.repeats

@@ -40,8 +40,8 @@ print(len(list(pkgutil.iter_modules(co.__path__))))
 def test_the_shim_refuses_to_come_second():
     out = run("import mlagents_envs.communicator_objects.header_pb2\n")
     assert out.returncode != 0  # the generated module itself fails, leaving nothing behind
-    out = run("import sys, types\n"
-              "sys.modules['mlagents_envs.communicator_objects.header_pb2'] = types.ModuleType('x')\n"
+    stale = "mlagents_envs.communicator_objects.header_pb2"
+    out = run(f"import sys, types\nsys.modules['{stale}'] = types.ModuleType('x')\n"
               "import tennis_assets.unity\n")
     assert "import tennis_assets.unity before mlagents_envs" in out.stderr
 
