@@ -35,6 +35,9 @@ def test_trained_agents_on_unity(port, peer_thread, tmp_path):
         "optuna_storage": OptunaResource(storage_url=f"journal:{tmp_path / 'optuna.log'}"),
         "alert_webhook": AlertWebhook(log_path=str(tmp_path / "alerts.log")),
     }
+    if "unity_environment" not in trained_agents.resource_defs:
+        # Provided by the Definitions rather than bound on the asset: supply it the same way.
+        resources["unity_environment"] = UnityEnvironmentResource()
     run_config = {
         "ops": {"trained_agents": {"config": {
             "profile": "tiny", "environment": "unity", "max_updates": 60,
