@@ -8,6 +8,7 @@ CORE_MODULES = [
     "tennis_assets.agents",
     "tennis_assets.training",
     "tennis_assets.experiment",
+    "tennis_assets.unity",
 ]
 
 

@@ -82,7 +82,7 @@ def test_unknown_environment_is_a_config_error_naming_the_field():
     job = defs.resolve_job_def("retrain")
     with pytest.raises(dg.DagsterInvalidConfigError, match="environment"):
         job.execute_in_process(
-            run_config={"ops": {"trained_agents": {"config": {"environment": "unity"}}}},
+            run_config={"ops": {"trained_agents": {"config": {"environment": "mujoco"}}}},
             instance=dg.DagsterInstance.ephemeral(), partition_key="baseline")
 
 

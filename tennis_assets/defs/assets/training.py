@@ -52,9 +52,6 @@ def _warm_start(path: str, agent, train, workdir: Path):
     ins={"tuning_study": dg.AssetIn(metadata={"optional": True})},
     check_specs=[weights_finite, history_has_no_nan],
     tags={"stage": "training"},
-    # A default binding keeps Definitions loadable without the key; configure it per run under
-    # resources.unity_environment.config.
-    resource_defs={"unity_environment": UnityEnvironmentResource()},
 )
 def trained_agents(context: dg.AssetExecutionContext, config: TrainingConfig,
                    tuning_study: dict | None, mlflow: MlflowResource,
