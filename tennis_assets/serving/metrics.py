@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import math
 import threading
+from bisect import bisect_left
 from typing import Iterable
 
 import numpy as np
@@ -53,16 +54,33 @@ class ActionStats:
         self._saturated = np.zeros(dimensions, np.int64)
 
     def observe(self, actions: np.ndarray) -> None:
+        if actions.size <= 16:
+            # One observation is 4 values: a Python loop with bisect costs ~3 us where the
+            # numpy calls below cost ~20 us in fixed overhead.
+            self._observe_few(actions.ravel().tolist())
+            return
         values = np.asarray(actions, np.float64).reshape(-1, self.dimensions)
-        bucket = np.searchsorted(self._bounds, values, side="left")  # index of first le >= v
-        counts = np.stack([np.bincount(bucket[:, d], minlength=len(self._bounds) + 1)
-                           for d in range(self.dimensions)])
+        buckets = len(self._bounds) + 1
+        index = np.searchsorted(self._bounds, values, side="left")  # first le >= v
+        index += np.arange(self.dimensions) * buckets
+        counts = np.bincount(index.ravel(), minlength=self.dimensions * buckets)
         sums = values.sum(axis=0)
         saturated = (np.abs(values) >= SATURATED).sum(axis=0)
         with self._lock:
-            self._counts += counts
+            self._counts += counts.reshape(self.dimensions, buckets)
             self._sums += sums
             self._saturated += saturated
+
+    def _observe_few(self, values: list[float]) -> None:
+        bounds, dims = ACTION_BOUNDS, self.dimensions
+        with self._lock:
+            counts, sums, saturated = self._counts, self._sums, self._saturated
+            for i, v in enumerate(values):
+                d = i % dims
+                counts[d, bisect_left(bounds, v)] += 1
+                sums[d] += v
+                if abs(v) >= SATURATED:
+                    saturated[d] += 1
 
     def describe(self) -> Iterable[Metric]:
         return []
@@ -249,7 +267,8 @@ class ServingMetrics:
         for result in ("success", "failure"):
             self.reloads.labels(result)
         for outcome, code in OUTCOMES.items():
-            self.requests.labels("act", outcome, code)
+            if outcome != "not_found":  # unknown paths are counted under endpoint="other"
+                self.requests.labels("act", outcome, code)
         # Resolved label children: looking them up per request would cost a dict lookup and a
         # lock on every call.
         self._ok_act = self.requests.labels("act", "ok", "200")
@@ -272,7 +291,8 @@ class ServingMetrics:
     # ---- called by the model source ---------------------------------------------------------
     def model_swapped(self, model) -> None:
         self.model_info.info({"name": model.name, "version": model.version,
-                              "alias": model.alias, "run_id": model.run_id or ""})
+                              "alias": model.alias, "run_id": model.run_id or "",
+                              "implementation": model.implementation})
         try:
             self.model_version.set(float(model.version))
         except ValueError:

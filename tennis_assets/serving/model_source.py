@@ -21,6 +21,8 @@ from typing import Any, Callable
 
 import numpy as np
 
+from .policy import greedy_policy
+
 log = logging.getLogger(__name__)
 
 
@@ -32,12 +34,14 @@ class LoadedModel:
     run_id: str | None
     source: str
     learner: Any  # tennis_assets.agents.Learner
+    policy: Callable[[np.ndarray], np.ndarray]  # see policy.greedy_policy
+    implementation: str  # "numpy" or "torch"
     loaded_at: float  # unix time
     load_seconds: float
 
     def act(self, obs: np.ndarray) -> np.ndarray:
         """obs float32 [N, 2, 24] -> greedy actions float32 [N, 2, 2]."""
-        return self.learner.act(obs, explore=False)
+        return self.policy(obs)
 
 
 class ChampionSource:
@@ -85,8 +89,9 @@ class ChampionSource:
                 self._failed("load", exc, f"version {info.version}")
                 return False
             self.current = model
-            log.info("serving %s version %s (alias %s), loaded in %.2f s", model.name,
-                     model.version, self.alias, model.load_seconds)
+            log.info("serving %s version %s (alias %s, %s actor), loaded in %.2f s",
+                     model.name, model.version, self.alias, model.implementation,
+                     model.load_seconds)
             if self._on_loaded is not None:
                 self._on_loaded(model)
             return True
@@ -102,14 +107,16 @@ class ChampionSource:
         finally:
             # The learner holds its tensors in memory; the downloaded files are not needed.
             shutil.rmtree(tmp, ignore_errors=True)
+        policy, implementation = greedy_policy(learner)
         # A model that cannot act on a valid observation must never replace one that can.
-        probe = learner.act(np.zeros((1, 2, 24), np.float32), explore=False)
+        probe = policy(np.zeros((1, 2, 24), np.float32))
         if probe.shape != (1, 2, 2) or not np.isfinite(probe).all():
             raise ValueError(f"model {info.name} version {info.version}: test inference gave "
                              f"shape {probe.shape}, finite={bool(np.isfinite(probe).all())}")
         return LoadedModel(name=info.name, version=str(info.version), alias=self.alias,
                            run_id=info.run_id, source=info.source, learner=learner,
-                           loaded_at=time.time(), load_seconds=time.perf_counter() - started)
+                           policy=policy, implementation=implementation, loaded_at=time.time(),
+                           load_seconds=time.perf_counter() - started)
 
     def _failed(self, kind: str, exc: BaseException, what: str = "") -> None:
         serving = self.current.version if self.current is not None else "nothing"

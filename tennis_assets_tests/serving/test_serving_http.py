@@ -129,6 +129,15 @@ def test_protocol_errors_get_4xx(server, client):
     assert chunked[0] == 411
     negative = _raw(server, b"POST /act HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n")
     assert negative[0] == 400
+    twice = _raw(server, b"POST /act HTTP/1.1\r\nContent-Length: 2\r\nContent-Length: 40"
+                         b"\r\n\r\n{}")
+    assert twice[0] == 400 and "repeated" in json.loads(twice[1])["error"]
+    folded = _raw(server, b"POST /act HTTP/1.1\r\nContent-Length: 2\r\n X-Folded: y\r\n\r\n{}")
+    assert folded[0] == 400
+    for line in (b"GARBAGE\r\n\r\n", b"GET /healthz HTTP/2.0\r\n\r\n"):
+        status, body = _raw(server, line)
+        assert status == 400 and "bad request line" in json.loads(body)["error"]
+    assert _raw(server, b"BREW /act HTTP/1.1\r\n\r\n")[0] == 501
 
     assert client.json("GET", "/act")[0] == 405
     status, headers, _ = client.request("DELETE", "/healthz")

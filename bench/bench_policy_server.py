@@ -1,0 +1,311 @@
+"""Latency and throughput of the policy server (`tennis-assets serve`) under concurrent clients.
+
+    python bench/bench_policy_server.py [--rate 200] [--seconds 10] [--repeats 3]
+
+The server runs as its own process, exactly as `tennis-assets serve` starts it, answering for a
+champion registered in a temporary MLflow SQLite registry (an untrained learner with the
+default network sizes: serving cost does not depend on how well it plays), or for an existing
+registry with --tracking-uri/--model-name. Clients are separate processes (so their Python does
+not compete with the server's for one GIL), each holding keep-alive connections:
+
+- open loop: requests at a fixed total rate (--rate, default 200/s) spread evenly over the
+  connections, each sent at its scheduled time whatever happened before. Latency is measured
+  from the send, and also from the scheduled time: if the server falls behind, the second figure
+  grows (no coordinated omission hiding a stall).
+- closed loop: every connection sends its next request as soon as the previous one is answered;
+  the maximum throughput this machine gives.
+
+Each figure is the median over --repeats runs; errors (non-200 or failed connections) must be 0.
+--baseline also runs the open-loop load against a stdlib HTTP server that answers a constant:
+the floor the machine gives at that moment (on a shared machine, most of the p99 is waiting for
+a core, not the policy server's own work).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+# ---- clients (run in child processes; only the standard library) ------------------------------
+def _client(url: str, connections: int, rate_per_conn: float | None, start: float,
+            seconds: float, seed: int, out) -> None:
+    import http.client
+    import random
+    import threading
+
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    rng = random.Random(seed)
+    body = json.dumps({"observations": [[rng.gauss(0, 1) for _ in range(24)]
+                                        for _ in range(2)]}).encode()
+    headers = {"Content-Type": "application/json"}
+    results = []  # per connection: (latencies from send, latencies from schedule, errors)
+
+    def run(index: int) -> None:
+        conn = http.client.HTTPConnection(host, int(port), timeout=10)
+        sent, scheduled_lat, errors = [], [], 0
+        period = 1.0 / rate_per_conn if rate_per_conn else 0.0
+        # Connections of one process are staggered so their sends do not coincide.
+        offset = period * index / connections if period else 0.0
+        k = 0
+        end = start + seconds
+        while True:
+            due = start + offset + k * period if period else time.monotonic()
+            if due >= end:
+                break
+            delay = due - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            t0 = time.monotonic()
+            try:
+                conn.request("POST", "/act", body=body, headers=headers)
+                resp = conn.getresponse()
+                resp.read()
+                ok = resp.status == 200
+            except (OSError, http.client.HTTPException):
+                ok = False
+                conn.close()
+            t1 = time.monotonic()
+            if ok:
+                sent.append(t1 - t0)
+                scheduled_lat.append(t1 - due)
+            else:
+                errors += 1
+            k += 1
+        conn.close()
+        results.append((sent, scheduled_lat, errors))
+
+    while time.monotonic() < start - 0.05:
+        time.sleep(0.01)
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(connections)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    out.put([sum((r[0] for r in results), []), sum((r[1] for r in results), []),
+             sum(r[2] for r in results)])
+
+
+def _percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    values = sorted(values)
+    return values[min(len(values) - 1, int(round(q / 100 * (len(values) - 1))))]
+
+
+def load(url: str, processes: int, connections: int, rate: float | None,
+         seconds: float) -> dict:
+    """One run: ``processes`` x ``connections`` clients; rate None = closed loop."""
+    ctx = mp.get_context("spawn")
+    out = ctx.Queue()
+    total = processes * connections
+    start = time.monotonic() + 1.5  # time for the children to start
+    procs = [ctx.Process(target=_client, args=(url, connections,
+                                               rate / total if rate else None, start, seconds,
+                                               i, out)) for i in range(processes)]
+    for p in procs:
+        p.start()
+    parts = [out.get(timeout=seconds + 60) for _ in procs]
+    for p in procs:
+        p.join(10)
+    sent = sum((p[0] for p in parts), [])
+    scheduled = sum((p[1] for p in parts), [])
+    errors = sum(p[2] for p in parts)
+    return {"requests": len(sent) + errors, "errors": errors, "rps": len(sent) / seconds,
+            "p50_ms": _percentile(sent, 50) * 1e3, "p99_ms": _percentile(sent, 99) * 1e3,
+            "max_ms": max(sent) * 1e3 if sent else float("nan"),
+            "p99_from_schedule_ms": _percentile(scheduled, 99) * 1e3}
+
+
+# ---- the server under test --------------------------------------------------------------------
+def register_champion(root: Path) -> tuple[str, str]:
+    from tennis_assets.agents import AgentConfig, make_learner
+    from tennis_assets.tracking.mlflow_tracking import MlflowTracker
+    from tennis_assets.training import save_checkpoint
+
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    tracker = MlflowTracker(uri, experiment="bench", artifact_root=(root / "art").as_uri())
+    learner = make_learner(AgentConfig(device="cpu", buffer_size=1_000))
+    path = save_checkpoint(root / "policy.safetensors", learner, include_buffer=False)
+    with tracker.start_run("bench") as run:
+        source = run.log_policy_model(path)
+    tracker.register_champion("bench-policy", source, run.run_id)
+    return uri, "bench-policy"
+
+
+def start_server(uri: str, name: str, log_path: Path) -> tuple[subprocess.Popen, str]:
+    log = open(log_path, "wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tennis_assets.cli", "serve", "--port", "0", "--tracking-uri",
+         uri, "--model-name", name, "--log-level", "warning",
+         "--monitoring-file", str(log_path.with_name("latest.json"))],
+        stdout=subprocess.PIPE, stderr=log, text=True, cwd=ROOT)
+    line = proc.stdout.readline()
+    match = re.search(r"on (http://\S+)$", line.strip())
+    if not match:
+        proc.kill()
+        raise SystemExit(f"server did not start: {line!r}\n{log_path.read_text()}")
+    url = match.group(1)
+    import urllib.request
+
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/readyz", timeout=2) as resp:
+                if resp.status == 200:
+                    return proc, url
+        except OSError:
+            pass
+        if time.monotonic() > deadline or proc.poll() is not None:
+            proc.kill()
+            raise SystemExit(f"server never became ready\n{log_path.read_text()}")
+        time.sleep(0.2)
+
+
+NULL_SERVER = """
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
+    def log_message(self, *args):
+        pass
+    def do_POST(self):
+        self.rfile.read(int(self.headers["Content-Length"]))
+        body = b'{"actions": [[0.1, 0.2], [0.3, 0.4]], "model_version": "0"}'
+        self.wfile.write(b"HTTP/1.1 200 OK\\r\\nContent-Type: application/json\\r\\n"
+                         b"Content-Length: %d\\r\\n\\r\\n%s" % (len(body), body))
+class Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 128
+server = Server(("127.0.0.1", 0), Handler)
+print(f"null server on http://127.0.0.1:{server.server_address[1]}", flush=True)
+server.serve_forever()
+"""
+
+
+def start_null_server() -> tuple[subprocess.Popen, str]:
+    proc = subprocess.Popen([sys.executable, "-c", NULL_SERVER], stdout=subprocess.PIPE,
+                            text=True)
+    return proc, re.search(r"on (http://\S+)$", proc.stdout.readline().strip()).group(1)
+
+
+def server_metrics(url: str) -> dict:
+    """The server's own /metrics (samples of the /act endpoint and the process)."""
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urllib.request.urlopen(f"{url}/metrics", timeout=5) as resp:
+        text = resp.read().decode()
+    values = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            if s.labels.get("endpoint", "act") == "act":
+                values[s.name] = s.value
+    return values
+
+
+def server_side(before: dict, after: dict) -> dict:
+    """Per request inside the server between two /metrics readings: mean handling time,
+    inference time and CPU time of the whole server process."""
+    def delta(name: str) -> float:
+        return after.get(name, 0.0) - before.get(name, 0.0)
+
+    count = delta("tennis_policy_request_duration_seconds_count") or float("nan")
+    return {"server_request_mean_us": delta("tennis_policy_request_duration_seconds_sum")
+            / count * 1e6,
+            "server_inference_mean_us": delta("tennis_policy_inference_duration_seconds_sum")
+            / count * 1e6,
+            "server_cpu_per_request_us": delta("process_cpu_seconds_total") / count * 1e6}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rate", type=float, default=200.0, help="open-loop requests/s (200)")
+    ap.add_argument("--seconds", type=float, default=10.0, help="length of each run (10)")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--processes", type=int, default=2, help="client processes (2)")
+    ap.add_argument("--connections", type=int, default=4,
+                    help="keep-alive connections per client process (4)")
+    ap.add_argument("--tracking-uri", default=None, help="serve this registry's model instead")
+    ap.add_argument("--model-name", default=None)
+    ap.add_argument("--baseline", action="store_true",
+                    help="also load a stdlib server that answers a constant (the machine's floor)")
+    ap.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    args = ap.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        if args.tracking_uri:
+            uri, name = args.tracking_uri, args.model_name or "tennis-policy"
+        else:
+            uri, name = register_champion(root)
+        proc, url = start_server(uri, name, root / "server.log")
+        try:
+            print(f"server {url} (pid {proc.pid}); {os.cpu_count()} CPUs; clients: "
+                  f"{args.processes} processes x {args.connections} keep-alive connections")
+            load(url, args.processes, args.connections, None, 2.0)  # warm-up
+            report = {}
+            for mode, rate in (("open loop", args.rate), ("closed loop", None)):
+                runs = []
+                before = server_metrics(url)
+                for i in range(args.repeats):
+                    r = load(url, args.processes, args.connections, rate, args.seconds)
+                    runs.append(r)
+                    print(f"  {mode} run {i + 1}: {r['rps']:7.1f} req/s  p50 {r['p50_ms']:.2f} ms"
+                          f"  p99 {r['p99_ms']:.2f} ms  max {r['max_ms']:.1f} ms  p99 from "
+                          f"schedule {r['p99_from_schedule_ms']:.2f} ms  errors {r['errors']}")
+                med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+                med["errors"] = sum(r["errors"] for r in runs)
+                med.update(server_side(before, server_metrics(url)))
+                report[mode] = med
+                print(f"{mode} (median of {args.repeats} x {args.seconds:g} s): "
+                      f"{med['rps']:.1f} req/s, p50 {med['p50_ms']:.2f} ms, p99 "
+                      f"{med['p99_ms']:.2f} ms, errors {med['errors']}; inside the server per "
+                      f"request: {med['server_request_mean_us']:.0f} us handling, "
+                      f"{med['server_inference_mean_us']:.0f} us inference, "
+                      f"{med['server_cpu_per_request_us']:.0f} us CPU")
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        if args.baseline:
+            null, null_url = start_null_server()
+            try:
+                runs = [load(null_url, args.processes, args.connections, args.rate,
+                             args.seconds) for _ in range(args.repeats)]
+            finally:
+                null.terminate()
+                null.wait(10)
+            med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+            report["null server, open loop"] = med
+            per_run = ", ".join(f"{r['p99_ms']:.2f}" for r in runs)
+            print(f"null server, open loop (median of {args.repeats}): {med['rps']:.1f} req/s, "
+                  f"p50 {med['p50_ms']:.2f} ms, p99 {med['p99_ms']:.2f} ms (p99 per run: "
+                  f"{per_run} ms)")
+    target = report["open loop"]["p99_ms"] <= 5.0
+    print(f"target p99 <= 5 ms at {args.rate:g} req/s: {'met' if target else 'MISSED'}; "
+          f"errors: {report['open loop']['errors'] + report['closed loop']['errors']}")
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2))
+    errors = report["open loop"]["errors"] + report["closed loop"]["errors"]
+    return 1 if errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
