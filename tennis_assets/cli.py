@@ -125,6 +125,48 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    import logging
+    import signal
+
+    from prometheus_client import disable_created_metrics
+
+    from tennis_assets.serving import ChampionSource, PolicyServer, ServerConfig
+    from tennis_assets.serving.monitoring import default_monitoring_file
+    from tennis_assets.tracking.mlflow_tracking import MlflowTracker
+
+    logging.basicConfig(level=args.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # A "_created" sample per counter and histogram doubles the exposition for nothing the
+    # dashboards or alerts use.
+    disable_created_metrics()
+    tracker = MlflowTracker(args.tracking_uri)
+    source = ChampionSource(tracker, args.model_name, alias=args.alias, device=args.device,
+                            poll_interval_s=args.poll_interval)
+    config = ServerConfig(host=args.host, port=args.port, max_body_bytes=args.max_body_bytes,
+                          max_batch=args.max_batch)
+    try:
+        server = PolicyServer(source, config,
+                              monitoring_file=args.monitoring_file or default_monitoring_file())
+    except OSError as exc:
+        raise ValueError(f"cannot listen on {args.host}:{args.port} ({exc})") from None
+
+    def stop(signum, frame):
+        # Raised in the main thread, it ends serve_forever, which then closes the socket.
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    # The first model loads in the background: the port answers /healthz at once and /readyz
+    # turns 200 when the champion is loaded.
+    print(f"serving {args.model_name}@{args.alias} from {tracker.tracking_uri} on {server.url}",
+          flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tennis-assets", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -162,6 +204,31 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--seed", type=int, default=0)
     rp.add_argument("--court", action="append", default=[], metavar="NAME=VALUE")
     rp.set_defaults(func=cmd_replay)
+
+    sv = sub.add_parser("serve", help="serve the registered champion's actions over HTTP, with "
+                                      "health, readiness and Prometheus metrics")
+    sv.add_argument("--host", default="127.0.0.1",
+                    help="address to bind (default 127.0.0.1; 0.0.0.0 in a container)")
+    sv.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks one)")
+    sv.add_argument("--model-name", default="tennis-policy", help="registered model name")
+    sv.add_argument("--alias", default="champion", help="registry alias to serve")
+    sv.add_argument("--tracking-uri", default=None,
+                    help="MLflow tracking/registry URI (default $MLFLOW_TRACKING_URI, else the "
+                         "data directory's SQLite database)")
+    sv.add_argument("--poll-interval", type=_positive_float, default=10.0,
+                    help="seconds between registry checks for a moved alias (default 10)")
+    sv.add_argument("--device", default="cpu",
+                    help="torch device for inference (default cpu: single observations are "
+                         "faster there than a GPU round trip)")
+    sv.add_argument("--max-body-bytes", type=_positive_int, default=1 << 20)
+    sv.add_argument("--max-batch", type=_positive_int, default=1024,
+                    help="most observations in one request")
+    sv.add_argument("--monitoring-file", type=Path, default=None,
+                    help="drift-monitoring result exported as metrics (default "
+                         "$TENNIS_ASSETS_HOME/monitoring/latest.json)")
+    sv.add_argument("--log-level", default="info",
+                    choices=["debug", "info", "warning", "error"])
+    sv.set_defaults(func=cmd_serve)
     return parser
 
 
