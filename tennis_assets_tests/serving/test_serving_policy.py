@@ -26,3 +26,15 @@ def test_numpy_actor_matches_learner_act(algorithm):
     obs = rng.standard_normal((1, 2, 24)).astype(np.float32)
     swapped = policy(obs[:, ::-1].copy())[:, ::-1]
     assert np.allclose(swapped, policy(obs), atol=1e-6) == (algorithm == "ddpg")
+
+
+def test_serving_imports_no_dagster_mlflow_or_torch_until_used():
+    import subprocess
+    import sys
+
+    code = ("import sys, tennis_assets.serving, tennis_assets.serving.server, "
+            "tennis_assets.serving.metrics, tennis_assets.serving.monitoring; "
+            "print(sorted(m for m in ('dagster', 'mlflow', 'torch') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "[]"
