@@ -7,13 +7,16 @@ end of their budget).
 
 Storage comes from a URL: ``sqlite:///path.db`` or any SQLAlchemy RDB URL (PostgreSQL, MySQL)
 for RDBStorage, a file path (``journal:path`` or ``*.log``/``*.jsonl``) for a JournalStorage
-that several processes can share, or ``memory`` for a throwaway study. No Dagster here.
+that several processes can share, or ``memory`` for a throwaway study. Several processes (or
+machines) can work on one study at once: each opens it by name in a shared storage and runs an
+exact share of the trials (``split_trials``, ``optimize``). No Dagster here.
 """
 
 from __future__ import annotations
 
 import math
 import os
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -138,35 +141,108 @@ def run_trial(trial, agent_config, train_config, params: Sequence[str],
     return TrialScore(score=score, seconds=result.seconds, updates=result.updates, pruned=False)
 
 
+def open_study(study_name: str, storage_url: str | None, sampler: str = "tpe",
+               pruner: str = "median", multi_objective: bool = False, seed: int = 0,
+               create: bool = True):
+    """The study ``study_name`` in the storage: created if missing (``create``), else it must
+    exist, which is how a worker joins a study someone else started."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    directions = ["maximize", "minimize"] if multi_objective else ["maximize"]
+    storage = make_storage(storage_url)
+    if create:
+        study = optuna.create_study(
+            study_name=study_name, storage=storage, load_if_exists=True,
+            directions=directions, sampler=make_sampler(sampler, seed),
+            pruner=make_pruner(pruner))
+    else:
+        try:
+            study = optuna.load_study(study_name=study_name, storage=storage,
+                                      sampler=make_sampler(sampler, seed),
+                                      pruner=make_pruner(pruner))
+        except KeyError:
+            raise ValueError(f"no study {study_name!r} in {storage_url}: a worker joins an "
+                             "existing study; start it with the tune job first") from None
+    if len(study.directions) != len(directions):
+        raise ValueError(f"study {study_name!r} exists with {len(study.directions)} objective(s); "
+                         f"use another study name for multi_objective={multi_objective}")
+    return study
+
+
+def split_trials(n_trials: int, n_workers: int) -> list[int]:
+    """Each worker's exact share of ``n_trials``: sizes differ by at most one, none is empty."""
+    if n_trials < 1 or n_workers < 1:
+        raise ValueError(f"n_trials={n_trials}, n_workers={n_workers}: both must be >= 1")
+    workers = min(n_workers, n_trials)
+    return [n_trials // workers + (1 if i < n_trials % workers else 0) for i in range(workers)]
+
+
+def batch_trials(study, batch: str, worker: int | None = None) -> list:
+    """Trials tagged with ``batch`` (and ``worker``) by :func:`optimize`."""
+    return [t for t in study.get_trials(deepcopy=False)
+            if t.user_attrs.get("batch") == batch
+            and (worker is None or t.user_attrs.get("worker") == worker)]
+
+
+def optimize(study, n_trials: int, agent_config, train_config,
+             params: Sequence[str] | None = None, multi_objective: bool = False,
+             timeout: float | None = None, on_trial: Callable[[Any, Any], None] | None = None,
+             batch: str | None = None, worker: int = 0) -> list[int]:
+    """Run this process's share of trials; returns the numbers of the trials it ran.
+
+    With ``batch``, every trial is tagged (batch, worker, pid, host) and the share is
+    idempotent: a worker that runs again under the same batch and worker index (a retried step)
+    first counts the trials it already owns, marks any it left RUNNING as FAIL (its process died;
+    no one else runs that worker), and runs only the rest. So a batch of N trials split into
+    shares ends with exactly N trials tagged with it.
+    """
+    import optuna
+
+    if isinstance(n_trials, bool) or not isinstance(n_trials, int) or n_trials < 1:
+        raise ValueError(f"tuning n_trials={n_trials!r}: must be an integer >= 1")
+    names = check_params(list(params) if params is not None else list(SEARCH_SPACE))
+    owned: list[int] = []
+    if batch is not None:
+        for t in batch_trials(study, batch, worker):
+            if t.state in (optuna.trial.TrialState.RUNNING, optuna.trial.TrialState.WAITING):
+                study.tell(t.number, state=optuna.trial.TrialState.FAIL, skip_if_finished=True)
+            owned.append(t.number)
+    remaining = n_trials - len(owned)
+    if remaining <= 0:
+        return owned
+    host, pid = socket.gethostname(), os.getpid()
+
+    def objective(trial):
+        if batch is not None:
+            trial.set_user_attr("batch", batch)
+            trial.set_user_attr("worker", worker)
+            trial.set_user_attr("worker_pid", pid)
+            trial.set_user_attr("host", host)
+        owned.append(trial.number)
+        result = run_trial(trial, agent_config, train_config, names, multi_objective)
+        return (result.score, result.seconds) if multi_objective else result.score
+
+    callbacks = [on_trial] if on_trial is not None else None
+    # A configuration the learner rejects fails its trial, not the study.
+    study.optimize(objective, n_trials=remaining, timeout=timeout, callbacks=callbacks,
+                   catch=(ValueError,))
+    return owned
+
+
 def run_study(study_name: str, storage_url: str | None, n_trials: int, agent_config,
               train_config, params: Sequence[str] | None = None, sampler: str = "tpe",
               pruner: str = "median", multi_objective: bool = False, seed: int = 0,
               timeout: float | None = None,
               on_trial: Callable[[Any, Any], None] | None = None):
     """Create or resume ``study_name`` in the storage and run ``n_trials`` more trials."""
-    import optuna
-
     if isinstance(n_trials, bool) or not isinstance(n_trials, int) or n_trials < 1:
         raise ValueError(f"tuning n_trials={n_trials!r}: must be an integer >= 1")
     names = check_params(list(params) if params is not None else list(SEARCH_SPACE))
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    directions = ["maximize", "minimize"] if multi_objective else ["maximize"]
-    study = optuna.create_study(
-        study_name=study_name, storage=make_storage(storage_url), load_if_exists=True,
-        directions=directions, sampler=make_sampler(sampler, seed),
-        pruner=make_pruner(pruner))
-    if len(study.directions) != len(directions):
-        raise ValueError(f"study {study_name!r} exists with {len(study.directions)} objective(s); "
-                         f"use another study name for multi_objective={multi_objective}")
-
-    def objective(trial):
-        result = run_trial(trial, agent_config, train_config, names, multi_objective)
-        return (result.score, result.seconds) if multi_objective else result.score
-
-    callbacks = [on_trial] if on_trial is not None else None
-    # A configuration the learner rejects fails its trial, not the study.
-    study.optimize(objective, n_trials=n_trials, timeout=timeout, callbacks=callbacks,
-                   catch=(ValueError,))
+    study = open_study(study_name, storage_url, sampler=sampler, pruner=pruner,
+                       multi_objective=multi_objective, seed=seed)
+    optimize(study, n_trials, agent_config, train_config, params=names,
+             multi_objective=multi_objective, timeout=timeout, on_trial=on_trial)
     return study
 
 

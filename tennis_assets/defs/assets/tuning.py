@@ -1,56 +1,152 @@
+"""The Optuna study as a fan-out of worker steps over one shared storage.
 
+``tuning_study`` is a graph-backed asset: ``create_study`` creates (or resumes) the study and
+splits the run's trials into exact shares, one ``tune_trials`` step per share (a
+``DynamicOut``), and ``summarize_study`` collects them and records the study. Each worker is its
+own step, so the multiprocess executor runs it in its own process and ``docker_executor`` in its
+own container; the ``training`` pool decides how many run at once. The ``tuning_worker`` job
+joins a study that is already running with more trials, from anywhere that reaches its storage.
+"""
+
+import json
+import os
 import tempfile
+import warnings
+import zlib
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
+from pydantic import Field
 
 from ..config import TuningConfig
 from ..metadata import frame_md, image_md
 from ..resources import MlflowResource, OptunaResource
 
+HANDOFF_IO = "tuning_handoff_io_manager"
 
-@dg.asset(
-    group_name="tuning",
-    kinds={"optuna", "mlflow"},
-    pool="training",
-    tags={"stage": "tuning"},
-)
-def tuning_study(context: dg.AssetExecutionContext, config: TuningConfig,
-                 optuna_storage: OptunaResource, mlflow: MlflowResource) -> dg.Output[dict]:
-    """Optuna study over the learner's hyperparameters; each trial is a short training run.
 
-    TPE sampling and median pruning on intermediate greedy means by default; with
-    ``multi_objective`` it maximises score and minimises training seconds. The study lives in
-    the configured storage (a journal file in the data directory by default), so a new run adds
-    trials to it. Value: the best parameters, which the ``tuned`` partition of trained_agents uses.
-    """
+class HandoffIOManager(dg.ConfigurableIOManagerFactory):
+    """Small JSON values between the study's steps (the shares, the trials each worker ran),
+    one file per step output under ``base_dir`` (default: the instance's storage directory,
+    where Dagster's own filesystem IO manager writes). Every step of a run must see the same
+    folder: with ``docker_executor`` across machines, mount it from shared storage."""
+
+    base_dir: str = ""
+
+    def create_io_manager(self, context: dg.InitResourceContext) -> "_JsonHandoff":
+        base = Path(self.base_dir) if self.base_dir else Path(context.instance.storage_directory())
+        return _JsonHandoff(base / "tuning_handoff")
+
+
+class _JsonHandoff(dg.IOManager):
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def _path(self, context: dg.OutputContext) -> Path:
+        return self.root.joinpath(*context.get_identifier()).with_suffix(".json")
+
+    def handle_output(self, context: dg.OutputContext, obj: Any) -> None:
+        path = self._path(context)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(obj))
+        tmp.replace(path)
+
+    def load_input(self, context: dg.InputContext) -> Any:
+        return json.loads(self._path(context.upstream_output).read_text())
+
+
+def _study_args(config: TuningConfig) -> dict[str, Any]:
+    return {"sampler": config.sampler.value, "pruner": config.pruner.value,
+            "multi_objective": config.multi_objective}
+
+
+@dg.op(out=dg.DynamicOut(dict, io_manager_key=HANDOFF_IO),
+       description="Create or resume the study; one share of this run's trials per worker.")
+def create_study(context: dg.OpExecutionContext, config: TuningConfig,
+                 optuna_storage: OptunaResource):
     from tennis_assets import tuning
-    from tennis_assets.tracking import run_tags
 
     settings = config.resolved()
-    agent, train = config.build()
     url = optuna_storage.url()
-    context.log.info(f"study {config.study_name!r} in {url}: {settings['n_trials']} more trial(s)")
+    # Created here, once, so that workers only ever join it (no race to create tables or study).
+    tuning.open_study(config.study_name, url, seed=config.seed, **_study_args(config))
+    shares = tuning.split_trials(settings["n_trials"], config.n_workers)
+    context.log.info(f"study {config.study_name!r} in {url}: {settings['n_trials']} more "
+                     f"trial(s) in {len(shares)} worker(s) of {shares}")
+    for worker, n in enumerate(shares):
+        # The batch is the run that asked for the trials: a re-execution of a failed worker
+        # reuses this output and so its batch, and completes that worker's share exactly.
+        yield dg.DynamicOutput({"batch": context.run_id, "worker": worker, "n_trials": n,
+                                "storage": url}, mapping_key=f"w{worker}")
+
+
+def _run_share(context, config: TuningConfig, url: str, n_trials: int, batch: str,
+               worker: int, sampler_seed: int, create: bool) -> list[int]:
+    from tennis_assets import tuning
+
+    agent, train = config.build()
+    study = tuning.open_study(config.study_name, url, seed=sampler_seed, create=create,
+                              **_study_args(config))
 
     def on_trial(study, trial) -> None:
         context.log.info(f"trial {trial.number}: {trial.state.name} values={trial.values} "
                          f"params={trial.params}")
+
+    numbers = tuning.optimize(study, n_trials, agent, train, params=config.params,
+                              multi_objective=config.multi_objective, on_trial=on_trial,
+                              batch=batch, worker=worker)
+    context.log.info(f"worker {worker} (pid {os.getpid()}) ran trials {numbers}")
+    return numbers
+
+
+@dg.op(out=dg.Out(dict, io_manager_key=HANDOFF_IO), pool="training",
+       tags={"stage": "tuning"},
+       description="One worker: runs its share of trials against the shared study storage.")
+def tune_trials(context: dg.OpExecutionContext, config: TuningConfig, share: dict) -> dict:
+    # Distinct seeds: workers that sample at the same moment must not propose the same points.
+    numbers = _run_share(context, config, share["storage"], share["n_trials"], share["batch"],
+                         share["worker"], config.seed + share["worker"], create=False)
+    return {"batch": share["batch"], "worker": share["worker"], "n_trials": share["n_trials"],
+            "trials": numbers, "pid": os.getpid()}
+
+
+@dg.op(description="Check that every trial of this run is accounted for; record the study in "
+                   "MLflow and as the asset's value.")
+def summarize_study(context: dg.OpExecutionContext, config: TuningConfig,
+                    optuna_storage: OptunaResource, mlflow: MlflowResource,
+                    workers: list[dict]) -> dg.Output[dict]:
+    from tennis_assets import tuning
+    from tennis_assets.tracking import run_tags
+
+    settings = config.resolved()
+    url = optuna_storage.url()
+    study = tuning.open_study(config.study_name, url, seed=config.seed, create=False,
+                              **_study_args(config))
+    reported = sorted(n for w in workers for n in w["trials"])
+    batch = workers[0]["batch"]
+    numbers = sorted(t.number for t in tuning.batch_trials(study, batch))
+    requested = sum(w["n_trials"] for w in workers)
+    # Exactly the trials asked for, each run by one worker: none lost, none run twice.
+    if len(numbers) != requested or numbers != reported or \
+            len({w["worker"] for w in workers}) != len(workers):
+        raise dg.Failure(f"trial accounting: {requested} requested, the study holds "
+                         f"{numbers} for this run, workers reported {reported}",
+                         metadata={"workers": dg.MetadataValue.json(workers)})
+    frame = tuning.trials_frame(study)
+    best = tuning.best_trial(study)
+    complete = len(tuning.complete_trials(study))
+    pruned = int((frame["state"] == "PRUNED").sum()) if len(frame) else 0
+    scores = [v for v in frame["score"].tolist() if v is not None]
 
     tags = run_tags(context.run.run_id, asset="tuning_study")
     with mlflow.start_run("tuning_study", tags) as run:
         run.log_params({"study_name": config.study_name, "storage": url,
                         "sampler": config.sampler.value, "pruner": config.pruner.value,
                         "multi_objective": config.multi_objective, **settings,
+                        "n_workers": len(workers),
                         "params": ",".join(config.params or sorted(tuning.SEARCH_SPACE))})
-        study = tuning.run_study(
-            config.study_name, url, settings["n_trials"], agent, train, params=config.params,
-            sampler=config.sampler.value, pruner=config.pruner.value,
-            multi_objective=config.multi_objective, seed=config.seed, on_trial=on_trial)
-        frame = tuning.trials_frame(study)
-        best = tuning.best_trial(study)
-        complete = len(tuning.complete_trials(study))
-        pruned = int((frame["state"] == "PRUNED").sum()) if len(frame) else 0
-        scores = [v for v in frame["score"].tolist() if v is not None]
         run.log_series("trial_score", [float(s) for s in scores])
         run.log_metrics({"best_score": best.values[0] if best else float("nan"),
                          "complete_trials": complete, "pruned_trials": pruned})
@@ -73,6 +169,7 @@ def tuning_study(context: dg.AssetExecutionContext, config: TuningConfig,
         "n_trials": len(frame), "n_complete": complete, "n_pruned": pruned,
         "min_completed_trials": settings["min_completed_trials"],
         "multi_objective": config.multi_objective, "mlflow_run_id": run.run_id,
+        "n_workers": len(workers), "run_trials": numbers,
     }
     return dg.Output(value, metadata={
         "best_score": dg.MetadataValue.float(value["best_score"] or 0.0),
@@ -80,6 +177,8 @@ def tuning_study(context: dg.AssetExecutionContext, config: TuningConfig,
         "trials": dg.MetadataValue.int(len(frame)),
         "complete_trials": dg.MetadataValue.int(complete),
         "pruned_trials": dg.MetadataValue.int(pruned),
+        "run_trials": dg.MetadataValue.int(len(numbers)),
+        "workers": dg.MetadataValue.json(sorted(workers, key=lambda w: w["worker"])),
         "summary": frame_md(frame),
         "optimization_history": history_md,
         "param_importances": importance_md,
@@ -87,3 +186,68 @@ def tuning_study(context: dg.AssetExecutionContext, config: TuningConfig,
         "mlflow_run": dg.MetadataValue.url(run.url) if run.url else dg.MetadataValue.text("-"),
         "mlflow_run_id": dg.MetadataValue.text(run.run_id),
     })
+
+
+@dg.config_mapping
+def _tuning_config(config: TuningConfig) -> dict:
+    # One TuningConfig for the whole asset, as before it was a graph: the launchpad shows it at
+    # ops.tuning_study.config, and every step gets the same values.
+    values = {"config": config.model_dump(mode="json")}
+    return {"create_study": values, "tune_trials": values, "summarize_study": values}
+
+
+def _handoff_resource() -> dg.ResourceDefinition:
+    # Bound to the asset so that every Definitions and test that loads the asset gets it;
+    # resource_defs on assets is a beta parameter, whose warning says nothing to a user here.
+    return HandoffIOManager().get_resource_definition()
+
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", dg.BetaWarning)
+
+    @dg.graph_asset(
+        group_name="tuning",
+        kinds={"optuna", "mlflow"},
+        tags={"stage": "tuning"},
+        config=_tuning_config,
+        resource_defs={HANDOFF_IO: _handoff_resource()},
+    )
+    def tuning_study():
+        """Optuna study over the learner's hyperparameters; each trial is a short training run.
+
+        TPE sampling and median pruning on intermediate greedy means by default; with
+        ``multi_objective`` it maximises score and minimises training seconds. The study lives in
+        the configured storage (a journal file in the data directory by default), so a new run adds
+        trials to it. ``n_workers`` worker steps share the run's trials exactly; they run in
+        parallel as far as the executor and the ``training`` pool allow. Value: the best parameters,
+        which the ``tuned`` partition of trained_agents uses.
+        """
+        workers = create_study().map(tune_trials)
+        return summarize_study(workers.collect())
+
+
+class TuningWorkerConfig(TuningConfig):
+    """Join a running study: same fields as the tuning_study asset, plus where the study is."""
+
+    storage: str = Field(default="", description="the study's storage URL; empty: the "
+                                                 "optuna_storage resource's")
+
+
+@dg.op(pool="training", tags={"stage": "tuning"},
+       description="Join an existing study by name and storage and run n_trials more trials.")
+def join_study(context: dg.OpExecutionContext, config: TuningWorkerConfig,
+               optuna_storage: OptunaResource) -> None:
+    url = config.storage or optuna_storage.url()
+    # A seed of its own per run: two joined workers must not replay each other's samples.
+    seed = config.seed + 1000 + zlib.crc32(context.run_id.encode()) % 1_000_000
+    n_trials = config.resolved()["n_trials"]
+    numbers = _run_share(context, config, url, n_trials, batch=context.run_id, worker=0,
+                         sampler_seed=seed, create=False)
+    context.log.info(f"joined study {config.study_name!r} in {url}: ran trials {numbers}")
+
+
+@dg.job(tags={"stage": "tuning"},
+        description="A tuning worker that joins a running study (tuning_study's, by default) "
+                    "and adds n_trials trials; launch it as often as you have machines.")
+def tuning_worker():
+    join_study()
