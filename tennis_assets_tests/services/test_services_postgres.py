@@ -1,0 +1,203 @@
+"""The production storage on a real PostgreSQL server: Dagster's run, event and schedule storage,
+an Optuna study shared by worker processes, and MLflow's tracking and registry backend."""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import timedelta
+from pathlib import Path
+
+import dagster as dg
+import pytest
+import yaml
+from dagster._core.definitions.reconstruct import ReconstructableRepository
+
+pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _write_instance(home: Path, postgres_url: str) -> Path:
+    """$DAGSTER_HOME/dagster.yaml: the repository's local settings (pools, telemetry) with
+    PostgreSQL for runs, events and schedules, as docker/dagster.yaml has it."""
+    config = yaml.safe_load((REPO / "dagster.yaml").read_text()) or {}
+    config["storage"] = {"postgres": {"postgres_url": postgres_url}}
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "dagster.yaml").write_text(yaml.safe_dump(config))
+    return home
+
+
+@pytest.fixture(scope="module")
+def mlflow_db(postgres) -> str:
+    """One MLflow database for the module: MLflow's migrations take seconds on each new one."""
+    return postgres.create_database("mlflow")
+
+
+@pytest.fixture
+def services(postgres, pg_database, mlflow_db, tmp_path, monkeypatch):
+    """Dagster, Optuna and MLflow all on the server, the way the compose stack runs them."""
+    dagster_db, optuna_db = pg_database("dagster"), pg_database("optuna")
+    # The driver is named: SQLAlchemy 2.1 maps a bare postgresql:// to psycopg 3, which is not
+    # installed; psycopg2 is (psycopg2-binary).
+    home = _write_instance(tmp_path / "dagster_home", postgres.url(dagster_db, "psycopg2"))
+    optuna_url = postgres.url(optuna_db, "psycopg2")
+    mlflow_url = postgres.url(mlflow_db, "psycopg2")
+    # Read at run time by the resources, in this process and in every step process.
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    monkeypatch.setenv("TENNIS_ASSETS_HOME", str(tmp_path / "data"))
+    monkeypatch.setenv("TENNIS_ASSETS_OPTUNA_STORAGE", optuna_url)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_url)
+    monkeypatch.delenv("TENNIS_ASSETS_ALERT_WEBHOOK", raising=False)
+    return {"home": home, "dagster_db": dagster_db, "optuna": optuna_url, "mlflow": mlflow_url}
+
+
+def _rows(postgres, database: str, sql: str, *args) -> list[tuple]:
+    conn = postgres.connect(database)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(sql, args)
+            return cur.fetchall()
+    finally:
+        conn.close()
+
+
+def test_dagster_on_postgres_materializes_the_pipeline(postgres, services):
+    """The main command's four runs (tiny profile) on an instance whose storage is PostgreSQL;
+    the gate's target is lowered so that an untrained tiny agent is promoted and all four assets
+    materialize. Then everything is read back from the database by a fresh instance."""
+    from tennis_assets.pipeline import materialize_all
+
+    with dg.DagsterInstance.from_config(str(services["home"])) as instance:
+        assert type(instance.run_storage).__name__ == "PostgresRunStorage"
+        runs = materialize_all("tiny", instance=instance,
+                               extra_config={"evaluation_report": {"target_score": 0.0}})
+    # The main command's runs, in order (later steps of the command may follow them).
+    assert [(r.job, r.partition) for r in runs][:4] == [
+        ("tune", "-"), ("retrain", "baseline"), ("retrain", "tuned"), ("promote", "-")]
+    assert all(r.success for r in runs), runs
+
+    with dg.DagsterInstance.from_config(str(services["home"])) as fresh:
+        records = {r.dagster_run.run_id: r for r in fresh.get_run_records()}
+        assert set(records) == {r.run_id for r in runs}
+        assert all(r.dagster_run.status == dg.DagsterRunStatus.SUCCESS for r in records.values())
+        keys = ["tuning_study", "trained_agents", "evaluation_report", "production_model"]
+        for key in keys:
+            event = fresh.get_latest_materialization_event(dg.AssetKey(key))
+            assert event is not None and event.run_id in records, key
+        tuned = fresh.get_latest_materialization_event(dg.AssetKey("trained_agents"))
+        assert tuned.asset_materialization.partition in ("baseline", "tuned")
+        study = fresh.get_latest_materialization_event(dg.AssetKey("tuning_study"))
+        assert study.asset_materialization.metadata["run_trials"].value == 3
+
+    # Straight from PostgreSQL's tables, not through Dagster's API.
+    db = services["dagster_db"]
+    assert {r[0] for r in _rows(postgres, db, "SELECT run_id FROM runs")} == set(records)
+    materialized = _rows(postgres, db, "SELECT DISTINCT asset_key FROM event_logs WHERE "
+                                       "dagster_event_type = 'ASSET_MATERIALIZATION'")
+    assert set(keys) <= {json.loads(k)[0] for (k,) in materialized}  # keys: JSON paths
+
+
+def _max_overlap(intervals: list[tuple[object, object, int]]) -> tuple[int, set[int]]:
+    """The most distinct processes with a trial running at one instant, and which."""
+    best: set[int] = set()
+    for start, _, _ in intervals:
+        running = {pid for s, e, pid in intervals if s <= start < e}
+        if len(running) > len(best):
+            best = running
+    return len(best), best
+
+
+def test_study_on_postgres_with_three_concurrent_worker_processes(postgres, services):
+    """The real `tune` job under the multiprocess executor: three worker steps, each its own
+    process, share six trials of one study in PostgreSQL, with the `training` pool raised from
+    1 to 3. Every trial ends finished and numbered 0..5 exactly once."""
+    import optuna
+
+    from tennis_assets import tuning
+
+    n_trials, n_workers = 6, 3
+    with dg.DagsterInstance.from_config(str(services["home"])) as instance:
+        # What a user does on a machine with room for three trainings at once.
+        instance.event_log_storage.set_concurrency_slots("training", n_workers)
+        recon = ReconstructableRepository.for_module(
+            "tennis_assets.definitions", "defs",
+            working_directory=str(REPO)).get_reconstructable_job("tune")
+        config = {"profile": "tiny", "study_name": "pg-workers", "n_trials": n_trials,
+                  "n_workers": n_workers, "pruner": "none",
+                  # Wall-clock bound trials, long enough that the workers' trials overlap
+                  # whatever order their processes come up in.
+                  "trial_max_seconds": 3.0, "trial_max_updates": 1_000_000}
+        # Step processes fork from a server that has imported Dagster, the definitions and
+        # torch once, instead of each importing them again (seconds each on 2 busy cores).
+        executor = {"max_concurrent": 4, "start_method": {"forkserver": {"preload_modules": [
+            "tennis_assets.definitions", "torch", "optuna"]}}}
+        with dg.execute_job(recon, instance=instance, run_config={
+                "ops": {"tuning_study": {"config": config}},
+                "execution": {"config": {"multiprocess": executor}}}) as result:
+            assert result.success
+            run_id = result.run_id
+            step_pids = {e.step_key: e.pid for e in result.all_events
+                         if e.event_type == dg.DagsterEventType.STEP_START}
+    stored = Path(os.environ["TENNIS_ASSETS_HOME"]) / "assets/tuning_study/__unpartitioned__.json"
+    value = json.loads(stored.read_text())["value"]
+
+    study = optuna.load_study(study_name="pg-workers", storage=tuning.make_storage(
+        services["optuna"]))
+    trials = study.get_trials()
+    assert sorted(t.number for t in trials) == list(range(n_trials))
+    finished = {optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED}
+    assert all(t.state in finished for t in trials), [t.state.name for t in trials]
+    assert {t.user_attrs["batch"] for t in trials} == {run_id}
+    assert value["run_trials"] == list(range(n_trials)) and value["n_trials"] == n_trials
+    shares = sorted(sum(1 for t in trials if t.user_attrs["worker"] == w) for w in range(3))
+    assert shares == [2, 2, 2]
+
+    pids = {t.user_attrs["worker_pid"] for t in trials}
+    worker_steps = {k: p for k, p in step_pids.items() if "tune_trials" in k}
+    assert len(worker_steps) == n_workers and pids == set(worker_steps.values())
+    assert os.getpid() not in pids
+    intervals = [(t.datetime_start, t.datetime_complete, t.user_attrs["worker_pid"])
+                 for t in trials]
+    overlap, running = _max_overlap(intervals)
+    timeline = sorted((s.isoformat(), (e - s) / timedelta(seconds=1), p) for s, e, p in intervals)
+    assert overlap >= 3, f"at most {overlap} worker processes at once: {timeline}"
+
+
+def test_mlflow_on_postgres_records_a_run_and_a_model_version(postgres, services, tmp_path):
+    from mlflow.tracking import MlflowClient
+
+    from tennis_assets.tracking.mlflow_tracking import MlflowTracker
+
+    uri = services["mlflow"]
+    tracker = MlflowTracker(uri, experiment="pg-backend",
+                            artifact_root=(tmp_path / "artifacts").as_uri())
+    model_dir = tmp_path / "model"
+    model_dir.mkdir()
+    (model_dir / "weights.txt").write_text("not a real model")
+    with tracker.start_run("pg-run", {"purpose": "backend-check"}) as run:
+        run.log_params({"actor_lr": 1e-3, "algorithm": "ddpg"})
+        run.log_metrics({"eval_mean": 0.75})
+        run.log_series("episode_score", [0.0, 0.1, 0.5])
+        run.log_artifact(model_dir, "model")
+    source = f"{tracker.get_run(run.run_id).info.artifact_uri}/model"
+    info = tracker.register_champion("pg-policy", source, run.run_id, tags={"eval_mean": 0.75})
+
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)  # nothing cached
+    stored = client.get_run(run.run_id)
+    assert stored.info.status == "FINISHED"
+    assert stored.data.params == {"actor_lr": "0.001", "algorithm": "ddpg"}
+    assert stored.data.metrics["eval_mean"] == 0.75
+    assert [m.value for m in client.get_metric_history(run.run_id, "episode_score")] == \
+        [0.0, 0.1, 0.5]
+    assert stored.data.tags["purpose"] == "backend-check"
+    version = client.get_model_version_by_alias("pg-policy", "champion")
+    assert (str(version.version), version.run_id, version.status) == \
+        (info.version, run.run_id, "READY")
+    assert version.tags["eval_mean"] == "0.75"
+    # In PostgreSQL's own tables.
+    db = uri.rsplit("/", 1)[1]
+    assert _rows(postgres, db, "SELECT value FROM params WHERE run_uuid = %s AND key = %s",
+                 run.run_id, "actor_lr") == [("0.001",)]
+    assert _rows(postgres, db, "SELECT version FROM model_versions WHERE name = %s",
+                 "pg-policy") == [(1,)]
