@@ -28,6 +28,21 @@ def test_numpy_actor_matches_learner_act(algorithm):
     assert np.allclose(swapped, policy(obs), atol=1e-6) == (algorithm == "ddpg")
 
 
+def test_one_observation_takes_well_under_a_millisecond():
+    import time
+
+    learner = make_learner(AgentConfig(buffer_size=256, device="cpu"))  # default network sizes
+    policy, _ = greedy_policy(learner)
+    obs = np.random.default_rng(2).standard_normal((1, 2, 24)).astype(np.float32)
+    times = []
+    for _ in range(300):
+        started = time.perf_counter()
+        policy(obs)
+        times.append(time.perf_counter() - started)
+    # About 15 us on an idle core; the bound leaves room for a machine shared with other work.
+    assert np.median(times) < 1e-3 / 4, np.median(times)
+
+
 def test_serving_imports_no_dagster_mlflow_or_torch_until_used():
     import subprocess
     import sys
