@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 import os
-from datetime import timedelta
+import threading
+import time
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
@@ -108,18 +110,55 @@ def _max_overlap(intervals: list[tuple[object, object, int]]) -> tuple[int, set[
     return len(best), best
 
 
+def _join_when_running(study_name: str, storage_url: str, n_trials: int, box: dict) -> None:
+    """The `tuning_worker` job, launched as its own run once the study has a running trial."""
+    import optuna
+
+    from tennis_assets import tuning
+    from tennis_assets.definitions import defs
+    from tennis_assets.defs.jobs import WORKER_JOBS
+
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            try:
+                study = optuna.load_study(study_name=study_name,
+                                          storage=tuning.make_storage(storage_url))
+                if study.get_trials(states=[optuna.trial.TrialState.RUNNING]):
+                    break
+            except KeyError:
+                pass  # not created yet
+            time.sleep(0.2)
+        box["joined_at"] = datetime.now()
+        if "tuning_worker" not in {job.name for job in defs.jobs or []}:
+            defs = dg.Definitions.merge(defs, dg.Definitions(jobs=WORKER_JOBS))
+        config = {"profile": "tiny", "study_name": study_name, "n_trials": n_trials,
+                  "pruner": "none", "trial_max_seconds": 3.0, "trial_max_updates": 1_000_000}
+        # An instance object of its own: this is another run, as from another machine.
+        with dg.DagsterInstance.get() as instance:
+            result = defs.resolve_job_def("tuning_worker").execute_in_process(
+                run_config={"ops": {"join_study": {"config": config}}}, instance=instance)
+        box["run_id"], box["success"] = result.run_id, result.success
+    except BaseException as exc:  # reported by the test, not lost in the thread
+        box["error"] = exc
+
+
 def test_study_on_postgres_with_three_concurrent_worker_processes(postgres, services):
     """The real `tune` job under the multiprocess executor: three worker steps, each its own
     process, share six trials of one study in PostgreSQL, with the `training` pool raised from
-    1 to 3. Every trial ends finished and numbered 0..5 exactly once."""
+    1 to 3; while it runs, a `tuning_worker` run joins the study with two more trials. Every
+    trial ends finished, numbered 0..7 exactly once, each batch exactly as large as asked."""
     import optuna
 
     from tennis_assets import tuning
 
-    n_trials, n_workers = 6, 3
+    n_trials, n_workers, n_joined = 6, 3, 2
+    joined: dict = {}
+    joiner = threading.Thread(target=_join_when_running, daemon=True, args=(
+        "pg-workers", services["optuna"], n_joined, joined))
     with dg.DagsterInstance.from_config(str(services["home"])) as instance:
         # What a user does on a machine with room for three trainings at once.
-        instance.event_log_storage.set_concurrency_slots("training", n_workers)
+        instance.event_log_storage.set_concurrency_slots("training", n_workers + 1)
         recon = ReconstructableRepository.for_module(
             "tennis_assets.definitions", "defs",
             working_directory=str(REPO)).get_reconstructable_job("tune")
@@ -132,6 +171,7 @@ def test_study_on_postgres_with_three_concurrent_worker_processes(postgres, serv
         # torch once, instead of each importing them again (seconds each on 2 busy cores).
         executor = {"max_concurrent": 4, "start_method": {"forkserver": {"preload_modules": [
             "tennis_assets.definitions", "torch", "optuna"]}}}
+        joiner.start()
         with dg.execute_job(recon, instance=instance, run_config={
                 "ops": {"tuning_study": {"config": config}},
                 "execution": {"config": {"multiprocess": executor}}}) as result:
@@ -139,28 +179,38 @@ def test_study_on_postgres_with_three_concurrent_worker_processes(postgres, serv
             run_id = result.run_id
             step_pids = {e.step_key: e.pid for e in result.all_events
                          if e.event_type == dg.DagsterEventType.STEP_START}
+            finished_at = datetime.now()
+        joiner.join(timeout=120)
+    assert "error" not in joined, joined
+    assert joined["success"] and joined["joined_at"] < finished_at
     stored = Path(os.environ["TENNIS_ASSETS_HOME"]) / "assets/tuning_study/__unpartitioned__.json"
     value = json.loads(stored.read_text())["value"]
 
     study = optuna.load_study(study_name="pg-workers", storage=tuning.make_storage(
         services["optuna"]))
     trials = study.get_trials()
-    assert sorted(t.number for t in trials) == list(range(n_trials))
+    assert sorted(t.number for t in trials) == list(range(n_trials + n_joined))
     finished = {optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED}
     assert all(t.state in finished for t in trials), [t.state.name for t in trials]
-    assert {t.user_attrs["batch"] for t in trials} == {run_id}
-    assert value["run_trials"] == list(range(n_trials)) and value["n_trials"] == n_trials
-    shares = sorted(sum(1 for t in trials if t.user_attrs["worker"] == w) for w in range(3))
+    batches = {b: sorted(t.number for t in trials if t.user_attrs["batch"] == b)
+               for b in (run_id, joined["run_id"])}
+    assert [len(v) for v in batches.values()] == [n_trials, n_joined]
+    assert value["run_trials"] == batches[run_id]
+    tuned = [t for t in trials if t.user_attrs["batch"] == run_id]
+    shares = sorted(sum(1 for t in tuned if t.user_attrs["worker"] == w) for w in range(3))
     assert shares == [2, 2, 2]
 
-    pids = {t.user_attrs["worker_pid"] for t in trials}
+    pids = {t.user_attrs["worker_pid"] for t in tuned}
     worker_steps = {k: p for k, p in step_pids.items() if "tune_trials" in k}
     assert len(worker_steps) == n_workers and pids == set(worker_steps.values())
     assert os.getpid() not in pids
     intervals = [(t.datetime_start, t.datetime_complete, t.user_attrs["worker_pid"])
-                 for t in trials]
+                 for t in tuned]
     overlap, running = _max_overlap(intervals)
     timeline = sorted((s.isoformat(), (e - s) / timedelta(seconds=1), p) for s, e, p in intervals)
+    # The evidence, in the test log: (start, seconds, worker pid) of each trial of the run.
+    print(f"tune run {run_id}: {overlap} worker processes at once {sorted(running)}; "
+          f"trials {timeline}; joined run {joined['run_id']}: trials {batches[joined['run_id']]}")
     assert overlap >= 3, f"at most {overlap} worker processes at once: {timeline}"
 
 
