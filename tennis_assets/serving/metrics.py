@@ -149,7 +149,6 @@ class HostCollector:
             GaugeMetricFamily("tennis_host_memory_available_bytes",
                               "Memory available to new processes", value=memory.available),
         ]
-        return out
 
 
 class GpuCollector:

@@ -59,12 +59,21 @@ class ChampionSource:
             raise ValueError(f"poll_interval_s={poll_interval_s!r}: must be > 0")
         self.tracker, self.model_name, self.alias = tracker, model_name, alias
         self.device, self.poll_interval_s = device, float(poll_interval_s)
-        self._on_loaded, self._on_failure = on_loaded, on_failure
+        self._on_loaded = [on_loaded] if on_loaded else []
+        self._on_failure = [on_failure] if on_failure else []
         self.current: LoadedModel | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         # One refresh at a time: the poller and an explicit refresh() must not both download.
         self._refresh_lock = threading.Lock()
+
+    def subscribe(self, on_loaded: Callable[[LoadedModel], None] | None = None,
+                  on_failure: Callable[[str, BaseException], None] | None = None) -> None:
+        """Also call these after each swap / each failure (the server's metrics do)."""
+        if on_loaded:
+            self._on_loaded.append(on_loaded)
+        if on_failure:
+            self._on_failure.append(on_failure)
 
     def refresh(self) -> bool:
         """Look the alias up once; load and swap in its version if it differs from the served
@@ -92,8 +101,8 @@ class ChampionSource:
             log.info("serving %s version %s (alias %s, %s actor), loaded in %.2f s",
                      model.name, model.version, self.alias, model.implementation,
                      model.load_seconds)
-            if self._on_loaded is not None:
-                self._on_loaded(model)
+            for callback in self._on_loaded:
+                callback(model)
             return True
 
     def _load(self, info: Any) -> LoadedModel:
@@ -123,8 +132,8 @@ class ChampionSource:
         log.warning("%s@%s: %s failure%s (%s: %s); still serving %s", self.model_name,
                     self.alias, kind, f" for {what}" if what else "", type(exc).__name__, exc,
                     serving)
-        if self._on_failure is not None:
-            self._on_failure(kind, exc)
+        for callback in self._on_failure:
+            callback(kind, exc)
 
     # ---- background polling -------------------------------------------------------------------
     def start(self) -> None:

@@ -90,6 +90,8 @@ def parse_observations(body: bytes, max_batch: int) -> tuple[np.ndarray, bool]:
 
 
 _MAX_HEADERS, _MAX_HEADER_LINE = 100, 65536
+# Bodies over the limit but under this many times it are read and dropped before the 413.
+_DRAIN_FACTOR = 8
 
 
 class _Headers(dict):
@@ -183,7 +185,7 @@ class PolicyHandler(BaseHTTPRequestHandler):
         # write are two sendall calls, and each wakes the client (measured: half the server's
         # time per request went into the second wake-up on a busy 2-core machine).
         lines = [f"HTTP/1.1 {status} {self.responses.get(status, ('',))[0]}",
-                 f"Server: tennis-assets", f"Date: {self.date_time_string()}",
+                 "Server: tennis-assets", f"Date: {self.date_time_string()}",
                  f"Content-Type: {content_type}", f"Content-Length: {len(body)}"]
         lines.extend(f"{key}: {value}" for key, value in (extra or {}).items())
         if close:
@@ -264,10 +266,21 @@ class PolicyHandler(BaseHTTPRequestHandler):
             return self._reject("act", started, 400, "bad_request",
                                 f"invalid Content-Length {length!r}", close=True)
         if n > server.config.max_body_bytes:
-            # Not read: answering and closing is cheaper than swallowing a huge body.
-            return self._reject("act", started, 413, "too_large",
-                                f"body of {n} bytes; the limit is "
-                                f"{server.config.max_body_bytes}", close=True)
+            message = f"body of {n} bytes; the limit is {server.config.max_body_bytes}"
+            if n > _DRAIN_FACTOR * server.config.max_body_bytes:
+                # Not read: answering and closing beats swallowing a huge body, though a client
+                # still sending may see the connection reset before it reads the 413.
+                return self._reject("act", started, 413, "too_large", message, close=True)
+            # Read and dropped, so the client reads the 413 instead of a reset connection (the
+            # kernel resets a socket closed with unread data).
+            remaining = n
+            while remaining > 0:
+                chunk = self.rfile.read(min(remaining, 1 << 16))
+                if not chunk:
+                    self.close_connection = True
+                    return
+                remaining -= len(chunk)
+            return self._reject("act", started, 413, "too_large", message)
         body = self.rfile.read(n)
         if len(body) < n:
             self.close_connection = True
@@ -338,16 +351,11 @@ class PolicyServer:
             from .monitoring import MonitoringCollector
 
             self.metrics.registry.register(MonitoringCollector(monitoring_file))
-        self._chain_callbacks()
+        source.subscribe(self.metrics.model_swapped, self.metrics.load_failed)
+        if source.current is not None:
+            self.metrics.model_swapped(source.current)
         self.httpd = _HTTPServer(self.config, source, self.metrics)
         self._thread: threading.Thread | None = None
-
-    def _chain_callbacks(self) -> None:
-        # The source reports loads and failures; the metrics record them.
-        self.source._on_loaded = _chain(self.source._on_loaded, self.metrics.model_swapped)
-        self.source._on_failure = _chain(self.source._on_failure, self.metrics.load_failed)
-        if self.source.current is not None:
-            self.metrics.model_swapped(self.source.current)
 
     @property
     def port(self) -> int:
@@ -373,22 +381,13 @@ class PolicyServer:
             self.close()
 
     def stop(self) -> None:
-        self.httpd.shutdown()
-        if self._thread is not None:
+        if self._thread is not None:  # shutdown() waits for a serve_forever loop to end
+            self.httpd.shutdown()
             self._thread.join(10)
+            self._thread = None
         self.close()
 
     def close(self) -> None:
         self.source.stop()
         self.httpd.server_close()
-
-
-def _chain(first, second):
-    if first is None:
-        return second
-
-    def both(*args):
-        first(*args)
-        second(*args)
-    return both
 
