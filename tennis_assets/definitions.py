@@ -11,7 +11,7 @@ from tennis_assets.defs.assets import (evaluation_report, production_model,
                                        production_monitoring, trained_agents, tuning_study)
 from tennis_assets.defs.checks import enough_completed_trials, promoted_model_loads_and_plays
 from tennis_assets.defs.environment import UnityEnvironmentResource
-from tennis_assets.defs.jobs import ALL_JOBS
+from tennis_assets.defs.jobs import ALL_JOBS, WORKER_JOBS
 from tennis_assets.defs.resources import AlertWebhook, MlflowResource, OptunaResource
 from tennis_assets.defs.schedules import daily_monitoring, weekly_retrain
 from tennis_assets.defs.sensors import (alert_on_failed_checks, promote_better_model,
@@ -37,7 +37,7 @@ defs = dg.Definitions(
     assets=[tuning_study, trained_agents, evaluation_report, production_model,
             production_monitoring],
     asset_checks=[enough_completed_trials, promoted_model_loads_and_plays],
-    jobs=ALL_JOBS,
+    jobs=[*ALL_JOBS, *WORKER_JOBS],
     schedules=[weekly_retrain, daily_monitoring],
     sensors=[promote_better_model, retrain_on_drift, alert_on_failed_checks],
     resources=default_resources(),

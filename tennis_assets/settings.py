@@ -23,3 +23,13 @@ def data_dir() -> Path:
 
 def runs_dir() -> Path:
     return data_dir() / "runs"
+
+
+def database_url(url: str) -> str:
+    """A database URL with PostgreSQL's driver named: SQLAlchemy 2.1 maps a bare
+    ``postgresql://`` to psycopg 3, which is not installed; psycopg2 (psycopg2-binary) is. Other
+    URLs pass through unchanged."""
+    for bare in ("postgresql://", "postgres://"):
+        if url.startswith(bare):
+            return "postgresql+psycopg2://" + url[len(bare):]
+    return url

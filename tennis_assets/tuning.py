@@ -57,7 +57,9 @@ def make_storage(url: str | None):
     if "://" in url and not url.startswith("journal:"):
         if url.startswith("sqlite:///"):
             Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
-        return optuna.storages.RDBStorage(url)
+        from tennis_assets.settings import database_url
+
+        return optuna.storages.RDBStorage(database_url(url))
     path = Path(url[len("journal:"):] if url.startswith("journal:") else url).expanduser()
     path.parent.mkdir(parents=True, exist_ok=True)
     from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock

@@ -36,3 +36,12 @@ def test_every_config_rejects_unknown_keys_by_name():
             cls.from_dict({"gravty": -9.81})
         with pytest.raises(ValueError, match="expects a dict"):
             cls.from_dict([("seed", 1)])
+
+
+def test_database_url_names_the_installed_postgresql_driver():
+    from tennis_assets.settings import database_url
+
+    assert database_url("postgresql://u:p@h:5432/db") == "postgresql+psycopg2://u:p@h:5432/db"
+    assert database_url("postgres://u@h/db") == "postgresql+psycopg2://u@h/db"
+    assert database_url("postgresql+psycopg2://u@h/db") == "postgresql+psycopg2://u@h/db"
+    assert database_url("sqlite:///x.db") == "sqlite:///x.db"

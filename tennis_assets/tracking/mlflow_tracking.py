@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
-from tennis_assets.settings import data_dir
+from tennis_assets.settings import data_dir, database_url
 
 from .tracker import finite_metrics, flatten
 
@@ -178,7 +178,7 @@ class MlflowTracker:
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
         from mlflow.tracking import MlflowClient
 
-        self.tracking_uri = tracking_uri or default_tracking_uri()
+        self.tracking_uri = database_url(tracking_uri or default_tracking_uri())
         self.experiment = experiment
         self.ui_url = (ui_url or os.environ.get("MLFLOW_UI_URL") or
                        (self.tracking_uri if self.tracking_uri.startswith("http")

@@ -23,7 +23,7 @@ CHECKS = [
     "trained_agents:weights_finite",
     "tuning_study:enough_completed_trials",
 ]
-JOBS = ["monitor", "promote", "retrain", "run_pipeline", "tune"]
+JOBS = ["monitor", "promote", "retrain", "run_pipeline", "tune", "tuning_worker"]
 SCHEDULES = ["daily_monitoring", "weekly_retrain"]
 SENSORS = ["alert_on_failed_checks", "promote_better_model", "retrain_on_drift"]
 BLOCKING = {"beats_champion", "solves_tennis", "weights_finite", "history_has_no_nan"}

@@ -212,7 +212,7 @@ def test_resolved_environment_of_the_user_code(compose):
            _environment(compose["services"]["user_code"]).items()}
     assert env["MLFLOW_TRACKING_URI"] == "http://mlflow:5000"
     assert env["TENNIS_ASSETS_OPTUNA_STORAGE"] == \
-        "postgresql://tennis:change-me@postgres:5432/optuna"
+        "postgresql+psycopg2://tennis:change-me@postgres:5432/optuna"
     assert env["TENNIS_ASSETS_HOME"] == "/data"
     assert env["DAGSTER_CURRENT_IMAGE"] == compose["services"]["user_code"]["image"]
     assert env["DAGSTER_POSTGRES_HOST"] == "postgres"
@@ -222,7 +222,7 @@ def test_resolved_environment_of_the_user_code(compose):
     assert re.search(r"for db in dagster mlflow optuna", init)
     mlflow_env = _resolve(_environment(compose["services"]["mlflow"])["MLFLOW_BACKEND_STORE_URI"],
                           _env_example())
-    assert mlflow_env == "postgresql://tennis:change-me@postgres:5432/mlflow"
+    assert mlflow_env == "postgresql+psycopg2://tennis:change-me@postgres:5432/mlflow"
     dashboard = _resolve(_environment(compose["services"]["optuna-dashboard"])["OPTUNA_STORAGE"],
                          _env_example())
     assert dashboard == env["TENNIS_ASSETS_OPTUNA_STORAGE"]

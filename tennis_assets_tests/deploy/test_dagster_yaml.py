@@ -25,7 +25,7 @@ DOCKER_ENV = {
     "DAGSTER_POSTGRES_HOST": "postgres", "DAGSTER_POSTGRES_USER": "tennis",
     "DAGSTER_POSTGRES_PASSWORD": "change-me", "DAGSTER_POSTGRES_DB": "dagster",
     "MLFLOW_TRACKING_URI": "http://mlflow:5000",
-    "TENNIS_ASSETS_OPTUNA_STORAGE": "postgresql://tennis:change-me@postgres:5432/optuna",
+    "TENNIS_ASSETS_OPTUNA_STORAGE": "postgresql+psycopg2://tennis:change-me@postgres:5432/optuna",
     "TENNIS_ASSETS_HOME": "/data", "TENNIS_ASSETS_PROFILE": "quick",
     "TENNIS_ASSETS_ALERT_WEBHOOK": "",
 }
@@ -99,7 +99,7 @@ def test_docker_instance_classes_accept_their_config(tmp_path, monkeypatch):
     storage_config = process_config(run_storage.config_type(),
                                     yaml.safe_load(ref.run_storage_data.config_yaml))
     assert pg_url_from_config(storage_config.value) == \
-        "postgresql://tennis:change-me@postgres:5432/dagster"
+        "postgresql+psycopg2://tennis:change-me@postgres:5432/dagster"
 
     # Coordinator and launcher construct without a database or a Docker engine.
     coordinator = ref.run_coordinator_data.rehydrate(as_type=object)
