@@ -24,6 +24,7 @@ DOCKER = REPO / "docker" / "dagster.yaml"
 DOCKER_ENV = {
     "DAGSTER_POSTGRES_HOST": "postgres", "DAGSTER_POSTGRES_USER": "tennis",
     "DAGSTER_POSTGRES_PASSWORD": "change-me", "DAGSTER_POSTGRES_DB": "dagster",
+    "DAGSTER_POSTGRES_PORT": "5432", "TENNIS_ASSETS_COURT": "",
     "MLFLOW_TRACKING_URI": "http://mlflow:5000",
     "TENNIS_ASSETS_OPTUNA_STORAGE": "postgresql+psycopg2://tennis:change-me@postgres:5432/optuna",
     "TENNIS_ASSETS_HOME": "/data", "TENNIS_ASSETS_PROFILE": "quick",

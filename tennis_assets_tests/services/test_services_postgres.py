@@ -251,3 +251,56 @@ def test_mlflow_on_postgres_records_a_run_and_a_model_version(postgres, services
                  run.run_id, "actor_lr") == [("0.001",)]
     assert _rows(postgres, db, "SELECT version FROM model_versions WHERE name = %s",
                  "pg-policy") == [(1,)]
+
+
+def test_compose_init_script_and_production_instance_on_a_real_server(postgres, pg_database,
+                                                                     tmp_path, monkeypatch):
+    """docker/postgres/init-databases.sh creates the stack's databases (idempotently) with the
+    real psql, and docker/dagster.yaml's storage, coordinator, pools and retries, read with the
+    compose stack's variables, run a materialization on that server."""
+    import shutil
+    import subprocess
+
+    psql = shutil.which("psql")
+    if psql is None:
+        pytest.skip("psql (Debian's postgresql-client) not installed")
+    from .postgres import SUPERUSER
+
+    env = {**os.environ, "POSTGRES_USER": SUPERUSER, "PGHOST": postgres.host,
+           "PGPORT": str(postgres.port)}
+    script = REPO / "docker" / "postgres" / "init-databases.sh"
+    for _ in range(2):  # the second run finds them and creates nothing
+        out = subprocess.run(["bash", str(script)], env=env, capture_output=True, text=True,
+                             timeout=60)
+        assert out.returncode == 0, out.stderr
+    assert "creating" not in out.stdout
+    names = {r[0] for r in _rows(postgres, "postgres", "SELECT datname FROM pg_database")}
+    assert {"dagster", "mlflow", "optuna"} <= names
+
+    config = yaml.safe_load((REPO / "docker" / "dagster.yaml").read_text())
+    # Everything but the parts that need Docker or the containers' /data volume.
+    del config["run_launcher"]
+    for key in ("local_artifact_storage", "compute_logs"):
+        config[key]["config"]["base_dir"] = str(tmp_path / key)
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text(yaml.safe_dump(config))
+    database = pg_database("compose_dagster")
+    for name, value in {"DAGSTER_POSTGRES_HOST": postgres.host,
+                        "DAGSTER_POSTGRES_PORT": str(postgres.port),
+                        "DAGSTER_POSTGRES_USER": SUPERUSER, "DAGSTER_POSTGRES_PASSWORD": "",
+                        "DAGSTER_POSTGRES_DB": database}.items():
+        monkeypatch.setenv(name, value)
+
+    @dg.asset
+    def heartbeat() -> int:
+        return 1
+
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        assert type(instance.run_storage).__name__ == "PostgresRunStorage"
+        assert type(instance.run_coordinator).__name__ == "QueuedRunCoordinator"
+        assert instance.run_retries_enabled
+        result = dg.materialize([heartbeat], instance=instance)
+        assert result.success
+    rows = _rows(postgres, database, "SELECT run_id FROM runs")
+    assert [r[0] for r in rows] == [result.run_id]
