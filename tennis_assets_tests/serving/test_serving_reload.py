@@ -3,6 +3,9 @@ within seconds, and keeps serving the old model when a new one fails to load."""
 
 from __future__ import annotations
 
+import threading
+import time
+
 import numpy as np
 
 from .support import Client, start_server, wait_until
@@ -32,8 +35,34 @@ def test_not_ready_until_a_champion_exists_then_follows_the_alias(registry):
         wait_until(lambda: client.json("GET", "/readyz")[0] == 200, 10, "readiness")
         assert _version(client) == "1"
 
-        _, learner2 = registry.register(name, seed=2)  # moves the champion alias to v2
-        wait_until(lambda: _version(client) == "2", 10, "version 2 to be served")
+        # Requests keep flowing on other connections while the alias moves: every one is
+        # answered, by version 1 until the swap and by version 2 after it.
+        seen: list[list[tuple[int, str | None]]] = [[], []]
+        stop = threading.Event()
+
+        def hammer(out: list) -> None:
+            c = Client(server.url)
+            try:
+                while not stop.is_set():
+                    status, doc = c.json("POST", "/act", VALID)
+                    out.append((status, doc.get("model_version")))
+            finally:
+                c.close()
+        threads = [threading.Thread(target=hammer, args=(out,)) for out in seen]
+        for t in threads:
+            t.start()
+        try:
+            _, learner2 = registry.register(name, seed=2)  # moves the champion alias to v2
+            wait_until(lambda: _version(client) == "2", 10, "version 2 to be served")
+            time.sleep(0.2)
+        finally:
+            stop.set()
+            for t in threads:
+                t.join(10)
+        for answers in seen:
+            assert answers and all(status == 200 for status, _ in answers)
+            versions = [v for _, v in answers]
+            assert versions == sorted(versions) and versions[-1] == "2"  # 1...1 2...2
         status, doc = client.json("POST", "/act", VALID)
         np.testing.assert_allclose(doc["actions"],
                                    learner2.act(np.asarray([VALID["observations"]]))[0],
