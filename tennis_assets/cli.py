@@ -218,8 +218,8 @@ def build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--poll-interval", type=_positive_float, default=10.0,
                     help="seconds between registry checks for a moved alias (default 10)")
     sv.add_argument("--device", default="cpu",
-                    help="torch device for inference (default cpu: single observations are "
-                         "faster there than a GPU round trip)")
+                    help="device for inference (default cpu, where the actor runs in numpy; "
+                         "cuda keeps it in torch on the GPU, for large batches)")
     sv.add_argument("--max-body-bytes", type=_positive_int, default=1 << 20)
     sv.add_argument("--max-batch", type=_positive_int, default=1024,
                     help="most observations in one request")

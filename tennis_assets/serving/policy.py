@@ -7,7 +7,8 @@ matrix products. The same forward pass in numpy measured 65-80 us in that regime
 development machine.
 
 The numpy copy is only used after it reproduces ``learner.act`` on a probe batch; a learner
-whose layout this module does not know keeps using ``act``.
+whose layout this module does not know, or one loaded on a GPU (``--device cuda``, for large
+batches), keeps using ``act``.
 """
 
 from __future__ import annotations
@@ -26,6 +27,9 @@ def greedy_policy(learner: Any, atol: float = 1e-5) -> tuple[Callable[[np.ndarra
     def torch_act(obs: np.ndarray) -> np.ndarray:
         return learner.act(obs, explore=False)
 
+    device = getattr(getattr(learner, "device", None), "type", "cpu")
+    if device != "cpu":  # asked for an accelerator (large batches): keep the model there
+        return torch_act, f"torch-{device}"
     try:
         numpy_act = _numpy_actor(learner)
         probe = np.random.default_rng(0).standard_normal(
