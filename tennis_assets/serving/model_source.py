@@ -86,8 +86,18 @@ class ChampionSource:
                 self._failed("registry", exc)
                 return False
             if info is None:
-                if self.current is None:
-                    log.info("no model %s@%s in the registry yet", self.model_name, self.alias)
+                # champion() also answers None when the registry fails; ask once more, so an
+                # unreachable registry is counted rather than taken for "no champion".
+                try:
+                    self.tracker.client.get_registered_model(self.model_name)
+                except Exception as exc:
+                    if "RESOURCE_DOES_NOT_EXIST" not in str(getattr(exc, "error_code", "")):
+                        self._failed("registry", exc)
+                        return False
+                log.log(logging.INFO if self.current is None else logging.WARNING,
+                        "no model %s@%s in the registry%s", self.model_name, self.alias,
+                        "" if self.current is None else
+                        f"; still serving version {self.current.version}")
                 return False
             current = self.current
             if current is not None and current.version == info.version:

@@ -30,6 +30,8 @@ def test_not_ready_until_a_champion_exists_then_follows_the_alias(registry):
         assert status == 503 and "no model" in doc["error"]
         assert client.json("POST", "/act", VALID)[0] == 503
         assert metric_value(server, "tennis_policy_model_loaded") == 0
+        # No model under that name is not a registry failure.
+        assert metric_value(server, "tennis_policy_registry_poll_failures_total") == 0
 
         registry.register(name, seed=1)
         wait_until(lambda: client.json("GET", "/readyz")[0] == 200, 10, "readiness")
@@ -97,6 +99,26 @@ def test_a_failed_reload_keeps_the_old_model_and_is_counted(registry):
         assert _version(client) == "1"  # still the old model
         assert client.json("GET", "/readyz")[1]["version"] == "1"
         assert metric_value(server, "tennis_policy_model_version") == 1
+    finally:
+        client.close()
+        server.stop()
+
+
+def test_a_broken_registry_is_counted_and_the_model_keeps_serving(tmp_path, tmp_path_factory):
+    from .support import Registry, empty_mlflow_db
+
+    # A registry of its own: this test breaks the database.
+    own = Registry(tmp_path, empty_mlflow_db(tmp_path_factory.getbasetemp().parent))
+    name = own.new_name()
+    own.register(name, seed=1)
+    server = start_server(own, name)
+    client = Client(server.url)
+    try:
+        (tmp_path / "mlflow.db").write_bytes(b"this is not a database" * 100)
+        wait_until(lambda: metric_value(server, "tennis_policy_registry_poll_failures_total")
+                   >= 1, 10, "a counted registry failure")
+        assert _version(client) == "1"
+        assert metric_value(server, "tennis_policy_model_loaded") == 1
     finally:
         client.close()
         server.stop()
