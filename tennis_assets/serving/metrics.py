@@ -130,7 +130,9 @@ class HostCollector:
             memory = psutil.virtual_memory()
             with self._process.oneshot():
                 threads = self._process.num_threads()
-                process_cpu = self._process.cpu_percent(interval=None) / 100.0
+                # A ratio of the whole machine (0..1), like the host figure below.
+                process_cpu = (self._process.cpu_percent(interval=None) / 100.0
+                               / (psutil.cpu_count() or 1))
             host_cpu = psutil.cpu_percent(interval=None) / 100.0
         except Exception as exc:  # a scrape must never fail because /proc hiccuped
             log.debug("psutil collector: %s", exc)
@@ -139,8 +141,8 @@ class HostCollector:
             GaugeMetricFamily("tennis_policy_process_threads", "Threads of the server process",
                               value=threads),
             GaugeMetricFamily("tennis_policy_process_cpu_usage_ratio",
-                              "CPU used by the server process since the previous scrape, in "
-                              "cores (1.0 = one core busy)", value=process_cpu),
+                              "Fraction of the machine's CPU used by the server process since the "
+                              "previous scrape", value=process_cpu),
             GaugeMetricFamily("tennis_host_cpu_usage_ratio",
                               "CPU busy fraction of the whole machine since the previous scrape",
                               value=host_cpu),
