@@ -7,9 +7,10 @@
     GET  /metrics  Prometheus exposition
 
 Every rejected request gets a 4xx status and ``{"error": "..."}``; the server keeps serving.
-The stdlib server is enough: a request spends tens of microseconds in JSON and the network, the
-rest in the policy (see bench/bench_policy_server.py); a thread per connection with keep-alive
-avoids a TCP handshake per request.
+The stdlib server meets the target (p99 <= 5 ms at 200 requests/s, bench/bench_policy_server.py):
+a thread per connection with keep-alive avoids a handshake per request, and what remains is
+Python (JSON, header parsing, the response write), about 0.3-0.6 ms of CPU per request, which a
+framework would not remove.
 """
 
 from __future__ import annotations
@@ -223,7 +224,8 @@ class PolicyHandler(BaseHTTPRequestHandler):
                                 extra={"Allow": ", ".join(sorted(allowed))})
         try:
             getattr(self, f"_{endpoint}")(started)
-        except (BrokenPipeError, ConnectionResetError):
+        except (BrokenPipeError, ConnectionResetError, TimeoutError):
+            # The client left, or stalled mid-body past idle_timeout_s: nothing to answer.
             self.close_connection = True
         except Exception as exc:  # one bad request must never take the server down
             log.exception("%s %s failed", self.command, path)
