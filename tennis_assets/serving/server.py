@@ -172,12 +172,12 @@ class PolicyHandler(BaseHTTPRequestHandler):
         """The stdlib's own rejections (bad request line, unsupported method...) as JSON like
         every other error, counted, and closing the connection: its state is unknown."""
         message = message or self.responses.get(code, ("error",))[0]
+        self.server.metrics.request("other", "bad_request" if code < 500 else "error", code,
+                                    0.0)
         try:
             self._json(code, {"error": message}, close=True)
         except OSError:
             self.close_connection = True
-        self.server.metrics.request("other", "bad_request" if code < 500 else "error", code,
-                                    0.0)
 
     # ---- responses --------------------------------------------------------------------------
     def _send(self, status: int, body: bytes, content_type: str = "application/json",
@@ -200,8 +200,10 @@ class PolicyHandler(BaseHTTPRequestHandler):
 
     def _reject(self, endpoint: str, started: float, status: int, outcome: str, message: str,
                 **kw: Any) -> None:
-        self._json(status, {"error": message}, **kw)
+        # Counted before the answer leaves: a client that got its response and then reads
+        # /metrics must find it counted.
         self.server.metrics.request(endpoint, outcome, status, time.perf_counter() - started)
+        self._json(status, {"error": message}, **kw)
 
     # ---- routing ----------------------------------------------------------------------------
     _ROUTES = {"/act": ("act", "POST"), "/healthz": ("healthz", "GET"),
@@ -299,27 +301,27 @@ class PolicyHandler(BaseHTTPRequestHandler):
         actions = model.act(obs)
         inference = time.perf_counter() - t0
         out = actions[0] if single else actions
-        self._send(200, json.dumps({"actions": out.tolist(),
-                                    "model_version": model.version}).encode())
+        payload = json.dumps({"actions": out.tolist(), "model_version": model.version}).encode()
         server.metrics.act_ok(time.perf_counter() - started, inference, actions)
+        self._send(200, payload)
 
     def _healthz(self, started: float) -> None:
-        self._json(200, {"status": "ok"})
         self.server.metrics.request("healthz", "ok", 200, time.perf_counter() - started)
+        self._json(200, {"status": "ok"})
 
     def _readyz(self, started: float) -> None:
         model = self.server.source.current
         if model is None:
             return self._reject("readyz", started, 503, "not_ready", "no model loaded yet")
+        self.server.metrics.request("readyz", "ok", 200, time.perf_counter() - started)
         self._json(200, {"status": "ready", "model": model.name, "version": model.version,
                          "alias": model.alias})
-        self.server.metrics.request("readyz", "ok", 200, time.perf_counter() - started)
 
     def _metrics(self, started: float) -> None:
         encoder, content_type = choose_encoder(self.headers.get("Accept", ""))
+        self.server.metrics.request("metrics", "ok", 200, time.perf_counter() - started)
         body = encoder(self.server.metrics.registry)
         self._send(200, body, content_type=content_type)
-        self.server.metrics.request("metrics", "ok", 200, time.perf_counter() - started)
 
 
 class _HTTPServer(ThreadingHTTPServer):
