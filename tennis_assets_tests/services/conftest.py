@@ -6,6 +6,8 @@ import itertools
 
 import pytest
 
+from tennis_assets_tests.system_services import missing
+
 from .postgres import PostgresServer, find_bindir
 
 _names = itertools.count()
@@ -17,8 +19,8 @@ def postgres():
     (CI installs Debian's postgresql package, so there it runs)."""
     bindir = find_bindir()
     if bindir is None:
-        pytest.skip("PostgreSQL server binaries (initdb, pg_ctl, postgres) not found in "
-                    "/usr/lib/postgresql/*/bin or on PATH: apt-get install postgresql")
+        missing("PostgreSQL server binaries (initdb, pg_ctl, postgres) in "
+                "/usr/lib/postgresql/*/bin or on PATH", "postgresql")
     server = PostgresServer(bindir).start()
     try:
         yield server

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from tennis_assets_tests.system_services import missing
+
 from .processes import free_port, session_members, stop_session
 
 pytestmark = pytest.mark.slow
@@ -37,8 +39,7 @@ def _browser() -> tuple[str, str]:
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     driver = shutil.which("chromedriver")
     if not (chromium and driver):
-        pytest.skip("chromium and chromedriver not found: apt-get install chromium "
-                    "chromium-driver")
+        missing("chromium and chromedriver", "chromium chromium-driver")
     return chromium, driver
 
 

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+
+from tennis_assets_tests.system_services import missing
 import yaml
 from dagster._core.definitions.reconstruct import ReconstructableRepository
 
@@ -263,7 +265,7 @@ def test_compose_init_script_and_production_instance_on_a_real_server(postgres, 
 
     psql = shutil.which("psql")
     if psql is None:
-        pytest.skip("psql (Debian's postgresql-client) not installed")
+        missing("psql", "postgresql-client")
     from .postgres import SUPERUSER
 
     env = {**os.environ, "POSTGRES_USER": SUPERUSER, "PGHOST": postgres.host,

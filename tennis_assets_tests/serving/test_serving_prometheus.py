@@ -13,6 +13,8 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+
+from tennis_assets_tests.system_services import missing
 import yaml
 
 from .support import Client, wait_until
@@ -48,7 +50,7 @@ def _get(url: str, timeout: float = 5.0) -> dict:
 def prometheus(server, monitoring_file, tmp_path_factory):
     """Prometheus scraping ``server`` every second with the project's rules; stopped by PID."""
     if not Path(PROMETHEUS).exists():
-        pytest.fail(f"{PROMETHEUS} not found: install Debian's prometheus package (.ci/run does)")
+        missing(f"{PROMETHEUS} (Prometheus server)", "prometheus")
     monitoring_file.write_text(json.dumps(DRIFT))
     root = tmp_path_factory.mktemp("prometheus")
     target = server.url.removeprefix("http://")
@@ -155,6 +157,8 @@ def test_every_dashboard_query_is_valid_promql(prometheus):
 
 
 def _promtool(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess:
+    if not Path(PROMTOOL).exists():
+        missing(f"{PROMTOOL} (Prometheus's promtool)", "prometheus")
     return subprocess.run([PROMTOOL, *args], input=stdin, capture_output=True, timeout=60)
 
 
