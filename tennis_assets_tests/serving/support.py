@@ -7,6 +7,7 @@ import http.client
 import itertools
 import json
 import shutil
+import subprocess
 import time
 from pathlib import Path
 
@@ -60,6 +61,18 @@ def empty_mlflow_db(shared: Path) -> Path:
             MlflowClient(f"sqlite:///{partial}").search_experiments()
             partial.rename(template)
     return template
+
+
+def stop_process(proc: subprocess.Popen, grace_s: float = 10.0) -> None:
+    """SIGTERM, then SIGKILL after ``grace_s``; returns once the process is reaped."""
+    if proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(grace_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(grace_s)
 
 
 def wait_until(predicate, timeout: float, what: str, interval: float = 0.05):

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from .support import Client, wait_until
+from .support import Client, stop_process, wait_until
 from .test_serving_http import VALID
 
 pytestmark = pytest.mark.slow
@@ -40,11 +40,5 @@ def test_serve_command_serves_the_champion_and_stops_on_sigterm(registry, champi
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(15) == 0
     finally:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(10)
+        stop_process(proc)
         log.close()

@@ -17,7 +17,7 @@ import pytest
 from tennis_assets_tests.system_services import missing
 import yaml
 
-from .support import Client, wait_until
+from .support import Client, stop_process, wait_until
 from .test_serving_http import VALID
 
 pytestmark = pytest.mark.slow
@@ -80,12 +80,7 @@ def prometheus(server, monitoring_file, tmp_path_factory):
         wait_until(ready, 30, "prometheus to be ready", interval=0.1)
         yield base
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
+        stop_process(proc)
         log.close()
 
 
