@@ -116,6 +116,12 @@ def test_doubled_gravity_drifts_and_fails_the_check(scenario):
     latest = scenario["latest_M1"]
     assert latest["drifted"] is True and latest["model_version"] == "1"
     assert latest["test"].startswith("mann-whitney-u")
+    # The policy server's reader takes what this asset writes (its drift gauges and alerts).
+    from tennis_assets.serving.monitoring import SEVERITIES, parse_result
+
+    parsed = parse_result(json.dumps(latest))
+    assert parsed.drifted and parsed.severity == SEVERITIES[value["severity"]]
+    assert parsed.mean == pytest.approx(value["mean"]) and parsed.model_version == "1"
     history = (scenario["root"] / "monitoring/history.jsonl").read_text().splitlines()
     assert [json.loads(line)["drifted"] for line in history] == [False, True]
 
