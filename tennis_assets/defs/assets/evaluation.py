@@ -7,7 +7,8 @@ from typing import Any
 
 import dagster as dg
 
-from ..config import EvaluationConfig
+from ..config import Environment, EvaluationConfig
+from ..environment import UnityEnvironmentResource
 from ..gates import (BLOCKING_REPORT_CHECKS, beats_champion, latency_under_threshold,
                      report_check_results, report_gates, solves_tennis)
 from ..metadata import image_md, table_md
@@ -16,13 +17,15 @@ from ..resources import MlflowResource
 from ..store import ModelStore, TrainedAgent
 
 
-def single_decision_latency(learner, samples: int) -> dict[str, float]:
-    """Seconds for one greedy decision on one court (what a policy server pays per request)."""
+def single_decision_latency(learner, samples: int, obs=None) -> dict[str, float]:
+    """Seconds for one greedy decision on one court (what a policy server pays per request);
+    ``obs`` [1, 2, obs_size], default a served built-in court."""
     import numpy as np
 
     from tennis_assets.sim import VecTennis
 
-    obs = VecTennis(num_courts=1, seed=0).reset()
+    if obs is None:
+        obs = VecTennis(num_courts=1, seed=0).reset()
     for _ in range(5):  # first calls pay for lazy initialisation
         learner.act(obs, explore=False)
     times = []
@@ -74,13 +77,15 @@ def _comparison_rows(reports: dict[str, dict[str, Any]]) -> list[dict[str, Any]]
 )
 def evaluation_report(context: dg.AssetExecutionContext, config: EvaluationConfig,
                       trained_agents: TrainedAgent, mlflow: MlflowResource,
-                      model_store: ModelStore):
+                      model_store: ModelStore, unity_environment: UnityEnvironmentResource):
     """Greedy evaluation of a candidate on fresh episodes, side by side with the champion.
 
     100 episodes (by default) on seeds disjoint from every seed used in training and model
-    selection; the current champion plays the very same episodes. Records score statistics,
-    the solved flag, single-decision latency, a score histogram, the learning curve and a rally
-    GIF, and carries the quality gates: ``solves_tennis`` and ``beats_champion`` block promotion.
+    selection; the current champion plays the very same episodes. A candidate trained with
+    ``environment: unity`` is judged on a fresh launch of that build, the champion with it.
+    Records score statistics, the solved flag, single-decision latency, a score histogram, the
+    learning curve and (on the built-in court) a rally GIF, and carries the quality gates:
+    ``solves_tennis`` and ``beats_champion`` block promotion.
     """
     from tennis_assets.experiment import score_histogram
     from tennis_assets.sim import CourtParams, render_episode_gif
@@ -96,27 +101,49 @@ def evaluation_report(context: dg.AssetExecutionContext, config: EvaluationConfi
     out_dir = model_store.report_dir(partition, context.run.run_id)
     tracker = mlflow.tracker()
 
-    ev = evaluate(greedy(learner), episodes=settings["episodes"], seed=seed, params=court,
-                  threshold=config.target_score)
-    latency = single_decision_latency(learner, settings["latency_samples"])
-    latency["per_decision_batched_us"] = ev.latency_per_decision_s * 1e6
+    on_unity = trained_agents.extra.get("environment") == Environment.unity.value
+    # A candidate trained on a Unity build is judged on that build (a fresh launch), and the
+    # champion with it; the built-in court otherwise.
+    env = unity_environment.open(seed=seed) if on_unity else None
+    try:
+        ev = evaluate(greedy(learner), episodes=settings["episodes"], seed=seed, params=court,
+                      threshold=config.target_score, env=env)
+        sample = env.reset()[:1] if env is not None else None
+        latency = single_decision_latency(learner, settings["latency_samples"], sample)
+        latency["per_decision_batched_us"] = ev.latency_per_decision_s * 1e6
 
-    champion = None
-    info = tracker.champion(mlflow.registered_model)
-    if info is not None:
-        with tempfile.TemporaryDirectory() as tmp:
-            champ_learner = load_learner(tracker.champion_checkpoint(info, tmp), device="cpu")
-        champ_ev = evaluate(greedy(champ_learner), episodes=settings["episodes"], seed=seed,
-                            params=court, threshold=config.target_score)
-        champion = {"version": info.version, "mean": champ_ev.mean, "median": champ_ev.median,
-                    "solved": champ_ev.solved, "run_id": info.run_id,
-                    "partition": info.tags.get("partition")}
+        champion = None
+        info = tracker.champion(mlflow.registered_model)
+        if info is not None:
+            with tempfile.TemporaryDirectory() as tmp:
+                champ_learner = load_learner(tracker.champion_checkpoint(info, tmp),
+                                             device="cpu")
+            sizes = (champ_learner.config.obs_size, champ_learner.config.action_size)
+            if sizes != (learner.config.obs_size, learner.config.action_size):
+                # Another game (e.g. a 27/3 build against a 24/2 champion): no common episodes.
+                context.log.warning(f"champion v{info.version} plays {sizes[0]} observations /"
+                                    f" {sizes[1]} actions, the candidate "
+                                    f"{learner.config.obs_size} / {learner.config.action_size}:"
+                                    " not compared")
+            else:
+                # evaluate() re-seeds the environment: the champion plays the same episodes.
+                champ_ev = evaluate(greedy(champ_learner), episodes=settings["episodes"],
+                                    seed=seed, params=court, threshold=config.target_score,
+                                    env=env)
+                champion = {"version": info.version, "mean": champ_ev.mean,
+                            "median": champ_ev.median, "solved": champ_ev.solved,
+                            "run_id": info.run_id, "partition": info.tags.get("partition")}
+    finally:
+        if env is not None:
+            env.close()
 
     histogram_png = plot_histogram(ev.scores, out_dir / "score_histogram.png",
                                    f"{partition}: {ev.episodes} fresh episodes, mean "
                                    f"{ev.mean:.3f}")
     gif = None
-    if config.gif:
+    # The replay renders the built-in court's physics: for a Unity build it would show a game
+    # the candidate was not judged on.
+    if config.gif and not on_unity:
         gif, rally_score, rally_length = render_episode_gif(
             greedy(learner), out_dir / "rally.gif", params=court,
             seed=final_seed(train_seed, 9_999), max_decisions=settings["gif_max_frames"],
@@ -124,6 +151,7 @@ def evaluation_report(context: dg.AssetExecutionContext, config: EvaluationConfi
 
     report: dict[str, Any] = {
         "partition": partition,
+        "environment": trained_agents.extra.get("environment", Environment.builtin.value),
         "dagster_run_id": context.run.run_id,
         "candidate": {"train_dagster_run_id": trained_agents.dagster_run_id,
                       "train_mlflow_run_id": trained_agents.mlflow_run_id,

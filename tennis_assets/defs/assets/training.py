@@ -159,6 +159,7 @@ def trained_agents(context: dg.AssetExecutionContext, config: TrainingConfig,
         mlflow_run_url=run.url, extra={"model_source": model_source,
                                        "tuned_params": tuned,
                                        "init_checkpoint": config.init_checkpoint,
+                                       "environment": config.environment.value,
                                        "resource_usage": resources_used})
     yield dg.Output(value, metadata={
         "best_greedy_mean": dg.MetadataValue.float(float(result.best_greedy_mean)),
