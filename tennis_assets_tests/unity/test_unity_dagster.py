@@ -11,6 +11,20 @@ from tennis_assets.defs.environment import UnityEnvironmentResource
 pytestmark = pytest.mark.filterwarnings("ignore:distutils Version classes:DeprecationWarning")
 
 
+def _resources(tmp_path) -> dict:
+    from tennis_assets.defs.resources import AlertWebhook, MlflowResource, OptunaResource
+    from tennis_assets.defs.store import JsonIOManager, ModelStore
+
+    return {
+        "io_manager": JsonIOManager(base_dir=str(tmp_path / "assets")),
+        "model_store": ModelStore(base_dir=str(tmp_path / "models")),
+        "mlflow": MlflowResource(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}"),
+        "optuna_storage": OptunaResource(storage_url=f"journal:{tmp_path / 'optuna.log'}"),
+        "alert_webhook": AlertWebhook(log_path=str(tmp_path / "alerts.log")),
+        "unity_environment": UnityEnvironmentResource(),
+    }
+
+
 def test_config_choices_and_validation():
     assert TrainingConfig(environment="unity").environment.value == "unity"
     with pytest.raises(Exception, match="base_port=70000: must be a TCP port"):
@@ -23,21 +37,10 @@ def test_config_choices_and_validation():
 def test_trained_agents_on_unity(port, peer_thread, tmp_path):
     from tennis_assets.defs.assets import (evaluation_report, production_model, trained_agents,
                                            tuning_study)
-    from tennis_assets.defs.resources import AlertWebhook, MlflowResource, OptunaResource
-    from tennis_assets.defs.store import JsonIOManager, ModelStore
 
     # The peer waits while Dagster and MLflow start up (the migrations alone take seconds).
     peer, _ = peer_thread(port, courts=3, connect_timeout=120)
-    resources = {
-        "io_manager": JsonIOManager(base_dir=str(tmp_path / "assets")),
-        "model_store": ModelStore(base_dir=str(tmp_path / "models")),
-        "mlflow": MlflowResource(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}"),
-        "optuna_storage": OptunaResource(storage_url=f"journal:{tmp_path / 'optuna.log'}"),
-        "alert_webhook": AlertWebhook(log_path=str(tmp_path / "alerts.log")),
-    }
-    if "unity_environment" not in trained_agents.resource_defs:
-        # Provided by the Definitions rather than bound on the asset: supply it the same way.
-        resources["unity_environment"] = UnityEnvironmentResource()
+    resources = _resources(tmp_path)
     run_config = {
         "ops": {"trained_agents": {"config": {
             "profile": "tiny", "environment": "unity", "max_updates": 60,
@@ -63,20 +66,11 @@ def test_candidate_trained_on_a_build_is_evaluated_on_the_build(port, launcher, 
     scores are the ones the same policy gets from the in-process simulator on the same seed."""
     from tennis_assets.defs.assets import (evaluation_report, production_model, trained_agents,
                                            tuning_study)
-    from tennis_assets.defs.resources import AlertWebhook, MlflowResource, OptunaResource
-    from tennis_assets.defs.store import JsonIOManager, ModelStore
     from tennis_assets.sim import VecTennis
     from tennis_assets.training import evaluate, greedy
 
     build = launcher(courts=3)
-    resources = {
-        "io_manager": JsonIOManager(base_dir=str(tmp_path / "assets")),
-        "model_store": ModelStore(base_dir=str(tmp_path / "models")),
-        "mlflow": MlflowResource(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}"),
-        "optuna_storage": OptunaResource(storage_url=f"journal:{tmp_path / 'optuna.log'}"),
-        "alert_webhook": AlertWebhook(log_path=str(tmp_path / "alerts.log")),
-        "unity_environment": UnityEnvironmentResource(),
-    }
+    resources = _resources(tmp_path)
     run_config = {
         "ops": {"trained_agents": {"config": {
                     "profile": "tiny", "environment": "unity", "max_updates": 60,
