@@ -7,14 +7,17 @@ that use them.
 
 import dagster as dg
 
-from tennis_assets.defs.assets import (evaluation_report, production_model,
-                                       production_monitoring, trained_agents, tuning_study)
+from tennis_assets.defs.alerts import (alert_on_failed_checks, alert_on_failed_runs,
+                                       announce_champion_changes)
+from tennis_assets.defs.assets import (challenger_checks, challenger_model, evaluation_report,
+                                       production_model, production_monitoring, trained_agents,
+                                       tuning_study)
 from tennis_assets.defs.checks import enough_completed_trials, promoted_model_loads_and_plays
 from tennis_assets.defs.environment import UnityEnvironmentResource
 from tennis_assets.defs.jobs import ALL_JOBS, WORKER_JOBS
 from tennis_assets.defs.resources import AlertWebhook, MlflowResource, OptunaResource
 from tennis_assets.defs.schedules import daily_monitoring, weekly_retrain
-from tennis_assets.defs.sensors import (alert_on_failed_checks, promote_better_model,
+from tennis_assets.defs.sensors import (monitor_new_champion, promote_better_model,
                                         retrain_on_drift)
 from tennis_assets.defs.store import JsonIOManager, ModelStore
 
@@ -34,11 +37,12 @@ def default_resources() -> dict:
 
 
 defs = dg.Definitions(
-    assets=[tuning_study, trained_agents, evaluation_report, production_model,
-            production_monitoring],
-    asset_checks=[enough_completed_trials, promoted_model_loads_and_plays],
+    assets=[tuning_study, trained_agents, evaluation_report, challenger_model,
+            production_model, production_monitoring],
+    asset_checks=[enough_completed_trials, challenger_checks, promoted_model_loads_and_plays],
     jobs=[*ALL_JOBS, *WORKER_JOBS],
     schedules=[weekly_retrain, daily_monitoring],
-    sensors=[promote_better_model, retrain_on_drift, alert_on_failed_checks],
+    sensors=[promote_better_model, monitor_new_champion, retrain_on_drift,
+             alert_on_failed_runs, announce_champion_changes, alert_on_failed_checks],
     resources=default_resources(),
 )

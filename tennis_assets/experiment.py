@@ -19,20 +19,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 
 from tennis_assets.settings import runs_dir
 from tennis_assets.tracking.run_info import git_commit, machine_info, package_versions
+from tennis_assets.workflow.candidate import CANDIDATE_FILES
+from tennis_assets.workflow.evaluation import EVALUATION_FILES, score_histogram  # noqa: F401
 
-ARTIFACTS = {
-    "checkpoint": "checkpoint.safetensors",
-    "resume": "resume.safetensors",
-    "history": "history.csv",
-    "eval_history": "eval_history.csv",
-    "learning_curve": "learning_curve.png",
-    "rally": "rally.gif",
-    "report": "report.json",
-}
+ARTIFACTS = {**CANDIDATE_FILES, **EVALUATION_FILES, "resume": "resume.safetensors",
+             "report": "report.json"}
 
 
 @dataclass
@@ -62,13 +56,6 @@ def environment_info() -> dict[str, Any]:
             "git_commit": git_commit()}
 
 
-def score_histogram(scores: np.ndarray) -> dict[str, int]:
-    """Counts of evaluation scores in 0.5-wide bins (the game's ceiling is about 2.7)."""
-    edges = np.arange(0.0, 3.01, 0.5)
-    counts, _ = np.histogram(np.clip(scores, 0.0, 3.0), bins=edges)
-    return {f"{lo:.1f}-{hi:.1f}": int(c) for lo, hi, c in zip(edges[:-1], edges[1:], counts)}
-
-
 def run_experiment(
     algorithm: str = "ddpg",
     seed: int = 0,
@@ -86,10 +73,10 @@ def run_experiment(
     write the checkpoint, histories, learning curve, rally GIF and report into ``out_dir``
     (default: a new folder under the data directory's runs/)."""
     # Imported here so `tennis-assets --help` and the Dagster layer's definitions stay fast.
-    from tennis_assets.sim import render_episode_gif
-    from tennis_assets.training import (evaluate, final_seed, greedy, plot_learning_curve,
-                                        save_checkpoint, train)
+    from tennis_assets.training import final_seed
     from tennis_assets.training.defaults import default_configs
+    from tennis_assets.workflow.candidate import train_candidate
+    from tennis_assets.workflow.evaluation import evaluate_candidate
 
     if isinstance(eval_episodes, bool) or not isinstance(eval_episodes, int) or eval_episodes < 1:
         raise ValueError(f"eval_episodes={eval_episodes!r} must be an integer >= 1")
@@ -111,30 +98,19 @@ def run_experiment(
     out.mkdir(parents=True, exist_ok=True)
 
     started = time.perf_counter()
-    result = train(agent_config, train_config, progress=progress,
-                   resume_from=None if resume_from is None else str(resume_from))
-    learner = result.learner
-    save_checkpoint(paths["checkpoint"], learner, train_config=train_config,
-                    progress=result.summary(), include_buffer=False)
-    result.history.to_csv(paths["history"], index=False)
-    result.eval_history.to_csv(paths["eval_history"], index=False)
-
-    court = train_config.court_params()
-    evaluation = evaluate(greedy(learner), episodes=eval_episodes,
-                          seed=final_seed(seed), params=court,
-                          threshold=train_config.target_score)
-    plot_learning_curve(result.history, result.eval_history, paths["learning_curve"],
-                        title=f"{algorithm} seed {seed}: greedy mean {evaluation.mean:.2f} "
-                              f"over {eval_episodes} fresh episodes",
-                        target=train_config.target_score)
-    rally = None
-    if gif:
-        # The replay is one more fresh episode, not one of the scored ones.
-        _, rally_score, rally_length = render_episode_gif(
-            greedy(learner), paths["rally"], params=court, seed=final_seed(seed, 9_999))
-        rally = {"score": rally_score, "length": rally_length}
-    else:
+    trained = train_candidate(agent_config, train_config, out, progress=progress,
+                              resume_from=None if resume_from is None else str(resume_from),
+                              title=f"{algorithm} seed {seed}: best greedy mean {{best:.2f}}")
+    judged = evaluate_candidate(trained.learner, out, label=f"{algorithm} seed {seed}",
+                                episodes=eval_episodes, seed=final_seed(seed),
+                                court=train_config.court_params(),
+                                threshold=train_config.target_score,
+                                # The replay is one more fresh episode, not a scored one.
+                                rally_seed=final_seed(seed, 9_999) if gif else None)
+    paths.update(judged.paths)
+    if not gif:
         del paths["rally"]
+    result, evaluation = trained.result, judged.evaluation
 
     report = {
         "algorithm": algorithm,
@@ -143,14 +119,9 @@ def run_experiment(
         "agent_config": agent_config.to_dict(),
         "train_config": train_config.to_dict(),
         "training": result.summary(),
-        "evaluation": {
-            **evaluation.summary(),
-            "threshold": evaluation.threshold,
-            "seed": final_seed(seed),
-            "score_histogram": score_histogram(evaluation.scores),
-            "scores": [round(float(s), 2) for s in evaluation.scores],
-        },
-        "rally": rally,
+        "evaluation": judged.block,
+        "latency": judged.latency,
+        "rally": judged.rally,
         "wall_seconds": time.perf_counter() - started,
         "environment": environment_info(),
         "artifacts": {name: p.name for name, p in paths.items()},

@@ -1,13 +1,14 @@
-"""Materialize the whole asset graph in-process on the instance in ``$DAGSTER_HOME`` (default
-``<data dir>/dagster``), so the runs, asset values and check results appear in ``dagster dev``
-afterwards.
+"""Materialize the whole asset graph on the instance in ``$DAGSTER_HOME`` (default
+``<data dir>/dagster``) by launching its named jobs as the UI does, so the runs, asset values
+and check results appear in ``dagster dev`` afterwards, each run on its job's page.
 
     python -m tennis_assets.pipeline --profile quick
 
-Four runs, the same jobs the UI, the schedule and the sensors launch: ``tune`` (the Optuna
-study), ``retrain`` for each candidate (train, evaluate against the champion, gates), then
-``promote`` (the best candidate that passed its gates, if it beats the champion). Separate runs,
-so one candidate failing its gates does not stop the other from being promoted.
+Five runs, the same jobs the UI, the schedule and the sensors launch: ``tune`` (the Optuna
+study), ``retrain`` for each candidate (train, evaluate against the champion, gates),
+``promote`` (the best accepted candidate becomes challenger, is replayed through the registry,
+and only then becomes champion), then ``monitor`` (the champion tested for drift). Separate
+runs, so one candidate failing its gates does not stop the other from being promoted.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ import json
 import os
 import shutil
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -40,27 +40,21 @@ def ensure_dagster_home() -> Path:
 def run_config(profile: str, extra: dict[str, dict[str, Any]] | None = None) -> dict:
     ops = {name: {"config": {"profile": profile}}
            for name in ("tuning_study", "trained_agents", "evaluation_report")}
+    ops["challenger_model"] = {"config": {"profile": profile}}
     for name, values in (extra or {}).items():
         ops.setdefault(name, {"config": {}})["config"].update(values)
     return {"ops": ops}
 
 
-@dataclass
-class PipelineRun:
-    job: str
-    partition: str
-    run_id: str
-    success: bool
-
-
 def materialize_all(profile: str = "quick", instance=None,
                     extra_config: dict[str, dict[str, Any]] | None = None,
-                    partitions: tuple[str, ...] = ("baseline", "tuned")) -> list[PipelineRun]:
+                    partitions: tuple[str, ...] = ("baseline", "tuned")) -> list:
     """Tune (when the tuned candidate is wanted), train and evaluate each candidate, promote,
-    then monitor the champion for drift; returns the runs in order."""
+    then monitor the champion for drift; each a run of the named job, launched as the UI
+    launches it. Returns the runs in order."""
     import dagster as dg
 
-    from tennis_assets.definitions import defs
+    from tennis_assets.defs.launch import JobLauncher
 
     if instance is None:
         ensure_dagster_home()
@@ -68,19 +62,30 @@ def materialize_all(profile: str = "quick", instance=None,
     ops = run_config(profile, extra_config)["ops"]
     plan = [("tune", None, ["tuning_study"])] if "tuned" in partitions else []
     plan += [("retrain", p, ["trained_agents", "evaluation_report"]) for p in partitions]
-    plan += [("promote", None, ["production_model"]), ("monitor", None, ["production_monitoring"])]
+    plan += [("promote", None, ["challenger_model", "production_model"]),
+             ("monitor", None, ["production_monitoring"])]
     runs = []
-    for job_name, partition, assets in plan:
-        if job_name == "monitor" and not runs[-1].success:
-            break  # no champion to watch
-        result = defs.resolve_job_def(job_name).execute_in_process(
-            # INFO, not the default DEBUG: a person reads this console, not every engine event.
-            run_config={"ops": {k: v for k, v in ops.items() if k in assets},
-                        "loggers": {"console": {"config": {"log_level": "INFO"}}}},
-            instance=instance, partition_key=partition, raise_on_error=False,
-            tags={"trigger": "tennis_assets.pipeline"})
-        runs.append(PipelineRun(job_name, partition or "-", result.run_id, result.success))
+    with JobLauncher.open(instance) as launcher:
+        for job_name, partition, assets in plan:
+            if job_name == "monitor" and not _has_champion(instance):
+                break  # nothing to watch
+            print(f"[pipeline] {job_name}{f' [{partition}]' if partition else ''} ...",
+                  flush=True)
+            run = launcher.run(
+                job_name, partition=partition,
+                # INFO, not the default DEBUG: a person reads this console, not every event.
+                run_config={"ops": {k: v for k, v in ops.items() if k in assets},
+                            "loggers": {"console": {"config": {"log_level": "INFO"}}}},
+                tags={"trigger": "tennis_assets.pipeline"})
+            runs.append(run)
     return runs
+
+
+def _has_champion(instance) -> bool:
+    import dagster as dg
+
+    return bool(instance.fetch_materializations(dg.AssetKey("production_model"),
+                                                limit=1).records)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -98,8 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     store = ModelStore()
     print()
     for run in runs:
-        print(f"{run.job:13s} [{run.partition:8s}] run {run.run_id}: "
-              f"{'SUCCESS' if run.success else 'FAILURE'}")
+        print(f"{run.job:13s} [{run.partition or '-':8s}] run {run.run_id}: {run.status}")
     for partition, report in sorted(store.latest_reports().items()):
         ev = report["evaluation"]
         print(f"  {partition:8s} greedy mean {ev['mean']:.3f} over {ev['episodes']} fresh "

@@ -33,3 +33,9 @@ def database_url(url: str) -> str:
         if url.startswith(bare):
             return "postgresql+psycopg2://" + url[len(bare):]
     return url
+
+
+def dagster_ui_url() -> str:
+    """Where people open the Dagster UI ($TENNIS_ASSETS_DAGSTER_UI_URL): links to runs in
+    MLflow tags, model versions and alerts are built from it."""
+    return os.environ.get("TENNIS_ASSETS_DAGSTER_UI_URL", "http://127.0.0.1:3000").rstrip("/")

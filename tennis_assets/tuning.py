@@ -35,7 +35,10 @@ SEARCH_SPACE: dict[str, tuple[str, Any, bool]] = {
     "gamma": ("float", (0.95, 0.995), False),
 }
 SAMPLERS = ("tpe", "random")
-PRUNERS = ("median", "none")
+PRUNERS = ("median", "hyperband", "none")
+# The study's objective names, shown by optuna-dashboard and the optuna CLI.
+METRIC_NAMES = ("greedy_mean",)
+MULTI_METRIC_NAMES = ("greedy_mean", "train_seconds")
 
 
 def check_params(names: Sequence[str]) -> list[str]:
@@ -83,12 +86,53 @@ def make_pruner(name: str):
     import optuna
 
     if name == "median":
-        # No pruning until two trials have finished: a median of one trial is that trial.
-        # Steps are update counts, so every evaluation of a trial can be judged.
-        return optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=0)
+        # Steps are update counts. A trial is stopped only when it has stayed below the
+        # median of earlier trials at the same step for three evaluations in a row: RL
+        # curves are noisy and start flat, and pruning at the first report (what a bare
+        # MedianPruner does) killed every new trial of a short study before it could learn.
+        return optuna.pruners.PatientPruner(
+            optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=0, n_min_trials=2),
+            patience=2)
+    if name == "hyperband":
+        # Resources are updates: the smallest bracket still sees about two evaluations.
+        return optuna.pruners.HyperbandPruner(min_resource=1_000, reduction_factor=3)
     if name == "none":
         return optuna.pruners.NopPruner()
     raise ValueError(f"tuning pruner={name!r}: expected one of {PRUNERS}")
+
+
+def baseline_params(agent_config, names: Sequence[str] | None = None) -> dict[str, Any]:
+    """The values of ``agent_config`` (the configuration the baseline candidate trains with)
+    for the searched parameters that the search space can represent."""
+    out = {}
+    for name in (names if names is not None else SEARCH_SPACE):
+        kind, space, _ = SEARCH_SPACE[name]
+        value = getattr(agent_config, name)
+        if (kind == "float" and space[0] <= value <= space[1]) or \
+                (kind == "categorical" and value in space):
+            out[name] = value
+    return out
+
+
+def enqueue_baseline(study, agent_config, names: Sequence[str] | None = None) -> bool:
+    """Make the baseline configuration the study's first trial, so the study's best is never
+    worse than the baseline on its own measure. Only for a study with no trials yet."""
+    if study.get_trials(deepcopy=False):
+        return False
+    study.enqueue_trial(baseline_params(agent_config, names), user_attrs={"baseline": True})
+    return True
+
+
+def storage_for_cli(url: str | None) -> str:
+    """The storage as the ``optuna`` CLI and optuna-dashboard take it (a journal file is its
+    path), with any password masked."""
+    from tennis_assets.redaction import redact_url
+
+    if not url or url == "memory":
+        return "memory"
+    if url.startswith("journal:"):
+        return url[len("journal:"):]
+    return redact_url(url)
 
 
 def suggest(trial, names: Sequence[str]) -> dict[str, Any]:
@@ -158,13 +202,16 @@ def open_study(study_name: str, storage_url: str | None, sampler: str = "tpe",
             study_name=study_name, storage=storage, load_if_exists=True,
             directions=directions, sampler=make_sampler(sampler, seed),
             pruner=make_pruner(pruner))
+        if not study.metric_names:
+            study.set_metric_names(list(MULTI_METRIC_NAMES if multi_objective
+                                        else METRIC_NAMES))
     else:
         try:
             study = optuna.load_study(study_name=study_name, storage=storage,
                                       sampler=make_sampler(sampler, seed),
                                       pruner=make_pruner(pruner))
         except KeyError:
-            raise ValueError(f"no study {study_name!r} in {storage_url}: a worker joins an "
+            raise ValueError(f"no study {study_name!r} in {storage_for_cli(storage_url)}: a worker joins an "
                              "existing study; start it with the tune job first") from None
     if len(study.directions) != len(directions):
         raise ValueError(f"study {study_name!r} exists with {len(study.directions)} objective(s); "

@@ -9,6 +9,11 @@ CORE_MODULES = [
     "tennis_assets.training",
     "tennis_assets.experiment",
     "tennis_assets.unity",
+    "tennis_assets.workflow.candidate",
+    "tennis_assets.workflow.evaluation",
+    "tennis_assets.workflow.promotion",
+    "tennis_assets.workflow.monitoring",
+    "tennis_assets.workflow.monitoring_file",
 ]
 
 

@@ -10,15 +10,21 @@ from .assets import production_model, tuning_study
 from .resources import MlflowResource
 
 
-@dg.asset_check(asset=tuning_study, description="The study has enough completed trials for its "
-                                                "best parameters to mean something.")
+@dg.asset_check(asset=tuning_study, description="This run completed enough trials (not pruned, "
+                                                "not failed) for its best parameters to mean "
+                                                "something.")
 def enough_completed_trials(tuning_study: dict) -> dg.AssetCheckResult:
     needed = int(tuning_study["min_completed_trials"])
-    done = int(tuning_study["n_complete"])
+    done = int(tuning_study.get("run_complete", 0))
+    ran = len(tuning_study.get("run_trials", []))
     return dg.AssetCheckResult(
         passed=done >= needed, severity=dg.AssetCheckSeverity.WARN,
-        metadata={"completed": done, "required": needed, "pruned": tuning_study["n_pruned"],
-                  "trials": tuning_study["n_trials"]})
+        description=f"{done} of this run's {ran} trials completed (need {needed}); the study "
+                    f"holds {tuning_study['n_trials']}",
+        metadata={"completed_this_run": done, "trials_this_run": ran, "required": needed,
+                  "study_completed": tuning_study["n_complete"],
+                  "study_pruned": tuning_study["n_pruned"],
+                  "study_trials": tuning_study["n_trials"]})
 
 
 @dg.asset_check(asset=production_model, description="The registered champion loads from the "

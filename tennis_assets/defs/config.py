@@ -48,6 +48,7 @@ class Sampler(str, Enum):
 
 class Pruner(str, Enum):
     median = "median"
+    hyperband = "hyperband"
     none = "none"
 
 
@@ -92,59 +93,72 @@ def _profile_of(value: Profile | str) -> dict[str, dict[str, Any]]:
     return PROFILES[Profile(value).value]
 
 
-class AgentOverrides(dg.Config):
-    """Learner hyperparameters (tennis_assets.agents.AgentConfig); unset fields keep the tuned
-    defaults, or the study's best values for the ``tuned`` partition."""
+def _overrides_config(core: type, name: str, doc: str, exclude: tuple[str, ...] = (),
+                      choices: dict[str, tuple[str, ...]] | None = None) -> type:
+    """A Config class with every field of the core dataclass ``core`` (except ``exclude``) as
+    an optional override, so the launchpad offers exactly what the core accepts: a field added
+    to the core appears here with no second list to keep. String fields with a fixed set of
+    values become enums, which the launchpad checks as you type. Values are validated by the
+    core dataclass itself, each against the defaults of the others."""
+    import dataclasses
+    import typing
 
-    actor_hidden: Optional[int] = None
-    critic_hidden: Optional[int] = None
-    actor_lr: Optional[float] = None
-    critic_lr: Optional[float] = None
-    weight_decay: Optional[float] = None
-    gamma: Optional[float] = None
-    tau: Optional[float] = None
-    batch_size: Optional[int] = None
-    buffer_size: Optional[int] = None
-    noise_sigma: Optional[float] = None
-    noise_sigma_min: Optional[float] = None
-    noise_decay: Optional[float] = None
-    learning_starts: Optional[int] = None
-    preact_penalty: Optional[float] = None
+    from pydantic import create_model
 
-    @model_validator(mode="after")
-    def _valid_for_agent_config(self) -> "AgentOverrides":
-        from tennis_assets.agents.config import AgentConfig
+    hints = typing.get_type_hints(core)
+    fields: dict[str, Any] = {}
+    for f in dataclasses.fields(core):
+        if f.name in exclude:
+            continue
+        kind = hints[f.name]
+        if choices and f.name in choices:
+            kind = Enum(f"{name}_{f.name}", {c: c for c in choices[f.name]}, type=str)
+        fields[f.name] = (Optional[kind], Field(default=None,
+                                                description=f"default {f.default!r}"))
 
-        for name, value in self.set_values().items():
-            base = AgentConfig()
-            # Pairs of fields constrain each other; validate each against the defaults of the other.
+    def validate(self):
+        values = self.set_values()
+        for field_name, value in values.items():
             try:
-                AgentConfig(**{**base.to_dict(), name: value})
-            except ValueError as exc:
-                raise ValueError(f"agent.{name}: {exc}") from None
+                core(**{field_name: value})
+            except (TypeError, ValueError) as exc:
+                raise ValueError(f"{field_name}: {exc}") from None
         return self
 
     def set_values(self) -> dict[str, Any]:
-        return {k: v for k, v in self.model_dump().items() if v is not None}
+        return {k: (v.value if isinstance(v, Enum) else v)
+                for k, v in self.model_dump().items() if v is not None}
+
+    model = create_model(name, __base__=dg.Config, __doc__=doc,
+                         __validators__={"_valid_for_core": model_validator(mode="after")(
+                             validate)}, **fields)
+    model.set_values = set_values
+    return model
 
 
-class CourtConfig(dg.Config):
-    """Court parameters that differ from the defaults (tennis_assets.sim.CourtParams); unset
-    fields keep the default court's value."""
+def _agent_overrides() -> type:
+    from tennis_assets.agents.config import DEVICES, NOISE_KINDS, AgentConfig
 
-    ball_scale: Optional[float] = Field(default=None, description="multiplies the ball radius")
-    racket_angle_deg: Optional[float] = Field(default=None, description="racket tilt, 0-90")
-    gravity: Optional[float] = Field(default=None, description="negative; default -9.81")
+    return _overrides_config(
+        AgentConfig, "AgentOverrides",
+        "Learner hyperparameters (tennis_assets.agents.AgentConfig); unset fields keep the "
+        "tuned defaults, or the study's best values for the ``tuned`` partition.",
+        # Chosen elsewhere: the algorithm and seed at the top level, the sizes by the game.
+        exclude=("algorithm", "seed", "obs_size", "action_size", "num_agents"),
+        choices={"noise": NOISE_KINDS, "device": DEVICES})
 
-    @model_validator(mode="after")
-    def _valid_court(self) -> "CourtConfig":
-        from tennis_assets.sim import CourtParams
 
-        CourtParams(**self.set_values())  # names the bad field
-        return self
+def _court_config() -> type:
+    from tennis_assets.sim import CourtParams
 
-    def set_values(self) -> dict[str, Any]:
-        return {k: v for k, v in self.model_dump().items() if v is not None}
+    return _overrides_config(
+        CourtParams, "CourtConfig",
+        "Court parameters that differ from the defaults (tennis_assets.sim.CourtParams); unset "
+        "fields keep the default court's value.")
+
+
+AgentOverrides = _agent_overrides()
+CourtConfig = _court_config()
 
 
 class TrainingConfig(dg.Config):
@@ -303,8 +317,6 @@ class EvaluationConfig(dg.Config):
     episodes: Optional[int] = Field(default=None, description="greedy episodes (default 100)")
     seed: int = Field(default=0, ge=0, description="offset into the fresh evaluation seeds")
     target_score: float = Field(default=0.5, description="solves_tennis: mean >= this")
-    champion_margin: float = Field(default=0.05, ge=0,
-                                   description="beats_champion: mean >= champion mean - margin")
     max_latency_ms: float = Field(default=5.0, gt=0,
                                   description="WARN when p95 single-observation latency exceeds")
     gif: bool = True
@@ -326,17 +338,22 @@ class EvaluationConfig(dg.Config):
         return values
 
 
-class PromotionConfig(dg.Config):
-    """Which candidate production_model promotes."""
+class ChallengerConfig(dg.Config):
+    """Which candidate becomes the challenger, and what its checks demand before it may
+    replace the champion."""
 
+    profile: Profile = Field(default_factory=default_profile)
     partition: Optional[str] = Field(
-        default=None, description="candidate partition; default: the best one whose latest "
-                                  "evaluation passed every gate")
+        default=None, description="candidate partition; default: the best one the promotion "
+                                  "rule accepts")
     report_run_id: Optional[str] = Field(
         default=None, description="set by the promotion sensor: the Dagster run of the report")
-    rollback: bool = Field(
-        default=False, description="instead of promoting, make the 'previous' version champion "
-                                   "again (and the current one 'previous')")
+    episodes: Optional[int] = Field(default=None, description="fresh episodes of the "
+                                                              "challenger checks' replay")
+    target_score: float = Field(default=0.5, description="challenger_solves: mean >= this")
+    champion_margin: float = Field(default=0.05, ge=0,
+                                   description="challenger_not_worse_than_champion: mean >= "
+                                               "champion mean - margin on the same episodes")
 
     @field_validator("partition")
     @classmethod
@@ -344,6 +361,32 @@ class PromotionConfig(dg.Config):
         if v is not None and v not in PARTITIONS:
             raise ValueError(f"partition={v!r}: expected one of {list(PARTITIONS)}")
         return v
+
+    @field_validator("episodes")
+    @classmethod
+    def _positive_episodes(cls, v):
+        if v is not None and v < 1:
+            raise ValueError(f"episodes={v}: must be >= 1")
+        return v
+
+    def resolved_episodes(self) -> int:
+        if self.episodes is not None:
+            return self.episodes
+        return int(_profile_of(self.profile)["evaluation"]["episodes"])
+
+    @staticmethod
+    def confirmation_seed(version: str) -> int:
+        # A seed range of its own (training, selection, evaluation and monitoring have theirs):
+        # the challenger is confirmed on episodes it was never judged on.
+        return 2_500_000_000 + (int(version) % 100_000) * 1_000
+
+
+class PromotionConfig(dg.Config):
+    """How production_model moves the champion alias."""
+
+    rollback: bool = Field(
+        default=False, description="instead of promoting the challenger, make the 'previous' "
+                                   "version champion again (the rollback job sets this)")
 
 
 class Severity(str, Enum):

@@ -1,40 +1,61 @@
-"""The quality gates evaluated inside the assets they guard.
+"""The quality gates as asset checks.
 
-Checks on partitioned candidates are computed in the asset's own step from the values it just
-made (``check_specs``): each result then belongs to that partition, and a failing blocking ERROR
-check fails the step after the value is stored, so nothing downstream (promotion) runs.
+Checks on the partitioned candidates are partitioned too, so each result names the candidate
+it judged (the Checks tab, the event log and the alerts all say ``[tuned]``). Two kinds:
+- faults (ERROR, blocking): the candidate is broken (non-finite weights or history, does not
+  solve); its run fails and nothing downstream runs;
+- decisions (WARN, not blocking): ``beats_champion`` says whether the candidate is better than
+  the champion on the same episodes. Not being better is a finding, not a failure: the run
+  succeeds, the check shows why, promotion does not happen and no alert is sent.
+The challenger's checks run before the ``champion`` alias moves (see assets/promotion.py).
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any
 
 import dagster as dg
 
+from tennis_assets.workflow.promotion import compare_with_champion
+
+from .partitions import agent_partitions
+
 TRAINED = dg.AssetKey("trained_agents")
 REPORT = dg.AssetKey("evaluation_report")
+CHALLENGER = dg.AssetKey("challenger_model")
 
-weights_finite = dg.AssetCheckSpec(
-    "weights_finite", asset=TRAINED, blocking=True,
-    description="Every tensor of the trained networks is finite (no NaN or inf).")
-history_has_no_nan = dg.AssetCheckSpec(
-    "history_has_no_nan", asset=TRAINED, blocking=True,
-    description="The training and evaluation histories hold no NaN scores.")
-solves_tennis = dg.AssetCheckSpec(
-    "solves_tennis", asset=REPORT, blocking=True,
-    description="Greedy mean over fresh episodes >= the target (0.5): the game is solved.")
-beats_champion = dg.AssetCheckSpec(
-    "beats_champion", asset=REPORT, blocking=True,
-    description="Not worse than the current champion on the same episodes, within a margin.")
-latency_under_threshold = dg.AssetCheckSpec(
-    "latency_under_threshold", asset=REPORT, blocking=False,
-    description="p95 latency of one greedy decision stays under the threshold (warning only).")
-
-BLOCKING_REPORT_CHECKS = ("solves_tennis", "beats_champion")
+# Failed checks that are decisions rather than faults: shown, never alerted.
+DECISION_CHECKS = frozenset({"beats_champion"})
 
 
-def check_weights(learner) -> dg.AssetCheckResult:
+def _spec(name: str, asset: dg.AssetKey, blocking: bool, description: str,
+          partitioned: bool = True) -> dg.AssetCheckSpec:
+    with warnings.catch_warnings():
+        # Partitioned checks are a preview in 1.13; their results carry the partition.
+        warnings.simplefilter("ignore")
+        return dg.AssetCheckSpec(name, asset=asset, blocking=blocking, description=description,
+                                 partitions_def=agent_partitions if partitioned else None)
+
+
+weights_finite = _spec("weights_finite", TRAINED, True,
+                       "Every tensor of the trained networks is finite (no NaN or inf).")
+history_has_no_nan = _spec("history_has_no_nan", TRAINED, True,
+                           "The training and evaluation histories hold no NaN scores.")
+solves_tennis = _spec("solves_tennis", REPORT, True,
+                      "Greedy mean over fresh episodes >= the target (0.5): the game is solved.")
+beats_champion = _spec("beats_champion", REPORT, False,
+                       "Better than the current champion on the very same episodes and court "
+                       "(a decision: a candidate that is not better is simply not promoted).")
+latency_under_threshold = _spec("latency_under_threshold", REPORT, False,
+                                "p95 latency of one greedy decision stays under the threshold "
+                                "(warning only).")
+
+BLOCKING_REPORT_CHECKS = ("solves_tennis",)
+
+
+def check_weights(learner, partition: str) -> dg.AssetCheckResult:
     import torch
 
     bad = [name for name, t in learner.state_dict().items()
@@ -42,50 +63,62 @@ def check_weights(learner) -> dg.AssetCheckResult:
     return dg.AssetCheckResult(
         check_name="weights_finite", asset_key=TRAINED, passed=not bad,
         severity=dg.AssetCheckSeverity.ERROR,
-        metadata={"non_finite_tensors": dg.MetadataValue.json(bad)})
+        description=f"[{partition}] " + (f"non-finite tensors: {bad}" if bad
+                                         else "all tensors finite"),
+        metadata={"partition": partition, "non_finite_tensors": dg.MetadataValue.json(bad)})
 
 
-def check_history(history, eval_history) -> dg.AssetCheckResult:
+def check_history(history, eval_history, partition: str) -> dg.AssetCheckResult:
     nan_scores = int(history["score"].isna().sum()) if len(history) else 0
     nan_evals = int(eval_history["greedy_mean"].isna().sum()) if len(eval_history) else 0
     return dg.AssetCheckResult(
         check_name="history_has_no_nan", asset_key=TRAINED,
         passed=nan_scores == 0 and nan_evals == 0, severity=dg.AssetCheckSeverity.ERROR,
-        metadata={"episodes": len(history), "nan_episode_scores": nan_scores,
-                  "evaluations": len(eval_history), "nan_greedy_means": nan_evals})
+        description=f"[{partition}] {nan_scores} NaN episode scores, {nan_evals} NaN greedy means",
+        metadata={"partition": partition, "episodes": len(history),
+                  "nan_episode_scores": nan_scores, "evaluations": len(eval_history),
+                  "nan_greedy_means": nan_evals})
 
 
-def report_gates(report: dict[str, Any], target: float, margin: float,
-                 max_latency_ms: float) -> dict[str, bool]:
+def report_gates(report: dict[str, Any], target: float, max_latency_ms: float
+                 ) -> dict[str, bool]:
     mean = report["evaluation"]["mean"]
-    champion = report.get("champion")
+    champion = report.get("champion") or {}
     return {
         "solves_tennis": bool(math.isfinite(mean) and mean >= target - 1e-9),
-        "beats_champion": bool(champion is None or mean >= champion["mean"] - margin - 1e-9),
+        "beats_champion": compare_with_champion(mean, champion.get("mean")).promote,
         "latency_under_threshold": bool(report["latency"]["p95_ms"] <= max_latency_ms),
     }
 
 
-def report_check_results(report: dict[str, Any], target: float, margin: float,
-                         max_latency_ms: float) -> list[dg.AssetCheckResult]:
-    gates = report["gates"]
+def report_check_results(report: dict[str, Any], target: float, max_latency_ms: float
+                         ) -> list[dg.AssetCheckResult]:
+    gates, partition = report["gates"], report["partition"]
     mean = report["evaluation"]["mean"]
-    champion = report.get("champion")
+    champion = report.get("champion") or {}
+    versus = compare_with_champion(mean, champion.get("mean"), champion.get("version"))
+    p95 = report["latency"]["p95_ms"]
     return [
         dg.AssetCheckResult(
             check_name="solves_tennis", asset_key=REPORT, passed=gates["solves_tennis"],
             severity=dg.AssetCheckSeverity.ERROR,
-            metadata={"mean": mean, "target": target,
+            description=f"[{partition}] greedy mean {mean:.3f} "
+                        f"{'>=' if gates['solves_tennis'] else '<'} {target} over "
+                        f"{report['evaluation']['episodes']} fresh episodes",
+            metadata={"partition": partition, "mean": round(mean, 3), "target": target,
                       "episodes": report["evaluation"]["episodes"]}),
         dg.AssetCheckResult(
             check_name="beats_champion", asset_key=REPORT, passed=gates["beats_champion"],
-            severity=dg.AssetCheckSeverity.ERROR,
-            metadata={"mean": mean, "margin": margin,
-                      "champion_version": champion["version"] if champion else "none",
-                      "champion_mean": champion["mean"] if champion else float("nan")}),
+            severity=dg.AssetCheckSeverity.WARN,
+            description=f"[{partition}] {versus.reason}",
+            metadata={"partition": partition, "mean": round(mean, 3),
+                      "champion_version": champion.get("version") or "none",
+                      "champion_mean": round(champion["mean"], 3) if champion else None}),
         dg.AssetCheckResult(
             check_name="latency_under_threshold", asset_key=REPORT,
             passed=gates["latency_under_threshold"], severity=dg.AssetCheckSeverity.WARN,
-            metadata={"p95_ms": report["latency"]["p95_ms"],
-                      "p50_ms": report["latency"]["p50_ms"], "threshold_ms": max_latency_ms}),
+            description=f"[{partition}] p95 {p95:.3g} ms (threshold {max_latency_ms} ms)",
+            metadata={"partition": partition, "p95_ms": round(p95, 4),
+                      "p50_ms": round(report["latency"]["p50_ms"], 4),
+                      "threshold_ms": max_latency_ms}),
     ]

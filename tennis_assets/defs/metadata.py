@@ -43,3 +43,19 @@ def table_md(rows: Sequence[dict[str, Any]],
 def frame_md(frame, max_rows: int = 20) -> dg.MetadataValue:
     """A DataFrame's head as a markdown table (no tabulate dependency)."""
     return table_md(frame.head(max_rows).to_dict("records"), list(frame.columns))
+
+
+def rounded(values: dict[str, float | None], digits: int = 4) -> dict[str, dg.MetadataValue]:
+    """Floats as a person reads them (1.083, not 1.0833000000000002); None as NaN."""
+    out = {}
+    for name, value in values.items():
+        v = float("nan") if value is None else float(value)
+        out[name] = dg.MetadataValue.float(float(f"{v:.{digits}g}") if v == v else v)
+    return out
+
+
+def run_link(name: str, run_id: str | None) -> dict[str, dg.MetadataValue]:
+    """A Dagster run id as a link to the run's page in the UI."""
+    if not run_id:
+        return {}
+    return {name: dg.MetadataValue.dagster_run(run_id)}

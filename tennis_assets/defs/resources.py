@@ -18,6 +18,7 @@ from typing import Any, Iterator, Mapping
 import dagster as dg
 from pydantic import PrivateAttr
 
+from tennis_assets.redaction import redact_webhook
 from tennis_assets.settings import data_dir
 
 
@@ -26,7 +27,8 @@ class MlflowResource(dg.ConfigurableResource):
 
     tracking_uri empty: ``$MLFLOW_TRACKING_URI``, else SQLite and a local artifact folder in the
     data directory. wandb_mode: disabled, offline, online, or auto (online only with
-    ``$WANDB_API_KEY``) for W&B as a second tracker.
+    ``$WANDB_API_KEY``) for W&B as a second tracker. ui_url: where people open MLflow
+    (links in metadata); empty: ``$MLFLOW_UI_URL``, else the tracking server's own address.
     """
 
     tracking_uri: str = ""
@@ -36,7 +38,16 @@ class MlflowResource(dg.ConfigurableResource):
     wandb_mode: str = "disabled"
     wandb_project: str = "tennis-assets"
 
+    dagster_ui_url: str = ""
+
     _tracker: Any = PrivateAttr(default=None)
+
+    def dagster_run_url(self, run_id: str) -> str:
+        """The run's page in the Dagster UI (empty ``dagster_ui_url``:
+        ``$TENNIS_ASSETS_DAGSTER_UI_URL``)."""
+        from tennis_assets.settings import dagster_ui_url
+
+        return f"{(self.dagster_ui_url or dagster_ui_url()).rstrip('/')}/runs/{run_id}"
 
     def tracker(self):
         if self._tracker is None:
@@ -72,6 +83,13 @@ class OptunaResource(dg.ConfigurableResource):
         if configured:
             return configured
         return f"journal:{data_dir() / 'optuna' / 'journal.log'}"
+
+    def display(self) -> str:
+        """The storage as people may see it (logs, metadata): password masked, and in the form
+        the ``optuna`` CLI and optuna-dashboard accept."""
+        from tennis_assets.tuning import storage_for_cli
+
+        return storage_for_cli(self.url())
 
 
 class AlertWebhook(dg.ConfigurableResource):
@@ -114,8 +132,10 @@ class AlertWebhook(dg.ConfigurableResource):
                 if response.status >= 300:
                     raise urllib.error.HTTPError(url, response.status, "webhook refused",
                                                  response.headers, None)
+        # The webhook's path is its credential: the log names only its host.
         entry = {"id": alert_id, "time": datetime.now(timezone.utc).isoformat(), "text": text,
-                 "posted_to": url or None, "delivered": True, **details}
+                 "posted_to": redact_webhook(url) if url else None, "delivered": True,
+                 **details}
         path = self.log_file()
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(path, "a") as f:

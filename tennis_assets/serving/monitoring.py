@@ -15,98 +15,33 @@ writer caught mid-write never blanks the dashboard.
 
 from __future__ import annotations
 
-import json
 import logging
-import math
 import os
 import threading
-from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
+from tennis_assets.workflow.monitoring_file import (
+    MonitoringResult,
+    default_monitoring_file,
+    parse_result,
+)
+
+__all__ = ["MonitoringCollector", "MonitoringResult", "default_monitoring_file", "parse_result"]
+
 log = logging.getLogger(__name__)
-
-SEVERITIES = {"none": 0, "warning": 1, "critical": 2}
-
-
-def default_monitoring_file() -> Path:
-    from tennis_assets.settings import data_dir
-
-    return data_dir() / "monitoring" / "latest.json"
-
-
-@dataclass(frozen=True)
-class MonitoringResult:
-    timestamp: float
-    mean: float
-    baseline_mean: float
-    p_value: float
-    drifted: bool
-    severity: int
-    statistic: float | None
-    episodes: int | None
-    model_version: str
-    test: str
-    court: dict[str, float]
-
-
-def _number(doc: dict, key: str, required: bool = True) -> float | None:
-    value = doc.get(key)
-    if value is None and not required:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError(f"'{key}' must be a number, got {value!r}")
-    return float(value)
-
-
-def parse_result(text: str) -> MonitoringResult:
-    """The file's JSON as a MonitoringResult; ValueError naming the first bad field."""
-    try:
-        doc = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"not valid JSON ({exc})") from None
-    if not isinstance(doc, dict):
-        raise ValueError(f"expected a JSON object, got {type(doc).__name__}")
-    raw_time = doc.get("time")
-    if not isinstance(raw_time, str):
-        raise ValueError(f"'time' must be an ISO 8601 string, got {raw_time!r}")
-    try:
-        when = datetime.fromisoformat(raw_time.replace("Z", "+00:00"))
-    except ValueError:
-        raise ValueError(f"'time' is not ISO 8601: {raw_time!r}") from None
-    if when.tzinfo is None:  # the writer's convention is UTC
-        when = when.replace(tzinfo=timezone.utc)
-    drifted = doc.get("drifted")
-    if not isinstance(drifted, bool):
-        raise ValueError(f"'drifted' must be true or false, got {drifted!r}")
-    severity = doc.get("severity", "warning" if drifted else "none")
-    if severity not in SEVERITIES:
-        raise ValueError(f"'severity' must be one of {sorted(SEVERITIES)}, got {severity!r}")
-    p_value = _number(doc, "p_value")
-    if not 0.0 <= p_value <= 1.0:
-        raise ValueError(f"'p_value' must lie in [0, 1], got {p_value!r}")
-    episodes = _number(doc, "episodes", required=False)
-    court = doc.get("court") or {}
-    if not isinstance(court, dict):
-        raise ValueError(f"'court' must be an object, got {court!r}")
-    return MonitoringResult(
-        timestamp=when.timestamp(), mean=_number(doc, "mean"),
-        baseline_mean=_number(doc, "baseline_mean"), p_value=p_value, drifted=drifted,
-        severity=SEVERITIES[severity], statistic=_number(doc, "statistic", required=False),
-        episodes=int(episodes) if episodes is not None else None,
-        model_version=str(doc.get("model_version", "")), test=str(doc.get("test", "")),
-        court={k: float(v) for k, v in court.items()
-               if isinstance(v, (int, float)) and math.isfinite(float(v))})
 
 
 class MonitoringCollector:
     """A prometheus_client collector over the monitoring result file."""
 
-    def __init__(self, path: str | os.PathLike) -> None:
+    def __init__(self, path: str | os.PathLike,
+                 served_version: Callable[[], str | None] | None = None) -> None:
         self.path = Path(path)
+        # None: export whatever the file says (no server attached, e.g. a sidecar exporter).
+        self.served_version = served_version
         self._lock = threading.Lock()
         self._stamp: tuple[int, int] | None = None  # (mtime_ns, size) of the last parse
         self._result: MonitoringResult | None = None
@@ -149,6 +84,17 @@ class MonitoringCollector:
                                      value=self._errors)
         if result is None:
             return [errors]
+        served = self.served_version() if self.served_version is not None else None
+        if self.served_version is not None and result.model_version != served:
+            # The result is about another version (the one before a promotion, or a rollback):
+            # until the served version is monitored there is no drift state to show for it.
+            stale = GaugeMetricFamily(
+                "tennis_monitoring_result_for_other_version",
+                "1 while the latest monitoring result is about a version this server does not "
+                "serve (its drift gauges are withheld)", labels=["result_version",
+                                                                 "served_version"])
+            stale.add_metric([result.model_version, served or ""], 1.0)
+            return [errors, stale]
 
         def gauge(name: str, doc: str, value: float) -> GaugeMetricFamily:
             return GaugeMetricFamily(name, doc, value=value)

@@ -354,7 +354,11 @@ class PolicyServer:
         if monitoring_file is not None:
             from .monitoring import MonitoringCollector
 
-            self.metrics.registry.register(MonitoringCollector(monitoring_file))
+            # Drift gauges describe the served version only: a result about the model this
+            # server replaced would keep its alert firing against the new champion.
+            self.metrics.registry.register(MonitoringCollector(
+                monitoring_file,
+                served_version=lambda: source.current.version if source.current else None))
         source.subscribe(self.metrics.model_swapped, self.metrics.load_failed)
         if source.current is not None:
             self.metrics.model_swapped(source.current)

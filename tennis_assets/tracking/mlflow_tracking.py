@@ -24,7 +24,7 @@ from tennis_assets.settings import data_dir, database_url
 
 from .tracker import finite_metrics, flatten
 
-CHAMPION, PREVIOUS = "champion", "previous"
+CHAMPION, PREVIOUS, CHALLENGER = "champion", "previous", "challenger"
 POLICY_ARTIFACT = "policy"
 # Models-from-code: MLflow copies this file into the model instead of pickling an object.
 POLICY_MODEL_CODE = Path(__file__).with_name("policy_model.py")
@@ -200,8 +200,10 @@ class MlflowTracker:
                 if location is None and not self.tracking_uri.startswith("http"):
                     location = default_artifact_root()
                 try:
+                    # Classic ML, not GenAI: the MLflow UI opens the experiment on its runs.
                     self._experiment_id = self.client.create_experiment(
-                        self.experiment, artifact_location=location)
+                        self.experiment, artifact_location=location,
+                        tags={"mlflow.experimentKind": "custom_model_development"})
                 except Exception:
                     # Another process created it first (parallel runs share one database).
                     exp = self.client.get_experiment_by_name(self.experiment)
@@ -273,6 +275,73 @@ class MlflowTracker:
         info = self.champion(name)
         assert info is not None
         return info
+
+    def _ensure_registered_model(self, name: str) -> None:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            self.client.get_registered_model(name)
+        except MlflowException:
+            try:
+                self.client.create_registered_model(
+                    name, description="Greedy Tennis policy (safetensors checkpoint, pyfunc).")
+            except MlflowException:
+                self.client.get_registered_model(name)  # created by a concurrent promotion
+
+    def version_of_run(self, name: str, run_id: str) -> ChampionInfo | None:
+        """The model version registered from ``run_id`` (the oldest, if several)."""
+        versions = self.client.search_model_versions(f"name='{name}' and run_id='{run_id}'")
+        if not versions:
+            return None
+        mv = min(versions, key=lambda v: int(v.version))
+        return ChampionInfo(name=name, version=str(mv.version), run_id=mv.run_id,
+                            source=mv.source, tags=dict(mv.tags or {}),
+                            aliases=list(mv.aliases or []))
+
+    def register_challenger(self, name: str, source: str, run_id: str,
+                            tags: Mapping[str, Any] | None = None,
+                            description: str | None = None) -> ChampionInfo:
+        """The version for ``run_id`` (created once: one version per training run) with the
+        ``challenger`` alias; its tags and description say how it was judged this time."""
+        self._ensure_registered_model(name)
+        existing = self.version_of_run(name, run_id)
+        str_tags = {k: str(v) for k, v in (tags or {}).items() if v is not None}
+        if existing is None:
+            mv = self.client.create_model_version(name, source=source, run_id=run_id,
+                                                  tags=str_tags, description=description)
+            version = str(mv.version)
+            self._wait_ready(name, version)
+        else:
+            version = existing.version
+            for key, value in str_tags.items():
+                self.client.set_model_version_tag(name, version, key, value)
+            if description:
+                self.client.update_model_version(name, version, description=description)
+        self.client.set_registered_model_alias(name, CHALLENGER, version)
+        info = self.champion(name, CHALLENGER)
+        assert info is not None
+        return info
+
+    def promote_challenger(self, name: str, version: str) -> tuple[ChampionInfo, bool]:
+        """Make challenger ``version`` the champion (the old champion becomes ``previous``) and
+        drop the challenger alias. Refuses if the alias no longer points at ``version`` (a newer
+        challenger was registered meanwhile). Returns (champion, changed)."""
+        challenger = self.champion(name, CHALLENGER)
+        current = self.champion(name)
+        if current is not None and current.version == version:
+            return current, False
+        if challenger is None or challenger.version != version:
+            raise RuntimeError(f"model {name}: the challenger is "
+                               f"{'v' + challenger.version if challenger else 'unset'}, not "
+                               f"v{version}; nothing moved")
+        # champion last: a failure before it leaves production as it was.
+        if current is not None:
+            self.client.set_registered_model_alias(name, PREVIOUS, current.version)
+        self.client.set_registered_model_alias(name, CHAMPION, version)
+        self.client.delete_registered_model_alias(name, CHALLENGER)
+        info = self.champion(name)
+        assert info is not None
+        return info, True
 
     def _wait_ready(self, name: str, version: str, timeout: float = 30.0) -> None:
         deadline = time.monotonic() + timeout

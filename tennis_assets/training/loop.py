@@ -3,9 +3,11 @@ selection, first-solve records, checkpoints and a rich progress bar."""
 
 from __future__ import annotations
 
+import os
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
@@ -329,3 +331,21 @@ def train(agent_config: AgentConfig, train_config: TrainConfig, progress: bool =
         env_steps=env_steps, episodes=episodes, stop_reason=stop_reason, timing=timing,
         final_eval=final)
 
+
+
+def warm_start_checkpoint(path: str | os.PathLike, learner, train_config: TrainConfig,
+                          start_mean: float) -> Path:
+    """A resume checkpoint that makes ``train(resume_from=path)`` continue from ``learner``'s
+    weights as a new run: counters and histories start empty, and the starting weights count
+    as the best so far with greedy mean ``start_mean``, so model selection replaces them only
+    with weights that evaluate better. The buffer starts empty (it is not in ``learner``'s
+    policy checkpoint)."""
+    from .checkpoints import save_checkpoint
+
+    progress = {"env_steps": 0, "episodes": 0, "evals": 0, "seconds": 0.0,
+                "updates": learner.updates, "solved_greedy": None, "solved_udacity": None,
+                "best_greedy_mean": float(start_mean), "best_updates": learner.updates,
+                "last_eval_updates": learner.updates, "history": [], "eval_history": [],
+                "resumes": 0}
+    return save_checkpoint(path, learner, train_config=train_config, progress=progress,
+                           include_buffer=False, extra_tensors={"extra.best_params": learner.params})

@@ -1,3 +1,6 @@
+"""trained_agents: one candidate per partition, trained by the core workflow
+(tennis_assets.workflow.candidate); this asset adds the registry-backed warm start, MLflow
+tracking, metadata and the weight checks."""
 
 import tempfile
 from pathlib import Path
@@ -8,45 +11,48 @@ import dagster as dg
 from ..config import Environment, TrainingConfig
 from ..environment import UnityEnvironmentResource
 from ..gates import check_history, check_weights, history_has_no_nan, weights_finite
-from ..metadata import frame_md, image_md
+from ..metadata import frame_md, image_md, rounded, run_link
 from ..partitions import agent_partitions
 from ..resources import MlflowResource
 from ..store import ModelStore, TrainedAgent
 
 
-def _warm_start(path: str, agent, train, workdir: Path):
-    """Continue from a checkpoint's weights under this run's budget.
+def _init_checkpoint(config: TrainingConfig, mlflow: MlflowResource, tmp: str) -> str | None:
+    init = config.init_checkpoint
+    if init != "champion":
+        return init
+    tracker = mlflow.tracker()
+    champion = tracker.champion(mlflow.registered_model)
+    if champion is None:
+        raise dg.Failure("init_checkpoint='champion' but no model has the 'champion' alias in "
+                         f"{mlflow.registered_model!r}")
+    return str(tracker.champion_checkpoint(champion, Path(tmp) / "champion"))
 
-    The checkpoint's own learner settings are kept (its tensors only fit them). The starting
-    weights are scored first and registered as the best so far, so model selection can only
-    replace them with weights that evaluate better.
-    """
-    from tennis_assets.agents import AgentConfig
-    from tennis_assets.training import evaluate, greedy, load_learner, save_checkpoint
-    from tennis_assets.training.checkpoints import read_metadata
-    from tennis_assets.training.evaluation import selection_seed
 
-    stored = AgentConfig.from_dict(read_metadata(path)["agent_config"])
-    agent = stored.replace(seed=agent.seed, device=agent.device, torch_threads=agent.torch_threads)
-    learner = load_learner(path)
-    start = evaluate(greedy(learner), episodes=train.eval_episodes,
-                     seed=selection_seed(train.seed, 9_999), params=train.court_params())
-    progress = {"env_steps": 0, "episodes": 0, "evals": 0, "seconds": 0.0,
-                "best_greedy_mean": start.mean, "best_updates": learner.updates,
-                "last_eval_updates": learner.updates, "history": [], "eval_history": [],
-                "resumes": 0}
-    resume = save_checkpoint(workdir / "warm_start.safetensors", learner, train_config=train,
-                             progress=progress, include_buffer=False,
-                             extra_tensors={"extra.best_params": learner.params})
-    if train.max_updates is not None:
-        # Budgets count the resumed run as a whole: extend by the updates already in the weights.
-        train = train.replace(max_updates=learner.updates + train.max_updates)
-    return agent, train, str(resume), start.mean
+def _track(run, trained, partition: str, config: TrainingConfig, unity: dict | None) -> str:
+    result, h, e = trained.result, trained.result.history, trained.result.eval_history
+    run.log_params({"agent": trained.agent_config.to_dict(),
+                    "train": trained.train_config.to_dict(), "partition": partition,
+                    "init_checkpoint": config.init_checkpoint,
+                    "environment": config.environment.value, "profile": config.profile.value,
+                    **({"unity": unity} if unity else {})})
+    run.log_series("episode_score", h["score"].tolist(), h["episode"].tolist())
+    run.log_series("avg100", h["avg100"].tolist(), h["episode"].tolist())
+    run.log_series("greedy_mean", e["greedy_mean"].tolist(), e["updates"].tolist())
+    run.log_metrics({"best_greedy_mean": result.best_greedy_mean, "seconds": result.seconds,
+                     "updates": result.updates, "episodes": result.episodes,
+                     "env_steps": result.env_steps, "warm_start_mean": trained.warm_start_mean,
+                     **{f"time_{k}": v for k, v in result.timing.items()},
+                     **{f"resource_{k}": v for k, v in trained.resource_usage.items()}})
+    checkpoint = trained.paths["checkpoint"]
+    for path in (*trained.paths.values(), checkpoint.with_suffix(".json")):
+        run.log_artifact(path, "training")
+    return run.log_policy_model(checkpoint)
 
 
 @dg.asset(
     partitions_def=agent_partitions,
-    group_name="training",
+    group_name="candidates",
     kinds={"pytorch", "mlflow"},
     pool="training",
     ins={"tuning_study": dg.AssetIn(metadata={"optional": True})},
@@ -60,127 +66,76 @@ def trained_agents(context: dg.AssetExecutionContext, config: TrainingConfig,
 
     ``baseline`` trains with the tuned defaults, ``tuned`` with the study's best parameters.
     The checkpoint is written once, as safetensors, into the model store (one folder per run);
-    the value passed on names it, with the training history as CSV. Every run is an MLflow run
-    (parameters, per-episode scores, the checkpoint as a pyfunc model, the learning curve).
+    the value passed on names it. Every run is an MLflow run (parameters, per-episode scores,
+    the checkpoint as a pyfunc model, the learning curve).
     """
     from tennis_assets.tracking import run_tags
-    from tennis_assets.tracking.resource_usage import ResourceUsage
-    from tennis_assets.training import plot_learning_curve, save_checkpoint, train
+    from tennis_assets.workflow.candidate import train_candidate
 
     partition = context.partition_key
     tuned: dict[str, Any] = {}
     if partition == "tuned":
         if not tuning_study or not tuning_study.get("best_params"):
-            raise dg.Failure(
-                "the 'tuned' partition needs a tuning_study with at least one completed trial; "
-                "materialize tuning_study first",
-                metadata={"tuning_study": dg.MetadataValue.json(tuning_study or {})})
+            raise dg.Failure("the 'tuned' partition needs a tuning_study with at least one "
+                             "completed trial; materialize tuning_study first")
         tuned = dict(tuning_study["best_params"])
     agent_cfg, train_cfg = config.build(tuned)
     out_dir = model_store.agent_dir(partition, context.run.run_id)
-    tags = run_tags(context.run.run_id, asset="trained_agents", partition=partition)
+    tags = run_tags(context.run.run_id, asset="trained_agents", partition=partition,
+                    **{"dagster.run_url": mlflow.dagster_run_url(context.run.run_id)})
 
     with tempfile.TemporaryDirectory() as tmp, \
             mlflow.start_run(f"train-{partition}", tags) as run:
-        resume_from, warm_mean = None, None
-        if config.init_checkpoint:
-            init = config.init_checkpoint
-            if init == "champion":
-                tracker = mlflow.tracker()
-                champion = tracker.champion(mlflow.registered_model)
-                if champion is None:
-                    raise dg.Failure("init_checkpoint='champion' but no model has the "
-                                     f"'champion' alias in {mlflow.registered_model!r}")
-                init = str(tracker.champion_checkpoint(champion, Path(tmp) / "champion"))
-            elif not Path(init).is_file():
-                raise dg.Failure(f"init_checkpoint: no checkpoint at {init}")
-            agent_cfg, train_cfg, resume_from, warm_mean = _warm_start(init, agent_cfg, train_cfg,
-                                                                       Path(tmp))
-            context.log.info(f"warm start from {init} (greedy mean {warm_mean:.3f}); the "
-                             "checkpoint's learner settings apply"
-                             + (f", not the study's {tuned}" if tuned else ""))
-        env = None
+        init = _init_checkpoint(config, mlflow, tmp)
+        env, unity = None, None
         if config.environment == Environment.unity:
-            # Training and its evaluations play on the build (an Editor is a single instance);
-            # the learner takes the build's observation and action sizes.
+            # Training and its evaluations play on the build; the learner takes its sizes.
             env = unity_environment.open(seed=train_cfg.seed)
             agent_cfg = agent_cfg.replace(obs_size=env.obs_size, action_size=env.action_size)
-            context.log.info(f"Unity environment {unity_environment.describe()}: "
-                             f"{env.num_courts} courts, {env.obs_size} observations, "
-                             f"{env.action_size} actions")
-        run.log_params({"agent": agent_cfg.to_dict(), "train": train_cfg.to_dict(),
-                        "partition": partition, "init_checkpoint": config.init_checkpoint,
-                        "environment": config.environment.value,
-                        **({"unity": unity_environment.describe()} if env is not None else {}),
-                        "profile": config.profile.value})
-        context.log.info(f"training {partition}: {agent_cfg.to_dict()} budget "
-                         f"{train_cfg.max_seconds} s / {train_cfg.max_updates} updates")
+            unity = unity_environment.describe()
+        context.log.info(f"training {partition}: budget {train_cfg.max_seconds} s / "
+                         f"{train_cfg.max_updates} updates"
+                         + (f", warm start from {config.init_checkpoint}" if init else ""))
         try:
-            with ResourceUsage() as usage:
-                result = train(agent_cfg, train_cfg, progress=False, resume_from=resume_from,
-                               env=env)
+            trained = train_candidate(agent_cfg, train_cfg, out_dir, init_checkpoint=init,
+                                      env=env, workdir=Path(tmp),
+                                      title=f"{partition}: best greedy mean {{best:.2f}}")
         finally:
             if env is not None:
                 env.close()
-        resources_used = usage.summary()
+        model_source = _track(run, trained, partition, config, unity)
 
-        checkpoint = save_checkpoint(out_dir / "checkpoint.safetensors", result.learner,
-                                     train_config=train_cfg, progress=result.summary(),
-                                     include_buffer=False)
-        history_csv, eval_csv = out_dir / "history.csv", out_dir / "eval_history.csv"
-        result.history.to_csv(history_csv, index=False)
-        result.eval_history.to_csv(eval_csv, index=False)
-        curve = plot_learning_curve(result.history, result.eval_history,
-                                    out_dir / "learning_curve.png",
-                                    title=f"{partition}: best greedy mean "
-                                          f"{result.best_greedy_mean:.2f}",
-                                    target=train_cfg.target_score)
-
-        h, e = result.history, result.eval_history
-        run.log_series("episode_score", h["score"].tolist(), h["episode"].tolist())
-        run.log_series("avg100", h["avg100"].tolist(), h["episode"].tolist())
-        run.log_series("greedy_mean", e["greedy_mean"].tolist(), e["updates"].tolist())
-        run.log_metrics({"best_greedy_mean": result.best_greedy_mean, "seconds": result.seconds,
-                         "updates": result.updates, "episodes": result.episodes,
-                         "env_steps": result.env_steps, "warm_start_mean": warm_mean,
-                         **{f"time_{k}": v for k, v in result.timing.items()},
-                         **{f"resource_{k}": v for k, v in resources_used.items()}})
-        for path in (checkpoint, checkpoint.with_suffix(".json"), history_csv, eval_csv, curve):
-            run.log_artifact(path, "training")
-        model_source = run.log_policy_model(checkpoint)
-
-    weights = check_weights(result.learner)
-    history = check_history(result.history, result.eval_history)
+    result, usage = trained.result, trained.resource_usage
     value = TrainedAgent(
-        partition=partition, checkpoint=str(checkpoint), history_csv=str(history_csv),
-        eval_history_csv=str(eval_csv), learning_curve=str(curve),
-        agent_config=agent_cfg.to_dict(), train_config=train_cfg.to_dict(),
+        partition=partition, checkpoint=str(trained.paths["checkpoint"]),
+        history_csv=str(trained.paths["history"]),
+        eval_history_csv=str(trained.paths["eval_history"]),
+        learning_curve=str(trained.paths["learning_curve"]),
+        agent_config=trained.agent_config.to_dict(), train_config=trained.train_config.to_dict(),
         summary=result.summary(), dagster_run_id=context.run.run_id, mlflow_run_id=run.run_id,
-        mlflow_run_url=run.url, extra={"model_source": model_source,
-                                       "tuned_params": tuned,
+        mlflow_run_url=run.url, extra={"model_source": model_source, "tuned_params": tuned,
                                        "init_checkpoint": config.init_checkpoint,
                                        "environment": config.environment.value,
-                                       "resource_usage": resources_used})
+                                       "resource_usage": usage})
     yield dg.Output(value, metadata={
-        "best_greedy_mean": dg.MetadataValue.float(float(result.best_greedy_mean)),
-        "seconds": dg.MetadataValue.float(result.seconds),
+        **rounded({"best_greedy_mean": result.best_greedy_mean, "seconds": result.seconds,
+                   "warm_start_mean": trained.warm_start_mean,
+                   "cpu_seconds": usage["cpu_seconds"],
+                   "cpu_percent_mean": usage["cpu_percent_mean"],
+                   "memory_rss_peak_mb": usage["memory_rss_peak_bytes"] / 2**20}),
         "updates": dg.MetadataValue.int(result.updates),
         "episodes": dg.MetadataValue.int(result.episodes),
         "stop_reason": dg.MetadataValue.text(result.stop_reason),
-        "cpu_seconds": dg.MetadataValue.float(resources_used["cpu_seconds"]),
-        "cpu_percent_mean": dg.MetadataValue.float(resources_used["cpu_percent_mean"]),
-        "memory_rss_peak_mb": dg.MetadataValue.float(
-            resources_used["memory_rss_peak_bytes"] / 2**20),
-        "resource_usage": dg.MetadataValue.json(resources_used),
         "solved_greedy": dg.MetadataValue.json(result.solved_greedy or {}),
-        "checkpoint": dg.MetadataValue.path(str(checkpoint)),
-        "learning_curve": image_md(curve, "learning curve"),
+        "checkpoint": dg.MetadataValue.path(str(trained.paths["checkpoint"])),
+        "learning_curve": image_md(trained.paths["learning_curve"], "learning curve"),
         "history_tail": frame_md(result.history.tail(10)),
         "eval_history": frame_md(result.eval_history),
-        "agent_config": dg.MetadataValue.json(agent_cfg.to_dict()),
+        "agent_config": dg.MetadataValue.json(trained.agent_config.to_dict()),
         "tuned_params": dg.MetadataValue.json(tuned),
         "mlflow_run": dg.MetadataValue.url(run.url),
         "mlflow_run_id": dg.MetadataValue.text(run.run_id),
+        **run_link("dagster_run", context.run.run_id),
     })
-    yield weights
-    yield history
+    yield check_weights(result.learner, partition)
+    yield check_history(result.history, result.eval_history, partition)

@@ -19,6 +19,8 @@ from typing import Any
 import dagster as dg
 from pydantic import Field
 
+from tennis_assets.redaction import redact_url
+
 from ..config import TuningConfig
 from ..metadata import frame_md, image_md
 from ..resources import MlflowResource, OptunaResource
@@ -71,15 +73,18 @@ def create_study(context: dg.OpExecutionContext, config: TuningConfig,
     settings = config.resolved()
     url = optuna_storage.url()
     # Created here, once, so that workers only ever join it (no race to create tables or study).
-    tuning.open_study(config.study_name, url, seed=config.seed, **_study_args(config))
+    study = tuning.open_study(config.study_name, url, seed=config.seed, **_study_args(config))
+    if tuning.enqueue_baseline(study, config.build()[0], config.params):
+        context.log.info("new study: its first trial is the baseline configuration")
     shares = tuning.split_trials(settings["n_trials"], config.n_workers)
-    context.log.info(f"study {config.study_name!r} in {url}: {settings['n_trials']} more "
-                     f"trial(s) in {len(shares)} worker(s) of {shares}")
+    context.log.info(f"study {config.study_name!r} in {optuna_storage.display()}: "
+                     f"{settings['n_trials']} more trial(s) in {len(shares)} worker(s) of "
+                     f"{shares}")
     for worker, n in enumerate(shares):
         # The batch is the run that asked for the trials: a re-execution of a failed worker
         # reuses this output and so its batch, and completes that worker's share exactly.
-        yield dg.DynamicOutput({"batch": context.run_id, "worker": worker, "n_trials": n,
-                                "storage": url}, mapping_key=f"w{worker}")
+        yield dg.DynamicOutput({"batch": context.run_id, "worker": worker, "n_trials": n},
+                               mapping_key=f"w{worker}")
 
 
 def _run_share(context, config: TuningConfig, url: str, n_trials: int, batch: str,
@@ -104,9 +109,10 @@ def _run_share(context, config: TuningConfig, url: str, n_trials: int, batch: st
 @dg.op(out=dg.Out(dict, io_manager_key=HANDOFF_IO), pool="training",
        tags={"stage": "tuning"},
        description="One worker: runs its share of trials against the shared study storage.")
-def tune_trials(context: dg.OpExecutionContext, config: TuningConfig, share: dict) -> dict:
+def tune_trials(context: dg.OpExecutionContext, config: TuningConfig,
+                optuna_storage: OptunaResource, share: dict) -> dict:
     # Distinct seeds: workers that sample at the same moment must not propose the same points.
-    numbers = _run_share(context, config, share["storage"], share["n_trials"], share["batch"],
+    numbers = _run_share(context, config, optuna_storage.url(), share["n_trials"], share["batch"],
                          share["worker"], config.seed + share["worker"], create=False)
     return {"batch": share["batch"], "worker": share["worker"], "n_trials": share["n_trials"],
             "trials": numbers, "pid": os.getpid()}
@@ -142,7 +148,7 @@ def summarize_study(context: dg.OpExecutionContext, config: TuningConfig,
 
     tags = run_tags(context.run.run_id, asset="tuning_study")
     with mlflow.start_run("tuning_study", tags) as run:
-        run.log_params({"study_name": config.study_name, "storage": url,
+        run.log_params({"study_name": config.study_name, "storage": optuna_storage.display(),
                         "sampler": config.sampler.value, "pruner": config.pruner.value,
                         "multi_objective": config.multi_objective, **settings,
                         "n_workers": len(workers),
@@ -161,15 +167,17 @@ def summarize_study(context: dg.OpExecutionContext, config: TuningConfig,
             history_md = image_md(history_png, "optimization history")
             importance_md = image_md(importance_png, "parameter importances")
 
+    run_complete = sum(1 for t in tuning.batch_trials(study, batch)
+                       if t.state.name == "COMPLETE")
     value = {
-        "study_name": config.study_name, "storage": url,
+        "study_name": config.study_name, "storage": optuna_storage.display(),
         "best_params": dict(best.params) if best else {},
         "best_score": float(best.values[0]) if best else None,
         "best_trial": best.number if best else None,
         "n_trials": len(frame), "n_complete": complete, "n_pruned": pruned,
         "min_completed_trials": settings["min_completed_trials"],
         "multi_objective": config.multi_objective, "mlflow_run_id": run.run_id,
-        "n_workers": len(workers), "run_trials": numbers,
+        "n_workers": len(workers), "run_trials": numbers, "run_complete": run_complete,
     }
     return dg.Output(value, metadata={
         "best_score": dg.MetadataValue.float(value["best_score"] or 0.0),
@@ -182,7 +190,8 @@ def summarize_study(context: dg.OpExecutionContext, config: TuningConfig,
         "summary": frame_md(frame),
         "optimization_history": history_md,
         "param_importances": importance_md,
-        "storage": dg.MetadataValue.text(url),
+        "run_complete_trials": dg.MetadataValue.int(run_complete),
+        "storage": dg.MetadataValue.text(optuna_storage.display()),
         "mlflow_run": dg.MetadataValue.url(run.url) if run.url else dg.MetadataValue.text("-"),
         "mlflow_run_id": dg.MetadataValue.text(run.run_id),
     })
@@ -206,7 +215,7 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore", dg.BetaWarning)
 
     @dg.graph_asset(
-        group_name="tuning",
+        group_name="candidates",
         kinds={"optuna", "mlflow"},
         tags={"stage": "tuning"},
         config=_tuning_config,
@@ -215,7 +224,8 @@ with warnings.catch_warnings():
     def tuning_study():
         """Optuna study over the learner's hyperparameters; each trial is a short training run.
 
-        TPE sampling and median pruning on intermediate greedy means by default; with
+        TPE sampling and patient median pruning on intermediate greedy means by default; the
+        first trial of a new study is the baseline configuration; with
         ``multi_objective`` it maximises score and minimises training seconds. The study lives in
         the configured storage (a journal file in the data directory by default), so a new run adds
         trials to it. ``n_workers`` worker steps share the run's trials exactly; they run in
@@ -243,7 +253,8 @@ def join_study(context: dg.OpExecutionContext, config: TuningWorkerConfig,
     n_trials = config.resolved()["n_trials"]
     numbers = _run_share(context, config, url, n_trials, batch=context.run_id, worker=0,
                          sampler_seed=seed, create=False)
-    context.log.info(f"joined study {config.study_name!r} in {url}: ran trials {numbers}")
+    context.log.info(f"joined study {config.study_name!r} in {redact_url(url)}: ran trials "
+                     f"{numbers}")
 
 
 @dg.job(tags={"stage": "tuning"},

@@ -1,0 +1,217 @@
+"""Staging to production on MLflow aliases: ``challenger_model`` registers the best candidate
+that the promotion rule accepts as ``challenger``; its blocking checks replay it through the
+registered MLflow model before ``production_model`` moves ``champion`` (the old champion
+becomes ``previous``). The rule itself is tennis_assets.workflow.promotion."""
+
+
+import json
+import tempfile
+from typing import Any
+
+import dagster as dg
+
+from ..config import ChallengerConfig, PromotionConfig
+from ..metadata import rounded, run_link
+from ..resources import MlflowResource
+from ..store import ModelStore
+
+CHALLENGER_CHECKS = ("challenger_loads_and_plays", "challenger_solves",
+                     "challenger_not_worse_than_champion")
+
+
+def evidence_from_report(report: dict[str, Any]):
+    from tennis_assets.workflow.promotion import Evidence
+
+    champion = report.get("champion") or {}
+    return Evidence(partition=report["partition"],
+                    train_run_id=report["candidate"]["train_mlflow_run_id"],
+                    mean=float(report["evaluation"]["mean"]),
+                    blocking_gates_passed=bool(report.get("gates_passed")),
+                    compared_version=champion.get("version"),
+                    champion_mean=champion.get("mean"),
+                    report_run_id=report["dagster_run_id"])
+
+
+def _version_tags(report: dict[str, Any], run_id: str, mlflow: MlflowResource) -> dict:
+    ev = report["evaluation"]
+    return {"partition": report["partition"], "court": json.dumps(report.get("court") or {}),
+            "eval_mean": round(ev["mean"], 4), "eval_episodes": ev["episodes"],
+            "eval_seed": ev["seed"], "eval_mlflow_run_id": report.get("mlflow_run_id"),
+            "eval_mlflow_run_url": report.get("mlflow_run_url"),
+            "train_mlflow_run_url": mlflow.tracker().run_url(
+                report["candidate"]["train_mlflow_run_id"]),
+            "report_dagster_run_id": report["dagster_run_id"],
+            "report_dagster_run_url": mlflow.dagster_run_url(report["dagster_run_id"]),
+            "train_dagster_run_id": report["candidate"]["train_dagster_run_id"],
+            "dagster_run_id": run_id, "dagster_run_url": mlflow.dagster_run_url(run_id)}
+
+
+@dg.asset(
+    deps=[dg.AssetDep("evaluation_report", partition_mapping=dg.AllPartitionMapping())],
+    group_name="production", kinds={"mlflow"}, output_required=False, pool="promotion",
+    tags={"stage": "promotion"},
+)
+def challenger_model(context: dg.AssetExecutionContext, config: ChallengerConfig,
+                     mlflow: MlflowResource, model_store: ModelStore):
+    """The best candidate that the promotion rule accepts, registered with alias
+    ``challenger`` (one model version per training run). When none is accepted nothing is
+    materialized, nothing downstream runs, and the run still succeeds: a candidate that is not
+    better than the champion is a finding, not a failure."""
+    from tennis_assets.workflow.promotion import Champion, choose
+
+    tracker, name = mlflow.tracker(), mlflow.registered_model
+    current = tracker.champion(name)
+    champion = Champion(current.version if current else None, current.run_id if current else None)
+    reports = {p: r for p, r in model_store.latest_reports().items()
+               if (config.partition is None or p == config.partition)
+               and (config.report_run_id is None or r["dagster_run_id"] == config.report_run_id)}
+    best, passed_over = choose([evidence_from_report(r) for r in reports.values()], champion)
+    if best is None:
+        context.log.info("no challenger: " + ("; ".join(f"{p}: {why}" for p, why in
+                                                        sorted(passed_over.items()))
+                                              or "no evaluation report matches"))
+        return
+    report = reports[best.partition]
+    ev = report["evaluation"]
+    info = tracker.register_challenger(
+        name, source=report["candidate"]["model_source"], run_id=best.train_run_id,
+        tags=_version_tags(report, context.run.run_id, mlflow),
+        description=f"{best.partition} candidate: greedy mean {ev['mean']:.3f} over "
+                    f"{ev['episodes']} fresh episodes (seed {ev['seed']}) on court "
+                    f"{report.get('court') or 'default'}; Dagster run "
+                    f"{mlflow.dagster_run_url(report['dagster_run_id'])}")
+    context.log.info(f"challenger: {name} v{info.version} ({best.partition}, mean "
+                     f"{best.mean:.3f}); champion {champion.version or 'none'}")
+    value = {"model_name": name, "version": info.version, "partition": best.partition,
+             "train_mlflow_run_id": best.train_run_id, "report_dagster_run_id":
+             best.report_run_id, "court": report.get("court") or {}, "eval_mean": best.mean,
+             "champion_version": champion.version}
+    yield dg.Output(value, metadata={
+        "version": dg.MetadataValue.text(info.version),
+        "partition": dg.MetadataValue.text(best.partition),
+        **rounded({"eval_mean": best.mean}),
+        "champion_version": dg.MetadataValue.text(champion.version or "none"),
+        "court": dg.MetadataValue.json(value["court"]),
+        "passed_over": dg.MetadataValue.json(passed_over),
+        "model_version": dg.MetadataValue.url(tracker.model_url(name, info.version)),
+        **run_link("report_run", best.report_run_id),
+    })
+
+
+def _replay(model, court: dict, episodes: int, seed: int):
+    """Greedy episodes through a pyfunc model; (EvalResult, all actions finite)."""
+    import numpy as np
+
+    from tennis_assets.sim import CourtParams
+    from tennis_assets.training import evaluate
+
+    finite = True
+
+    def act(obs):
+        nonlocal finite
+        actions = np.asarray(model.predict(obs.astype(np.float32)), dtype=np.float32)
+        if actions.shape != (obs.shape[0], 2, 2) or not np.isfinite(actions).all():
+            finite = False
+            return np.zeros((obs.shape[0], 2, 2), dtype=np.float32)
+        return actions
+
+    ev = evaluate(act, episodes=episodes, seed=seed, params=CourtParams(**court))
+    return ev, finite
+
+
+@dg.multi_asset_check(
+    specs=[dg.AssetCheckSpec(n, asset="challenger_model", blocking=True, description=d)
+           for n, d in zip(CHALLENGER_CHECKS, (
+               "The challenger loads through the registry (models:/<name>@challenger) and "
+               "plays with finite actions.",
+               "Its greedy mean on fresh episodes on its court reaches the target.",
+               "It is not worse than the champion on the very same fresh episodes and court "
+               "(within the margin)."))],
+    description="Replay the challenger and the champion through their registered MLflow models "
+                "before the champion alias moves.")
+def challenger_checks(context: dg.AssetCheckExecutionContext, challenger_model: dict,
+                      config: ChallengerConfig, mlflow: MlflowResource):
+    from tennis_assets.workflow.promotion import confirm
+
+    tracker, name = mlflow.tracker(), challenger_model["model_name"]
+    version, court = challenger_model["version"], challenger_model["court"]
+    episodes, seed = config.resolved_episodes(), config.confirmation_seed(version)
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            info = tracker.champion(name, "challenger")
+            if info is None or info.version != version:
+                raise RuntimeError(f"alias challenger points at "
+                                   f"{info.version if info else 'nothing'}, not v{version}")
+            ev, finite = _replay(tracker.load_policy(info, tmp), court, episodes, seed)
+            champion_mean, champion = None, tracker.champion(name)
+            if champion is not None:
+                champion_mean = _replay(tracker.load_policy(champion, f"{tmp}/c"), court,
+                                        episodes, seed)[0].mean
+        verdict = confirm(ev.mean, finite, champion_mean, config.target_score,
+                          config.champion_margin)
+        failure = None
+    except Exception as exc:  # noqa: BLE001 - any failure to load or play is the finding
+        verdict, failure = None, f"{type(exc).__name__}: {exc}"
+    for check, key in zip(CHALLENGER_CHECKS, ("loads_and_plays", "solves", "not_worse")):
+        passed = verdict is not None and getattr(verdict, key)
+        reason = failure or verdict.reasons[key]
+        yield dg.AssetCheckResult(
+            asset_key="challenger_model", check_name=check, passed=bool(passed),
+            severity=dg.AssetCheckSeverity.ERROR,
+            description=f"v{version} ({challenger_model['partition']}): {reason}",
+            metadata={"version": version, "partition": challenger_model["partition"],
+                      "episodes": episodes, "seed": seed, "court": dg.MetadataValue.json(court),
+                      **({} if verdict is None else rounded(
+                          {"mean": verdict.mean, "champion_mean": verdict.champion_mean}))})
+
+
+@dg.asset(
+    ins={"challenger_model": dg.AssetIn(metadata={"optional": True})},
+    group_name="production", kinds={"mlflow"}, pool="promotion", tags={"stage": "production"},
+)
+def production_model(context: dg.AssetExecutionContext, config: PromotionConfig,
+                     challenger_model: dict | None, mlflow: MlflowResource,
+                     model_store: ModelStore) -> dg.Output[dict]:
+    """The champion: the registry's ``champion`` alias moved to the challenger that passed its
+    checks (the old champion keeps ``previous``), or with ``rollback: true`` (the ``rollback``
+    job) moved back to ``previous``. The pointer file is written from the registry afterwards,
+    so it always says what the registry says."""
+    tracker, name = mlflow.tracker(), mlflow.registered_model
+    if config.rollback:
+        try:
+            info, changed = tracker.rollback(name), True
+        except RuntimeError as exc:
+            raise dg.Failure(f"rollback: {exc}; production is unchanged") from None
+        context.log.warning(f"rolled back {name} to v{info.version}")
+    else:
+        if challenger_model is None:
+            raise dg.Failure("no challenger_model has been materialized: nothing to promote")
+        try:
+            info, changed = tracker.promote_challenger(name, challenger_model["version"])
+        except RuntimeError as exc:
+            raise dg.Failure(f"promotion: {exc}") from None
+    previous = tracker.champion(name, "previous")
+    tags = info.tags
+    value = {"model_name": name, "version": info.version, "partition": tags.get("partition"),
+             "mlflow_run_id": info.run_id, "eval_mlflow_run_id": tags.get("eval_mlflow_run_id"),
+             "source": info.source, "eval_mean": info.eval_mean,
+             "court": json.loads(tags.get("court") or "{}"),
+             "dagster_run_id": context.run.run_id, "previous_version":
+             previous.version if previous else None, "changed": changed,
+             "rollback": config.rollback}
+    pointer = model_store.write_production(value)
+    return dg.Output(value, metadata={
+        "version": dg.MetadataValue.text(info.version),
+        "model_name": dg.MetadataValue.text(name),
+        "partition": dg.MetadataValue.text(str(value["partition"])),
+        **rounded({"eval_mean": info.eval_mean}),
+        "court": dg.MetadataValue.json(value["court"]),
+        "previous_version": dg.MetadataValue.text(value["previous_version"] or "none"),
+        "changed": dg.MetadataValue.bool(changed),
+        "rollback": dg.MetadataValue.bool(config.rollback),
+        "mlflow_run_id": dg.MetadataValue.text(info.run_id or ""),
+        "mlflow_run": dg.MetadataValue.url(tracker.run_url(info.run_id)),
+        "model_version": dg.MetadataValue.url(tracker.model_url(name, info.version)),
+        "pointer": dg.MetadataValue.path(str(pointer)),
+    })
+

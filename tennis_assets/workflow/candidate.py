@@ -1,0 +1,95 @@
+"""Train one candidate: optional warm start, the training loop, and the files a reader wants
+(policy checkpoint, histories as CSV, learning curve)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+CANDIDATE_FILES = {
+    "checkpoint": "checkpoint.safetensors",
+    "history": "history.csv",
+    "eval_history": "eval_history.csv",
+    "learning_curve": "learning_curve.png",
+}
+
+
+@dataclass
+class TrainedCandidate:
+    learner: Any
+    result: Any  # tennis_assets.training.TrainResult
+    agent_config: Any
+    train_config: Any
+    paths: dict[str, Path]
+    warm_start_mean: float | None
+    resource_usage: dict[str, float]
+
+
+@dataclass
+class WarmStart:
+    agent_config: Any
+    train_config: Any
+    resume_from: Path
+    start_mean: float
+
+
+def warm_start(checkpoint: str | Path, agent_config, train_config, workdir: Path) -> WarmStart:
+    """Continue from a checkpoint's weights under this run's budget.
+
+    The checkpoint's own learner settings are kept (its tensors only fit them); the starting
+    weights are scored on selection episodes and count as the best so far."""
+    from tennis_assets.agents import AgentConfig
+    from tennis_assets.training import evaluate, greedy, load_learner, selection_seed
+    from tennis_assets.training.checkpoints import read_metadata
+    from tennis_assets.training.loop import warm_start_checkpoint
+
+    stored = AgentConfig.from_dict(read_metadata(checkpoint)["agent_config"])
+    agent = stored.replace(seed=agent_config.seed, device=agent_config.device,
+                           torch_threads=agent_config.torch_threads)
+    learner = load_learner(checkpoint)
+    start = evaluate(greedy(learner), episodes=train_config.eval_episodes,
+                     seed=selection_seed(train_config.seed, 9_999),
+                     params=train_config.court_params())
+    resume = warm_start_checkpoint(Path(workdir) / "warm_start.safetensors", learner,
+                                   train_config, start.mean)
+    train = train_config
+    if train.max_updates is not None:
+        # Budgets count the resumed run as a whole: extend by the updates already in the weights.
+        train = train.replace(max_updates=learner.updates + train.max_updates)
+    return WarmStart(agent, train, resume, float(start.mean))
+
+
+def train_candidate(agent_config, train_config, out_dir: str | Path, *, title: str,
+                    init_checkpoint: str | Path | None = None, resume_from: str | None = None,
+                    env=None, progress: bool = False,
+                    callback: Callable[[str, dict[str, Any]], bool | None] | None = None,
+                    workdir: str | Path | None = None) -> TrainedCandidate:
+    """Train, then write the policy checkpoint, histories and learning curve into ``out_dir``.
+
+    title: the learning curve's title; ``{best}`` is replaced by the best greedy mean.
+    init_checkpoint: warm start from these weights (see ``warm_start``); resume_from: continue
+    an interrupted run of the same configuration from its resume checkpoint."""
+    from tennis_assets.tracking.resource_usage import ResourceUsage
+    from tennis_assets.training import plot_learning_curve, save_checkpoint, train
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {name: out / filename for name, filename in CANDIDATE_FILES.items()}
+    warm_mean = None
+    if init_checkpoint is not None:
+        start = warm_start(init_checkpoint, agent_config, train_config, Path(workdir or out))
+        agent_config, train_config = start.agent_config, start.train_config
+        resume_from, warm_mean = str(start.resume_from), start.start_mean
+    with ResourceUsage() as usage:
+        result = train(agent_config, train_config, progress=progress, callback=callback,
+                       resume_from=resume_from, env=env)
+    save_checkpoint(paths["checkpoint"], result.learner, train_config=train_config,
+                    progress=result.summary(), include_buffer=False)
+    result.history.to_csv(paths["history"], index=False)
+    result.eval_history.to_csv(paths["eval_history"], index=False)
+    plot_learning_curve(result.history, result.eval_history, paths["learning_curve"],
+                        title=title.format(best=result.best_greedy_mean),
+                        target=train_config.target_score)
+    return TrainedCandidate(result.learner, result, agent_config, train_config, paths,
+                            warm_mean, usage.summary())

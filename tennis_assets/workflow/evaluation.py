@@ -1,0 +1,125 @@
+"""Evaluate one candidate: greedy play on fresh episodes (the champion on the very same ones),
+single-decision latency, a score histogram and a rally replay.
+
+The ``evaluation`` block built here is the one every report carries (experiment reports and
+the Dagster evaluation report alike)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+EVALUATION_FILES = {"histogram": "score_histogram.png", "rally": "rally.gif"}
+
+
+def score_histogram(scores: np.ndarray) -> dict[str, int]:
+    """Counts of evaluation scores in 0.5-wide bins (the game's ceiling is about 2.7)."""
+    edges = np.arange(0.0, 3.01, 0.5)
+    counts, _ = np.histogram(np.clip(scores, 0.0, 3.0), bins=edges)
+    return {f"{lo:.1f}-{hi:.1f}": int(c) for lo, hi, c in zip(edges[:-1], edges[1:], counts)}
+
+
+def evaluation_block(ev, seed: int) -> dict[str, Any]:
+    """What a report says of one greedy evaluation."""
+    return {**ev.summary(), "seed": int(seed), "threshold": ev.threshold,
+            "score_histogram": score_histogram(ev.scores),
+            "scores": [round(float(s), 2) for s in ev.scores]}
+
+
+def single_decision_latency(learner, samples: int, obs=None) -> dict[str, float]:
+    """Milliseconds for one greedy decision on one court (what a policy server pays per
+    request); ``obs`` [1, 2, obs_size], default a served built-in court."""
+    from tennis_assets.sim import VecTennis
+
+    if obs is None:
+        obs = VecTennis(num_courts=1, seed=0).reset()
+    for _ in range(5):  # first calls pay for lazy initialisation
+        learner.act(obs, explore=False)
+    times = []
+    for _ in range(samples):
+        t0 = time.perf_counter()
+        learner.act(obs, explore=False)
+        times.append(time.perf_counter() - t0)
+    ms = np.asarray(times) * 1e3
+    return {"p50_ms": float(np.percentile(ms, 50)), "p95_ms": float(np.percentile(ms, 95)),
+            "mean_ms": float(ms.mean()), "samples": int(samples)}
+
+
+def plot_histogram(scores, path: Path, title: str) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 3.5), dpi=100)
+    ax.hist(np.clip(scores, 0, 3), bins=np.arange(0, 3.01, 0.1), color="tab:blue")
+    ax.axvline(0.5, color="tab:red", ls="--", lw=1, label="0.5")
+    ax.set_xlabel("episode score")
+    ax.set_ylabel("episodes")
+    ax.set_title(title)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+@dataclass
+class CandidateEvaluation:
+    evaluation: Any  # tennis_assets.training.EvalResult
+    block: dict[str, Any]
+    latency: dict[str, float]
+    champion: dict[str, Any] | None  # mean/median/solved of the champion on the same episodes
+    paths: dict[str, Path]
+    rally: dict[str, float] | None
+
+
+def evaluate_candidate(learner, out_dir: str | Path, *, label: str, episodes: int, seed: int,
+                       court=None, threshold: float = 0.5, latency_samples: int = 200,
+                       rally_seed: int | None = None, rally_max_frames: int = 300,
+                       champion_learner=None, env=None) -> CandidateEvaluation:
+    """Greedy evaluation of ``learner`` on ``episodes`` fresh episodes from ``seed``.
+
+    champion_learner: plays the very same episodes (``evaluate`` re-seeds the environment);
+    a champion of another game (other observation or action sizes) is not compared.
+    env: judge on this environment (a Unity build) instead of the built-in court; no rally is
+    rendered then (the replay shows the built-in physics, not the game that was judged).
+    rally_seed None: no rally replay."""
+    from tennis_assets.training import evaluate, greedy
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    ev = evaluate(greedy(learner), episodes=episodes, seed=seed, params=court,
+                  threshold=threshold, env=env)
+    sample = env.reset()[:1] if env is not None else None
+    latency = single_decision_latency(learner, latency_samples, sample)
+    latency["per_decision_batched_us"] = ev.latency_per_decision_s * 1e6
+
+    champion = None
+    if champion_learner is not None and _same_game(champion_learner, learner):
+        champ = evaluate(greedy(champion_learner), episodes=episodes, seed=seed, params=court,
+                         threshold=threshold, env=env)
+        champion = {"mean": champ.mean, "median": champ.median, "solved": champ.solved,
+                    "scores": [round(float(s), 2) for s in champ.scores]}
+
+    paths = {"histogram": plot_histogram(
+        ev.scores, out / EVALUATION_FILES["histogram"],
+        f"{label}: {ev.episodes} fresh episodes, mean {ev.mean:.3f}")}
+    rally = None
+    if rally_seed is not None and env is None:
+        from tennis_assets.sim import render_episode_gif
+
+        gif, score, length = render_episode_gif(
+            greedy(learner), out / EVALUATION_FILES["rally"], params=court, seed=rally_seed,
+            max_decisions=rally_max_frames, max_frames=rally_max_frames)
+        paths["rally"] = gif
+        rally = {"score": float(score), "length": int(length)}
+    return CandidateEvaluation(ev, evaluation_block(ev, seed), latency, champion, paths, rally)
+
+
+def _same_game(a, b) -> bool:
+    return (a.config.obs_size, a.config.action_size) == (b.config.obs_size, b.config.action_size)

@@ -1,0 +1,74 @@
+"""Monitor the champion: play it on the production court and test its scores against the
+scores it earned when it was judged (its evaluation baseline).
+
+Which court: the one configured for production, else the court the champion was judged on
+(recorded on its model version), else the default court. The result is tied to the model
+version it describes."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Sequence
+
+# Seeds of monitoring episodes: a range of their own, away from training, model selection
+# (1e9...) and final evaluation (2e9...), so production is never judged on episodes it was
+# selected or evaluated on.
+MONITOR_SEED_BASE = 3_000_000_000
+# The baseline of a champion that has no recorded evaluation: a replay on its court.
+REFERENCE_SEED = 2_999_999_000
+
+
+def court_for_champion(configured: dict[str, Any] | None, version_tags: dict[str, str]
+                       ) -> tuple[dict[str, Any], str]:
+    """(court overrides, where they came from)."""
+    if configured:
+        return dict(configured), "production court (configuration)"
+    raw = version_tags.get("court")
+    if raw:
+        court = json.loads(raw)
+        if court:
+            return court, "the court the champion was judged on"
+    return {}, "default court"
+
+
+@dataclass
+class MonitoringOutcome:
+    evaluation: Any
+    drift: Any  # tennis_assets.training.drift.DriftResult
+    baseline: Sequence[float]
+    baseline_source: str
+
+    def result(self, *, model_name: str, model_version: str, partition: str | None,
+               court: dict[str, Any], court_source: str, seed: int,
+               **links: Any) -> dict[str, Any]:
+        """The monitoring result file's document (see monitoring_file)."""
+        from tennis_assets.sim import CourtParams
+
+        return {"time": datetime.now(timezone.utc).isoformat(), "model_name": model_name,
+                "model_version": model_version, "model_partition": partition,
+                "court": CourtParams(**court).to_dict(), "court_overrides": court,
+                "court_source": court_source, "seed": seed,
+                "baseline_source": self.baseline_source, **links, **self.drift.summary(),
+                "scores": [round(float(s), 2) for s in self.evaluation.scores]}
+
+
+def monitor_champion(learner, baseline: Sequence[float] | None, court: dict[str, Any],
+                     episodes: int, seed: int, rules,
+                     judged_court: dict[str, Any] | None = None) -> MonitoringOutcome:
+    """Play ``episodes`` greedy episodes on ``court`` and test them against ``baseline`` (the
+    champion's evaluation scores; None: a replay on the court it was judged on,
+    ``judged_court``, from a reference seed)."""
+    from tennis_assets.sim import CourtParams
+    from tennis_assets.training import evaluate, greedy
+    from tennis_assets.training.drift import score_drift
+
+    params = CourtParams(**court)
+    ev = evaluate(greedy(learner), episodes=episodes, seed=seed, params=params)
+    source = "the champion's evaluation run"
+    if baseline is None or len(baseline) < 2:
+        baseline = evaluate(greedy(learner), episodes=episodes, seed=REFERENCE_SEED,
+                            params=CourtParams(**(judged_court or {}))).scores
+        source = "replay on the court it was judged on (no evaluation run)"
+    return MonitoringOutcome(ev, score_drift(ev.scores, baseline, rules), list(baseline), source)

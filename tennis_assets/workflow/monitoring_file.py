@@ -1,0 +1,114 @@
+"""The drift-monitoring result file: its one writer and its one reader.
+
+The monitoring workflow writes ``<data_dir>/monitoring/latest.json`` (and appends a line per
+run to ``history.jsonl``); the policy server reads it at scrape time::
+
+    {"time": "2026-11-27T12:00:00+00:00", "model_version": "3", "court": {...CourtParams...},
+     "episodes": 100, "mean": 0.41, "baseline_mean": 1.2, "statistic": 1234.0,
+     "p_value": 0.0001, "test": "mann-whitney-u", "drifted": true, "severity": "critical"}
+
+The latest file is replaced atomically, so a reader sees the old result or the new one.
+No numpy, torch or Dagster here: the policy server imports it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+SEVERITIES = {"none": 0, "warning": 1, "critical": 2}
+
+
+def default_monitoring_file() -> Path:
+    from tennis_assets.settings import data_dir
+
+    return data_dir() / "monitoring" / "latest.json"
+
+
+@dataclass(frozen=True)
+class MonitoringResult:
+    timestamp: float
+    mean: float
+    baseline_mean: float
+    p_value: float
+    drifted: bool
+    severity: int
+    statistic: float | None
+    episodes: int | None
+    model_version: str
+    test: str
+    court: dict[str, float]
+
+
+def _number(doc: dict, key: str, required: bool = True) -> float | None:
+    value = doc.get(key)
+    if value is None and not required:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"'{key}' must be a number, got {value!r}")
+    return float(value)
+
+
+def parse_result(text: str) -> MonitoringResult:
+    """The file's JSON as a MonitoringResult; ValueError naming the first bad field."""
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"not valid JSON ({exc})") from None
+    if not isinstance(doc, dict):
+        raise ValueError(f"expected a JSON object, got {type(doc).__name__}")
+    raw_time = doc.get("time")
+    if not isinstance(raw_time, str):
+        raise ValueError(f"'time' must be an ISO 8601 string, got {raw_time!r}")
+    try:
+        when = datetime.fromisoformat(raw_time.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"'time' is not ISO 8601: {raw_time!r}") from None
+    if when.tzinfo is None:  # the writer's convention is UTC
+        when = when.replace(tzinfo=timezone.utc)
+    drifted = doc.get("drifted")
+    if not isinstance(drifted, bool):
+        raise ValueError(f"'drifted' must be true or false, got {drifted!r}")
+    severity = doc.get("severity", "warning" if drifted else "none")
+    if severity not in SEVERITIES:
+        raise ValueError(f"'severity' must be one of {sorted(SEVERITIES)}, got {severity!r}")
+    p_value = _number(doc, "p_value")
+    if not 0.0 <= p_value <= 1.0:
+        raise ValueError(f"'p_value' must lie in [0, 1], got {p_value!r}")
+    episodes = _number(doc, "episodes", required=False)
+    court = doc.get("court") or {}
+    if not isinstance(court, dict):
+        raise ValueError(f"'court' must be an object, got {court!r}")
+    return MonitoringResult(
+        timestamp=when.timestamp(), mean=_number(doc, "mean"),
+        baseline_mean=_number(doc, "baseline_mean"), p_value=p_value, drifted=drifted,
+        severity=SEVERITIES[severity], statistic=_number(doc, "statistic", required=False),
+        episodes=int(episodes) if episodes is not None else None,
+        model_version=str(doc.get("model_version", "")), test=str(doc.get("test", "")),
+        court={k: float(v) for k, v in court.items()
+               if isinstance(v, (int, float)) and math.isfinite(float(v))})
+
+
+def write_result(out_dir: str | os.PathLike, value: dict[str, Any]) -> Path:
+    """latest.json (replaced atomically) and a line in the append-only history.jsonl."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    latest = out / "latest.json"
+    fd, tmp = tempfile.mkstemp(prefix=".latest.json.", dir=out)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(json.dumps(value, indent=2, default=str))
+        os.replace(tmp, latest)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    with open(out / "history.jsonl", "a") as f:
+        f.write(json.dumps({k: v for k, v in value.items() if k != "scores"}, default=str)
+                + "\n")
+    return latest
