@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 import socket
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,20 +83,30 @@ def make_sampler(name: str, seed: int):
     raise ValueError(f"tuning sampler={name!r}: expected one of {SAMPLERS}")
 
 
-def make_pruner(name: str):
+# Updates before a trial may be pruned: the default learner needs about 2,000-10,000 updates
+# to solve, and its greedy mean is flat near 0 for the first thousands.
+PRUNE_WARMUP_UPDATES = 2_000
+
+
+def prune_warmup(max_updates: int | None) -> int:
+    """Warm-up of a trial budget: half of an update budget, else PRUNE_WARMUP_UPDATES."""
+    return PRUNE_WARMUP_UPDATES if max_updates is None else max(1, min(PRUNE_WARMUP_UPDATES,
+                                                                       max_updates // 2))
+
+
+def make_pruner(name: str, warmup_updates: int = PRUNE_WARMUP_UPDATES):
     import optuna
 
     if name == "median":
-        # Steps are update counts. A trial is stopped only when it has stayed below the
-        # median of earlier trials at the same step for three evaluations in a row: RL
-        # curves are noisy and start flat, and pruning at the first report (what a bare
-        # MedianPruner does) killed every new trial of a short study before it could learn.
-        return optuna.pruners.PatientPruner(
-            optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=0, n_min_trials=2),
-            patience=2)
+        # Steps are update counts. No trial is judged before its warm-up: RL curves start
+        # flat and noisy, and pruning at the first report (n_warmup_steps=0) killed every new
+        # trial of a short study before it could learn.
+        return optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=warmup_updates,
+                                           n_min_trials=2)
     if name == "hyperband":
         # Resources are updates: the smallest bracket still sees about two evaluations.
-        return optuna.pruners.HyperbandPruner(min_resource=1_000, reduction_factor=3)
+        return optuna.pruners.HyperbandPruner(min_resource=max(1, warmup_updates // 2),
+                                              reduction_factor=3)
     if name == "none":
         return optuna.pruners.NopPruner()
     raise ValueError(f"tuning pruner={name!r}: expected one of {PRUNERS}")
@@ -189,7 +200,7 @@ def run_trial(trial, agent_config, train_config, params: Sequence[str],
 
 def open_study(study_name: str, storage_url: str | None, sampler: str = "tpe",
                pruner: str = "median", multi_objective: bool = False, seed: int = 0,
-               create: bool = True):
+               create: bool = True, warmup_updates: int = PRUNE_WARMUP_UPDATES):
     """The study ``study_name`` in the storage: created if missing (``create``), else it must
     exist, which is how a worker joins a study someone else started."""
     import optuna
@@ -201,18 +212,21 @@ def open_study(study_name: str, storage_url: str | None, sampler: str = "tpe",
         study = optuna.create_study(
             study_name=study_name, storage=storage, load_if_exists=True,
             directions=directions, sampler=make_sampler(sampler, seed),
-            pruner=make_pruner(pruner))
+            pruner=make_pruner(pruner, warmup_updates))
         if not study.metric_names:
-            study.set_metric_names(list(MULTI_METRIC_NAMES if multi_objective
-                                        else METRIC_NAMES))
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                study.set_metric_names(list(MULTI_METRIC_NAMES if multi_objective
+                                            else METRIC_NAMES))
     else:
         try:
             study = optuna.load_study(study_name=study_name, storage=storage,
                                       sampler=make_sampler(sampler, seed),
-                                      pruner=make_pruner(pruner))
+                                      pruner=make_pruner(pruner, warmup_updates))
         except KeyError:
-            raise ValueError(f"no study {study_name!r} in {storage_for_cli(storage_url)}: a worker joins an "
-                             "existing study; start it with the tune job first") from None
+            raise ValueError(f"no study {study_name!r} in {storage_for_cli(storage_url)}: a "
+                             "worker joins an existing study; start it with the tune job "
+                             "first") from None
     if len(study.directions) != len(directions):
         raise ValueError(f"study {study_name!r} exists with {len(study.directions)} objective(s); "
                          f"use another study name for multi_objective={multi_objective}")
@@ -289,7 +303,8 @@ def run_study(study_name: str, storage_url: str | None, n_trials: int, agent_con
         raise ValueError(f"tuning n_trials={n_trials!r}: must be an integer >= 1")
     names = check_params(list(params) if params is not None else list(SEARCH_SPACE))
     study = open_study(study_name, storage_url, sampler=sampler, pruner=pruner,
-                       multi_objective=multi_objective, seed=seed)
+                       multi_objective=multi_objective, seed=seed,
+                       warmup_updates=prune_warmup(train_config.max_updates))
     optimize(study, n_trials, agent_config, train_config, params=names,
              multi_objective=multi_objective, timeout=timeout, on_trial=on_trial)
     return study

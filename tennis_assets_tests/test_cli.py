@@ -3,7 +3,6 @@
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 
 from tennis_assets.agents import AgentConfig, make_learner

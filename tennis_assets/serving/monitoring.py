@@ -23,13 +23,11 @@ from typing import Callable, Iterable
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from tennis_assets.workflow.monitoring_file import (
-    MonitoringResult,
-    default_monitoring_file,
-    parse_result,
-)
+from tennis_assets.workflow.monitoring_file import (SEVERITIES, MonitoringResult,
+                                                    default_monitoring_file, parse_result)
 
-__all__ = ["MonitoringCollector", "MonitoringResult", "default_monitoring_file", "parse_result"]
+__all__ = ["SEVERITIES", "MonitoringCollector", "MonitoringResult", "default_monitoring_file",
+           "parse_result"]
 
 log = logging.getLogger(__name__)
 

@@ -7,11 +7,14 @@ import importlib
 from typing import Any
 
 from .params import CourtParams
-from .scripted import RandomPolicy, ScriptedSwingPolicy
-from .vector_env import StepResult, VecTennis
 
-# PettingZoo and Pillow cost a noticeable import time; load them only when asked for.
+# The compiled court (numba), PettingZoo and Pillow cost a noticeable import time; load them
+# only when asked for, so that reading court parameters (the Dagster launchpad) stays cheap.
 _LAZY = {
+    "RandomPolicy": ".scripted",
+    "ScriptedSwingPolicy": ".scripted",
+    "StepResult": ".vector_env",
+    "VecTennis": ".vector_env",
     "TennisParallelEnv": ".pettingzoo_env",
     "render_frame": ".render",
     "save_rally_gif": ".render",
@@ -20,14 +23,7 @@ _LAZY = {
     "court_state": ".render",
 }
 
-__all__ = [
-    "CourtParams",
-    "RandomPolicy",
-    "ScriptedSwingPolicy",
-    "StepResult",
-    "VecTennis",
-    *_LAZY,
-]
+__all__ = ["CourtParams", *_LAZY]
 
 
 def __getattr__(name: str) -> Any:

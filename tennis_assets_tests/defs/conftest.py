@@ -27,8 +27,9 @@ def mlflow_uri(tmp_path_factory) -> str:
 @pytest.fixture(scope="session")
 def good_checkpoint(tmp_path_factory, worker_id) -> Path:
     """The default learner trained until a complete greedy evaluation on 100 episodes averages
-    0.9 (about 40 s here; deterministic in updates for a fixed seed), then checked on fresh
-    episodes: a marginal 0.5 agent would make the gate tests a coin toss.
+    1.5 (about a minute here; deterministic in updates for a fixed seed), then checked on fresh
+    episodes: a marginal 0.5 agent would make the gate tests a coin toss, and it must clearly
+    beat the okay checkpoint (0.7) for the promotion tests.
 
     Trained once per test session: under pytest-xdist the workers share one copy through the
     session's common temp folder, and a file lock makes the others wait instead of training
@@ -46,19 +47,37 @@ def good_checkpoint(tmp_path_factory, worker_id) -> Path:
     return path
 
 
-def _train_good_checkpoint(path: Path) -> Path:
+def _train_good_checkpoint(path: Path, level: float = 1.5, at_least: float = 0.7) -> Path:
     from tennis_assets.training import evaluate, final_seed, greedy, save_checkpoint, train
     from tennis_assets.training.defaults import default_configs
 
     agent, cfg = default_configs("ddpg")
 
     def strong(kind, info):
-        return kind == "eval" and bool(info["complete"]) and info["greedy_mean"] >= 0.9
+        return kind == "eval" and bool(info["complete"]) and info["greedy_mean"] >= level
 
     result = train(agent, cfg.replace(max_seconds=150, seed=0), progress=False, callback=strong)
     check = evaluate(greedy(result.learner), episodes=100, seed=final_seed(0, 77))
-    assert check.mean >= 0.7, f"default learner too weak for the gate tests: {check.mean}"
+    assert check.mean >= at_least, f"default learner too weak for the gate tests: {check.mean}"
     return save_checkpoint(path, result.learner, train_config=cfg, include_buffer=False)
+
+
+@pytest.fixture(scope="session")
+def okay_checkpoint(tmp_path_factory, worker_id) -> Path:
+    """The same training stopped at its first complete greedy evaluation of 0.7 (training is
+    deterministic in updates for a fixed seed): a champion that a better candidate can beat."""
+    from filelock import FileLock
+
+    if worker_id == "master":
+        return _train_good_checkpoint(tmp_path_factory.mktemp("okay") / "okay.safetensors",
+                                      level=0.7, at_least=0.55)
+    shared = tmp_path_factory.getbasetemp().parent / "okay-checkpoint"
+    shared.mkdir(exist_ok=True)
+    path = shared / "okay.safetensors"
+    with FileLock(str(shared / "lock")):
+        if not path.exists():
+            _train_good_checkpoint(path, level=0.7, at_least=0.55)
+    return path
 
 
 @pytest.fixture(scope="session")
@@ -93,12 +112,44 @@ def make_resources(root: Path, mlflow_uri: str, model_name: str) -> dict:
 
 def all_defs():
     """The assets and checks without the Definitions' resources (tests bring their own)."""
-    from tennis_assets.defs.assets import (evaluation_report, production_model, trained_agents,
-                                           tuning_study)
+    from tennis_assets.defs.assets import (challenger_checks, challenger_model, evaluation_report,
+                                           production_model, production_monitoring,
+                                           trained_agents, tuning_study)
     from tennis_assets.defs.checks import enough_completed_trials, promoted_model_loads_and_plays
 
-    return [tuning_study, trained_agents, evaluation_report, production_model,
-            enough_completed_trials, promoted_model_loads_and_plays]
+    return [tuning_study, trained_agents, evaluation_report, challenger_model, production_model,
+            production_monitoring, enough_completed_trials, challenger_checks,
+            promoted_model_loads_and_plays]
+
+
+def job_definitions(resources):
+    """The named jobs over the assets, bound to the tests' own resources."""
+    import dagster as dg
+
+    from tennis_assets.defs.jobs import ALL_JOBS
+
+    return dg.Definitions(assets=[d for d in all_defs() if isinstance(d, dg.AssetsDefinition)],
+                          asset_checks=[d for d in all_defs()
+                                        if not isinstance(d, dg.AssetsDefinition)],
+                          jobs=ALL_JOBS, resources=resources)
+
+
+def run_job(instance, defs, job: str, partition: str | None = None,
+            config: dict | None = None, profile: bool = True):
+    """Execute the named job ``job`` in process on ``instance`` (its runs carry the job's
+    name, as the run-status sensors need), tiny profile unless ``config`` says otherwise."""
+    ops = {}
+    if profile:
+        ops = {name: {"config": {"profile": TINY}} for name in
+               ("tuning_study", "trained_agents", "evaluation_report", "challenger_model")}
+    for name, values in (config or {}).items():
+        ops.setdefault(name, {"config": {}})["config"].update(values)
+    selected = set(defs.resolve_job_def(job).asset_layer.executable_asset_keys)
+    ops = {k: v for k, v in ops.items() if any(key.path[-1] == k for key in selected)}
+    # No run config at all lets a job's own (rollback's) apply.
+    return defs.resolve_job_def(job).execute_in_process(
+        instance=instance, partition_key=partition, run_config={"ops": ops} if ops else None,
+        raise_on_error=False)
 
 
 def materialize(instance, resources, partition: str, selection: list[str],

@@ -11,9 +11,12 @@ import pytest
 
 from tennis_assets.definitions import defs
 
-ASSETS = ["evaluation_report", "production_model", "production_monitoring", "trained_agents",
-          "tuning_study"]
+ASSETS = ["challenger_model", "evaluation_report", "production_model", "production_monitoring",
+          "trained_agents", "tuning_study"]
 CHECKS = [
+    "challenger_model:challenger_loads_and_plays",
+    "challenger_model:challenger_not_worse_than_champion",
+    "challenger_model:challenger_solves",
     "evaluation_report:beats_champion",
     "evaluation_report:latency_under_threshold",
     "evaluation_report:solves_tennis",
@@ -23,10 +26,15 @@ CHECKS = [
     "trained_agents:weights_finite",
     "tuning_study:enough_completed_trials",
 ]
-JOBS = ["monitor", "promote", "retrain", "run_pipeline", "tune", "tuning_worker"]
+JOBS = ["monitor", "promote", "retrain", "rollback", "run_pipeline", "tune", "tuning_worker"]
 SCHEDULES = ["daily_monitoring", "weekly_retrain"]
-SENSORS = ["alert_on_failed_checks", "promote_better_model", "retrain_on_drift"]
-BLOCKING = {"beats_champion", "solves_tennis", "weights_finite", "history_has_no_nan"}
+SENSORS = ["alert_on_failed_checks", "alert_on_failed_runs", "announce_champion_changes",
+           "monitor_new_champion", "promote_better_model", "retrain_on_drift"]
+# Faults block; beats_champion is a decision (a candidate that is not better is not promoted,
+# its run still succeeds).
+BLOCKING = {"solves_tennis", "weights_finite", "history_has_no_nan",
+            "challenger_loads_and_plays", "challenger_solves",
+            "challenger_not_worse_than_champion"}
 
 
 def test_definitions_validate_and_snapshot():
@@ -46,12 +54,14 @@ def test_graph_shape_docs_groups_kinds():
     key = dg.AssetKey
     assert graph.get(key("trained_agents")).parent_keys == {key("tuning_study")}
     assert graph.get(key("evaluation_report")).parent_keys == {key("trained_agents")}
-    assert graph.get(key("production_model")).parent_keys == {key("evaluation_report")}
+    assert graph.get(key("challenger_model")).parent_keys == {key("evaluation_report")}
+    assert graph.get(key("production_model")).parent_keys == {key("challenger_model")}
     assert graph.get(key("production_monitoring")).parent_keys == {key("production_model")}
+    # Two groups, so the lineage opens expanded rather than as five collapsed boxes.
     groups = {k.to_user_string(): graph.get(k).group_name for k in graph.get_all_asset_keys()}
-    assert groups == {"tuning_study": "tuning", "trained_agents": "training",
-                      "evaluation_report": "evaluation", "production_model": "production",
-                      "production_monitoring": "monitoring"}
+    assert groups == {"tuning_study": "candidates", "trained_agents": "candidates",
+                      "evaluation_report": "candidates", "challenger_model": "production",
+                      "production_model": "production", "production_monitoring": "production"}
     for k in graph.get_all_asset_keys():
         node = graph.get(k)
         assert node.description and len(node.description) > 80, k
@@ -60,6 +70,9 @@ def test_graph_shape_docs_groups_kinds():
         ["baseline", "tuned"]
     specs = {s.name: s for a in graph.assets_defs for s in a.check_specs}
     assert {n for n, s in specs.items() if s.blocking} == BLOCKING
+    # The candidates' checks are partitioned like their assets: results name the candidate.
+    for name in ("weights_finite", "history_has_no_nan", "solves_tennis", "beats_champion"):
+        assert specs[name].partitions_def is not None, name
 
 
 def test_definitions_import_fast_and_without_heavy_libraries():
@@ -67,7 +80,8 @@ def test_definitions_import_fast_and_without_heavy_libraries():
     interpreters; the bound leaves room for a busy CI machine (about 1.5 s here)."""
     code = ("import sys, time; t = time.perf_counter(); import tennis_assets.definitions; "
             "dt = time.perf_counter() - t; "
-            "heavy = [m for m in ('torch', 'mlflow', 'optuna', 'wandb') if m in sys.modules]; "
+            "heavy = [m for m in ('torch', 'numba', 'mlflow', 'optuna', 'wandb') "
+            "if m in sys.modules]; "
             "print(dt, ','.join(heavy))")
     times = []
     for _ in range(3):
@@ -87,8 +101,10 @@ def test_unknown_environment_is_a_config_error_naming_the_field():
 
 
 @pytest.mark.parametrize("config, field", [
-    ({"agent": {"actor_lr": -0.001}}, "agent.actor_lr"),
-    ({"agent": {"tau": 2.0}}, "agent.tau"),
+    ({"agent": {"actor_lr": -0.001}}, "actor_lr"),
+    ({"agent": {"tau": 2.0}}, "tau"),
+    ({"agent": {"noise": "pink"}}, "noise"),
+    ({"court": {"gravity": 3.0}}, "gravity"),
     ({"max_updates": 0}, "max_updates"),
     ({"max_seconds": -5.0}, "max_seconds"),
 ])
@@ -104,14 +120,14 @@ def test_bad_training_values_name_the_field(config, field):
 def test_bad_tuning_and_promotion_values_name_the_field():
     from pydantic import ValidationError
 
-    from tennis_assets.defs.config import PromotionConfig, TuningConfig
+    from tennis_assets.defs.config import ChallengerConfig, TuningConfig
 
     with pytest.raises(ValidationError, match="learning_rate"):
         TuningConfig(params=["learning_rate"])
     with pytest.raises(ValidationError, match="n_trials"):
         TuningConfig(n_trials=0)
     with pytest.raises(ValidationError, match="partition"):
-        PromotionConfig(partition="gold")
+        ChallengerConfig(partition="gold")
 
 
 def test_profiles_build_core_configs():
@@ -140,3 +156,23 @@ def test_weekly_schedule_requests_each_candidate():
     assert [r.run_key for r in requests] == ["weekly-2026-11-30T03:00-baseline",
                                              "weekly-2026-11-30T03:00-tuned"]
     assert weekly_retrain.job_name == "retrain"
+
+
+def test_launchpad_config_covers_every_core_field():
+    """The Dagster config classes are derived from the core dataclasses: every learner and
+    court field can be set from the launchpad, none restated by hand."""
+    import dataclasses
+
+    from tennis_assets.agents import AgentConfig
+    from tennis_assets.defs.config import AgentOverrides, CourtConfig, TrainingConfig
+    from tennis_assets.sim import CourtParams
+
+    chosen_elsewhere = {"algorithm", "seed", "obs_size", "action_size", "num_agents"}
+    agent_fields = {f.name for f in dataclasses.fields(AgentConfig)} - chosen_elsewhere
+    assert set(AgentOverrides.model_fields) == agent_fields
+    assert {"noise", "ou_theta", "critic_grad_clip", "device", "torch_threads"} <= agent_fields
+    assert set(CourtConfig.model_fields) == {f.name for f in dataclasses.fields(CourtParams)}
+    agent, train = TrainingConfig(agent={"noise": "ou", "ou_theta": 0.2, "torch_threads": 2},
+                                  court={"max_decisions": 500}).build()
+    assert (agent.noise, agent.ou_theta, agent.torch_threads) == ("ou", 0.2, 2)
+    assert train.court == {"max_decisions": 500}

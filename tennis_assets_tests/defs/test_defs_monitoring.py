@@ -50,8 +50,11 @@ def scenario(tmp_path_factory, mlflow_uri, good_checkpoint):
                                 "evaluation_report": {"episodes": 100}})
         request = promote_better_model.evaluate_tick(
             dg.build_sensor_context(instance=instance)).run_requests[0]
-        out["P"] = dg.materialize(all_defs(), selection=["production_model"], instance=instance,
-                                  resources=resources, run_config=request.run_config,
+        config = request.run_config["ops"]["challenger_model"]["config"]
+        out["P"] = dg.materialize(all_defs(), selection=["challenger_model", "production_model"],
+                                  instance=instance, resources=resources,
+                                  run_config={"ops": {"challenger_model": {"config": {
+                                      **config, "episodes": 50}}}},
                                   raise_on_error=False)
         out["M0"] = _monitor(instance, resources, root)
         out["latest_M0"] = json.loads((root / "monitoring/latest.json").read_text())
@@ -95,7 +98,10 @@ def test_unchanged_court_does_not_drift(scenario):
     assert result.success
     value = _value(result)
     assert value["severity"] == "none" and not value["drifted"]
-    assert value["baseline_source"].startswith("MLflow evaluation run")
+    assert value["baseline_source"] == "the champion's evaluation run"
+    # Nothing configured: the court the champion was judged on (its model version's tag).
+    assert value["court_source"] == "the court the champion was judged on" or \
+        value["court_source"] == "default court"
     assert value["baseline_episodes"] == 100 and value["episodes"] == 100
     assert value["p_value"] > 0.01
     assert _check(result).passed

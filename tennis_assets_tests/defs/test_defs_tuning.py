@@ -25,7 +25,7 @@ def test_storage_from_url(tmp_path):
         tuning.check_params(["learning_rate"])
 
 
-def test_weak_trial_is_pruned_on_intermediate_scores(tmp_path, configs):
+def test_weak_trial_is_pruned_after_its_warmup_not_at_its_first_report(tmp_path, configs):
     agent, train = configs
     url = f"journal:{tmp_path / 'prune.log'}"
     study = optuna.create_study(study_name="prune", storage=tuning.make_storage(url),
@@ -34,13 +34,31 @@ def test_weak_trial_is_pruned_on_intermediate_scores(tmp_path, configs):
     for lr in (1e-3, 2e-3):  # two strong finished trials with a greedy mean of 1.0 throughout
         study.add_trial(optuna.trial.create_trial(
             params={"actor_lr": lr}, distributions=space, value=1.0,
-            intermediate_values={step: 1.0 for step in range(0, 1000, 2)}))
-    study = tuning.run_study("prune", url, 1, agent, train, params=["actor_lr"])
+            intermediate_values={step: 1.0 for step in range(0, 2000, 2)}))
+    study = tuning.run_study("prune", url, 1, agent, train.replace(max_updates=1000),
+                             params=["actor_lr"])
     weak = study.trials[-1]
     assert weak.state == optuna.trial.TrialState.PRUNED
-    # Stopped at its first evaluation (every 100 updates), not at the 200-update budget.
-    assert weak.last_step is not None and weak.last_step < 200
+    # Below the median at every evaluation (every 100 updates): judged only after its warm-up
+    # (half the 1000-update budget), then stopped at once.
+    assert weak.last_step == 500 and len(weak.intermediate_values) == 5
     assert weak.user_attrs["stop_reason"] == "callback"
+
+
+def test_new_study_starts_with_the_baseline_and_names_its_objective(tmp_path, configs):
+    agent, train = configs
+    url = f"journal:{tmp_path / 'base.log'}"
+    study = tuning.open_study("base", url)
+    assert tuning.enqueue_baseline(study, agent)
+    assert not tuning.enqueue_baseline(study, agent)  # only a study with no trials
+    tuning.optimize(study, 2, agent, train, params=["actor_lr", "tau"])
+    first = study.trials[0]
+    assert first.user_attrs["baseline"] is True
+    assert first.params == {"actor_lr": agent.actor_lr, "tau": agent.tau}
+    # The study's best can never be worse than the baseline on its own measure.
+    assert tuning.best_trial(study).values[0] >= first.values[0]
+    assert study.metric_names == ["greedy_mean"]
+    assert tuning.storage_for_cli(url) == str(tmp_path / "base.log")
 
 
 def test_single_objective_study_resumes_and_plots(tmp_path, configs):

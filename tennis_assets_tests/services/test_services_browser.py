@@ -1,6 +1,7 @@
 """`dagster dev` from the repository's workspace.yaml, seen in a real browser: headless Chromium,
 driven by chromedriver over the W3C WebDriver HTTP API, opens the asset graph and finds the four
-assets; the screenshot stays in test-artifacts/ for a person to look at."""
+assets, and the job page of a run launched the way the main command launches it shows that
+run; the screenshots stay in test-artifacts/ for a person to look at."""
 
 from __future__ import annotations
 
@@ -25,7 +26,10 @@ pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACT = REPO / "test-artifacts" / "dagster-asset-graph.png"
-ASSETS = ("tuning_study", "trained_agents", "evaluation_report", "production_model")
+JOB_ARTIFACT = REPO / "test-artifacts" / "dagster-job-page.png"
+ASSETS = ("tuning_study", "trained_agents", "evaluation_report", "challenger_model",
+          "production_model")
+BODY_TEXT = "return document.body.innerText"
 LOCATIONS = """{ workspaceOrError { ... on Workspace { locationEntries {
   name locationOrLoadError { __typename ... on PythonError { message } } } } } }"""
 GRAPH_TEXT = ("return Array.from(document.querySelectorAll('svg foreignObject'))"
@@ -85,6 +89,16 @@ def test_asset_graph_renders_in_chromium(tmp_path):
     for name in ("MLFLOW_TRACKING_URI", "TENNIS_ASSETS_OPTUNA_STORAGE",
                  "TENNIS_ASSETS_ALERT_WEBHOOK"):
         env.pop(name, None)
+    # A run launched as `python -m tennis_assets.pipeline` launches its runs: a promotion with
+    # no candidate yet (it succeeds, promoting nothing) is the cheapest such run.
+    launch = subprocess.run([sys.executable, "-c", (
+        "import dagster as dg\n"
+        "from tennis_assets.defs.launch import JobLauncher\n"
+        "with dg.DagsterInstance.get() as instance, JobLauncher.open(instance) as launcher:\n"
+        "    print(launcher.run('promote').run_id)\n")], cwd=REPO, env=env,
+        capture_output=True, text=True, timeout=300)
+    assert launch.returncode == 0, launch.stderr[-3000:]
+    run_id = launch.stdout.strip().splitlines()[-1]
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     dagster = Path(sys.executable).parent / "dagster"
@@ -152,6 +166,16 @@ def test_asset_graph_renders_in_chromium(tmp_path):
                 shot = _http("GET", f"{base}/screenshot")["value"]
                 ARTIFACT.parent.mkdir(parents=True, exist_ok=True)
                 ARTIFACT.write_bytes(base64.b64decode(shot))
+            # The job's own page lists the launched run (runs executed in-process outside the
+            # code location never appear there).
+            _http("POST", f"{base}/url", {"url": f"{url}/locations/tennis_assets/jobs/promote/runs"})
+            try:
+                _wait("the promote job page lists the run",
+                      lambda: run_id[:8] in _http("POST", f"{base}/execute/sync", {
+                          "script": BODY_TEXT, "args": []})["value"], 60, driver, driver_log)
+            finally:
+                shot = _http("GET", f"{base}/screenshot")["value"]
+                JOB_ARTIFACT.write_bytes(base64.b64decode(shot))
             title = _http("GET", f"{base}/title")["value"]
             assert "Dagster" in title or "Asset" in title, title
             assert all(name in text for name in ASSETS)

@@ -77,14 +77,14 @@ def test_dagster_on_postgres_materializes_the_pipeline(postgres, services):
         assert type(instance.run_storage).__name__ == "PostgresRunStorage"
         runs = materialize_all("quick", instance=instance, partitions=("baseline",))
     assert [(r.job, r.partition) for r in runs] == [
-        ("retrain", "baseline"), ("promote", "-"), ("monitor", "-")]
+        ("retrain", "baseline"), ("promote", None), ("monitor", None)]
     assert all(r.success for r in runs), runs
 
     with dg.DagsterInstance.from_config(str(services["home"])) as fresh:
         records = {r.dagster_run.run_id: r for r in fresh.get_run_records()}
         assert set(records) == {r.run_id for r in runs}
         assert all(r.dagster_run.status == dg.DagsterRunStatus.SUCCESS for r in records.values())
-        keys = ["trained_agents", "evaluation_report", "production_model",
+        keys = ["trained_agents", "evaluation_report", "challenger_model", "production_model",
                 "production_monitoring"]
         for key in keys:
             event = fresh.get_latest_materialization_event(dg.AssetKey(key))

@@ -35,8 +35,7 @@ def test_config_choices_and_validation():
 
 @pytest.mark.slow
 def test_trained_agents_on_unity(port, peer_thread, tmp_path):
-    from tennis_assets.defs.assets import (evaluation_report, production_model, trained_agents,
-                                           tuning_study)
+    from tennis_assets.defs.assets import evaluation_report, trained_agents, tuning_study
 
     # The peer waits while Dagster and MLflow start up (the migrations alone take seconds).
     peer, _ = peer_thread(port, courts=3, connect_timeout=120)
@@ -48,7 +47,7 @@ def test_trained_agents_on_unity(port, peer_thread, tmp_path):
         "resources": {"unity_environment": {"config": {"base_port": port, "timeout_s": 10,
                                                        "time_scale": 5.0}}},
     }
-    result = dg.materialize([tuning_study, trained_agents, evaluation_report, production_model],
+    result = dg.materialize([tuning_study, trained_agents, evaluation_report],
                             selection=["trained_agents"], partition_key="baseline",
                             resources=resources, run_config=run_config)
     assert result.success
@@ -64,8 +63,7 @@ def test_trained_agents_on_unity(port, peer_thread, tmp_path):
 def test_candidate_trained_on_a_build_is_evaluated_on_the_build(port, launcher, tmp_path):
     """trained_agents and evaluation_report each launch the (stand-in) build; the report's
     scores are the ones the same policy gets from the in-process simulator on the same seed."""
-    from tennis_assets.defs.assets import (evaluation_report, production_model, trained_agents,
-                                           tuning_study)
+    from tennis_assets.defs.assets import evaluation_report, trained_agents, tuning_study
     from tennis_assets.sim import VecTennis
     from tennis_assets.training import evaluate, greedy
 
@@ -80,7 +78,7 @@ def test_candidate_trained_on_a_build_is_evaluated_on_the_build(port, launcher, 
         "resources": {"unity_environment": {"config": {
             "file_name": str(build), "base_port": port, "timeout_s": 60}}},
     }
-    result = dg.materialize([tuning_study, trained_agents, evaluation_report, production_model],
+    result = dg.materialize([tuning_study, trained_agents, evaluation_report],
                             selection=["trained_agents", "evaluation_report"],
                             partition_key="baseline", resources=resources,
                             run_config=run_config, raise_on_error=False)

@@ -62,8 +62,10 @@ def challenger_model(context: dg.AssetExecutionContext, config: ChallengerConfig
     tracker, name = mlflow.tracker(), mlflow.registered_model
     current = tracker.champion(name)
     champion = Champion(current.version if current else None, current.run_id if current else None)
+    # A run that also evaluated a candidate (run_pipeline) promotes that candidate or none.
+    partition = config.partition or context.run.tags.get("dagster/partition")
     reports = {p: r for p, r in model_store.latest_reports().items()
-               if (config.partition is None or p == config.partition)
+               if (partition is None or p == partition)
                and (config.report_run_id is None or r["dagster_run_id"] == config.report_run_id)}
     best, passed_over = choose([evidence_from_report(r) for r in reports.values()], champion)
     if best is None:

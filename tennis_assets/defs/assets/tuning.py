@@ -60,8 +60,11 @@ class _JsonHandoff(dg.IOManager):
 
 
 def _study_args(config: TuningConfig) -> dict[str, Any]:
+    from tennis_assets.tuning import prune_warmup
+
     return {"sampler": config.sampler.value, "pruner": config.pruner.value,
-            "multi_objective": config.multi_objective}
+            "multi_objective": config.multi_objective,
+            "warmup_updates": prune_warmup(config.resolved()["trial_max_updates"])}
 
 
 @dg.op(out=dg.DynamicOut(dict, io_manager_key=HANDOFF_IO),
