@@ -70,6 +70,11 @@ class Learner:
         self.nstep = NStepWindow(config.n_step, config.gamma) if config.n_step > 1 else None
         # The bootstrap discount: with n-step rows the target looks n steps ahead.
         self.bootstrap_gamma = config.gamma ** config.n_step
+        # The gradient computation, eager or (compile_update) through torch.compile; see
+        # bench/bench_update_impl.py for which is faster where.
+        self._update_fn = self._update_tensors
+        if config.compile_update:
+            self._update_fn = torch.compile(self._update_tensors, dynamic=False)
         self.target_generator = torch.Generator(device=self.device)
         self.target_generator.manual_seed(int(config.seed) + 3)
         self.updates = 0
@@ -182,6 +187,10 @@ class Learner:
         return x.reshape(self.critic_members, -1, x.shape[-1])
 
     def _update(self, batch: torch.Tensor) -> tuple[float, float]:
+        critic_loss, actor_loss = self._update_fn(batch)
+        return float(critic_loss), float(actor_loss)
+
+    def _update_tensors(self, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """One DDPG-style step for every ensemble member; writes gradients into ``grad``.
 
         Losses are, per member, the mean over the batch; members are summed (each agent's
@@ -218,8 +227,8 @@ class Learner:
         mlp_backward(p["actor"], own_obs, a1, a2, d_pre, g["actor"])
 
         m = self.members
-        critic_loss = float(td.square().mean()) * m
-        actor_loss = (-float(q_pi.mean()) + cfg.preact_penalty * float(pre.square().mean())) * m
+        critic_loss = td.square().mean() * m
+        actor_loss = (cfg.preact_penalty * pre.square().mean() - q_pi.mean()) * m
         return critic_loss, actor_loss
 
     def _step(self) -> None:

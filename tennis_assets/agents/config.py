@@ -40,6 +40,8 @@ class AgentConfig(DictConfig):
     target_noise_clip: float = 0.5
     # MADDPG only: one critic shared by both players (each row in the player's own view).
     shared_critic: bool = False
+    # Run the gradient computation through torch.compile (see bench/bench_update_impl.py).
+    compile_update: bool = False
     # n-step returns (1: plain one-step targets). See agents/nstep.py.
     n_step: int = 1
     batch_size: int = 128
@@ -102,8 +104,9 @@ class AgentConfig(DictConfig):
         for name in ("actor_lr", "critic_lr"):
             if getattr(self, name) <= 0:
                 raise bad(name, "learning rate must be > 0")
-        if not isinstance(self.shared_critic, bool):
-            raise bad("shared_critic", "must be true or false")
+        for name in ("shared_critic", "compile_update"):
+            if not isinstance(getattr(self, name), bool):
+                raise bad(name, "must be true or false")
         if self.shared_critic and self.algorithm != "maddpg":
             raise bad("shared_critic", "applies to maddpg (ddpg self-play shares everything)")
         for name in ("weight_decay", "preact_penalty", "critic_grad_clip", "noise_sigma",
