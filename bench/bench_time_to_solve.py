@@ -14,6 +14,10 @@ and score them on 500 fresh episodes with seeds disjoint from the selection eval
     python bench/bench_time_to_solve.py --algorithm maddpg --seeds 3
     python bench/bench_time_to_solve.py --algorithm ddpg --seeds 5 --budget
     python bench/bench_time_to_solve.py --algorithm ddpg --seeds 3 --set actor_lr=2e-3
+    python bench/bench_time_to_solve.py --seeds 5 --udacity --train updates_per_transition=1.0
+    # a profile's recipe: stop at a certified greedy 2.2, then score on 100 fresh episodes
+    python bench/bench_time_to_solve.py --seeds 3 --max-seconds 60 \
+        --train target_score=2.2 final_eval_episodes=100
 """
 
 from __future__ import annotations
@@ -129,6 +133,11 @@ def main() -> None:
                    "udacity_episodes": (r.solved_udacity or {}).get("episodes"),
                    "udacity_s": (r.solved_udacity or {}).get("seconds"),
                    "udacity_updates": (r.solved_udacity or {}).get("updates")}
+            if r.final_eval is not None:  # --train final_eval_episodes=N: the returned weights
+                row["fresh_mean"] = r.final_eval.mean  # on N fresh, never-selected episodes
+                print(f"seed {seed}: greedy mean over {r.final_eval.episodes} fresh episodes "
+                      f"{r.final_eval.mean:.3f} after {r.seconds:.1f} s ({r.stop_reason})",
+                      flush=True)
             if args.udacity:
                 # Greedy evaluation episodes are not training episodes, but they are played:
                 # reported beside the criterion (early-stopped evaluations count in full).
