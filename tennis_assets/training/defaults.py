@@ -22,9 +22,10 @@ episode counts do not depend on the machine's load):
 MADDPG learns per-player actors from half as many samples each. With one critic shared by both
 players (``shared_critic``; rows in the player's own view, so both seats are one problem and the
 critic sees twice the data) the 2-minute greedy means over 500 fresh episodes went from 1.873,
-1.537, 0.662 to 1.801, 2.542, 2.568 (seeds 0-2), time to a greedy 0.5 2.1, 20.0 and 9.7 s;
-lr 2e-3 and tau 0.1 (median 43.6-44.7 s to solve with separate critics, against 72.8 s for
-lr 1e-3 and tau 0.05).
+1.537, 0.662 to 1.801, 2.542, 2.568 (seeds 0-2; lr 2e-3, tau 0.1, the values that had solved
+fastest with separate critics), and with self-play's own lr 1e-3 and tau 0.05 to 2.236, 2.471,
+2.667: every seed >= 2.0, time to a greedy 0.5 of 5.9, 3.7 and 4.5 s (was a median of 41.7 s).
+With twice the data per critic, the slower targets that suit self-play suit MADDPG too.
 """
 
 from __future__ import annotations
@@ -38,7 +39,6 @@ def default_configs(algorithm: str = "ddpg") -> tuple[AgentConfig, TrainConfig]:
     if algorithm == "ddpg":
         return AgentConfig(algorithm="ddpg"), TrainConfig()
     if algorithm == "maddpg":
-        return (AgentConfig(algorithm="maddpg", actor_lr=2e-3, critic_lr=2e-3, tau=0.1,
-                            shared_critic=True),
+        return (AgentConfig(algorithm="maddpg", shared_critic=True),
                 TrainConfig())
     raise ValueError(f"default_configs: unknown algorithm {algorithm!r}")
