@@ -1,9 +1,11 @@
-"""Why the learners carry a hand-written update: the project's DDPG update against the same
-update written the usual way (nn.Linear, autograd, fused torch.optim.Adam, _foreach_lerp_ targets),
-same sizes (64-unit networks, batch 128), one torch thread, interleaved blocks so that machine noise
-hits both alike. Prints updates per second (medians) and their ratio.
+"""Why the learners carry a hand-written update: the project's DDPG update (eager, and with its
+gradient computation through torch.compile: AgentConfig.compile_update) against the same update
+written the usual way (nn.Linear, autograd, fused torch.optim.Adam, _foreach_lerp_ targets), same
+sizes (64-unit networks, batch 128), one torch thread, interleaved blocks so that machine noise
+hits all alike. Prints updates per second (medians) and their ratios. CPU only: CUDA graphs need
+a GPU, and this bench says so when there is none.
 
-    python bench/bench_update_impl.py [--blocks 7] [--block-updates 300]
+    python bench/bench_update_impl.py [--blocks 7] [--block-updates 300] [--algorithm maddpg]
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import torch.nn as nn
 from tennis_assets.agents import AgentConfig, make_learner
 
 
-def project_learner(cfg: AgentConfig):
+def project_learner(cfg: AgentConfig):  # noqa: D103
     learner = make_learner(cfg)
     rng = np.random.default_rng(0)
     n = 8
@@ -82,26 +84,35 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--blocks", type=int, default=7)
     parser.add_argument("--block-updates", type=int, default=300)
+    parser.add_argument("--algorithm", choices=["ddpg", "maddpg"], default="ddpg")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    cfg = AgentConfig(algorithm="ddpg", learning_starts=128)
-    ours, ref = project_learner(cfg), autograd_reference(cfg)
-    for _ in range(3):  # warm-up
-        rate(ours, 50)
-        rate(ref, 50)
-    a, b = [], []
-    for _ in range(args.blocks):
-        a.append(rate(ours, args.block_updates))
-        b.append(rate(ref, args.block_updates))
+    cfg = AgentConfig(algorithm=args.algorithm, learning_starts=128)
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cpus, "
-          f"load {os.getloadavg()[0]:.2f}; torch {torch.__version__}, 1 thread")
-    print(f"{cfg.actor_hidden}-unit networks, batch {cfg.batch_size}, {args.blocks} blocks of "
-          f"{args.block_updates} updates")
-    print(f"hand-written update      median {statistics.median(a):7.0f} updates/s "
-          f"(min {min(a):.0f}, max {max(a):.0f})")
-    print(f"autograd + fused Adam    median {statistics.median(b):7.0f} updates/s "
-          f"(min {min(b):.0f}, max {max(b):.0f})")
-    print(f"ratio: {statistics.median(a) / statistics.median(b):.2f}x")
+          f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}; torch "
+          f"{torch.__version__}, 1 thread; CUDA available: {torch.cuda.is_available()} "
+          f"(CUDA graphs not measured without a GPU)")
+    t0 = time.perf_counter()
+    variants = {"hand-written, eager": project_learner(cfg),
+                "hand-written, torch.compile": project_learner(cfg.replace(compile_update=True))}
+    if args.algorithm == "ddpg":
+        variants["autograd + fused Adam"] = autograd_reference(cfg)
+    for fn in variants.values():  # warm-up (and the compile)
+        for _ in range(3):
+            rate(fn, 50)
+    print(f"warm-up including compilation: {time.perf_counter() - t0:.1f} s")
+    rates: dict[str, list[float]] = {k: [] for k in variants}
+    for _ in range(args.blocks):
+        for name, fn in variants.items():
+            rates[name].append(rate(fn, args.block_updates))
+    print(f"{args.algorithm}, {cfg.actor_hidden}-unit networks, batch {cfg.batch_size}, "
+          f"{args.blocks} blocks of {args.block_updates} updates; load now "
+          f"{os.getloadavg()[0]:.2f}")
+    base = statistics.median(rates["hand-written, eager"])
+    for name, r in rates.items():
+        med = statistics.median(r)
+        print(f"{name:30s} median {med:7.0f} updates/s (min {min(r):.0f}, max {max(r):.0f}); "
+              f"{med / base:.2f}x the eager hand-written update")
 
 
 if __name__ == "__main__":

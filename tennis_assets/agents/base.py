@@ -11,6 +11,7 @@ import torch
 from .config import AgentConfig
 from .networks import FlatAdam, FlatLayout, mlp_backward, mlp_forward, mlp_forward_saved
 from .noise import DecayingNoise
+from .nstep import NStepWindow
 from .replay import ReplayBuffer
 
 
@@ -32,15 +33,17 @@ class Learner:
     config: AgentConfig
 
     def __init__(self, config: AgentConfig, members: int, actor_in: int, critic_in: int,
-                 row_width: int) -> None:
+                 row_width: int, critic_members: int | None = None) -> None:
         self.config = config
         if config.torch_threads > 0 and torch.get_num_threads() != config.torch_threads:
             torch.set_num_threads(config.torch_threads)
         self.device = resolve_device(config.device)
         self.members = members
+        # A critic shared by all members sees all members' rows as one batch.
+        self.critic_members = members if critic_members is None else critic_members
         self.layout = FlatLayout({
             "actor": (members, actor_in, config.actor_hidden, config.action_size),
-            "critic": (members, critic_in, config.critic_hidden, 1),
+            "critic": (self.critic_members, critic_in, config.critic_hidden, 1),
         })
         kw = {"dtype": torch.float32, "device": self.device}
         self.params = torch.zeros(self.layout.size, **kw)
@@ -62,7 +65,18 @@ class Learner:
         self.buffer = ReplayBuffer(config.buffer_size, row_width, members=members,
                                    device=self.device, seed=config.seed + 1)
         self.noise = DecayingNoise(config.noise, config.noise_sigma, config.noise_sigma_min,
-                                   config.noise_decay, config.ou_theta, seed=config.seed + 2)
+                                   config.noise_decay, config.ou_theta, seed=config.seed + 2,
+                                   eval_decay=config.noise_eval_decay)
+        self.nstep = NStepWindow(config.n_step, config.gamma) if config.n_step > 1 else None
+        # The bootstrap discount: with n-step rows the target looks n steps ahead.
+        self.bootstrap_gamma = config.gamma ** config.n_step
+        # The gradient computation, eager or (compile_update) through torch.compile; see
+        # bench/bench_update_impl.py for which is faster where.
+        self._update_fn = self._update_tensors
+        if config.compile_update:
+            self._update_fn = torch.compile(self._update_tensors, dynamic=False)
+        self.target_generator = torch.Generator(device=self.device)
+        self.target_generator.manual_seed(int(config.seed) + 3)
         self.updates = 0
         self.transitions = 0
 
@@ -91,14 +105,29 @@ class Learner:
     def reset_noise(self, mask: np.ndarray | None = None) -> None:
         self.noise.reset(mask)
 
+    def record_evaluation(self, mean: float) -> None:
+        """A greedy evaluation's mean (the training loop reports each): evidence for the noise."""
+        self.noise.record_evaluation(mean)
+
     # ---- learning ---------------------------------------------------------------------------
     def observe(self, obs: np.ndarray, actions: np.ndarray, rewards: np.ndarray,
-                next_obs: np.ndarray, terminated: np.ndarray) -> None:
+                next_obs: np.ndarray, terminated: np.ndarray,
+                truncated: np.ndarray | None = None) -> None:
         """Store one vectorized step. next_obs must be the episode's last obs where it ended
-        (VecTennis's final_obs); truncated episodes are stored as not done so they bootstrap."""
-        rows = self._rows(np.asarray(obs, np.float32), np.asarray(actions, np.float32),
-                          np.asarray(rewards, np.float32), np.asarray(next_obs, np.float32),
-                          np.asarray(terminated, bool))
+        (VecTennis's final_obs); truncated episodes are stored as not done so they bootstrap.
+        truncated is needed with n_step > 1 (a window must not run into the next episode)."""
+        obs, actions = np.asarray(obs, np.float32), np.asarray(actions, np.float32)
+        rewards, next_obs = np.asarray(rewards, np.float32), np.asarray(next_obs, np.float32)
+        if self.nstep is None:
+            done = np.asarray(terminated, bool)
+        else:
+            if truncated is None:
+                raise ValueError("observe: n_step > 1 needs the truncated flags")
+            out = self.nstep.push(obs, actions, rewards, next_obs, terminated, truncated)
+            if out is None:
+                return
+            obs, actions, rewards, next_obs, done = out
+        rows = self._rows(obs, actions, rewards, next_obs, done)
         self.buffer.add(rows)
         self.transitions += rows.shape[0] * rows.shape[1]
 
@@ -140,22 +169,46 @@ class Learner:
 
     _own_action_cols: slice  # where the member's own action sits in the critic input
 
+    def _target_actions(self, next_obs: torch.Tensor) -> torch.Tensor:
+        """The target actors' actions at the next state; with target_noise > 0, TD3's target
+        policy smoothing (clipped Gaussian noise, then back into [-1, 1])."""
+        act = mlp_forward(self.t["actor"], next_obs).tanh_()
+        cfg = self.config
+        if cfg.target_noise > 0:
+            eps = torch.randn(act.shape, generator=self.target_generator, device=act.device)
+            eps.mul_(cfg.target_noise).clamp_(-cfg.target_noise_clip, cfg.target_noise_clip)
+            act.add_(eps).clamp_(-1.0, 1.0)
+        return act
+
+    def _cv(self, x: torch.Tensor) -> torch.Tensor:
+        """[members, B, k] -> the critic's [critic_members, members * B / critic_members, k]."""
+        if self.critic_members == self.members:
+            return x
+        return x.reshape(self.critic_members, -1, x.shape[-1])
+
     def _update(self, batch: torch.Tensor) -> tuple[float, float]:
+        critic_loss, actor_loss = self._update_fn(batch)
+        return float(critic_loss), float(actor_loss)
+
+    def _update_tensors(self, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """One DDPG-style step for every ensemble member; writes gradients into ``grad``.
 
         Losses are, per member, the mean over the batch; members are summed (each agent's
         gradient has the scale of a single-agent DDPG update):
-          critic: (Q(x, a) - y)^2,  y = r + gamma * (1 - terminated) * Q'(x', mu'(o'))
+          critic: (Q(x, a) - y)^2,  y = r + gamma^n * (1 - terminated) * Q'(x', mu'(o'))
+          (n = n_step; with n > 1, r is the n-step return and "terminated" the column
+          agents/nstep.py defines)
           actor:  -Q(x, mu(o)) + preact_penalty * mean(pre_tanh^2), critic weights held fixed.
         """
         cfg = self.config
         n_batch = batch.shape[1]
         p, t, g = self.p, self.t, self.g
         rew, done = self._reward_done(batch)
-        q_next = mlp_forward(t["critic"], self._target_critic_input(batch))
-        y = torch.addcmul(rew, q_next, 1.0 - done, value=cfg.gamma)
+        cv = self._cv
+        q_next = mlp_forward(t["critic"], cv(self._target_critic_input(batch)))
+        y = torch.addcmul(cv(rew), q_next, cv(1.0 - done), value=self.bootstrap_gamma)
 
-        critic_in = self._critic_input(batch)
+        critic_in = cv(self._critic_input(batch))
         q, h1, h2 = mlp_forward_saved(p["critic"], critic_in)
         td = q - y
         mlp_backward(p["critic"], critic_in, h1, h2, td * (2.0 / n_batch), g["critic"])
@@ -163,19 +216,19 @@ class Learner:
         own_obs = self._own_obs(batch)
         pre, a1, a2 = mlp_forward_saved(p["actor"], own_obs)
         action = pre.tanh()
-        pol_in = self._policy_critic_input(batch, action)
+        pol_in = cv(self._policy_critic_input(batch, action))
         q_pi, c1, c2 = mlp_forward_saved(p["critic"], pol_in)
         d_action = mlp_backward(p["critic"], pol_in, c1, c2,
                                 torch.full_like(q_pi, -1.0 / n_batch), None,
-                                input_cols=self._own_action_cols)
+                                input_cols=self._own_action_cols).reshape(action.shape)
         # through tanh, plus the gradient of the pre-activation penalty
         d_pre = d_action.mul_(1.0 - action.square()).add_(
             pre, alpha=2.0 * cfg.preact_penalty / (n_batch * pre.shape[-1]))
         mlp_backward(p["actor"], own_obs, a1, a2, d_pre, g["actor"])
 
         m = self.members
-        critic_loss = float(td.square().mean()) * m
-        actor_loss = (-float(q_pi.mean()) + cfg.preact_penalty * float(pre.square().mean())) * m
+        critic_loss = td.square().mean() * m
+        actor_loss = (cfg.preact_penalty * pre.square().mean() - q_pi.mean()) * m
         return critic_loss, actor_loss
 
     def _step(self) -> None:

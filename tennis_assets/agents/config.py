@@ -34,6 +34,16 @@ class AgentConfig(DictConfig):
     weight_decay: float = 0.0
     gamma: float = 0.99
     tau: float = 0.05
+    # TD3's target policy smoothing: Gaussian noise of this scale, clipped to +-target_noise_clip,
+    # on the target actions (0: off).
+    target_noise: float = 0.0
+    target_noise_clip: float = 0.5
+    # MADDPG only: one critic shared by both players (each row in the player's own view).
+    shared_critic: bool = False
+    # Run the gradient computation through torch.compile (see bench/bench_update_impl.py).
+    compile_update: bool = False
+    # n-step returns (1: plain one-step targets). See agents/nstep.py.
+    n_step: int = 1
     batch_size: int = 128
     buffer_size: int = 200_000
     # Penalty on the actor's pre-tanh output (coefficient times its mean square). Without it the
@@ -47,6 +57,9 @@ class AgentConfig(DictConfig):
     noise_sigma_min: float = 0.05
     # Multiplicative decay of sigma applied once per environment step (per act(explore=True)).
     noise_decay: float = 0.999
+    # Evidence-based decay: sigma is multiplied by this each time a greedy evaluation beats every
+    # earlier one (1.0: off). See agents/noise.py and training/defaults.py for the measurement.
+    noise_eval_decay: float = 1.0
     ou_theta: float = 0.15
     # Updates start only once the buffer holds this many samples: player transitions for ddpg,
     # joint (both-player) transitions for maddpg.
@@ -70,7 +83,7 @@ class AgentConfig(DictConfig):
         if self.device not in DEVICES and not str(self.device).startswith("cuda:"):
             raise bad("device", f"expected one of {DEVICES} or 'cuda:N'")
         for name in ("obs_size", "action_size", "actor_hidden", "critic_hidden", "batch_size",
-                     "buffer_size"):
+                     "buffer_size", "n_step"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise bad(name, "must be an integer >= 1")
@@ -82,7 +95,8 @@ class AgentConfig(DictConfig):
             if isinstance(v, bool) or not isinstance(v, int) or v < 0:
                 raise bad(name, "must be an integer >= 0")
         floats = ("actor_lr", "critic_lr", "weight_decay", "gamma", "tau", "preact_penalty",
-                  "critic_grad_clip", "noise_sigma", "noise_sigma_min", "noise_decay", "ou_theta")
+                  "critic_grad_clip", "noise_sigma", "noise_sigma_min", "noise_decay", "ou_theta",
+                  "noise_eval_decay", "target_noise", "target_noise_clip")
         for name in floats:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
@@ -90,7 +104,13 @@ class AgentConfig(DictConfig):
         for name in ("actor_lr", "critic_lr"):
             if getattr(self, name) <= 0:
                 raise bad(name, "learning rate must be > 0")
+        for name in ("shared_critic", "compile_update"):
+            if not isinstance(getattr(self, name), bool):
+                raise bad(name, "must be true or false")
+        if self.shared_critic and self.algorithm != "maddpg":
+            raise bad("shared_critic", "applies to maddpg (ddpg self-play shares everything)")
         for name in ("weight_decay", "preact_penalty", "critic_grad_clip", "noise_sigma",
+                     "target_noise", "target_noise_clip",
                      "noise_sigma_min", "ou_theta"):
             if getattr(self, name) < 0:
                 raise bad(name, "must be >= 0")
@@ -100,6 +120,8 @@ class AgentConfig(DictConfig):
             raise bad("tau", "soft-update rate must lie in (0, 1]")
         if not 0.0 < self.noise_decay <= 1.0:
             raise bad("noise_decay", "must lie in (0, 1]")
+        if not 0.0 < self.noise_eval_decay <= 1.0:
+            raise bad("noise_eval_decay", "must lie in (0, 1]")
         if self.noise_sigma_min > self.noise_sigma:
             raise bad("noise_sigma_min", f"must not exceed noise_sigma={self.noise_sigma}")
         if self.batch_size > self.buffer_size:

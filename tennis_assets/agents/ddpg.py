@@ -13,7 +13,6 @@ import torch
 
 from .base import Learner
 from .config import AgentConfig
-from .networks import mlp_forward
 
 
 class DDPGLearner(Learner):
@@ -51,7 +50,7 @@ class DDPGLearner(Learner):
 
     def _target_critic_input(self, batch):
         nxt = batch[..., self._o + self._a + 1: 2 * self._o + self._a + 1]
-        next_act = mlp_forward(self.t["actor"], nxt).tanh_()
+        next_act = self._target_actions(nxt)
         return torch.cat([nxt, next_act], -1)
 
     def _policy_critic_input(self, batch, action):

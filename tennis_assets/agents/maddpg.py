@@ -18,7 +18,6 @@ import torch
 
 from .base import Learner
 from .config import AgentConfig
-from .networks import mlp_forward
 
 
 class MADDPGLearner(Learner):
@@ -32,8 +31,12 @@ class MADDPGLearner(Learner):
         self._o, self._a = o, a
         self._i_rew = 2 * o + 2 * a
         self._own_action_cols = slice(2 * o, 2 * o + a)
+        # shared_critic: one critic for both players. Rows are already in the player's own view
+        # (own observation and action first), which the mirrored observations make the same
+        # decision problem for both seats, so one critic learns from twice the data.
         super().__init__(config, members=2, actor_in=o, critic_in=2 * o + 2 * a,
-                         row_width=4 * o + 2 * a + 2)
+                         row_width=4 * o + 2 * a + 2,
+                         critic_members=1 if config.shared_critic else 2)
 
     def _actor_input(self, obs: torch.Tensor) -> torch.Tensor:
         return obs.transpose(0, 1)  # [2, N, obs]: member i plays agent i
@@ -64,7 +67,7 @@ class MADDPGLearner(Learner):
     def _target_critic_input(self, batch):
         o = self._o
         nxt = batch[..., self._i_rew + 1: self._i_rew + 1 + 2 * o]
-        next_act = mlp_forward(self.t["actor"], nxt[..., :o]).tanh_()
+        next_act = self._target_actions(nxt[..., :o])
         # Member i wants (a'_i, a'_j): the other member's actions are the same tensor, flipped.
         return torch.cat([nxt, next_act, next_act.flip(0)], -1)
 

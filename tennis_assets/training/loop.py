@@ -221,7 +221,7 @@ def train(agent_config: AgentConfig, train_config: TrainConfig, progress: bool =
             t1 = time.perf_counter()
             res = env.step(actions)
             t2 = time.perf_counter()
-            learner.observe(obs, actions, res.rewards, res.final_obs, res.terminated)
+            learner.observe(obs, actions, res.rewards, res.final_obs, res.terminated, res.truncated)
             obs = res.obs
             t3 = time.perf_counter()
             t_act += t1 - t0
@@ -279,6 +279,7 @@ def train(agent_config: AgentConfig, train_config: TrainConfig, progress: bool =
                 t_eval += ev.seconds
                 now = elapsed()
                 last_greedy = ev.mean
+                learner.record_evaluation(ev.mean)
                 row = {"eval": n_evals, "updates": learner.updates, "seconds": now,
                        "env_steps": env_steps, "episodes": episodes, "greedy_mean": ev.mean,
                        "complete": ev.complete, "solved": ev.solved,

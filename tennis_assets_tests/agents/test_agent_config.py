@@ -17,7 +17,9 @@ def test_defaults_are_valid_and_json_round_trip():
     ("tau", 0.0), ("tau", 1.5), ("gamma", 1.2), ("noise", "pink"), ("noise_decay", 0.0),
     ("buffer_size", 0), ("actor_hidden", 0), ("weight_decay", -0.1), ("noise_sigma", -0.1),
     ("batch_size", True), ("actor_lr", float("nan")), ("device", "tpu"), ("learning_starts", -1),
-    ("preact_penalty", -1e-3),
+    ("preact_penalty", -1e-3), ("n_step", 0), ("noise_eval_decay", 0.0),
+    ("noise_eval_decay", 1.5), ("target_noise", -0.1), ("target_noise_clip", -1.0),
+    ("shared_critic", 1), ("compile_update", "yes"),
 ])
 def test_invalid_values_name_field_and_value(field, value):
     with pytest.raises(ValueError) as err:

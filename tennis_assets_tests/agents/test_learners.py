@@ -173,3 +173,56 @@ def test_state_dict_round_trip_gives_identical_actions(alg):
     wrong = make_learner(small(alg, actor_hidden=16))
     with pytest.raises(ValueError, match="shape"):
         wrong.load_state_dict(state)
+
+
+@pytest.mark.parametrize("alg,kw", [("maddpg", {"shared_critic": True}),
+                                    ("ddpg", {"n_step": 3}),
+                                    ("maddpg", {"shared_critic": True, "n_step": 2})])
+def test_hand_written_gradients_match_autograd_with_options(alg, kw):
+    """The shared MADDPG critic (both players' rows through one critic) and n-step targets
+    (gamma^n bootstrap) against autograd, losses as in the plain test: per member, summed."""
+    learner = make_learner(small(alg, preact_penalty=0.05, **kw))
+    rng = np.random.default_rng(0)
+    for _ in range(40):
+        obs = rng.standard_normal((4, 2, 24)).astype(np.float32)
+        learner.observe(obs, learner.act(obs, explore=True),
+                        rng.choice([0.0, 0.1, -0.01], (4, 2)).astype(np.float32),
+                        rng.standard_normal((4, 2, 24)).astype(np.float32),
+                        rng.random(4) < 0.1, rng.random(4) < 0.1)
+    batch = learner.buffer.sample(32)
+    with torch.no_grad():
+        critic_loss, actor_loss = learner._update(batch)
+    params = learner.params.detach().clone().requires_grad_(True)
+    views = learner.layout.views(params)
+    cv, m = learner._cv, learner.members
+    rew, done = learner._reward_done(batch)
+    gamma_n = learner.config.gamma ** learner.config.n_step
+    with torch.no_grad():
+        y = rew + gamma_n * (1 - done) * mlp_forward(
+            learner.t["critic"], cv(learner._target_critic_input(batch))).reshape(rew.shape)
+    q = mlp_forward(views["critic"], cv(learner._critic_input(batch))).reshape(rew.shape)
+    closs = ((q - y) ** 2).mean(dim=(1, 2)).sum()
+    pre = mlp_forward(views["actor"], learner._own_obs(batch))
+    fixed = [w.detach() for w in views["critic"]]
+    q_pi = mlp_forward(fixed, cv(learner._policy_critic_input(batch, pre.tanh())))
+    q_pi = q_pi.reshape(m, -1, 1)
+    aloss = (-q_pi.mean(dim=(1, 2)) + 0.05 * (pre ** 2).mean(dim=(1, 2))).sum()
+    (closs + aloss).backward()
+    torch.testing.assert_close(learner.grad, params.grad, rtol=1e-4, atol=1e-6)
+    assert critic_loss == pytest.approx(closs.item(), rel=1e-5)
+    assert actor_loss == pytest.approx(aloss.item(), rel=1e-4, abs=1e-7)
+    if kw.get("shared_critic"):
+        assert learner.layout.nets["critic"][0] == 1 and learner.layout.nets["actor"][0] == 2
+
+
+@pytest.mark.parametrize("alg", ALGS)
+def test_target_policy_smoothing_adds_clipped_noise_to_target_actions(alg):
+    plain = make_learner(small(alg))
+    smooth = make_learner(small(alg, target_noise=0.2, target_noise_clip=0.3))
+    obs = torch.randn(plain.members, 64, 24)
+    a0, a1 = plain._target_actions(obs), smooth._target_actions(obs)
+    diff = (a1 - a0).abs()
+    assert diff.max() <= 0.3 + 1e-6 and diff.mean() > 0.05
+    assert a1.abs().max() <= 1.0
+    with pytest.raises(ValueError, match="shared_critic"):
+        small("ddpg", shared_critic=True)

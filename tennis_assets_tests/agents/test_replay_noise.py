@@ -71,3 +71,31 @@ def test_ou_noise_is_correlated_and_resets_per_court():
     m = DecayingNoise("ou", sigma=0.2, sigma_min=0.2, decay=1.0, theta=0.15, seed=99)
     m.set_state(state)
     assert np.array_equal(m.sample((3, 2, 2)), n.sample((3, 2, 2)))
+
+
+def test_noise_decays_on_evidence_only_when_an_evaluation_beats_every_earlier_one():
+    noise = DecayingNoise(sigma=0.4, sigma_min=0.05, decay=1.0, eval_decay=0.5, seed=0)
+    assert noise.record_evaluation(0.1) and noise.sigma == pytest.approx(0.2)
+    assert not noise.record_evaluation(0.05)  # worse: no evidence, no decay
+    assert not noise.record_evaluation(0.1)  # equal is not better
+    assert noise.sigma == pytest.approx(0.2)
+    assert not noise.record_evaluation(float("nan"))
+    noise.record_evaluation(0.3)
+    noise.record_evaluation(0.9)
+    assert noise.sigma == pytest.approx(0.05)  # the floor holds
+    # The best evaluation so far travels with the noise state (a resumed run keeps its evidence).
+    other = DecayingNoise(sigma=0.4, sigma_min=0.05, decay=1.0, eval_decay=0.5, seed=1)
+    other.set_state(noise.get_state())
+    assert other.best_eval == pytest.approx(0.9) and not other.record_evaluation(0.8)
+    # Checkpoints from before evidence decay have no best_eval: start with no evidence.
+    old = {k: v for k, v in noise.get_state().items() if k != "best_eval"}
+    other.set_state(old)
+    assert other.record_evaluation(0.0)
+
+
+def test_noise_without_eval_decay_ignores_evaluations():
+    noise = DecayingNoise(sigma=0.3, sigma_min=0.05, decay=1.0, seed=0)
+    noise.record_evaluation(2.0)
+    assert noise.sigma == 0.3
+    with pytest.raises(ValueError, match="eval_decay"):
+        DecayingNoise(eval_decay=0.0)

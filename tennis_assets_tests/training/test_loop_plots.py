@@ -82,3 +82,21 @@ def test_default_ddpg_actually_learns():
     ac, tc = default_configs("ddpg")
     res = train(ac, tc.replace(max_seconds=30, stop_when_solved=True, seed=0), progress=False)
     assert res.best_greedy_mean >= 0.3, res.eval_history.to_string()
+
+
+@pytest.mark.parametrize("alg", ["ddpg", "maddpg"])
+def test_loop_feeds_evaluations_to_evidence_based_noise_and_runs_the_options(alg):
+    # Noise decays only on evaluations here (per-step decay off), so a lower sigma at the end
+    # can only come from the loop reporting evaluations that improved.
+    extra = {"shared_critic": True} if alg == "maddpg" else {}
+    ac = AgentConfig(algorithm=alg, noise_decay=1.0, noise_eval_decay=0.5, n_step=3,
+                     target_noise=0.2, **extra, **SMALL)
+    tc = TrainConfig(num_courts=4, max_seconds=None, max_updates=300, eval_every_updates=100,
+                     eval_episodes=5, seed=3)
+    res = train(ac, tc, progress=False)
+    improving = np.sum(np.diff(np.maximum.accumulate(
+        np.r_[-np.inf, res.eval_history["greedy_mean"].to_numpy()])) > 0)
+    assert improving >= 1
+    assert res.learner.noise.sigma == pytest.approx(max(ac.noise_sigma_min,
+                                                        ac.noise_sigma * 0.5 ** improving))
+    assert torch.isfinite(res.learner.params).all()
