@@ -62,9 +62,11 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         "evaluation": {"episodes": 20, "gif_max_frames": 60, "latency_samples": 50},
     },
     "quick": {
-        # Stop once a greedy evaluation certifies 0.9, well clear of the 0.5 gate: a candidate
-        # stopped at its first 0.5 often scores just under 0.5 on fresh episodes.
-        "train": {"max_seconds": 60.0, "stop_when_solved": True, "target_score": 0.9},
+        # Stop once a greedy evaluation certifies 2.2 (the game's ceiling is about 2.7): a
+        # champion that is clearly good, not one that just passed 0.5. Measured
+        # (bench_time_to_solve.py --train target_score=2.2): stopped after 12-45 s, then
+        # 2.54-2.58 on 100 fresh episodes over 3 seeds.
+        "train": {"max_seconds": 60.0, "stop_when_solved": True, "target_score": 2.2},
         "agent": {},
         "tuning": {"n_trials": 4, "trial_max_seconds": 12.0, "trial_max_updates": None,
                    "min_completed_trials": 2},

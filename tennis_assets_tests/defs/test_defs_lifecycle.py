@@ -48,10 +48,10 @@ def _drain(sensor, instance, cursor, resources):
     """Tick a sensor until it has nothing left (run-status sensors take a batch a tick)."""
     for _ in range(50):
         ctx = dg.build_sensor_context(instance=instance, cursor=cursor, resources=resources)
-        sensor.evaluate_tick(ctx)
-        if ctx.cursor == cursor:
+        data = sensor.evaluate_tick(ctx)
+        if data.cursor == cursor:
             return cursor
-        cursor = ctx.cursor
+        cursor = data.cursor
     return cursor
 
 

@@ -85,8 +85,8 @@ def test_no_secret_in_event_log_mlflow_values_or_alerts(tmp_path, postgres, pg_d
         with dg.instance_for_test() as instance:
             alert_ctx = {"alert_webhook": resources["alert_webhook"]}
             ctx = dg.build_sensor_context(instance=instance, resources=alert_ctx)
-            alert_on_failed_runs.evaluate_tick(ctx)  # the run-status cursor starts now
-            cursor = ctx.cursor
+            # The run-status cursor starts now.
+            cursor = alert_on_failed_runs.evaluate_tick(ctx).cursor
             tune = defs.resolve_job_def("tune").execute_in_process(
                 instance=instance, raise_on_error=False,
                 run_config={"ops": {"tuning_study": {"config": {
@@ -99,10 +99,10 @@ def test_no_secret_in_event_log_mlflow_values_or_alerts(tmp_path, postgres, pg_d
             for _ in range(10):
                 ctx = dg.build_sensor_context(instance=instance, cursor=cursor,
                                               resources=alert_ctx)
-                alert_on_failed_runs.evaluate_tick(ctx)
-                if ctx.cursor == cursor:
+                new = alert_on_failed_runs.evaluate_tick(ctx).cursor
+                if new == cursor:
                     break
-                cursor = ctx.cursor
+                cursor = new
             events = "\n".join(serialize_value(e) for run in (tune, retrain)
                                for e in instance.all_logs(run.run_id))
         assert receiver.posts, "the failed run was not alerted"
