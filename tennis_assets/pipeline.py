@@ -15,25 +15,24 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import sys
 from pathlib import Path
 from typing import Any
 
-from tennis_assets.settings import data_dir
+from tennis_assets import settings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 def ensure_dagster_home() -> Path:
     """$DAGSTER_HOME, or <data dir>/dagster seeded with the repository's dagster.yaml."""
-    home = Path(os.environ.get("DAGSTER_HOME") or data_dir() / "dagster")
+    home = settings.dagster_home()
     home.mkdir(parents=True, exist_ok=True)
     template = REPO_ROOT / "dagster.yaml"
     if not (home / "dagster.yaml").exists() and template.exists():
         shutil.copy(template, home / "dagster.yaml")
-    os.environ["DAGSTER_HOME"] = str(home)
+    settings.use_dagster_home(home)
     return home
 
 

@@ -1,15 +1,27 @@
-"""Where the project keeps the state a user creates.
+"""Every setting tennis-assets reads from the environment, and where the project keeps state.
 
-Everything (runs, checkpoints, and later Dagster home, MLflow and Optuna storage) lives under one
-data directory, so deleting it resets the project.
+This module is the one place that reads ``os.environ`` (tests/test_settings.py holds the rest of
+the package to that), so docs/configuration.md lists exactly these variables. Each reader
+validates its value and names the variable when it is wrong, before any work starts.
+
+Everything a user creates (runs, checkpoints, Dagster home, MLflow and Optuna storage, the alert
+log) lives under one data directory, so deleting it resets the project.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
+from typing import Any
 
 DATA_DIR_ENV = "TENNIS_ASSETS_HOME"
+PROFILES = ("tiny", "quick", "full")
+DRIFT_SEVERITIES = ("warning", "critical")
+
+
+def _get(name: str, default: str = "") -> str:
+    return os.environ.get(name, default).strip() or default
 
 
 def data_dir() -> Path:
@@ -25,6 +37,98 @@ def runs_dir() -> Path:
     return data_dir() / "runs"
 
 
+def dagster_home() -> Path:
+    """$DAGSTER_HOME, else <data dir>/dagster."""
+    configured = _get("DAGSTER_HOME")
+    return Path(configured).expanduser() if configured else data_dir() / "dagster"
+
+
+def use_dagster_home(home: Path) -> None:
+    """Point this process (and the runs it launches) at ``home``."""
+    os.environ["DAGSTER_HOME"] = str(home)
+
+
+def profile() -> str:
+    """$TENNIS_ASSETS_PROFILE: the launchpad's default profile (tiny, quick or full)."""
+    name = _get("TENNIS_ASSETS_PROFILE", "quick")
+    if name not in PROFILES:
+        raise ValueError(f"TENNIS_ASSETS_PROFILE={name!r}: expected one of {list(PROFILES)}")
+    return name
+
+
+def production_court() -> dict[str, Any]:
+    """$TENNIS_ASSETS_COURT: the court production plays on, as JSON of CourtParams fields."""
+    raw = _get("TENNIS_ASSETS_COURT")
+    if not raw:
+        return {}
+    try:
+        values = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"TENNIS_ASSETS_COURT is not JSON ({exc}): {raw!r}") from None
+    from tennis_assets.sim import CourtParams
+
+    CourtParams.from_dict(values)  # names an unknown or bad field
+    return values
+
+
+def retrain_on_drift() -> str | None:
+    """$TENNIS_ASSETS_RETRAIN_ON_DRIFT: the least severe drift that retrains (warning, the
+    default, or critical), or None for off."""
+    value = _get("TENNIS_ASSETS_RETRAIN_ON_DRIFT", "warning").lower()
+    if value == "off":
+        return None
+    if value not in DRIFT_SEVERITIES:
+        raise ValueError(f"TENNIS_ASSETS_RETRAIN_ON_DRIFT={value!r}: expected one of "
+                         f"{list(DRIFT_SEVERITIES) + ['off']}")
+    return value
+
+
+def retrain_cron() -> str:
+    """$TENNIS_ASSETS_RETRAIN_CRON: when the weekly retrain runs (default Mondays 03:00 UTC)."""
+    return _get("TENNIS_ASSETS_RETRAIN_CRON", "0 3 * * 1")
+
+
+def monitor_cron() -> str:
+    """$TENNIS_ASSETS_MONITOR_CRON: when the champion is monitored (default daily 06:00 UTC)."""
+    return _get("TENNIS_ASSETS_MONITOR_CRON", "0 6 * * *")
+
+
+def optuna_storage() -> str:
+    """$TENNIS_ASSETS_OPTUNA_STORAGE, else a journal file in the data directory (safe for
+    several processes at once)."""
+    return _get("TENNIS_ASSETS_OPTUNA_STORAGE") or \
+        f"journal:{data_dir() / 'optuna' / 'journal.log'}"
+
+
+def alert_webhook() -> str:
+    """$TENNIS_ASSETS_ALERT_WEBHOOK: where alerts are posted; empty: the alert log only."""
+    return _get("TENNIS_ASSETS_ALERT_WEBHOOK")
+
+
+def mlflow_tracking_uri() -> str:
+    """$MLFLOW_TRACKING_URI (MLflow's own variable), else SQLite in the data directory."""
+    configured = _get("MLFLOW_TRACKING_URI")
+    if configured:
+        return configured
+    root = data_dir() / "mlflow"
+    root.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{root / 'mlflow.db'}"
+
+
+def mlflow_ui_url() -> str:
+    """$MLFLOW_UI_URL: where people open MLflow; empty: the tracking server's own address."""
+    return _get("MLFLOW_UI_URL")
+
+
+def quiet_mlflow_downloads() -> None:
+    # Progress bars on every artifact download would flood Dagster's captured logs.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+
+
+def wandb_has_key() -> bool:
+    return bool(_get("WANDB_API_KEY"))
+
+
 def database_url(url: str) -> str:
     """A database URL with PostgreSQL's driver named: SQLAlchemy 2.1 maps a bare
     ``postgresql://`` to psycopg 3, which is not installed; psycopg2 (psycopg2-binary) is. Other
@@ -38,4 +142,4 @@ def database_url(url: str) -> str:
 def dagster_ui_url() -> str:
     """Where people open the Dagster UI ($TENNIS_ASSETS_DAGSTER_UI_URL): links to runs in
     MLflow tags, model versions and alerts are built from it."""
-    return os.environ.get("TENNIS_ASSETS_DAGSTER_UI_URL", "http://127.0.0.1:3000").rstrip("/")
+    return _get("TENNIS_ASSETS_DAGSTER_UI_URL", "http://127.0.0.1:3000").rstrip("/")

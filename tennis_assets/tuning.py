@@ -20,7 +20,7 @@ import warnings
 import socket
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 # Field of AgentConfig -> (kind, choices or (low, high), log scale). Learning rates, target-update
 # rate, exploration, batch and network sizes, discount; the rest keep the tuned defaults, so a
@@ -308,6 +308,47 @@ def run_study(study_name: str, storage_url: str | None, n_trials: int, agent_con
     optimize(study, n_trials, agent_config, train_config, params=names,
              multi_objective=multi_objective, timeout=timeout, on_trial=on_trial)
     return study
+
+
+def check_batch(study, batch: str, workers: Sequence[Mapping[str, Any]]) -> list[int]:
+    """The numbers of ``batch``'s trials, after checking that they are exactly the trials the
+    workers were asked for and reported (none lost, none run twice); ValueError otherwise."""
+    reported = sorted(n for w in workers for n in w["trials"])
+    numbers = sorted(t.number for t in batch_trials(study, batch))
+    requested = sum(w["n_trials"] for w in workers)
+    if len(numbers) != requested or numbers != reported or \
+            len({w["worker"] for w in workers}) != len(workers):
+        raise ValueError(f"trial accounting: {requested} requested, the study holds {numbers} "
+                         f"for this run, workers reported {reported}")
+    return numbers
+
+
+def summarize(study, batch: str | None = None) -> dict[str, Any]:
+    """The study's best trial and counts, and (with ``batch``) the trials of that run."""
+    frame = trials_frame(study)
+    best = best_trial(study)
+    own = batch_trials(study, batch) if batch is not None else []
+    return {
+        "best_params": dict(best.params) if best else {},
+        "best_score": float(best.values[0]) if best else None,
+        "best_trial": best.number if best else None,
+        "n_trials": len(frame), "n_complete": len(complete_trials(study)),
+        "n_pruned": int((frame["state"] == "PRUNED").sum()) if len(frame) else 0,
+        "run_trials": sorted(t.number for t in own),
+        "run_complete": sum(1 for t in own if t.state.name == "COMPLETE"),
+    }
+
+
+def write_report(study, folder: str | os.PathLike) -> dict[str, Path | None]:
+    """The study's pictures and table into ``folder``: optimization history, parameter
+    importances (None where there is nothing to draw) and trials.csv."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    csv = folder / "trials.csv"
+    trials_frame(study).to_csv(csv, index=False)
+    return {"optimization_history": plot_history(study, folder / "optimization_history.png"),
+            "param_importances": plot_importances(study, folder / "param_importances.png"),
+            "trials": csv}
 
 
 def complete_trials(study) -> list:

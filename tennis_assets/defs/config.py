@@ -5,20 +5,20 @@ so a bad value fails as a pydantic error naming the field (e.g. ``agent.actor_lr
 work starts. Choices (profile, environment, algorithm, sampler) are enums, which the launchpad
 checks as you type.
 
-Profiles size the whole graph: ``tiny`` for tests (seconds; its agents do not learn), ``quick``
-for the README command and the UI default (a few minutes on a 2-core laptop), ``full`` for real
-runs. The UI default is
+Profiles (tennis_assets.profiles) size the whole graph; the UI default is
 ``$TENNIS_ASSETS_PROFILE`` (default ``quick``). Any field set explicitly overrides the profile.
 """
 
 from __future__ import annotations
 
-import os
 from enum import Enum
 from typing import Any, Optional
 
 import dagster as dg
 from pydantic import Field, field_validator, model_validator
+
+from tennis_assets import settings
+from tennis_assets.profiles import PROFILES
 
 PARTITIONS = ("baseline", "tuned")
 
@@ -52,43 +52,8 @@ class Pruner(str, Enum):
     none = "none"
 
 
-PROFILES: dict[str, dict[str, dict[str, Any]]] = {
-    "tiny": {
-        "train": {"num_courts": 4, "max_seconds": 30.0, "max_updates": 300,
-                  "eval_every_updates": 100, "eval_episodes": 5},
-        "agent": {"learning_starts": 256, "buffer_size": 20_000},
-        "tuning": {"n_trials": 3, "trial_max_seconds": 10.0, "trial_max_updates": 200,
-                   "min_completed_trials": 2},
-        "evaluation": {"episodes": 20, "gif_max_frames": 60, "latency_samples": 50},
-    },
-    "quick": {
-        # Stop once a greedy evaluation certifies 2.2 (the game's ceiling is about 2.7): a
-        # champion that is clearly good, not one that just passed 0.5. Measured
-        # (bench_time_to_solve.py --train target_score=2.2): stopped after 12-45 s, then
-        # 2.54-2.58 on 100 fresh episodes over 3 seeds.
-        "train": {"max_seconds": 60.0, "stop_when_solved": True, "target_score": 2.2},
-        "agent": {},
-        "tuning": {"n_trials": 4, "trial_max_seconds": 12.0, "trial_max_updates": None,
-                   "min_completed_trials": 2},
-        "evaluation": {"episodes": 100, "gif_max_frames": 200, "latency_samples": 200},
-    },
-    "full": {
-        "train": {"max_seconds": 180.0, "stop_when_solved": False},
-        "agent": {},
-        "tuning": {"n_trials": 20, "trial_max_seconds": 40.0, "trial_max_updates": None,
-                   "min_completed_trials": 10},
-        "evaluation": {"episodes": 100, "gif_max_frames": 300, "latency_samples": 500},
-    },
-}
-
-
 def default_profile() -> Profile:
-    name = os.environ.get("TENNIS_ASSETS_PROFILE", "quick")
-    try:
-        return Profile(name)
-    except ValueError:
-        raise ValueError(f"TENNIS_ASSETS_PROFILE={name!r}: expected one of "
-                         f"{[p.value for p in Profile]}") from None
+    return Profile(settings.profile())
 
 
 def _profile_of(value: Profile | str) -> dict[str, dict[str, Any]]:
@@ -172,11 +137,11 @@ class TrainingConfig(dg.Config):
                                      description="simulator the agents train on")
     algorithm: Algorithm = Algorithm.ddpg
     seed: int = Field(default=0, ge=0)
-    max_seconds: Optional[float] = Field(default=None, description="wall-clock budget")
-    max_updates: Optional[int] = None
-    num_courts: Optional[int] = None
-    eval_every_updates: Optional[int] = None
-    eval_episodes: Optional[int] = None
+    max_seconds: Optional[float] = Field(default=None, gt=0, description="wall-clock budget")
+    max_updates: Optional[int] = Field(default=None, ge=1)
+    num_courts: Optional[int] = Field(default=None, ge=1)
+    eval_every_updates: Optional[int] = Field(default=None, ge=1)
+    eval_episodes: Optional[int] = Field(default=None, ge=1)
     stop_when_solved: Optional[bool] = None
     init_checkpoint: Optional[str] = Field(
         default=None, description="start from these weights: a .safetensors checkpoint path, or "
@@ -185,20 +150,6 @@ class TrainingConfig(dg.Config):
     court: CourtConfig = Field(default_factory=CourtConfig,
                                description="train (and evaluate) on this court; the drift "
                                            "sensor sets it to the court that drifted")
-
-    @field_validator("max_seconds")
-    @classmethod
-    def _positive_seconds(cls, v):
-        if v is not None and not v > 0:
-            raise ValueError(f"max_seconds={v}: must be > 0")
-        return v
-
-    @field_validator("max_updates", "num_courts", "eval_every_updates", "eval_episodes")
-    @classmethod
-    def _positive_int(cls, v, info):
-        if v is not None and v < 1:
-            raise ValueError(f"{info.field_name}={v}: must be >= 1")
-        return v
 
     def train_overrides(self) -> dict[str, Any]:
         values = dict(_profile_of(self.profile)["train"])
@@ -234,13 +185,13 @@ class TuningConfig(dg.Config):
     profile: Profile = Field(default_factory=default_profile)
     environment: Environment = Environment.builtin
     study_name: str = "tennis-ddpg"
-    n_trials: Optional[int] = Field(default=None, description="trials added by this run")
+    n_trials: Optional[int] = Field(default=None, ge=1, description="trials added by this run")
     n_workers: int = Field(default=1, ge=1, le=256,
                            description="parallel worker steps sharing the study; each runs an "
                                        "exact share of n_trials (pool 'training' decides how "
                                        "many run at once)")
-    trial_max_seconds: Optional[float] = None
-    trial_max_updates: Optional[int] = None
+    trial_max_seconds: Optional[float] = Field(default=None, gt=0)
+    trial_max_updates: Optional[int] = Field(default=None, ge=1)
     sampler: Sampler = Sampler.tpe
     pruner: Pruner = Pruner.median
     multi_objective: bool = Field(default=False,
@@ -248,7 +199,7 @@ class TuningConfig(dg.Config):
     params: Optional[list[str]] = Field(default=None,
                                         description="AgentConfig fields to tune (default: all "
                                                     "of tennis_assets.tuning.SEARCH_SPACE)")
-    min_completed_trials: Optional[int] = None
+    min_completed_trials: Optional[int] = Field(default=None, ge=1)
     seed: int = 0
 
     @field_validator("environment")
@@ -270,20 +221,6 @@ class TuningConfig(dg.Config):
                 raise ValueError(f"params {unknown} not in the search space {sorted(SEARCH_SPACE)}")
             if not v:
                 raise ValueError("params: list at least one parameter")
-        return v
-
-    @field_validator("n_trials", "trial_max_updates", "min_completed_trials")
-    @classmethod
-    def _positive_int(cls, v, info):
-        if v is not None and v < 1:
-            raise ValueError(f"{info.field_name}={v}: must be >= 1")
-        return v
-
-    @field_validator("trial_max_seconds")
-    @classmethod
-    def _positive_seconds(cls, v):
-        if v is not None and not v > 0:
-            raise ValueError(f"trial_max_seconds={v}: must be > 0")
         return v
 
     @model_validator(mode="after")
@@ -316,21 +253,15 @@ class EvaluationConfig(dg.Config):
     """How evaluation_report scores a candidate and what the gates demand."""
 
     profile: Profile = Field(default_factory=default_profile)
-    episodes: Optional[int] = Field(default=None, description="greedy episodes (default 100)")
+    episodes: Optional[int] = Field(default=None, ge=1,
+                                    description="greedy episodes (default 100)")
     seed: int = Field(default=0, ge=0, description="offset into the fresh evaluation seeds")
     target_score: float = Field(default=0.5, description="solves_tennis: mean >= this")
     max_latency_ms: float = Field(default=5.0, gt=0,
                                   description="WARN when p95 single-observation latency exceeds")
     gif: bool = True
-    gif_max_frames: Optional[int] = None
-    latency_samples: Optional[int] = None
-
-    @field_validator("episodes", "gif_max_frames", "latency_samples")
-    @classmethod
-    def _positive_int(cls, v, info):
-        if v is not None and v < 1:
-            raise ValueError(f"{info.field_name}={v}: must be >= 1")
-        return v
+    gif_max_frames: Optional[int] = Field(default=None, ge=1)
+    latency_samples: Optional[int] = Field(default=None, ge=1)
 
     def resolved(self) -> dict[str, Any]:
         values = dict(_profile_of(self.profile)["evaluation"])
@@ -350,8 +281,8 @@ class ChallengerConfig(dg.Config):
                                   "rule accepts")
     report_run_id: Optional[str] = Field(
         default=None, description="set by the promotion sensor: the Dagster run of the report")
-    episodes: Optional[int] = Field(default=None, description="fresh episodes of the "
-                                                              "challenger checks' replay")
+    episodes: Optional[int] = Field(default=None, ge=1,
+                                    description="fresh episodes of the challenger checks' replay")
     target_score: float = Field(default=0.5, description="challenger_solves: mean >= this")
     champion_margin: float = Field(default=0.05, ge=0,
                                    description="challenger_not_worse_than_champion: mean >= "
@@ -362,13 +293,6 @@ class ChallengerConfig(dg.Config):
     def _known_partition(cls, v):
         if v is not None and v not in PARTITIONS:
             raise ValueError(f"partition={v!r}: expected one of {list(PARTITIONS)}")
-        return v
-
-    @field_validator("episodes")
-    @classmethod
-    def _positive_episodes(cls, v):
-        if v is not None and v < 1:
-            raise ValueError(f"episodes={v}: must be >= 1")
         return v
 
     def resolved_episodes(self) -> int:
@@ -412,28 +336,13 @@ def _default_rules() -> list[DriftRuleConfig]:
                             min_mean_drop=r.min_mean_drop) for r in DEFAULT_RULES]
 
 
-def production_court_from_env() -> dict[str, Any]:
-    """$TENNIS_ASSETS_COURT: the court production plays on, as JSON of CourtParams fields."""
-    import json
-
-    raw = os.environ.get("TENNIS_ASSETS_COURT", "").strip()
-    if not raw:
-        return {}
-    try:
-        values = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"TENNIS_ASSETS_COURT is not JSON ({exc}): {raw!r}") from None
-    from tennis_assets.sim import CourtParams
-
-    CourtParams.from_dict(values)  # names an unknown or bad field
-    return values
-
-
 class MonitoringConfig(dg.Config):
     """How production_monitoring plays the champion and decides whether its score drifted."""
 
     profile: Profile = Field(default_factory=default_profile)
-    episodes: Optional[int] = Field(default=None, description="greedy episodes (default 100)")
+    episodes: Optional[int] = Field(default=None, ge=10,
+                                    description="greedy episodes (default 100; the drift test "
+                                                "needs at least 10)")
     seed: Optional[int] = Field(default=None, ge=0,
                                 description="episode seed; default: fresh for every run")
     court: CourtConfig = Field(default_factory=CourtConfig,
@@ -446,13 +355,6 @@ class MonitoringConfig(dg.Config):
         default=None, description="where latest.json goes for the policy server's drift "
                                   "metrics (default: <data dir>/monitoring)")
 
-    @field_validator("episodes")
-    @classmethod
-    def _enough_episodes(cls, v):
-        if v is not None and v < 10:
-            raise ValueError(f"episodes={v}: the drift test needs at least 10")
-        return v
-
     @field_validator("rules")
     @classmethod
     def _some_rules(cls, v):
@@ -461,7 +363,7 @@ class MonitoringConfig(dg.Config):
         return v
 
     def court_values(self) -> dict[str, Any]:
-        return self.court.set_values() or production_court_from_env()
+        return self.court.set_values() or settings.production_court()
 
     def resolved_episodes(self) -> int:
         if self.episodes is not None:

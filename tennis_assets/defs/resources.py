@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import urllib.error
 import urllib.request
 from datetime import datetime, timezone
@@ -19,6 +18,7 @@ import dagster as dg
 from pydantic import PrivateAttr
 
 from tennis_assets.redaction import redact_webhook
+from tennis_assets import settings
 from tennis_assets.settings import data_dir
 
 
@@ -45,9 +45,7 @@ class MlflowResource(dg.ConfigurableResource):
     def dagster_run_url(self, run_id: str) -> str:
         """The run's page in the Dagster UI (empty ``dagster_ui_url``:
         ``$TENNIS_ASSETS_DAGSTER_UI_URL``)."""
-        from tennis_assets.settings import dagster_ui_url
-
-        return f"{(self.dagster_ui_url or dagster_ui_url()).rstrip('/')}/runs/{run_id}"
+        return f"{(self.dagster_ui_url or settings.dagster_ui_url()).rstrip('/')}/runs/{run_id}"
 
     def tracker(self):
         if self._tracker is None:
@@ -77,12 +75,7 @@ class OptunaResource(dg.ConfigurableResource):
     storage_url: str = ""
 
     def url(self) -> str:
-        if self.storage_url:
-            return self.storage_url
-        configured = os.environ.get("TENNIS_ASSETS_OPTUNA_STORAGE")
-        if configured:
-            return configured
-        return f"journal:{data_dir() / 'optuna' / 'journal.log'}"
+        return self.storage_url or settings.optuna_storage()
 
     def display(self) -> str:
         """The storage as people may see it (logs, metadata): password masked, and in the form
@@ -101,7 +94,7 @@ class AlertWebhook(dg.ConfigurableResource):
     timeout_s: float = 10.0
 
     def webhook_url(self) -> str:
-        return self.url or os.environ.get("TENNIS_ASSETS_ALERT_WEBHOOK", "")
+        return self.url or settings.alert_webhook()
 
     def log_file(self) -> Path:
         return Path(self.log_path) if self.log_path else data_dir() / "alerts.log"

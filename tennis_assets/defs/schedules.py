@@ -1,15 +1,15 @@
 """Weekly retraining of every candidate and daily drift monitoring of the champion; the crons
 come from $TENNIS_ASSETS_RETRAIN_CRON and $TENNIS_ASSETS_MONITOR_CRON."""
 
-import os
-
 import dagster as dg
+
+from tennis_assets import settings
 
 from .config import PARTITIONS
 from .jobs import monitor, retrain
 
-RETRAIN_CRON = os.environ.get("TENNIS_ASSETS_RETRAIN_CRON", "0 3 * * 1")  # Mondays 03:00
-MONITOR_CRON = os.environ.get("TENNIS_ASSETS_MONITOR_CRON", "0 6 * * *")  # daily 06:00
+RETRAIN_CRON = settings.retrain_cron()
+MONITOR_CRON = settings.monitor_cron()
 
 
 @dg.schedule(job=retrain, cron_schedule=RETRAIN_CRON, execution_timezone="UTC",

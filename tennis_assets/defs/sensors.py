@@ -7,10 +7,10 @@ ticks pass, and nothing that happened between ticks is skipped.
 
 
 import json
-import os
 
 import dagster as dg
 
+from tennis_assets import settings
 from tennis_assets.workflow.promotion import Champion, Evidence, decide
 
 from .config import PARTITIONS
@@ -20,7 +20,7 @@ from .jobs import monitor, promote, retrain
 REPORT_KEY = dg.AssetKey("evaluation_report")
 PRODUCTION_KEY = dg.AssetKey("production_model")
 MONITORING_KEY = dg.AssetKey("production_monitoring")
-SEVERITY_ORDER = ("warning", "critical")
+SEVERITY_ORDER = settings.DRIFT_SEVERITIES
 
 
 def _meta(record, name: str, default=None):
@@ -104,25 +104,13 @@ def monitor_new_champion(context: dg.SensorEvaluationContext):
     return dg.SensorResult(run_requests=requests, cursor=result.cursor or context.cursor)
 
 
-def retrain_min_severity() -> str | None:
-    """$TENNIS_ASSETS_RETRAIN_ON_DRIFT: the least severe drift that retrains (warning, the
-    default, or critical), or off."""
-    value = os.environ.get("TENNIS_ASSETS_RETRAIN_ON_DRIFT", "warning").strip().lower()
-    if value == "off":
-        return None
-    if value not in SEVERITY_ORDER:
-        raise ValueError(f"TENNIS_ASSETS_RETRAIN_ON_DRIFT={value!r}: expected one of "
-                         f"{list(SEVERITY_ORDER) + ['off']}")
-    return value
-
-
 @dg.sensor(job=retrain, minimum_interval_seconds=30,
            default_status=dg.DefaultSensorStatus.RUNNING,
            description="For each production_monitoring result that drifted, retrain the "
                        "champion's candidate on the drifted court, warm-started from the "
                        "champion; its evaluation's gates and the promotion sensor decide the rest.")
 def retrain_on_drift(context: dg.SensorEvaluationContext):
-    minimum = retrain_min_severity()
+    minimum = settings.retrain_on_drift()
     result = context.instance.fetch_materializations(MONITORING_KEY, limit=100,
                                                      cursor=context.cursor, ascending=True)
     requests, skipped = [], []

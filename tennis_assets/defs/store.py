@@ -9,28 +9,19 @@ JSON, histories are CSV.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
 
+from tennis_assets.files import atomic_write_text, to_json
 from tennis_assets.settings import data_dir
 
 
 def _root(base_dir: str, default: str) -> Path:
     # Resolved per call, not at import: the data directory may be set after Definitions load.
     return Path(base_dir).expanduser() if base_dir else data_dir() / default
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
 
 
 @dataclass
@@ -97,7 +88,7 @@ class ModelStore(dg.ConfigurableResource):
 
     def write_latest_report(self, partition: str, report: dict[str, Any]) -> None:
         atomic_write_text(self._latest_path(partition),
-                          json.dumps(report, indent=2, default=_json_default))
+                          to_json(report, indent=2))
 
     def latest_reports(self) -> dict[str, dict[str, Any]]:
         """The newest evaluation report of each candidate partition that has one."""
@@ -113,7 +104,7 @@ class ModelStore(dg.ConfigurableResource):
     def write_production(self, value: dict[str, Any]) -> Path:
         """A pointer to the champion for readers without MLflow (the serving layer)."""
         path = self.root() / "production" / "champion.json"
-        atomic_write_text(path, json.dumps(value, indent=2, default=_json_default))
+        atomic_write_text(path, to_json(value, indent=2))
         return path
 
 
@@ -141,7 +132,7 @@ class JsonIOManager(dg.ConfigurableIOManager):
         else:
             doc = {"__type__": "json", "value": obj}
         atomic_write_text(self._path(context.asset_key, partition),
-                          json.dumps(doc, indent=2, default=_json_default))
+                          to_json(doc, indent=2))
 
     def _read(self, path: Path) -> Any:
         doc = json.loads(path.read_text())
@@ -174,18 +165,3 @@ class JsonIOManager(dg.ConfigurableIOManager):
             # e.g. the baseline candidate runs whether or not a study exists yet.
             return self.read_optional(key, None)
         return self.read(key, None)
-
-
-def _json_default(value: Any) -> Any:
-    try:
-        import numpy as np
-
-        if isinstance(value, np.generic):
-            return value.item()
-        if isinstance(value, np.ndarray):
-            return value.tolist()
-    except ImportError:
-        pass
-    if isinstance(value, Path):
-        return str(value)
-    raise TypeError(f"{type(value).__name__} is not JSON serialisable")

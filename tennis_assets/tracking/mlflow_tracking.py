@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
+from tennis_assets import settings
 from tennis_assets.settings import data_dir, database_url
 
 from .tracker import finite_metrics, flatten
@@ -35,12 +36,7 @@ _BATCH = 1000
 
 
 def default_tracking_uri() -> str:
-    configured = os.environ.get("MLFLOW_TRACKING_URI")
-    if configured:
-        return configured
-    root = data_dir() / "mlflow"
-    root.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{root / 'mlflow.db'}"
+    return settings.mlflow_tracking_uri()
 
 
 def default_artifact_root() -> str:
@@ -174,13 +170,12 @@ class MlflowTracker:
 
     def __init__(self, tracking_uri: str | None = None, experiment: str = "tennis-assets",
                  ui_url: str | None = None, artifact_root: str | None = None) -> None:
-        # Progress bars on every artifact download would flood Dagster's captured logs.
-        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+        settings.quiet_mlflow_downloads()
         from mlflow.tracking import MlflowClient
 
         self.tracking_uri = database_url(tracking_uri or default_tracking_uri())
         self.experiment = experiment
-        self.ui_url = (ui_url or os.environ.get("MLFLOW_UI_URL") or
+        self.ui_url = (ui_url or settings.mlflow_ui_url() or
                        (self.tracking_uri if self.tracking_uri.startswith("http")
                         else "http://127.0.0.1:5000")).rstrip("/")
         self.artifact_root = artifact_root

@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
+from tennis_assets import settings
 from tennis_assets.settings import data_dir
 
 from .tracker import finite_metrics, flatten
@@ -22,7 +23,7 @@ def resolve_mode(mode: str) -> str:
     if mode not in MODES:
         raise ValueError(f"wandb mode={mode!r}: expected one of {MODES}")
     if mode == "auto":
-        return "online" if os.environ.get("WANDB_API_KEY") else "offline"
+        return "online" if settings.wandb_has_key() else "offline"
     return mode
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open, save_file
 
 from tennis_assets.agents import AgentConfig, Learner, make_learner
+from tennis_assets.files import atomic_write
 
 FORMAT = "tennis-assets-checkpoint"
 FORMAT_VERSION = 1
@@ -33,28 +33,6 @@ class CheckpointError(ValueError):
 
 def sidecar_path(path: str | os.PathLike) -> Path:
     return Path(path).with_suffix(".json")
-
-
-def _atomic_write(path: Path, write) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        # mkstemp (and safetensors' own writer) create 0600; a checkpoint should get the
-        # permissions any other file in the folder gets.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
 
 
 def save_checkpoint(path: str | os.PathLike, learner: Learner, *,
@@ -83,8 +61,8 @@ def save_checkpoint(path: str | os.PathLike, learner: Learner, *,
         if not k.startswith("extra."):
             raise ValueError(f"save_checkpoint: extra tensor name {k!r} must start with 'extra.'")
         tensors[k] = v.detach().cpu().contiguous().clone()
-    _atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata={_META_KEY: text}))
-    _atomic_write(sidecar_path(path),
+    atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata={_META_KEY: text}))
+    atomic_write(sidecar_path(path),
                   lambda tmp: Path(tmp).write_text(json.dumps(doc, indent=2, sort_keys=True)))
     return path
 

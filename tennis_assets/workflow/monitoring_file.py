@@ -16,11 +16,12 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+
+from tennis_assets.files import atomic_write_text
 
 SEVERITIES = {"none": 0, "warning": 1, "critical": 2}
 
@@ -99,15 +100,7 @@ def write_result(out_dir: str | os.PathLike, value: dict[str, Any]) -> Path:
     """latest.json (replaced atomically) and a line in the append-only history.jsonl."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    latest = out / "latest.json"
-    fd, tmp = tempfile.mkstemp(prefix=".latest.json.", dir=out)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(json.dumps(value, indent=2, default=str))
-        os.replace(tmp, latest)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    latest = atomic_write_text(out / "latest.json", json.dumps(value, indent=2, default=str))
     with open(out / "history.jsonl", "a") as f:
         f.write(json.dumps({k: v for k, v in value.items() if k != "scores"}, default=str)
                 + "\n")

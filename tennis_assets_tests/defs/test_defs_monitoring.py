@@ -179,20 +179,6 @@ def test_drift_rules_are_validated():
         MonitoringConfig(court={"gravity": 9.81})
 
 
-def test_retrain_threshold_from_environment(monkeypatch):
-    from tennis_assets.defs.sensors import retrain_min_severity
-
-    monkeypatch.delenv("TENNIS_ASSETS_RETRAIN_ON_DRIFT", raising=False)
-    assert retrain_min_severity() == "warning"
-    monkeypatch.setenv("TENNIS_ASSETS_RETRAIN_ON_DRIFT", "Critical")
-    assert retrain_min_severity() == "critical"
-    monkeypatch.setenv("TENNIS_ASSETS_RETRAIN_ON_DRIFT", "off")
-    assert retrain_min_severity() is None
-    monkeypatch.setenv("TENNIS_ASSETS_RETRAIN_ON_DRIFT", "sometimes")
-    with pytest.raises(ValueError, match="TENNIS_ASSETS_RETRAIN_ON_DRIFT"):
-        retrain_min_severity()
-
-
 def test_daily_monitoring_schedule():
     from datetime import datetime, timezone
 

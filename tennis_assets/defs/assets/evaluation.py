@@ -2,11 +2,12 @@
 (tennis_assets.workflow.evaluation) side by side with the champion; this asset adds the
 registry lookup, MLflow tracking, metadata and the gates."""
 
-import json
 import tempfile
 from typing import Any
 
 import dagster as dg
+
+from tennis_assets.files import atomic_write_json
 
 from ..config import Environment, EvaluationConfig
 from ..environment import UnityEnvironmentResource
@@ -120,7 +121,7 @@ def evaluation_report(context: dg.AssetExecutionContext, config: EvaluationConfi
                          "gates_passed": report["gates_passed"]})
         run.set_tags({f"gate.{k}": v for k, v in report["gates"].items()})
         report["mlflow_run_id"], report["mlflow_run_url"] = run.run_id, run.url
-        (out_dir / "report.json").write_text(json.dumps(report, indent=2))
+        atomic_write_json(out_dir / "report.json", report)
         for path in (out_dir / "report.json", *judged.paths.values()):
             run.log_artifact(path, "evaluation")
 

@@ -19,6 +19,7 @@ from typing import Any
 import dagster as dg
 from pydantic import Field
 
+from tennis_assets.files import atomic_write_json
 from tennis_assets.redaction import redact_url
 
 from ..config import TuningConfig
@@ -49,11 +50,7 @@ class _JsonHandoff(dg.IOManager):
         return self.root.joinpath(*context.get_identifier()).with_suffix(".json")
 
     def handle_output(self, context: dg.OutputContext, obj: Any) -> None:
-        path = self._path(context)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(obj))
-        tmp.replace(path)
+        atomic_write_json(self._path(context), obj)
 
     def load_input(self, context: dg.InputContext) -> Any:
         return json.loads(self._path(context.upstream_output).read_text())
@@ -73,15 +70,15 @@ def create_study(context: dg.OpExecutionContext, config: TuningConfig,
                  optuna_storage: OptunaResource):
     from tennis_assets import tuning
 
-    settings = config.resolved()
+    n_trials = config.resolved()["n_trials"]
     url = optuna_storage.url()
     # Created here, once, so that workers only ever join it (no race to create tables or study).
     study = tuning.open_study(config.study_name, url, seed=config.seed, **_study_args(config))
     if tuning.enqueue_baseline(study, config.build()[0], config.params):
         context.log.info("new study: its first trial is the baseline configuration")
-    shares = tuning.split_trials(settings["n_trials"], config.n_workers)
+    shares = tuning.split_trials(n_trials, config.n_workers)
     context.log.info(f"study {config.study_name!r} in {optuna_storage.display()}: "
-                     f"{settings['n_trials']} more trial(s) in {len(shares)} worker(s) of "
+                     f"{n_trials} more trial(s) in {len(shares)} worker(s) of "
                      f"{shares}")
     for worker, n in enumerate(shares):
         # The batch is the run that asked for the trials: a re-execution of a failed worker
@@ -129,72 +126,46 @@ def summarize_study(context: dg.OpExecutionContext, config: TuningConfig,
     from tennis_assets import tuning
     from tennis_assets.tracking import run_tags
 
-    settings = config.resolved()
-    url = optuna_storage.url()
-    study = tuning.open_study(config.study_name, url, seed=config.seed, create=False,
-                              **_study_args(config))
-    reported = sorted(n for w in workers for n in w["trials"])
-    batch = workers[0]["batch"]
-    numbers = sorted(t.number for t in tuning.batch_trials(study, batch))
-    requested = sum(w["n_trials"] for w in workers)
-    # Exactly the trials asked for, each run by one worker: none lost, none run twice.
-    if len(numbers) != requested or numbers != reported or \
-            len({w["worker"] for w in workers}) != len(workers):
-        raise dg.Failure(f"trial accounting: {requested} requested, the study holds "
-                         f"{numbers} for this run, workers reported {reported}",
-                         metadata={"workers": dg.MetadataValue.json(workers)})
-    frame = tuning.trials_frame(study)
-    best = tuning.best_trial(study)
-    complete = len(tuning.complete_trials(study))
-    pruned = int((frame["state"] == "PRUNED").sum()) if len(frame) else 0
-    scores = [v for v in frame["score"].tolist() if v is not None]
-
-    tags = run_tags(context.run.run_id, asset="tuning_study")
-    with mlflow.start_run("tuning_study", tags) as run:
-        run.log_params({"study_name": config.study_name, "storage": optuna_storage.display(),
+    resolved = config.resolved()
+    study = tuning.open_study(config.study_name, optuna_storage.url(), seed=config.seed,
+                              create=False, **_study_args(config))
+    try:
+        tuning.check_batch(study, workers[0]["batch"], workers)
+    except ValueError as exc:
+        raise dg.Failure(str(exc), metadata={"workers": dg.MetadataValue.json(workers)}) from None
+    summary = tuning.summarize(study, workers[0]["batch"])
+    storage = optuna_storage.display()
+    with mlflow.start_run("tuning_study", run_tags(context.run.run_id, asset="tuning_study")) as run:
+        run.log_params({"study_name": config.study_name, "storage": storage,
                         "sampler": config.sampler.value, "pruner": config.pruner.value,
-                        "multi_objective": config.multi_objective, **settings,
+                        "multi_objective": config.multi_objective, **resolved,
                         "n_workers": len(workers),
                         "params": ",".join(config.params or sorted(tuning.SEARCH_SPACE))})
-        run.log_series("trial_score", [float(s) for s in scores])
-        run.log_metrics({"best_score": best.values[0] if best else float("nan"),
-                         "complete_trials": complete, "pruned_trials": pruned})
+        run.log_series("trial_score", [t.values[0] for t in tuning.complete_trials(study)])
+        run.log_metrics({"best_score": summary["best_score"] or float("nan"),
+                         "complete_trials": summary["n_complete"],
+                         "pruned_trials": summary["n_pruned"]})
         with tempfile.TemporaryDirectory() as tmp:
-            history_png = tuning.plot_history(study, Path(tmp) / "optimization_history.png")
-            importance_png = tuning.plot_importances(study, Path(tmp) / "param_importances.png")
-            csv = Path(tmp) / "trials.csv"
-            frame.to_csv(csv, index=False)
-            for path in (history_png, importance_png, csv):
+            report = tuning.write_report(study, tmp)
+            for path in report.values():
                 if path is not None:
                     run.log_artifact(path)
-            history_md = image_md(history_png, "optimization history")
-            importance_md = image_md(importance_png, "parameter importances")
+            pictures = {name: image_md(report[name], name.replace("_", " "))
+                        for name in ("optimization_history", "param_importances")}
 
-    run_complete = sum(1 for t in tuning.batch_trials(study, batch)
-                       if t.state.name == "COMPLETE")
-    value = {
-        "study_name": config.study_name, "storage": optuna_storage.display(),
-        "best_params": dict(best.params) if best else {},
-        "best_score": float(best.values[0]) if best else None,
-        "best_trial": best.number if best else None,
-        "n_trials": len(frame), "n_complete": complete, "n_pruned": pruned,
-        "min_completed_trials": settings["min_completed_trials"],
-        "multi_objective": config.multi_objective, "mlflow_run_id": run.run_id,
-        "n_workers": len(workers), "run_trials": numbers, "run_complete": run_complete,
-    }
+    value = {"study_name": config.study_name, "storage": storage, **summary,
+             "min_completed_trials": resolved["min_completed_trials"],
+             "multi_objective": config.multi_objective, "mlflow_run_id": run.run_id,
+             "n_workers": len(workers)}
     return dg.Output(value, metadata={
-        "best_score": dg.MetadataValue.float(value["best_score"] or 0.0),
+        "best_score": dg.MetadataValue.float(round(summary["best_score"] or 0.0, 4)),
         "best_params": dg.MetadataValue.json(value["best_params"]),
-        "trials": dg.MetadataValue.int(len(frame)),
-        "complete_trials": dg.MetadataValue.int(complete),
-        "pruned_trials": dg.MetadataValue.int(pruned),
-        "run_trials": dg.MetadataValue.int(len(numbers)),
+        "trials": summary["n_trials"], "complete_trials": summary["n_complete"],
+        "pruned_trials": summary["n_pruned"], "run_trials": len(summary["run_trials"]),
+        "run_complete_trials": summary["run_complete"],
         "workers": dg.MetadataValue.json(sorted(workers, key=lambda w: w["worker"])),
-        "summary": frame_md(frame),
-        "optimization_history": history_md,
-        "param_importances": importance_md,
-        "run_complete_trials": dg.MetadataValue.int(run_complete),
-        "storage": dg.MetadataValue.text(optuna_storage.display()),
+        "summary": frame_md(tuning.trials_frame(study)), **pictures,
+        "storage": dg.MetadataValue.text(storage),
         "mlflow_run": dg.MetadataValue.url(run.url) if run.url else dg.MetadataValue.text("-"),
         "mlflow_run_id": dg.MetadataValue.text(run.run_id),
     })
