@@ -57,7 +57,8 @@ def materialize_all(profile: str = "quick", instance=None,
 
     if instance is None:
         ensure_dagster_home()
-        instance = dg.DagsterInstance.get()
+        with dg.DagsterInstance.get() as instance:
+            return materialize_all(profile, instance, extra_config, partitions)
     ops = run_config(profile, extra_config)["ops"]
     plan = [("tune", None, ["tuning_study"])] if "tuned" in partitions else []
     plan += [("retrain", p, ["trained_agents", "evaluation_report"]) for p in partitions]

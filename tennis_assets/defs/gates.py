@@ -12,12 +12,12 @@ The challenger's checks run before the ``champion`` alias moves (see assets/prom
 
 from __future__ import annotations
 
-import math
 import warnings
 from typing import Any
 
 import dagster as dg
 
+from tennis_assets.workflow.evaluation import BLOCKING_GATES
 from tennis_assets.workflow.promotion import compare_with_champion
 
 from .partitions import agent_partitions
@@ -52,7 +52,7 @@ latency_under_threshold = _spec("latency_under_threshold", REPORT, False,
                                 "p95 latency of one greedy decision stays under the threshold "
                                 "(warning only).")
 
-BLOCKING_REPORT_CHECKS = ("solves_tennis",)
+BLOCKING_REPORT_CHECKS = BLOCKING_GATES
 
 
 def check_weights(learner, partition: str) -> dg.AssetCheckResult:
@@ -78,17 +78,6 @@ def check_history(history, eval_history, partition: str) -> dg.AssetCheckResult:
         metadata={"partition": partition, "episodes": len(history),
                   "nan_episode_scores": nan_scores, "evaluations": len(eval_history),
                   "nan_greedy_means": nan_evals})
-
-
-def report_gates(report: dict[str, Any], target: float, max_latency_ms: float
-                 ) -> dict[str, bool]:
-    mean = report["evaluation"]["mean"]
-    champion = report.get("champion") or {}
-    return {
-        "solves_tennis": bool(math.isfinite(mean) and mean >= target - 1e-9),
-        "beats_champion": compare_with_champion(mean, champion.get("mean")).promote,
-        "latency_under_threshold": bool(report["latency"]["p95_ms"] <= max_latency_ms),
-    }
 
 
 def report_check_results(report: dict[str, Any], target: float, max_latency_ms: float

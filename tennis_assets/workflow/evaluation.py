@@ -6,6 +6,7 @@ the Dagster evaluation report alike)."""
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +15,8 @@ from typing import Any
 import numpy as np
 
 EVALUATION_FILES = {"histogram": "score_histogram.png", "rally": "rally.gif"}
+# The gates whose failure means a broken candidate (its run fails); the others are findings.
+BLOCKING_GATES = ("solves_tennis",)
 
 
 def score_histogram(scores: np.ndarray) -> dict[str, int]:
@@ -123,3 +126,60 @@ def evaluate_candidate(learner, out_dir: str | Path, *, label: str, episodes: in
 
 def _same_game(a, b) -> bool:
     return (a.config.obs_size, a.config.action_size) == (b.config.obs_size, b.config.action_size)
+
+
+def report_gates(report: dict[str, Any], target: float, max_latency_ms: float
+                 ) -> dict[str, bool]:
+    """The quality gates of an evaluation report: it solves (mean >= target), it beats the
+    champion on the same episodes (the promotion rule's comparison), its p95 latency is under
+    the threshold."""
+    from tennis_assets.workflow.promotion import compare_with_champion
+
+    mean = report["evaluation"]["mean"]
+    champion = report.get("champion") or {}
+    return {
+        "solves_tennis": bool(math.isfinite(mean) and mean >= target - 1e-9),
+        "beats_champion": compare_with_champion(mean, champion.get("mean")).promote,
+        "latency_under_threshold": bool(report["latency"]["p95_ms"] <= max_latency_ms),
+    }
+
+
+def candidate_report(judged: CandidateEvaluation, *, partition: str, court: dict[str, Any],
+                     target: float, max_latency_ms: float, champion: dict[str, Any] | None,
+                     **context: Any) -> dict[str, Any]:
+    """The evaluation report of one candidate: what ``evaluate_candidate`` measured, the
+    champion it was compared with, the gates and whether the blocking ones passed. ``context``
+    (the runs and files it came from) is kept as given."""
+    report: dict[str, Any] = {
+        "partition": partition, "court": court, **context,
+        "evaluation": judged.block, "latency": judged.latency, "champion": champion,
+        "rally": judged.rally,
+    }
+    report["gates"] = report_gates(report, target, max_latency_ms)
+    report["gates_passed"] = all(report["gates"][name] for name in BLOCKING_GATES)
+    return report
+
+
+def track_report(run, report: dict[str, Any], judged: CandidateEvaluation,
+                 out_dir: str | Path) -> Path:
+    """Record a candidate report in a tracker run (params, per-episode scores, metrics, gates
+    as tags, the report and its pictures as artifacts); the report learns its run's id and URL
+    and is written to ``out_dir``/report.json."""
+    from tennis_assets.files import atomic_write_json
+
+    ev, champion = judged.evaluation, report.get("champion")
+    run.log_params({"episodes": ev.episodes, "seed": report["evaluation"]["seed"],
+                    "court": report["court"], "target_score": ev.threshold,
+                    "candidate_run_id": report["candidate"]["train_mlflow_run_id"],
+                    "champion_version": champion["version"] if champion else None})
+    run.log_series("episode_score", [float(s) for s in ev.scores])
+    run.log_metrics({"mean": ev.mean, "median": ev.median, "std": ev.std, "solved": ev.solved,
+                     "latency_p95_ms": judged.latency["p95_ms"],
+                     "champion_mean": champion["mean"] if champion else None,
+                     "gates_passed": report["gates_passed"]})
+    run.set_tags({f"gate.{k}": v for k, v in report["gates"].items()})
+    report["mlflow_run_id"], report["mlflow_run_url"] = run.run_id, run.url
+    path = atomic_write_json(Path(out_dir) / "report.json", report)
+    for artifact in (path, *judged.paths.values()):
+        run.log_artifact(artifact, "evaluation")
+    return path

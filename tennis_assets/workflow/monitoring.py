@@ -8,8 +8,10 @@ version it describes."""
 from __future__ import annotations
 
 import json
+import zlib
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any, Sequence
 
 # Seeds of monitoring episodes: a range of their own, away from training, model selection
@@ -52,6 +54,26 @@ class MonitoringOutcome:
                 "court_source": court_source, "seed": seed,
                 "baseline_source": self.baseline_source, **links, **self.drift.summary(),
                 "scores": [round(float(s), 2) for s in self.evaluation.scores]}
+
+    def track(self, run, folder: str | Path, *, title: str, params: dict[str, Any]) -> Path:
+        """Record this outcome in a tracker run (params, per-episode scores, the drift test's
+        figures) with a picture of both score distributions, which is returned."""
+        from tennis_assets.training.plots import plot_score_drift
+
+        plot = plot_score_drift(self.evaluation.scores, self.baseline,
+                                Path(folder) / "score_drift.png", title=title)
+        run.log_params({**params, "baseline_source": self.baseline_source})
+        run.log_series("episode_score", [float(s) for s in self.evaluation.scores])
+        run.log_metrics({k: v for k, v in self.drift.summary().items()
+                         if isinstance(v, (int, float)) and not isinstance(v, bool)})
+        run.log_metrics({"drifted": float(self.drift.drifted)})
+        run.log_artifact(plot)
+        return plot
+
+
+def monitoring_seed(run_id: str) -> int:
+    """Fresh episodes for every monitoring run, reproducible from its run id."""
+    return MONITOR_SEED_BASE + zlib.crc32(run_id.encode()) % 100_000_000
 
 
 def monitor_champion(learner, baseline: Sequence[float] | None, court: dict[str, Any],

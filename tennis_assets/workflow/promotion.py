@@ -10,9 +10,10 @@ Staging to production: a candidate that ``decide`` accepts becomes the registry'
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
-from typing import Iterable
+from typing import Any, Callable, Iterable
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,18 @@ class Evidence:
     compared_version: str | None  # the champion it played against (None: there was none)
     champion_mean: float | None  # that champion's mean on the very same episodes
     report_run_id: str | None = None
+
+    @classmethod
+    def from_report(cls, report: dict[str, Any]) -> "Evidence":
+        """From an evaluation report (the evaluation_report asset's value)."""
+        champion = report.get("champion") or {}
+        return cls(partition=report["partition"],
+                   train_run_id=report["candidate"]["train_mlflow_run_id"],
+                   mean=float(report["evaluation"]["mean"]),
+                   blocking_gates_passed=bool(report.get("gates_passed")),
+                   compared_version=champion.get("version"),
+                   champion_mean=champion.get("mean"),
+                   report_run_id=report["dagster_run_id"])
 
 
 @dataclass(frozen=True)
@@ -115,3 +128,64 @@ def confirm(mean: float, finite_actions: bool, champion_mean: float | None, targ
                       f"mean {mean:.3f} vs champion {champion_mean:.3f} (margin {margin})"),
     }
     return Confirmation(plays, solves, not_worse, mean, champion_mean, reasons)
+
+
+def version_record(report: dict[str, Any], run_id: str, mlflow_run_url: Callable[[str], str],
+                   dagster_run_url: Callable[[str], str]) -> tuple[dict[str, Any], str]:
+    """(tags, description) of the model version registered from ``report`` by Dagster run
+    ``run_id``: the court it was judged on, its partition, the evaluation's seed, episodes and
+    score, and links to the runs that trained, judged and registered it."""
+    ev, candidate = report["evaluation"], report["candidate"]
+    court = report.get("court") or {}
+    tags = {"partition": report["partition"], "court": json.dumps(court),
+            "eval_mean": round(ev["mean"], 4), "eval_episodes": ev["episodes"],
+            "eval_seed": ev["seed"], "eval_mlflow_run_id": report.get("mlflow_run_id"),
+            "eval_mlflow_run_url": report.get("mlflow_run_url"),
+            "train_mlflow_run_url": mlflow_run_url(candidate["train_mlflow_run_id"]),
+            "report_dagster_run_id": report["dagster_run_id"],
+            "report_dagster_run_url": dagster_run_url(report["dagster_run_id"]),
+            "train_dagster_run_id": candidate["train_dagster_run_id"],
+            "dagster_run_id": run_id, "dagster_run_url": dagster_run_url(run_id)}
+    description = (f"{report['partition']} candidate: greedy mean {ev['mean']:.3f} over "
+                   f"{ev['episodes']} fresh episodes (seed {ev['seed']}) on court "
+                   f"{court or 'default'}; Dagster run "
+                   f"{dagster_run_url(report['dagster_run_id'])}")
+    return tags, description
+
+
+def replay_registered(tracker, name: str, version: str, court: dict[str, Any], episodes: int,
+                      seed: int, target: float, margin: float, workdir: str) -> Confirmation:
+    """Load the ``challenger`` (which must be ``version``) and the champion through their
+    registered MLflow models, play both on the same fresh episodes and court, and ``confirm``.
+    Raises when the challenger cannot be loaded or played at all."""
+    info = tracker.champion(name, "challenger")
+    if info is None or info.version != version:
+        raise RuntimeError(f"alias challenger points at {info.version if info else 'nothing'}, "
+                           f"not v{version}")
+    ev, finite = play_model(tracker.load_policy(info, workdir), court, episodes, seed)
+    champion_mean, champion = None, tracker.champion(name)
+    if champion is not None:
+        champion_mean = play_model(tracker.load_policy(champion, f"{workdir}/champion"), court,
+                                   episodes, seed)[0].mean
+    return confirm(ev.mean, finite, champion_mean, target, margin)
+
+
+def play_model(model, court: dict[str, Any], episodes: int, seed: int):
+    """Greedy episodes through a model with ``predict`` (an MLflow pyfunc); (EvalResult, all
+    actions finite). A non-finite or misshapen action plays as zeros and is reported."""
+    import numpy as np
+
+    from tennis_assets.sim import CourtParams
+    from tennis_assets.training import evaluate
+
+    finite = True
+
+    def act(obs):
+        nonlocal finite
+        actions = np.asarray(model.predict(obs.astype(np.float32)), dtype=np.float32)
+        if actions.shape != (obs.shape[0], 2, 2) or not np.isfinite(actions).all():
+            finite = False
+            return np.zeros((obs.shape[0], 2, 2), dtype=np.float32)
+        return actions
+
+    return evaluate(act, episodes=episodes, seed=seed, params=CourtParams(**court)), finite

@@ -4,7 +4,7 @@ fails, the sensor retrains on that court, and the gates judge the result on that
 One scenario on a real Dagster instance and real MLflow (SQLite), run once per module:
   A  retrain[baseline] warm-started from a solved checkpoint, then promoted -> champion v1
   M0 production_monitoring on the unchanged court                          -> no drift
-  M1 production_monitoring on a court with doubled gravity                 -> drift
+  M1 production_monitoring on a court of 50-decision matches             -> drift
   S  retrain_on_drift sensor tick                                          -> one request (M1)
   R  that request executed (tiny budget)                                   -> evaluated on the
                                                                               drifted court
@@ -19,7 +19,11 @@ from conftest import all_defs, make_resources, materialize
 pytestmark = pytest.mark.slow
 
 MODEL = "tennis-policy-monitoring"
-DOUBLE_GRAVITY = {"gravity": -19.62}
+# Production plays short matches: a rally hit takes a player tens of decisions, so no policy can
+# score much above 0.2 in 50, against the 1.5+ the champion earned on full episodes. A physics
+# change (doubled gravity) is not a drift for every policy: one CI checkpoint scored 2.10 there
+# against 1.64 on the default court.
+DRIFTED_COURT = {"max_decisions": 50}
 
 
 def _monitor(instance, resources, root, court=None, seed=11):
@@ -58,7 +62,7 @@ def scenario(tmp_path_factory, mlflow_uri, good_checkpoint):
                                   raise_on_error=False)
         out["M0"] = _monitor(instance, resources, root)
         out["latest_M0"] = json.loads((root / "monitoring/latest.json").read_text())
-        out["M1"] = _monitor(instance, resources, root, DOUBLE_GRAVITY)
+        out["M1"] = _monitor(instance, resources, root, DRIFTED_COURT)
         out["latest_M1"] = json.loads((root / "monitoring/latest.json").read_text())
         # The repository lets the tick resolve the retrain job's partitions.
         out["S"] = retrain_on_drift.evaluate_tick(
@@ -108,12 +112,12 @@ def test_unchanged_court_does_not_drift(scenario):
     assert scenario["latest_M0"]["drifted"] is False
 
 
-def test_doubled_gravity_drifts_and_fails_the_check(scenario):
+def test_short_matches_drift_and_fail_the_check(scenario):
     result = scenario["M1"]
     assert result.success  # a drifted champion is a finding, not a failed run
     value = _value(result)
     assert value["drifted"] and value["severity"] in ("warning", "critical")
-    assert value["court"]["gravity"] == pytest.approx(-19.62)
+    assert value["court"]["max_decisions"] == 50
     assert value["mean"] < value["baseline_mean"] - 0.1
     assert value["p_value"] < 0.01
     check = _check(result)
@@ -138,7 +142,7 @@ def test_sensor_retrains_only_the_drifted_court_once(scenario):
     request = requests[0]
     assert request.partition_key == "baseline"
     config = request.run_config["ops"]["trained_agents"]["config"]
-    assert config["court"] == DOUBLE_GRAVITY
+    assert config["court"] == DRIFTED_COURT
     assert config["init_checkpoint"] == "champion"
     assert request.tags["trigger"] == "retrain_on_drift"
     assert request.tags["monitoring_run_id"] == scenario["M1"].run_id
@@ -148,7 +152,7 @@ def test_sensor_retrains_only_the_drifted_court_once(scenario):
 def test_retraining_runs_and_is_judged_on_the_drifted_court(scenario):
     result = scenario["R"]
     agent = result.output_for_node("trained_agents")
-    assert agent.train_config["court"] == DOUBLE_GRAVITY
+    assert agent.train_config["court"] == DRIFTED_COURT
     assert agent.extra["resource_usage"]["cpu_seconds"] > 0
     report = result.output_for_node("evaluation_report")
     assert report["champion"]["version"] == "1"

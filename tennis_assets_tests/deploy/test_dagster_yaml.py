@@ -212,8 +212,10 @@ def test_gpu_container_context_adds_a_device_request(tmp_path, monkeypatch):
 
 def test_local_instance_loads_and_runs_a_pooled_asset(tmp_path):
     home = _home(tmp_path, LOCAL)
-    instance = dg.DagsterInstance.from_config(str(home))
-    try:
+    # Entered, as Dagster's own tools do: entering makes this instance's definitions-state
+    # storage the current one, so loading the asset's definitions never resolves the storage
+    # of an instance an earlier test left behind (CI saw 'undefined DagsterInstance weakref').
+    with dg.DagsterInstance.from_config(str(home)) as instance:
         assert instance.run_retries_enabled and instance.run_retries_max_retries == 1
         assert instance.run_retries_retry_on_asset_or_op_failure is False
         assert type(instance.run_coordinator).__name__ == "QueuedRunCoordinator"
@@ -229,8 +231,6 @@ def test_local_instance_loads_and_runs_a_pooled_asset(tmp_path):
         result = dg.materialize([pooled], instance=instance)
         assert result.success
         assert instance.get_latest_materialization_event(dg.AssetKey("pooled")) is not None
-    finally:
-        instance.dispose()
 
 
 def test_workspaces_load_as_dagster_reads_them():

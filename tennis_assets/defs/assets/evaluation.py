@@ -7,12 +7,11 @@ from typing import Any
 
 import dagster as dg
 
-from tennis_assets.files import atomic_write_json
 
 from ..config import Environment, EvaluationConfig
 from ..environment import UnityEnvironmentResource
-from ..gates import (BLOCKING_REPORT_CHECKS, beats_champion, latency_under_threshold,
-                     report_check_results, report_gates, solves_tennis)
+from ..gates import (beats_champion, latency_under_threshold, report_check_results,
+                     solves_tennis)
 from ..metadata import image_md, rounded, run_link, table_md
 from ..partitions import agent_partitions
 from ..resources import MlflowResource
@@ -59,7 +58,8 @@ def evaluation_report(context: dg.AssetExecutionContext, config: EvaluationConfi
     from tennis_assets.sim import CourtParams
     from tennis_assets.tracking import run_tags
     from tennis_assets.training import final_seed
-    from tennis_assets.workflow.evaluation import evaluate_candidate
+    from tennis_assets.workflow.evaluation import (candidate_report, evaluate_candidate,
+                                                   track_report)
 
     partition = context.partition_key
     settings = config.resolved()
@@ -88,42 +88,26 @@ def evaluation_report(context: dg.AssetExecutionContext, config: EvaluationConfi
     if info is not None and champion is None:
         context.log.warning(f"champion v{info.version} plays another game: not compared")
 
-    report: dict[str, Any] = {
-        "partition": partition, "court": court,
-        "environment": trained_agents.extra.get("environment", Environment.builtin.value),
-        "dagster_run_id": context.run.run_id,
-        "candidate": {"train_dagster_run_id": trained_agents.dagster_run_id,
-                      "train_mlflow_run_id": trained_agents.mlflow_run_id,
-                      "checkpoint": trained_agents.checkpoint,
-                      "model_source": trained_agents.extra.get("model_source"),
-                      "agent_config": trained_agents.agent_config},
-        "evaluation": judged.block, "latency": judged.latency, "champion": champion,
-        "paths": {"histogram": str(judged.paths["histogram"]),
-                  "rally_gif": str(judged.paths["rally"]) if "rally" in judged.paths else None,
-                  "learning_curve": trained_agents.learning_curve},
-    }
-    report["gates"] = report_gates(report, config.target_score, config.max_latency_ms)
-    report["gates_passed"] = all(report["gates"][name] for name in BLOCKING_REPORT_CHECKS)
+    report = candidate_report(
+        judged, partition=partition, court=court, target=config.target_score,
+        max_latency_ms=config.max_latency_ms, champion=champion,
+        environment=trained_agents.extra.get("environment", Environment.builtin.value),
+        dagster_run_id=context.run.run_id,
+        candidate={"train_dagster_run_id": trained_agents.dagster_run_id,
+                   "train_mlflow_run_id": trained_agents.mlflow_run_id,
+                   "checkpoint": trained_agents.checkpoint,
+                   "model_source": trained_agents.extra.get("model_source"),
+                   "agent_config": trained_agents.agent_config},
+        paths={"histogram": str(judged.paths["histogram"]),
+               "rally_gif": str(judged.paths["rally"]) if "rally" in judged.paths else None,
+               "learning_curve": trained_agents.learning_curve})
     ev = judged.evaluation
     out_dir = model_store.report_dir(partition, context.run.run_id)
     with mlflow.start_run(f"evaluate-{partition}", run_tags(
             context.run.run_id, asset="evaluation_report", partition=partition,
             candidate_run_id=trained_agents.mlflow_run_id,
             **{"dagster.run_url": mlflow.dagster_run_url(context.run.run_id)})) as run:
-        run.log_params({"episodes": ev.episodes, "seed": seed, "court": court,
-                        "target_score": config.target_score,
-                        "candidate_run_id": trained_agents.mlflow_run_id,
-                        "champion_version": champion["version"] if champion else None})
-        run.log_series("episode_score", [float(s) for s in ev.scores])
-        run.log_metrics({"mean": ev.mean, "median": ev.median, "std": ev.std,
-                         "solved": ev.solved, "latency_p95_ms": judged.latency["p95_ms"],
-                         "champion_mean": champion["mean"] if champion else None,
-                         "gates_passed": report["gates_passed"]})
-        run.set_tags({f"gate.{k}": v for k, v in report["gates"].items()})
-        report["mlflow_run_id"], report["mlflow_run_url"] = run.run_id, run.url
-        atomic_write_json(out_dir / "report.json", report)
-        for path in (out_dir / "report.json", *judged.paths.values()):
-            run.log_artifact(path, "evaluation")
+        track_report(run, report, judged, out_dir)
 
     model_store.write_latest_report(partition, report)
     yield dg.Output(report, metadata={

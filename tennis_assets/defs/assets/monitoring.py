@@ -3,7 +3,6 @@
 result file for the policy server, metadata and the drift check."""
 
 import tempfile
-import zlib
 from pathlib import Path
 
 import dagster as dg
@@ -41,9 +40,8 @@ def production_monitoring(context: dg.AssetExecutionContext, config: MonitoringC
     from tennis_assets.tracking import run_tags
     from tennis_assets.training import load_learner
     from tennis_assets.training.drift import DriftRule
-    from tennis_assets.training.plots import plot_score_drift
-    from tennis_assets.workflow.monitoring import (MONITOR_SEED_BASE, court_for_champion,
-                                                   monitor_champion)
+    from tennis_assets.workflow.monitoring import (court_for_champion, monitor_champion,
+                                                   monitoring_seed)
     from tennis_assets.workflow.monitoring_file import write_result
 
     tracker, name = mlflow.tracker(), mlflow.registered_model
@@ -54,8 +52,7 @@ def production_monitoring(context: dg.AssetExecutionContext, config: MonitoringC
     court, court_source = court_for_champion(config.court_values(), info.tags)
     judged_court = court_for_champion(None, info.tags)[0]
     episodes = config.resolved_episodes()
-    seed = config.seed if config.seed is not None else \
-        MONITOR_SEED_BASE + zlib.crc32(context.run.run_id.encode()) % 100_000_000
+    seed = config.seed if config.seed is not None else monitoring_seed(context.run.run_id)
     rules = [DriftRule(r.severity.value, r.max_p_value, r.min_mean_drop) for r in config.rules]
     eval_run = info.tags.get("eval_mlflow_run_id")
     baseline = tracker.metric_series(eval_run, "episode_score") if eval_run else None
@@ -70,18 +67,11 @@ def production_monitoring(context: dg.AssetExecutionContext, config: MonitoringC
     with tempfile.TemporaryDirectory() as tmp, mlflow.start_run("production_monitoring", run_tags(
             context.run.run_id, asset="production_monitoring", model_version=info.version,
             **{"dagster.run_url": mlflow.dagster_run_url(context.run.run_id)})) as run:
-        plot = plot_score_drift(outcome.evaluation.scores, outcome.baseline,
-                                Path(tmp) / "score_drift.png",
-                                title=f"champion v{info.version}: {drift.severity}")
-        run.log_params({"model_name": name, "model_version": info.version, "court": court,
-                        "court_source": court_source, "episodes": episodes, "seed": seed,
-                        "baseline_source": outcome.baseline_source,
-                        "rules": [r.to_dict() for r in rules]})
-        run.log_series("episode_score", [float(s) for s in outcome.evaluation.scores])
-        run.log_metrics({k: v for k, v in drift.summary().items()
-                         if isinstance(v, (int, float)) and not isinstance(v, bool)})
-        run.log_metrics({"drifted": float(drift.drifted)})
-        run.log_artifact(plot)
+        plot = outcome.track(run, tmp, title=f"champion v{info.version}: {drift.severity}",
+                             params={"model_name": name, "model_version": info.version,
+                                     "court": court, "court_source": court_source,
+                                     "episodes": episodes, "seed": seed,
+                                     "rules": [r.to_dict() for r in rules]})
         plot_md = image_md(plot, "score distributions")
 
     value = outcome.result(model_name=name, model_version=info.version,

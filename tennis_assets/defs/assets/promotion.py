@@ -6,7 +6,6 @@ becomes ``previous``). The rule itself is tennis_assets.workflow.promotion."""
 
 import json
 import tempfile
-from typing import Any
 
 import dagster as dg
 
@@ -17,33 +16,6 @@ from ..store import ModelStore
 
 CHALLENGER_CHECKS = ("challenger_loads_and_plays", "challenger_solves",
                      "challenger_not_worse_than_champion")
-
-
-def evidence_from_report(report: dict[str, Any]):
-    from tennis_assets.workflow.promotion import Evidence
-
-    champion = report.get("champion") or {}
-    return Evidence(partition=report["partition"],
-                    train_run_id=report["candidate"]["train_mlflow_run_id"],
-                    mean=float(report["evaluation"]["mean"]),
-                    blocking_gates_passed=bool(report.get("gates_passed")),
-                    compared_version=champion.get("version"),
-                    champion_mean=champion.get("mean"),
-                    report_run_id=report["dagster_run_id"])
-
-
-def _version_tags(report: dict[str, Any], run_id: str, mlflow: MlflowResource) -> dict:
-    ev = report["evaluation"]
-    return {"partition": report["partition"], "court": json.dumps(report.get("court") or {}),
-            "eval_mean": round(ev["mean"], 4), "eval_episodes": ev["episodes"],
-            "eval_seed": ev["seed"], "eval_mlflow_run_id": report.get("mlflow_run_id"),
-            "eval_mlflow_run_url": report.get("mlflow_run_url"),
-            "train_mlflow_run_url": mlflow.tracker().run_url(
-                report["candidate"]["train_mlflow_run_id"]),
-            "report_dagster_run_id": report["dagster_run_id"],
-            "report_dagster_run_url": mlflow.dagster_run_url(report["dagster_run_id"]),
-            "train_dagster_run_id": report["candidate"]["train_dagster_run_id"],
-            "dagster_run_id": run_id, "dagster_run_url": mlflow.dagster_run_url(run_id)}
 
 
 @dg.asset(
@@ -57,7 +29,7 @@ def challenger_model(context: dg.AssetExecutionContext, config: ChallengerConfig
     ``challenger`` (one model version per training run). When none is accepted nothing is
     materialized, nothing downstream runs, and the run still succeeds: a candidate that is not
     better than the champion is a finding, not a failure."""
-    from tennis_assets.workflow.promotion import Champion, choose
+    from tennis_assets.workflow.promotion import Champion, Evidence, choose, version_record
 
     tracker, name = mlflow.tracker(), mlflow.registered_model
     current = tracker.champion(name)
@@ -67,21 +39,18 @@ def challenger_model(context: dg.AssetExecutionContext, config: ChallengerConfig
     reports = {p: r for p, r in model_store.latest_reports().items()
                if (partition is None or p == partition)
                and (config.report_run_id is None or r["dagster_run_id"] == config.report_run_id)}
-    best, passed_over = choose([evidence_from_report(r) for r in reports.values()], champion)
+    best, passed_over = choose([Evidence.from_report(r) for r in reports.values()], champion)
     if best is None:
         context.log.info("no challenger: " + ("; ".join(f"{p}: {why}" for p, why in
                                                         sorted(passed_over.items()))
                                               or "no evaluation report matches"))
         return
     report = reports[best.partition]
-    ev = report["evaluation"]
-    info = tracker.register_challenger(
-        name, source=report["candidate"]["model_source"], run_id=best.train_run_id,
-        tags=_version_tags(report, context.run.run_id, mlflow),
-        description=f"{best.partition} candidate: greedy mean {ev['mean']:.3f} over "
-                    f"{ev['episodes']} fresh episodes (seed {ev['seed']}) on court "
-                    f"{report.get('court') or 'default'}; Dagster run "
-                    f"{mlflow.dagster_run_url(report['dagster_run_id'])}")
+    tags, description = version_record(report, context.run.run_id, tracker.run_url,
+                                       mlflow.dagster_run_url)
+    info = tracker.register_challenger(name, source=report["candidate"]["model_source"],
+                                       run_id=best.train_run_id, tags=tags,
+                                       description=description)
     context.log.info(f"challenger: {name} v{info.version} ({best.partition}, mean "
                      f"{best.mean:.3f}); champion {champion.version or 'none'}")
     value = {"model_name": name, "version": info.version, "partition": best.partition,
@@ -100,27 +69,6 @@ def challenger_model(context: dg.AssetExecutionContext, config: ChallengerConfig
     })
 
 
-def _replay(model, court: dict, episodes: int, seed: int):
-    """Greedy episodes through a pyfunc model; (EvalResult, all actions finite)."""
-    import numpy as np
-
-    from tennis_assets.sim import CourtParams
-    from tennis_assets.training import evaluate
-
-    finite = True
-
-    def act(obs):
-        nonlocal finite
-        actions = np.asarray(model.predict(obs.astype(np.float32)), dtype=np.float32)
-        if actions.shape != (obs.shape[0], 2, 2) or not np.isfinite(actions).all():
-            finite = False
-            return np.zeros((obs.shape[0], 2, 2), dtype=np.float32)
-        return actions
-
-    ev = evaluate(act, episodes=episodes, seed=seed, params=CourtParams(**court))
-    return ev, finite
-
-
 @dg.multi_asset_check(
     specs=[dg.AssetCheckSpec(n, asset="challenger_model", blocking=True, description=d)
            for n, d in zip(CHALLENGER_CHECKS, (
@@ -133,24 +81,15 @@ def _replay(model, court: dict, episodes: int, seed: int):
                 "before the champion alias moves.")
 def challenger_checks(context: dg.AssetCheckExecutionContext, challenger_model: dict,
                       config: ChallengerConfig, mlflow: MlflowResource):
-    from tennis_assets.workflow.promotion import confirm
+    from tennis_assets.workflow.promotion import replay_registered
 
-    tracker, name = mlflow.tracker(), challenger_model["model_name"]
     version, court = challenger_model["version"], challenger_model["court"]
     episodes, seed = config.resolved_episodes(), config.confirmation_seed(version)
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            info = tracker.champion(name, "challenger")
-            if info is None or info.version != version:
-                raise RuntimeError(f"alias challenger points at "
-                                   f"{info.version if info else 'nothing'}, not v{version}")
-            ev, finite = _replay(tracker.load_policy(info, tmp), court, episodes, seed)
-            champion_mean, champion = None, tracker.champion(name)
-            if champion is not None:
-                champion_mean = _replay(tracker.load_policy(champion, f"{tmp}/c"), court,
-                                        episodes, seed)[0].mean
-        verdict = confirm(ev.mean, finite, champion_mean, config.target_score,
-                          config.champion_margin)
+            verdict = replay_registered(mlflow.tracker(), challenger_model["model_name"],
+                                        version, court, episodes, seed, config.target_score,
+                                        config.champion_margin, tmp)
         failure = None
     except Exception as exc:  # noqa: BLE001 - any failure to load or play is the finding
         verdict, failure = None, f"{type(exc).__name__}: {exc}"
