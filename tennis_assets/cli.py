@@ -76,16 +76,22 @@ def _print_eval(evaluation, label: str) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from tennis_assets.experiment import run_experiment
+    from tennis_assets.experiment import TrainingInterrupted, run_experiment
 
     agent_overrides, train_overrides = _split_overrides(_key_values(args.set))
     if args.courts:
         train_overrides["num_courts"] = args.courts
-    result = run_experiment(
-        algorithm=args.algorithm, seed=args.seed, max_seconds=args.seconds,
-        out_dir=args.out, eval_episodes=args.eval_episodes, agent_overrides=agent_overrides,
-        train_overrides=train_overrides, resume_from=args.resume,
-        progress=not args.no_progress, gif=not args.no_gif)
+    try:
+        result = run_experiment(
+            algorithm=args.algorithm, seed=args.seed, max_seconds=args.seconds,
+            out_dir=args.out, eval_episodes=args.eval_episodes, agent_overrides=agent_overrides,
+            train_overrides=train_overrides, resume_from=args.resume,
+            progress=not args.no_progress, gif=not args.no_gif)
+    except TrainingInterrupted as stop:
+        print(f"{stop}\ncontinue with: tennis-assets train --algorithm {args.algorithm} "
+              f"--seed {args.seed} --resume {stop.resume_path}", file=sys.stderr)
+        # The shell's convention for a process ended by a signal: 128 + its number.
+        return 143 if "SIGTERM" in stop.result.stop_reason else 130
     training = result.report["training"]
     solved = training.get("solved_greedy")
     print(f"trained {args.algorithm} for {training['seconds']:.1f} s: {training['updates']} "

@@ -29,6 +29,15 @@ ARTIFACTS = {**CANDIDATE_FILES, **EVALUATION_FILES, "resume": "resume.safetensor
              "report": "report.json"}
 
 
+class TrainingInterrupted(Exception):
+    """Training stopped on Ctrl-C or SIGTERM; its resume state is in ``resume_path``."""
+
+    def __init__(self, result, resume_path: Path, out_dir: Path) -> None:
+        self.result, self.resume_path, self.out_dir = result, Path(resume_path), Path(out_dir)
+        super().__init__(f"training {result.stop_reason} after {result.seconds:.1f} s "
+                         f"({result.updates} updates); its state is saved in {resume_path}")
+
+
 @dataclass
 class ExperimentResult:
     out_dir: Path
@@ -101,6 +110,8 @@ def run_experiment(
     trained = train_candidate(agent_config, train_config, out, progress=progress,
                               resume_from=None if resume_from is None else str(resume_from),
                               title=f"{algorithm} seed {seed}: best greedy mean {{best:.2f}}")
+    if trained.result.interrupted:
+        raise TrainingInterrupted(trained.result, paths["resume"], out)
     judged = evaluate_candidate(trained.learner, out, label=f"{algorithm} seed {seed}",
                                 episodes=eval_episodes, seed=final_seed(seed),
                                 court=train_config.court_params(),

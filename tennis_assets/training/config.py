@@ -49,9 +49,13 @@ class TrainConfig(DictConfig):
     seed: int = 0
     # Court parameters passed to tennis_assets.sim.CourtParams (e.g. {"ball_scale": 1.2}).
     court: dict[str, Any] = field(default_factory=dict)
-    # Periodic checkpoints (path of the .safetensors file); None disables them.
+    # Resume checkpoints (path of the .safetensors file; None: none). With a path, the full
+    # training state is saved every checkpoint_every_seconds of training (0: off), every
+    # checkpoint_every_updates updates (0: off), when a stop signal arrives, and at the end, so
+    # a kill -9 loses at most the interval.
     checkpoint_path: str | None = None
     checkpoint_every_updates: int = 0
+    checkpoint_every_seconds: float = 10.0
     checkpoint_include_buffer: bool = True
 
     def __post_init__(self) -> None:
@@ -93,6 +97,8 @@ class TrainConfig(DictConfig):
         unknown = sorted(set(self.court) - set(_COURT_KEYS))
         if unknown:
             raise bad("court", f"unknown court parameter(s) {unknown}; known: {list(_COURT_KEYS)}")
+        if not is_num(self.checkpoint_every_seconds) or self.checkpoint_every_seconds < 0:
+            raise bad("checkpoint_every_seconds", "must be a number >= 0 (0: off)")
         if self.checkpoint_every_updates > 0 and not self.checkpoint_path:
             raise bad("checkpoint_every_updates", "needs checkpoint_path")
 

@@ -19,6 +19,7 @@ from tennis_assets.sim import VecTennis
 
 from .config import TrainConfig
 from .evaluation import EvalResult, evaluate, final_seed, greedy, selection_seed
+from .signals import StopSignals
 
 EPISODE_COLUMNS = ["episode", "court", "score", "length", "seconds", "updates", "env_steps",
                    "avg100"]
@@ -49,6 +50,11 @@ class TrainResult:
     stop_reason: str
     timing: dict[str, float] = field(default_factory=dict)  # wall seconds per activity
     final_eval: EvalResult | None = None
+
+    @property
+    def interrupted(self) -> bool:
+        """Stopped by Ctrl-C or SIGTERM (the resume state was saved, when it has a path)."""
+        return self.stop_reason.startswith("interrupted")
 
     def summary(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -199,9 +205,14 @@ def train(agent_config: AgentConfig, train_config: TrainConfig, progress: bool =
         save_checkpoint(cfg.checkpoint_path, learner, train_config=cfg, progress=progress_doc(),
                         include_buffer=cfg.checkpoint_include_buffer, extra_tensors=extra_tensors)
 
-    last_ckpt_updates = learner.updates
+    last_ckpt_updates, last_ckpt_seconds = learner.updates, elapsed()
+    stop_signal = StopSignals()
     try:
+        stop_signal.install()
         while True:
+            if stop_signal.received is not None:
+                stop_reason = f"interrupted ({stop_signal.received})"
+                break
             if cfg.max_seconds is not None and elapsed() >= cfg.max_seconds:
                 stop_reason = "max_seconds"
                 break
@@ -299,14 +310,18 @@ def train(agent_config: AgentConfig, train_config: TrainConfig, progress: bool =
             if stop_cb:
                 stop_reason = "callback"
                 break
-            if (cfg.checkpoint_every_updates > 0
-                    and learner.updates - last_ckpt_updates >= cfg.checkpoint_every_updates):
-                last_ckpt_updates = learner.updates
+            if cfg.checkpoint_path and (
+                    (cfg.checkpoint_every_updates > 0
+                     and learner.updates - last_ckpt_updates >= cfg.checkpoint_every_updates)
+                    or (cfg.checkpoint_every_seconds > 0
+                        and elapsed() - last_ckpt_seconds >= cfg.checkpoint_every_seconds)):
                 checkpoint()
+                last_ckpt_updates, last_ckpt_seconds = learner.updates, elapsed()
             bar.update(budget_fraction(), learner.updates, episodes, avg100, last_greedy)
         bar.update(budget_fraction(), learner.updates, episodes,
                    float(np.mean(window)) if window else 0.0, last_greedy, force=True)
     finally:
+        stop_signal.restore()
         bar.close()
 
     if cfg.checkpoint_path:
@@ -316,7 +331,7 @@ def train(agent_config: AgentConfig, train_config: TrainConfig, progress: bool =
             learner.params.copy_(best_params)
     total = elapsed()
     final = None
-    if cfg.final_eval_episodes > 0:
+    if cfg.final_eval_episodes > 0 and not stop_reason.startswith("interrupted"):
         final = evaluate(greedy(learner), episodes=cfg.final_eval_episodes,
                          seed=final_seed(cfg.seed), params=court_params,
                          threshold=cfg.target_score, env=eval_env)
