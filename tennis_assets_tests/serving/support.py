@@ -33,7 +33,10 @@ class Registry:
     def new_name(self) -> str:
         return f"policy-{next(_names)}"
 
-    def register(self, name: str, seed: int = 0, algorithm: str = "ddpg"):
+    def register(self, name: str, seed: int = 0, algorithm: str = "ddpg",
+                 champion: bool = True):
+        """Registers a seeded learner; ``champion=False`` leaves it as the challenger, out of the
+        server's sight until promoted."""
         learner = make_learner(AgentConfig(algorithm=algorithm, actor_hidden=16,
                                            critic_hidden=16, buffer_size=256, seed=seed,
                                            device="cpu"))
@@ -41,6 +44,8 @@ class Registry:
                                include_buffer=False)
         with self.tracker.start_run(f"{name}-{seed}") as run:
             source = run.log_policy_model(path)
+        if not champion:
+            return self.tracker.register_challenger(name, source, run.run_id), learner
         info = self.tracker.register_champion(name, source, run.run_id, tags={"eval_mean": 0.7})
         return info, learner
 

@@ -86,14 +86,19 @@ def test_a_failed_reload_keeps_the_old_model_and_is_counted(registry):
     client = Client(server.url)
     try:
         assert _version(client) == "1"
-        # Version 2's checkpoint is corrupted in the artifact store after registration.
-        info, _ = registry.register(name, seed=2)
+        # Version 2's checkpoint is corrupted in the artifact store after registration and
+        # before it becomes the champion: the server must never see it intact (it polls every
+        # 0.2 s, faster than a busy machine corrupts a file).
+        info, _ = registry.register(name, seed=2, champion=False)
         run = registry.tracker.get_run(info.run_id)
         artifacts = run.info.artifact_uri.removeprefix("file://")
         from pathlib import Path
 
-        for path in Path(artifacts).rglob("*.safetensors"):
+        corrupted = list(Path(artifacts).rglob("*.safetensors"))
+        assert corrupted, f"no checkpoint under {artifacts}"
+        for path in corrupted:
             path.write_bytes(b"not a safetensors file")
+        registry.tracker.promote_challenger(name, info.version)
         wait_until(lambda: metric_value(server, "tennis_policy_model_reloads_total",
                                         result="failure") >= 1, 10, "a counted load failure")
         assert _version(client) == "1"  # still the old model
