@@ -66,6 +66,9 @@ class UnityTennis:
             raise ValueError(f"time_scale={time_scale}: must be > 0")
         if not timeout_s > 0:
             raise ValueError(f"timeout_s={timeout_s}: must be > 0")
+        if file_name is None and worker_id != 0:
+            raise ValueError(f"worker_id={worker_id}: an Editor connection (file_name=None) needs "
+                             "worker_id=0; choose its port with base_port")
         from mlagents_envs.side_channel.engine_configuration_channel import (
             EngineConfigurationChannel)
 
@@ -89,6 +92,8 @@ class UnityTennis:
                 seed=int(seed) % 2**31, no_graphics=no_graphics, timeout_wait=self.timeout_s,
                 side_channels=[engine, self._seed_channel], additional_args=additional_args,
                 log_folder=log_folder)
+        except UnityError:
+            raise  # the build was checked, or refused to start: the message names it
         except Exception as exc:
             raise self._translate(exc) from exc
         try:
