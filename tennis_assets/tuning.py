@@ -10,10 +10,17 @@ for RDBStorage, a file path (``journal:path`` or ``*.log``/``*.jsonl``) for a Jo
 that several processes can share, or ``memory`` for a throwaway study. Several processes (or
 machines) can work on one study at once: each opens it by name in a shared storage and runs an
 exact share of the trials (``split_trials``, ``optimize``). No Dagster here.
+
+A worker on an RDB storage heartbeats its running trial; a trial whose worker was killed is
+failed once its heartbeat is older than the grace period (by the next worker that opens the
+study or starts a trial) and re-queued once with the same parameters. The journal storage has
+no heartbeat in optuna 5.0 (``JournalStorage`` does not implement ``BaseHeartbeat``): there a
+killed worker's trial stays RUNNING until that worker's share is run again (see ``optimize``).
 """
 
 from __future__ import annotations
 
+import copy
 import math
 import os
 import warnings
@@ -52,10 +59,57 @@ def check_params(names: Sequence[str]) -> list[str]:
     return list(names)
 
 
-def make_storage(url: str | None):
-    """An Optuna storage from a URL or path (see the module docstring)."""
+# Trials are training runs of tens of seconds to minutes. A beat every 20 s is one small write
+# per trial; a trial is declared dead only after three missed beats, so a slow storage write or
+# a busy machine is not taken for a killed worker, and a dead one is found within about a minute.
+HEARTBEAT_INTERVAL_S = 20
+HEARTBEAT_GRACE_S = 60
+# A killed worker's trial runs once more; one that dies again stays FAIL, so a configuration
+# that kills its worker (out of memory) cannot take every worker down in turn.
+MAX_TRIAL_RETRIES = 1
+# The tags with which ``optimize`` says which worker owns a trial.
+OWNER_ATTRS = ("batch", "worker", "worker_pid", "host")
+
+
+def check_heartbeat(heartbeat_interval: int | None, grace_period: int | None) -> None:
+    for name, value in (("heartbeat_interval", heartbeat_interval),
+                        ("grace_period", grace_period)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)
+                                  or value < 1):
+            raise ValueError(f"tuning {name}={value!r}: must be a whole number of seconds >= 1 "
+                             f"(or None: no heartbeat)")
+    if heartbeat_interval is not None and grace_period is not None and \
+            grace_period <= heartbeat_interval:
+        raise ValueError(f"tuning grace_period={grace_period} must exceed "
+                         f"heartbeat_interval={heartbeat_interval}, else a live trial is failed "
+                         f"between two beats; use about 3x the interval")
+
+
+class RetryStaleTrial:
+    """Optuna's retry of a heartbeat-stale trial, without the dead worker's ownership tags:
+    the copy belongs to whichever worker runs it (which tags it), not to the dead worker's
+    share, whose accounting already holds the failed trial."""
+
+    def __init__(self, max_retry: int = MAX_TRIAL_RETRIES) -> None:
+        import optuna
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            self._retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=max_retry)
+
+    def __call__(self, study, trial) -> None:
+        trial = copy.copy(trial)
+        trial.user_attrs = {k: v for k, v in trial.user_attrs.items() if k not in OWNER_ATTRS}
+        self._retry(study, trial)
+
+
+def make_storage(url: str | None, heartbeat_interval: int | None = HEARTBEAT_INTERVAL_S,
+                 grace_period: int | None = HEARTBEAT_GRACE_S):
+    """An Optuna storage from a URL or path (see the module docstring). An RDB storage
+    heartbeats running trials every ``heartbeat_interval`` seconds (None: no heartbeat)."""
     import optuna
 
+    check_heartbeat(heartbeat_interval, grace_period)
     if not url or url == "memory":
         return optuna.storages.InMemoryStorage()
     if "://" in url and not url.startswith("journal:"):
@@ -63,7 +117,13 @@ def make_storage(url: str | None):
             Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
         from tennis_assets.settings import database_url
 
-        return optuna.storages.RDBStorage(database_url(url))
+        if heartbeat_interval is None:
+            return optuna.storages.RDBStorage(database_url(url))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.storages.RDBStorage(
+                database_url(url), heartbeat_interval=heartbeat_interval,
+                grace_period=grace_period, heartbeat_stale_trial_callback=RetryStaleTrial())
     path = Path(url[len("journal:"):] if url.startswith("journal:") else url).expanduser()
     path.parent.mkdir(parents=True, exist_ok=True)
     from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
@@ -200,14 +260,17 @@ def run_trial(trial, agent_config, train_config, params: Sequence[str],
 
 def open_study(study_name: str, storage_url: str | None, sampler: str = "tpe",
                pruner: str = "median", multi_objective: bool = False, seed: int = 0,
-               create: bool = True, warmup_updates: int = PRUNE_WARMUP_UPDATES):
+               create: bool = True, warmup_updates: int = PRUNE_WARMUP_UPDATES,
+               heartbeat_interval: int | None = HEARTBEAT_INTERVAL_S,
+               grace_period: int | None = HEARTBEAT_GRACE_S):
     """The study ``study_name`` in the storage: created if missing (``create``), else it must
-    exist, which is how a worker joins a study someone else started."""
+    exist, which is how a worker joins a study someone else started. Trials whose heartbeat
+    is stale are failed (and re-queued) here."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     directions = ["maximize", "minimize"] if multi_objective else ["maximize"]
-    storage = make_storage(storage_url)
+    storage = make_storage(storage_url, heartbeat_interval, grace_period)
     if create:
         study = optuna.create_study(
             study_name=study_name, storage=storage, load_if_exists=True,
@@ -230,6 +293,11 @@ def open_study(study_name: str, storage_url: str | None, sampler: str = "tpe",
     if len(study.directions) != len(directions):
         raise ValueError(f"study {study_name!r} exists with {len(study.directions)} objective(s); "
                          f"use another study name for multi_objective={multi_objective}")
+    # optimize does this before each trial; doing it on open too keeps a dead worker's trial
+    # from showing as RUNNING in a summary or report made without running a trial.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
     return study
 
 
@@ -297,14 +365,17 @@ def run_study(study_name: str, storage_url: str | None, n_trials: int, agent_con
               train_config, params: Sequence[str] | None = None, sampler: str = "tpe",
               pruner: str = "median", multi_objective: bool = False, seed: int = 0,
               timeout: float | None = None,
-              on_trial: Callable[[Any, Any], None] | None = None):
+              on_trial: Callable[[Any, Any], None] | None = None,
+              heartbeat_interval: int | None = HEARTBEAT_INTERVAL_S,
+              grace_period: int | None = HEARTBEAT_GRACE_S):
     """Create or resume ``study_name`` in the storage and run ``n_trials`` more trials."""
     if isinstance(n_trials, bool) or not isinstance(n_trials, int) or n_trials < 1:
         raise ValueError(f"tuning n_trials={n_trials!r}: must be an integer >= 1")
     names = check_params(list(params) if params is not None else list(SEARCH_SPACE))
     study = open_study(study_name, storage_url, sampler=sampler, pruner=pruner,
                        multi_objective=multi_objective, seed=seed,
-                       warmup_updates=prune_warmup(train_config.max_updates))
+                       warmup_updates=prune_warmup(train_config.max_updates),
+                       heartbeat_interval=heartbeat_interval, grace_period=grace_period)
     optimize(study, n_trials, agent_config, train_config, params=names,
              multi_objective=multi_objective, timeout=timeout, on_trial=on_trial)
     return study
