@@ -3,6 +3,7 @@ selection, first-solve records, checkpoints and a rich progress bar."""
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections import deque
@@ -15,11 +16,14 @@ import pandas as pd
 import torch
 
 from tennis_assets.agents import AgentConfig, Learner, make_learner
+from tennis_assets.files import DiskFullError
 from tennis_assets.sim import VecTennis
 
 from .config import TrainConfig
 from .evaluation import EvalResult, evaluate, final_seed, greedy, selection_seed
 from .signals import StopSignals
+
+log = logging.getLogger(__name__)
 
 EPISODE_COLUMNS = ["episode", "court", "score", "length", "seconds", "updates", "env_steps",
                    "avg100"]
@@ -50,6 +54,11 @@ class TrainResult:
     stop_reason: str
     timing: dict[str, float] = field(default_factory=dict)  # wall seconds per activity
     final_eval: EvalResult | None = None
+    # The last resume state written to train_config.checkpoint_path ({"updates", "seconds"}),
+    # None if none was; and each save that found the disk full (training went on without it).
+    last_saved: dict[str, float] | None = None
+    checkpoint_failures: list[str] = field(default_factory=list)
+    resumes: int = 0  # how many times this run was continued from a resume state
 
     @property
     def interrupted(self) -> bool:
@@ -62,7 +71,8 @@ class TrainResult:
             "episodes": self.episodes, "best_greedy_mean": self.best_greedy_mean,
             "best_updates": self.best_updates, "stop_reason": self.stop_reason,
             "solved_greedy": self.solved_greedy, "solved_udacity": self.solved_udacity,
-            "timing": self.timing,
+            "timing": self.timing, "last_saved": self.last_saved,
+            "checkpoint_failures": self.checkpoint_failures, "resumes": self.resumes,
         }
         if self.final_eval is not None:
             out["final_eval"] = self.final_eval.summary()
@@ -198,12 +208,26 @@ def train(agent_config: AgentConfig, train_config: TrainConfig, progress: bool =
                 "best_updates": best_updates, "last_eval_updates": last_eval_updates,
                 "history": episodes_rows, "eval_history": eval_rows, "resumes": resumes}
 
+    last_saved: dict[str, float] | None = None
+    checkpoint_failures: list[str] = []
+
     def checkpoint() -> None:
+        nonlocal last_saved
         extra_tensors = {}
         if best_params is not None:
             extra_tensors["extra.best_params"] = best_params
-        save_checkpoint(cfg.checkpoint_path, learner, train_config=cfg, progress=progress_doc(),
-                        include_buffer=cfg.checkpoint_include_buffer, extra_tensors=extra_tensors)
+        try:
+            save_checkpoint(cfg.checkpoint_path, learner, train_config=cfg,
+                            progress=progress_doc(), include_buffer=cfg.checkpoint_include_buffer,
+                            extra_tensors=extra_tensors)
+        except DiskFullError as exc:
+            # The weights in memory are worth more than one resume state: keep training (the
+            # earlier state is intact) and try again at the next interval.
+            checkpoint_failures.append(f"{elapsed():.1f} s: {exc}")
+            if len(checkpoint_failures) == 1:
+                log.warning("resume state not saved, training goes on: %s", exc)
+            return
+        last_saved = {"updates": learner.updates, "seconds": round(elapsed(), 3)}
 
     last_ckpt_updates, last_ckpt_seconds = learner.updates, elapsed()
     stop_signal = StopSignals()
@@ -345,7 +369,8 @@ def train(agent_config: AgentConfig, train_config: TrainConfig, progress: bool =
         best_greedy_mean=float(best_mean) if np.isfinite(best_mean) else float("nan"),
         best_updates=best_updates, seconds=total, updates=learner.updates,
         env_steps=env_steps, episodes=episodes, stop_reason=stop_reason, timing=timing,
-        final_eval=final)
+        final_eval=final, last_saved=last_saved, checkpoint_failures=checkpoint_failures,
+        resumes=resumes)
 
 
 

@@ -70,6 +70,7 @@ def train_candidate(agent_config, train_config, out_dir: str | Path, *, title: s
     title: the learning curve's title; ``{best}`` is replaced by the best greedy mean.
     init_checkpoint: warm start from these weights (see ``warm_start``); resume_from: continue
     an interrupted run of the same configuration from its resume checkpoint."""
+    from tennis_assets.files import DiskFullError, atomic_write
     from tennis_assets.tracking.resource_usage import ResourceUsage
     from tennis_assets.training import plot_learning_curve, save_checkpoint, train
 
@@ -84,10 +85,19 @@ def train_candidate(agent_config, train_config, out_dir: str | Path, *, title: s
     with ResourceUsage() as usage:
         result = train(agent_config, train_config, progress=progress, callback=callback,
                        resume_from=resume_from, env=env)
-    save_checkpoint(paths["checkpoint"], result.learner, train_config=train_config,
-                    progress=result.summary(), include_buffer=False)
-    result.history.to_csv(paths["history"], index=False)
-    result.eval_history.to_csv(paths["eval_history"], index=False)
+    try:
+        save_checkpoint(paths["checkpoint"], result.learner, train_config=train_config,
+                        progress=result.summary(), include_buffer=False)
+        for name in ("history", "eval_history"):
+            frame = getattr(result, name)
+            atomic_write(paths[name], lambda tmp, frame=frame: frame.to_csv(tmp, index=False))
+    except DiskFullError as exc:
+        saved = result.last_saved
+        raise DiskFullError(exc.path, exc, note=(
+            f"the resume state {train_config.checkpoint_path} holds the run as of "
+            f"{saved['seconds']:.0f} s ({saved['updates']} updates): continue from it"
+            if saved and train_config.checkpoint_path else
+            "no resume state was saved: this training is lost")) from exc
     plot_learning_curve(result.history, result.eval_history, paths["learning_curve"],
                         title=title.format(best=result.best_greedy_mean),
                         target=train_config.target_score)
