@@ -8,6 +8,14 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
+from tennis_assets.files import DiskFullError
+
+# What the user has to fix, here and in the core: ValueError from every config's validation (and
+# its subclasses CheckpointError, MemoryLimitError), the file errors of a path the user gave
+# (RunFolderInUse is a FileExistsError), and a full disk (its message says what was kept).
+INPUT_ERRORS = (ValueError, FileNotFoundError, FileExistsError, NotADirectoryError,
+                IsADirectoryError, PermissionError, DiskFullError)
+
 
 def _positive_float(text: str) -> float:
     try:
@@ -29,13 +37,22 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _seed(text: str) -> int:
+    from tennis_assets.agents.config import check_seed
+
+    try:
+        return check_seed(int(text) if text.lstrip("-").isdigit() else text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _key_values(pairs: Sequence[str]) -> dict:
     """--set actor_lr=0.002 --set batch_size=256: values parsed as JSON where they parse."""
     out = {}
     for pair in pairs:
         key, sep, raw = pair.partition("=")
         if not sep or not key:
-            raise SystemExit(f"error: --set expects NAME=VALUE, got {pair!r}")
+            raise ValueError(f"--set expects NAME=VALUE, got {pair!r}")
         try:
             out[key] = json.loads(raw)
         except json.JSONDecodeError:
@@ -51,7 +68,7 @@ def _split_overrides(values: dict) -> tuple[dict, dict]:
     train_keys = set(TrainConfig().to_dict())
     unknown = sorted(set(values) - agent_keys - train_keys)
     if unknown:
-        raise SystemExit(f"error: unknown setting(s) {unknown}; agent settings: "
+        raise ValueError(f"unknown setting(s) {unknown}; agent settings: "
                          f"{sorted(agent_keys)}; training settings: {sorted(train_keys)}")
     agent = {k: v for k, v in values.items() if k in agent_keys}
     train = {k: v for k, v in values.items() if k in train_keys and k not in agent_keys}
@@ -76,26 +93,39 @@ def _print_eval(evaluation, label: str) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from tennis_assets.agents.config import check_seed
     from tennis_assets.experiment import TrainingInterrupted, run_experiment
 
-    agent_overrides, train_overrides = _split_overrides(_key_values(args.set))
+    values = _key_values(args.set)
+    seed = args.seed
+    if "seed" in values:
+        # One seed drives the learner and the training run alike: --set seed is --seed.
+        from_set = check_seed(values.pop("seed"), "--set seed")
+        if seed is not None and from_set != seed:
+            raise ValueError(f"--seed {seed} and --set seed={from_set} disagree; give one")
+        seed = from_set
+    agent_overrides, train_overrides = _split_overrides(values)
     if args.courts:
         train_overrides["num_courts"] = args.courts
+    # Flags left out stay out: a resumed run takes them from its checkpoint, a new run from the
+    # defaults.
+    given = {} if args.seconds is None else {"max_seconds": args.seconds}
     try:
         result = run_experiment(
-            algorithm=args.algorithm, seed=args.seed, max_seconds=args.seconds,
-            out_dir=args.out, eval_episodes=args.eval_episodes, agent_overrides=agent_overrides,
+            algorithm=args.algorithm, seed=seed, out_dir=args.out,
+            eval_episodes=args.eval_episodes, agent_overrides=agent_overrides,
             train_overrides=train_overrides, resume_from=args.resume,
-            progress=not args.no_progress, gif=not args.no_gif)
+            progress=not args.no_progress, gif=not args.no_gif, overwrite=args.overwrite,
+            **given)
     except TrainingInterrupted as stop:
-        print(f"{stop}\ncontinue with: tennis-assets train --algorithm {args.algorithm} "
-              f"--seed {args.seed} --resume {stop.resume_path}", file=sys.stderr)
+        print(f"{stop}\ncontinue with: tennis-assets train --algorithm {stop.algorithm} "
+              f"--seed {stop.seed} --resume {stop.resume_path}", file=sys.stderr)
         # The shell's convention for a process ended by a signal: 128 + its number.
         return 143 if "SIGTERM" in stop.result.stop_reason else 130
     training = result.report["training"]
     solved = training.get("solved_greedy")
-    print(f"trained {args.algorithm} for {training['seconds']:.1f} s: {training['updates']} "
-          f"updates, {training['episodes']} episodes")
+    print(f"trained {result.report['algorithm']} for {training['seconds']:.1f} s: "
+          f"{training['updates']} updates, {training['episodes']} episodes")
     if solved:
         print(f"first greedy mean >= 0.5 over 100 fresh episodes after {solved['seconds']:.1f} s "
               f"({int(solved['updates'])} updates, {int(solved['episodes'])} episodes)")
@@ -178,18 +208,33 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     train = sub.add_parser("train", help="train and evaluate a team; write the run's artifacts")
-    train.add_argument("--algorithm", choices=["ddpg", "maddpg"], default="ddpg",
+    train.add_argument("--algorithm", choices=["ddpg", "maddpg"], default=None,
                        help="ddpg: self-play with one shared actor and critic (default, fastest);"
-                            " maddpg: per-player actors with centralised critics")
-    train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--seconds", type=_positive_float, default=60.0,
-                       help="training budget in wall seconds (default 60)")
+                            " maddpg: per-player actors with centralised critics (with --resume: "
+                            "the checkpoint's)")
+    train.add_argument("--seed", type=_seed, default=None,
+                       help="seed of the learner and the training run, 0 to 4294967295 "
+                            "(default 0; with --resume: the checkpoint's)")
+    train.add_argument("--seconds", type=_positive_float, default=None,
+                       help="training budget in wall seconds (default 60; with --resume the "
+                            "run's own budget, which counts the seconds before the checkpoint)")
     train.add_argument("--courts", type=_positive_int, default=None,
                        help="courts simulated side by side while training")
     train.add_argument("--eval-episodes", type=_positive_int, default=100)
-    train.add_argument("--resume", default=None, help="checkpoint to continue training from")
+    train.add_argument("--resume", default=None, metavar="PATH",
+                       help="continue the run whose resume.safetensors this is, with the run's "
+                            "own configuration (from the checkpoint), in its folder unless --out "
+                            "says otherwise. Only the budget and checkpointing may change "
+                            "(--seconds, --eval-episodes, --set max_seconds/max_updates/"
+                            "max_episodes/stop_when_solved/checkpoint_*/device/torch_threads); "
+                            "any other flag or --set that differs from the checkpoint is an "
+                            "error naming it")
     train.add_argument("--out", default=None,
-                       help="output folder (default: a new folder under $TENNIS_ASSETS_HOME/runs)")
+                       help="output folder (default: a new folder under "
+                            "$TENNIS_ASSETS_HOME/runs); refused if it holds a run's results, "
+                            "unless --overwrite")
+    train.add_argument("--overwrite", action="store_true",
+                       help="let --out replace the results of an earlier run in that folder")
     train.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                        help="override a hyperparameter, e.g. --set actor_lr=0.002")
     train.add_argument("--no-progress", action="store_true")
@@ -199,7 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev = sub.add_parser("evaluate", help="greedy evaluation of a checkpoint on fresh episodes")
     ev.add_argument("checkpoint")
     ev.add_argument("--episodes", type=_positive_int, default=100)
-    ev.add_argument("--seed", type=int, default=2_024)
+    ev.add_argument("--seed", type=_seed, default=2_024)
     ev.add_argument("--court", action="append", default=[], metavar="NAME=VALUE",
                     help="court parameter, e.g. --court gravity=-19.62 --court ball_scale=1.5")
     ev.set_defaults(func=cmd_evaluate)
@@ -207,7 +252,7 @@ def build_parser() -> argparse.ArgumentParser:
     rp = sub.add_parser("replay", help="write an animated GIF of one greedy episode")
     rp.add_argument("checkpoint", help="a checkpoint, or 'scripted' for the hand-written policy")
     rp.add_argument("--out", type=Path, default=Path("rally.gif"))
-    rp.add_argument("--seed", type=int, default=0)
+    rp.add_argument("--seed", type=_seed, default=0)
     rp.add_argument("--court", action="append", default=[], metavar="NAME=VALUE")
     rp.set_defaults(func=cmd_replay)
 
@@ -242,8 +287,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError, NotADirectoryError) as exc:
-        # Configuration and file problems are the user's to fix: say which, without a traceback.
+    except INPUT_ERRORS as exc:
+        # The user's to fix: say which, without a traceback. Anything else is a bug and keeps
+        # its traceback.
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from tennis_assets.experiment import ARTIFACTS, run_experiment, score_histogram
-from tennis_assets.training import load_learner
+from tennis_assets.experiment import ARTIFACTS, RunFolderInUse, run_experiment, score_histogram
+from tennis_assets.training import MemoryLimitError, load_learner
 
 
 @pytest.fixture(scope="module")
@@ -96,3 +96,32 @@ def test_a_run_resumes_from_its_resume_checkpoint(tiny_run, tmp_path):
     history = pd.read_csv(tmp_path / "history.csv")
     assert len(history) == more.report["training"]["episodes"]
     assert history["episode"].is_monotonic_increasing
+
+
+def test_a_folder_holding_a_run_is_refused_and_left_as_it_was(tiny_run):
+    before = {p.name: p.read_bytes() for p in tiny_run.out_dir.iterdir()}
+    with pytest.raises(RunFolderInUse, match="--overwrite"):
+        run_experiment(out_dir=tiny_run.out_dir, progress=False)
+    assert {p.name: p.read_bytes() for p in tiny_run.out_dir.iterdir()} == before
+
+
+def test_courts_that_cannot_fit_are_refused_before_the_folder_exists(tmp_path):
+    out = tmp_path / "run"
+    with pytest.raises(MemoryLimitError, match="num_courts=1,000,000,000"):
+        run_experiment(out_dir=out, train_overrides={"num_courts": 10**9}, progress=False)
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("seed", [-1, 2**32, True, "abc", 1.5])
+def test_a_bad_seed_names_the_parameter(tmp_path, seed):
+    with pytest.raises(ValueError, match=r"seed must be a whole number in \[0, 4294967295\]"):
+        run_experiment(seed=seed, out_dir=tmp_path / "run", progress=False)
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_resume_may_not_change_a_hyperparameter(tiny_run, tmp_path):
+    with pytest.raises(ValueError, match="actor_lr: checkpoint 0.001, given 0.002"):
+        run_experiment(resume_from=tiny_run.out_dir / "resume.safetensors",
+                       out_dir=tmp_path / "run", agent_overrides={"actor_lr": 0.002},
+                       progress=False)
+    assert not (tmp_path / "run").exists()

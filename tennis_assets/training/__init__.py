@@ -4,10 +4,12 @@ from .checkpoints import CheckpointError, load_checkpoint, load_learner, save_ch
 from .config import TrainConfig
 from .evaluation import EvalResult, evaluate, final_seed, greedy, selection_seed
 from .loop import TrainResult, train
+from .memory import MemoryEstimate, MemoryLimitError, check_memory, estimate_memory
 from .plots import plot_learning_curve
 
 __all__ = [
-    "CheckpointError", "EvalResult", "TrainConfig", "TrainResult", "evaluate", "final_seed",
-    "greedy", "load_checkpoint", "load_learner", "plot_learning_curve", "save_checkpoint",
+    "CheckpointError", "EvalResult", "MemoryEstimate", "MemoryLimitError", "TrainConfig",
+    "TrainResult", "check_memory", "estimate_memory", "evaluate", "final_seed", "greedy",
+    "load_checkpoint", "load_learner", "plot_learning_curve", "save_checkpoint",
     "selection_seed", "train",
 ]

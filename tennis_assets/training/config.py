@@ -7,6 +7,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from tennis_assets.agents.config import check_seed
 from tennis_assets.config_io import DictConfig
 
 _COURT_KEYS = ("ball_scale", "racket_angle_deg", "gravity", "real_ball_velocity",
@@ -81,7 +82,8 @@ class TrainConfig(DictConfig):
                              "max_episodes (all are None: the run would never end)")
         if not is_num(self.updates_per_transition) or self.updates_per_transition <= 0:
             raise bad("updates_per_transition", "must be a number > 0")
-        for name in ("warmup_steps", "seed", "final_eval_episodes", "checkpoint_every_updates"):
+        self.seed = check_seed(self.seed, "TrainConfig.seed")
+        for name in ("warmup_steps", "final_eval_episodes", "checkpoint_every_updates"):
             v = getattr(self, name)
             if not is_int(v) or v < 0:
                 raise bad(name, "must be an integer >= 0")
