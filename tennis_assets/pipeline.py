@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
               f"episodes; gates {report['gates']}")
     from tennis_assets.tracking.mlflow_tracking import default_tracking_uri
 
-    champion = store.root() / "production" / "champion.json"
+    champion = store.production_pointer()
     if champion.exists():
         doc = json.loads(champion.read_text())
         print(f"\nchampion         : {doc['model_name']} v{doc['version']} ({doc['partition']}, "

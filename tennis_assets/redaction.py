@@ -33,6 +33,11 @@ def redact_url(url: str) -> str:
         pairs = [(k, MASK if _SECRET_PARAMS.search(k) else v)
                  for k, v in parse_qsl(query, keep_blank_values=True)]
         query = urlencode(pairs, safe="*")
+    if not netloc and url.startswith(f"{parts.scheme}:///"):
+        # urlunsplit drops an empty host: sqlite:///x.db would come back as sqlite:/x.db.
+        rest = parts.path + (f"?{query}" if query else "") + \
+            (f"#{parts.fragment}" if parts.fragment else "")
+        return f"{parts.scheme}://{rest}"
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 

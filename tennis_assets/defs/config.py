@@ -5,6 +5,15 @@ so a bad value fails as a pydantic error naming the field (e.g. ``agent.actor_lr
 work starts. Choices (profile, environment, algorithm, sampler) are enums, which the launchpad
 checks as you type.
 
+When a value is checked: Dagster's config schema has no numeric bounds, and Dagster builds a
+Config object (so pydantic checks it) only when the step that takes it starts. So constraints
+are checked earlier here: tuning_study's config mapping builds its TuningConfig at launch
+(``build_config``), and the first step of a run checks every other asset's config of the run
+(``check_run_config``, called when the MLflow and Optuna resources are set up), so a bad value
+for evaluation_report fails the run before trained_agents trains. Both raise Dagster's own
+``DagsterInvalidConfigError`` with the field's path in the run config (the resources report it
+as the step's failure).
+
 Profiles (tennis_assets.profiles) size the whole graph; the UI default is
 ``$TENNIS_ASSETS_PROFILE`` (default ``quick``). Any field set explicitly overrides the profile.
 """
@@ -12,10 +21,10 @@ Profiles (tennis_assets.profiles) size the whole graph; the UI default is
 from __future__ import annotations
 
 from enum import Enum
-from typing import Any, Optional
+from typing import Any, Mapping, Optional
 
 import dagster as dg
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from tennis_assets import settings
 from tennis_assets.profiles import PROFILES
@@ -143,6 +152,9 @@ class TrainingConfig(dg.Config):
     eval_every_updates: Optional[int] = Field(default=None, ge=1)
     eval_episodes: Optional[int] = Field(default=None, ge=1)
     stop_when_solved: Optional[bool] = None
+    checkpoint_every_seconds: Optional[float] = Field(
+        default=None, gt=0, description="save the resume state this often (default 10 s): a "
+                                        "killed or terminated run's retry continues from it")
     init_checkpoint: Optional[str] = Field(
         default=None, description="start from these weights: a .safetensors checkpoint path, or "
                                   "'champion' for the registered champion")
@@ -154,7 +166,7 @@ class TrainingConfig(dg.Config):
     def train_overrides(self) -> dict[str, Any]:
         values = dict(_profile_of(self.profile)["train"])
         for name in ("max_seconds", "max_updates", "num_courts", "eval_every_updates",
-                     "eval_episodes", "stop_when_solved"):
+                     "eval_episodes", "stop_when_solved", "checkpoint_every_seconds"):
             value = getattr(self, name)
             if value is not None:
                 values[name] = value
@@ -369,3 +381,68 @@ class MonitoringConfig(dg.Config):
         if self.episodes is not None:
             return self.episodes
         return int(_profile_of(self.profile)["evaluation"]["episodes"])
+
+
+# The Config of each asset whose op takes one directly; Dagster builds it at that op's step.
+# tuning_study's TuningConfig is checked at launch by its config mapping instead.
+STEP_CONFIGS: dict[str, type] = {
+    "trained_agents": TrainingConfig,
+    "evaluation_report": EvaluationConfig,
+    "challenger_model": ChallengerConfig,
+    "production_model": PromotionConfig,
+    "production_monitoring": MonitoringConfig,
+}
+
+
+def _evaluation_errors(exc: ValidationError, path: str) -> list:
+    """pydantic's errors as Dagster's, each at its field's path in the run config."""
+    # Dagster's own error records: DagsterInvalidConfigError takes nothing else.
+    from dagster._config.errors import DagsterEvaluationErrorReason, EvaluationError
+    from dagster._config.stack import EvaluationStackRoot
+    from dagster._utils.error import SerializableErrorInfo
+
+    errors = []
+    for error in exc.errors(include_url=False):
+        value = error.get("input")
+        if isinstance(value, Mapping) and set(value) == {"env"}:
+            continue  # an environment variable Dagster resolves later; its step checks it
+        stack = EvaluationStackRoot()
+        for part in [*path.split("."), *map(str, error["loc"])]:
+            stack = stack.for_field(part)
+        message = error["msg"].removeprefix("Value error, ")
+        if error["loc"]:
+            message = f"{message} (got {value!r})"
+        message = f"{'.'.join(stack.levels)}: {message}"
+        errors.append(EvaluationError(
+            stack=stack, reason=DagsterEvaluationErrorReason.FAILED_POST_PROCESSING,
+            message=message,
+            error_data=SerializableErrorInfo(message=message, stack=[],
+                                             cls_name="ValidationError")))
+    return errors
+
+
+def build_config(cls: type, values: Mapping[str, Any], path: str):
+    """``cls(**values)``; a value pydantic rejects raises ``DagsterInvalidConfigError`` naming
+    the field by its path in the run config (``path``, e.g. ``ops.tuning_study.config``)."""
+    try:
+        return cls(**values)
+    except ValidationError as exc:
+        raise dg.DagsterInvalidConfigError(
+            f"Error in config for {path}", _evaluation_errors(exc, path), dict(values)) from None
+
+
+def check_run_config(run_config: Mapping[str, Any] | None) -> None:
+    """Every asset config of a run (``STEP_CONFIGS``) checked at once, so that a bad value for a
+    later step fails the run's first step, not the later step after the training before it."""
+    ops = (run_config or {}).get("ops") or {}
+    errors = []
+    for name, cls in STEP_CONFIGS.items():
+        values = (ops.get(name) or {}).get("config")
+        if not isinstance(values, Mapping):
+            continue  # not configured: the defaults are valid
+        try:
+            cls(**values)
+        except ValidationError as exc:
+            errors += _evaluation_errors(exc, f"ops.{name}.config")
+    if errors:
+        raise dg.DagsterInvalidConfigError("Error in the run's config", errors, run_config)

@@ -22,6 +22,27 @@ from tennis_assets import settings
 from tennis_assets.settings import data_dir
 
 
+def _preflight(context: dg.InitResourceContext, resource: str, check, *args) -> None:
+    """At a step's start (Dagster sets resources up there; the in-process executor once for the
+    whole run, before any step): the run's asset configs, then the resource itself, so a bad
+    value or an unusable store fails the step before its work, never after a long step."""
+    from tennis_assets.tracking.preflight import ResourceError
+
+    from .config import check_run_config
+
+    if context.run is not None:  # None for a sensor's resources
+        try:
+            check_run_config(context.run.run_config)
+        except dg.DagsterInvalidConfigError as exc:
+            # Raised as is, a Dagster error ends a step's process without a step failure; a
+            # config error does not go away on retry.
+            raise dg.Failure(str(exc), allow_retries=False) from None
+    try:
+        check(*args)
+    except ResourceError as exc:
+        raise dg.Failure(f"resource {resource}: {exc}") from None
+
+
 class MlflowResource(dg.ConfigurableResource):
     """MLflow tracking and registry through an explicit client (see tennis_assets.tracking).
 
@@ -46,6 +67,22 @@ class MlflowResource(dg.ConfigurableResource):
         """The run's page in the Dagster UI (empty ``dagster_ui_url``:
         ``$TENNIS_ASSETS_DAGSTER_UI_URL``)."""
         return f"{(self.dagster_ui_url or settings.dagster_ui_url()).rstrip('/')}/runs/{run_id}"
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        _preflight(context, "mlflow", self._check_stores)
+
+    def _check_stores(self) -> None:
+        from tennis_assets.tracking import preflight
+        from tennis_assets.tracking.mlflow_tracking import default_artifact_root
+
+        name = ("MlflowResource.tracking_uri" if self.tracking_uri else
+                "MlflowResource.tracking_uri (empty: $MLFLOW_TRACKING_URI, else the data "
+                "directory's database)")
+        uri = preflight.check_tracking_uri(self.tracking_uri or settings.mlflow_tracking_uri(),
+                                           name)
+        if not uri.startswith("http"):
+            # Where a local store's experiment keeps its artifacts (MlflowTracker's default).
+            preflight.check_artifact_root(default_artifact_root(), "MLflow artifact folder")
 
     def tracker(self):
         if self._tracker is None:
@@ -73,6 +110,14 @@ class OptunaResource(dg.ConfigurableResource):
     empty for a journal file in the data directory (safe for several processes at once)."""
 
     storage_url: str = ""
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        from tennis_assets.tracking.preflight import check_optuna_storage
+
+        name = ("OptunaResource.storage_url" if self.storage_url else
+                "OptunaResource.storage_url (empty: $TENNIS_ASSETS_OPTUNA_STORAGE, else the data "
+                "directory's journal)")
+        _preflight(context, "optuna_storage", check_optuna_storage, self.url(), name)
 
     def url(self) -> str:
         return self.storage_url or settings.optuna_storage()

@@ -78,6 +78,12 @@ class ModelStore(dg.ConfigurableResource):
         path.mkdir(parents=True, exist_ok=True)
         return path
 
+    def resume_path(self, partition: str, root_run_id: str) -> Path:
+        """Where training of ``partition`` keeps its resume state for a run and all its
+        re-executions and retries (they share the root run id), so a retried run continues
+        where the killed or terminated one stopped."""
+        return self.root() / "trained_agents" / partition / "resume" / f"{root_run_id}.safetensors"
+
     def report_dir(self, partition: str, run_id: str) -> Path:
         path = self.root() / "evaluation_report" / partition / run_id
         path.mkdir(parents=True, exist_ok=True)
@@ -101,11 +107,10 @@ class ModelStore(dg.ConfigurableResource):
                     out[folder.name] = json.loads(path.read_text())
         return out
 
-    def write_production(self, value: dict[str, Any]) -> Path:
-        """A pointer to the champion for readers without MLflow (the serving layer)."""
-        path = self.root() / "production" / "champion.json"
-        atomic_write_text(path, to_json(value, indent=2))
-        return path
+    def production_pointer(self) -> Path:
+        """The pointer to the champion for readers without MLflow (the serving layer); its
+        folder also holds the promotion lock (tennis_assets.workflow.production)."""
+        return self.root() / "production" / "champion.json"
 
 
 _TYPES = {"TrainedAgent": TrainedAgent}

@@ -23,6 +23,7 @@ from typing import Any, Iterator, Mapping, Sequence
 from tennis_assets import settings
 from tennis_assets.settings import data_dir, database_url
 
+from .preflight import check_artifact_root, check_tracking_uri
 from .tracker import finite_metrics, flatten
 
 CHAMPION, PREVIOUS, CHALLENGER = "champion", "previous", "challenger"
@@ -171,9 +172,17 @@ class MlflowTracker:
     def __init__(self, tracking_uri: str | None = None, experiment: str = "tennis-assets",
                  ui_url: str | None = None, artifact_root: str | None = None) -> None:
         settings.quiet_mlflow_downloads()
+        # Checked before MLflow sees it: its clients retry an unusable store for minutes and
+        # then fail with messages that name neither the store nor the fix.
+        self.tracking_uri = database_url(check_tracking_uri(
+            tracking_uri or default_tracking_uri(),
+            "tracking_uri" if tracking_uri else "MLflow tracking URI ($MLFLOW_TRACKING_URI, "
+                                                "else the data directory's database)"))
+        if not self.tracking_uri.startswith("http"):
+            check_artifact_root(artifact_root or default_artifact_root(),
+                                "artifact_root" if artifact_root else "MLflow artifact folder")
         from mlflow.tracking import MlflowClient
 
-        self.tracking_uri = database_url(tracking_uri or default_tracking_uri())
         self.experiment = experiment
         self.ui_url = (ui_url or settings.mlflow_ui_url() or
                        (self.tracking_uri if self.tracking_uri.startswith("http")
@@ -306,8 +315,16 @@ class MlflowTracker:
                                                   tags=str_tags, description=description)
             version = str(mv.version)
             self._wait_ready(name, version)
+            # Two registrations of one run can both find none and both create: each then keeps
+            # the oldest and deletes its own younger copy, so they converge on one version
+            # without a lock (the callers also hold one; this is for those that do not).
+            oldest = self.version_of_run(name, run_id)
+            if oldest is not None and oldest.version != version:
+                self.client.delete_model_version(name, version)
+                existing, version = oldest, oldest.version
         else:
             version = existing.version
+        if existing is not None:
             for key, value in str_tags.items():
                 self.client.set_model_version_tag(name, version, key, value)
             if description:
@@ -329,14 +346,34 @@ class MlflowTracker:
             raise RuntimeError(f"model {name}: the challenger is "
                                f"{'v' + challenger.version if challenger else 'unset'}, not "
                                f"v{version}; nothing moved")
-        # champion last: a failure before it leaves production as it was.
-        if current is not None:
+        # champion last: a failure before it leaves production as it was. ``previous`` is what
+        # a rollback restores: never a copy of the model that becomes champion.
+        if current is not None and not (challenger.run_id and current.run_id == challenger.run_id):
             self.client.set_registered_model_alias(name, PREVIOUS, current.version)
         self.client.set_registered_model_alias(name, CHAMPION, version)
         self.client.delete_registered_model_alias(name, CHALLENGER)
         info = self.champion(name)
         assert info is not None
         return info, True
+
+    def aliases(self, name: str) -> dict[str, str | None]:
+        """The lifecycle aliases and the versions they point at (None: unset)."""
+        return {alias: (info.version if (info := self.champion(name, alias)) else None)
+                for alias in (CHAMPION, PREVIOUS, CHALLENGER)}
+
+    def restore_aliases(self, name: str, aliases: Mapping[str, str | None]) -> None:
+        """Put the aliases back as ``aliases`` (from ``aliases``) says; champion last."""
+        from mlflow.exceptions import MlflowException
+
+        for alias in sorted(aliases, key=lambda a: a == CHAMPION):
+            version = aliases[alias]
+            if version is not None:
+                self.client.set_registered_model_alias(name, alias, version)
+            else:
+                try:
+                    self.client.delete_registered_model_alias(name, alias)
+                except MlflowException:
+                    pass  # already unset
 
     def _wait_ready(self, name: str, version: str, timeout: float = 30.0) -> None:
         deadline = time.monotonic() + timeout

@@ -1,10 +1,10 @@
 """Staging to production on MLflow aliases: ``challenger_model`` registers the best candidate
 that the promotion rule accepts as ``challenger``; its blocking checks replay it through the
 registered MLflow model before ``production_model`` moves ``champion`` (the old champion
-becomes ``previous``). The rule itself is tennis_assets.workflow.promotion."""
+becomes ``previous``). The rule is tennis_assets.workflow.promotion; the atomic move of the
+alias and the pointer file is tennis_assets.workflow.production."""
 
 
-import json
 import tempfile
 
 import dagster as dg
@@ -29,6 +29,7 @@ def challenger_model(context: dg.AssetExecutionContext, config: ChallengerConfig
     ``challenger`` (one model version per training run). When none is accepted nothing is
     materialized, nothing downstream runs, and the run still succeeds: a candidate that is not
     better than the champion is a finding, not a failure."""
+    from tennis_assets.workflow.production import register_challenger
     from tennis_assets.workflow.promotion import Champion, Evidence, choose, version_record
 
     tracker, name = mlflow.tracker(), mlflow.registered_model
@@ -48,9 +49,9 @@ def challenger_model(context: dg.AssetExecutionContext, config: ChallengerConfig
     report = reports[best.partition]
     tags, description = version_record(report, context.run.run_id, tracker.run_url,
                                        mlflow.dagster_run_url)
-    info = tracker.register_challenger(name, source=report["candidate"]["model_source"],
-                                       run_id=best.train_run_id, tags=tags,
-                                       description=description)
+    info = register_challenger(tracker, name, model_store.production_pointer().parent,
+                               source=report["candidate"]["model_source"],
+                               run_id=best.train_run_id, tags=tags, description=description)
     context.log.info(f"challenger: {name} v{info.version} ({best.partition}, mean "
                      f"{best.mean:.3f}); champion {champion.version or 'none'}")
     value = {"model_name": name, "version": info.version, "partition": best.partition,
@@ -117,42 +118,31 @@ def production_model(context: dg.AssetExecutionContext, config: PromotionConfig,
     checks (the old champion keeps ``previous``), or with ``rollback: true`` (the ``rollback``
     job) moved back to ``previous``. The pointer file is written from the registry afterwards,
     so it always says what the registry says."""
+    from tennis_assets.workflow.production import move_champion
+
     tracker, name = mlflow.tracker(), mlflow.registered_model
+    if not config.rollback and challenger_model is None:
+        raise dg.Failure("no challenger_model has been materialized: nothing to promote")
+    try:
+        value = move_champion(tracker, name, model_store.production_pointer(),
+                              version=None if config.rollback else challenger_model["version"],
+                              rollback=config.rollback, run_id=context.run.run_id)
+    except RuntimeError as exc:
+        raise dg.Failure(f"{'rollback' if config.rollback else 'promotion'}: {exc}") from None
     if config.rollback:
-        try:
-            info, changed = tracker.rollback(name), True
-        except RuntimeError as exc:
-            raise dg.Failure(f"rollback: {exc}; production is unchanged") from None
-        context.log.warning(f"rolled back {name} to v{info.version}")
-    else:
-        if challenger_model is None:
-            raise dg.Failure("no challenger_model has been materialized: nothing to promote")
-        try:
-            info, changed = tracker.promote_challenger(name, challenger_model["version"])
-        except RuntimeError as exc:
-            raise dg.Failure(f"promotion: {exc}") from None
-    previous = tracker.champion(name, "previous")
-    tags = info.tags
-    value = {"model_name": name, "version": info.version, "partition": tags.get("partition"),
-             "mlflow_run_id": info.run_id, "eval_mlflow_run_id": tags.get("eval_mlflow_run_id"),
-             "source": info.source, "eval_mean": info.eval_mean,
-             "court": json.loads(tags.get("court") or "{}"),
-             "dagster_run_id": context.run.run_id, "previous_version":
-             previous.version if previous else None, "changed": changed,
-             "rollback": config.rollback}
-    pointer = model_store.write_production(value)
+        context.log.warning(f"rolled back {name} to v{value['version']}")
+    # Everything below is what the registry said after the move, as the pointer file says it.
     return dg.Output(value, metadata={
-        "version": dg.MetadataValue.text(info.version),
+        "version": dg.MetadataValue.text(value["version"]),
         "model_name": dg.MetadataValue.text(name),
         "partition": dg.MetadataValue.text(str(value["partition"])),
-        **rounded({"eval_mean": info.eval_mean}),
+        **rounded({"eval_mean": value["eval_mean"]}),
         "court": dg.MetadataValue.json(value["court"]),
         "previous_version": dg.MetadataValue.text(value["previous_version"] or "none"),
-        "changed": dg.MetadataValue.bool(changed),
+        "changed": dg.MetadataValue.bool(value["changed"]),
         "rollback": dg.MetadataValue.bool(config.rollback),
-        "mlflow_run_id": dg.MetadataValue.text(info.run_id or ""),
-        "mlflow_run": dg.MetadataValue.url(tracker.run_url(info.run_id)),
-        "model_version": dg.MetadataValue.url(tracker.model_url(name, info.version)),
-        "pointer": dg.MetadataValue.path(str(pointer)),
+        "mlflow_run_id": dg.MetadataValue.text(value["mlflow_run_id"] or ""),
+        "mlflow_run": dg.MetadataValue.url(tracker.run_url(value["mlflow_run_id"])),
+        "model_version": dg.MetadataValue.url(tracker.model_url(name, value["version"])),
+        "pointer": dg.MetadataValue.path(str(model_store.production_pointer())),
     })
-

@@ -67,7 +67,10 @@ def _study_args(config: TuningConfig) -> dict[str, Any]:
 @dg.op(out=dg.DynamicOut(dict, io_manager_key=HANDOFF_IO),
        description="Create or resume the study; one share of this run's trials per worker.")
 def create_study(context: dg.OpExecutionContext, config: TuningConfig,
-                 optuna_storage: OptunaResource):
+                 optuna_storage: OptunaResource, mlflow: MlflowResource):
+    # mlflow is unused here: asking for it checks the tracking store at the tuning run's first
+    # step, before the trials, not at summarize_study after them.
+    del mlflow
     from tennis_assets import tuning
 
     n_trials = config.resolved()["n_trials"]
@@ -171,10 +174,15 @@ def summarize_study(context: dg.OpExecutionContext, config: TuningConfig,
     })
 
 
-@dg.config_mapping
-def _tuning_config(config: TuningConfig) -> dict:
+@dg.config_mapping(config_schema=TuningConfig.to_config_schema())
+def _tuning_config(values: dict) -> dict:
     # One TuningConfig for the whole asset, as before it was a graph: the launchpad shows it at
-    # ops.tuning_study.config, and every step gets the same values.
+    # ops.tuning_study.config, and every step gets the same values. Built here, not by Dagster
+    # (a TuningConfig-annotated mapping), so that a bad value is a config error naming its field
+    # at launch: Dagster reports anything else a mapping raises as an "unexpected error".
+    from ..config import build_config
+
+    config = build_config(TuningConfig, values, "ops.tuning_study.config")
     values = {"config": config.model_dump(mode="json")}
     return {"create_study": values, "tune_trials": values, "summarize_study": values}
 

@@ -1,0 +1,154 @@
+"""Moving production, atomically: one registry change at a time, decided on a fresh read of the
+registry, with the pointer file (``champion.json``) staged before the alias moves and put in
+place after it, so a failure part-way (a full disk, a registry that stops answering, a kill)
+leaves the champion, its aliases and its pointer as they were, and a success leaves the pointer
+saying exactly what the registry says.
+
+Two guards keep changes one at a time: a file lock beside the pointer (every process on the
+machine, or sharing the volume, CLI and Dagster alike) and, in Dagster, the ``promotion`` pool
+(every run of an instance, wherever it runs). Even without either, one training run still maps
+to one model version (``MlflowTracker.register_challenger`` converges).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+from tennis_assets.files import StagedFile, to_json
+
+LOCK_NAME = ".promotion.lock"
+
+
+class PromotionBusy(RuntimeError):
+    """Another promotion held the lock for longer than the wait allowed."""
+
+
+@contextlib.contextmanager
+def promotion_lock(folder: str | os.PathLike, timeout_s: float = 300.0) -> Iterator[Path]:
+    """Hold the promotion lock of ``folder`` (created if missing). The kernel drops an flock
+    when its holder dies, kill -9 included, so a crashed promotion never blocks the next."""
+    path = Path(folder) / LOCK_NAME
+    path.parent.mkdir(parents=True, exist_ok=True)
+    deadline = time.monotonic() + timeout_s
+    with open(path, "a+") as handle:
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError as exc:
+                if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                    raise
+                if time.monotonic() > deadline:
+                    handle.seek(0)
+                    holder = handle.read().strip() or "unknown"
+                    raise PromotionBusy(f"another promotion (process {holder}) has held {path} "
+                                        f"for over {timeout_s:.0f} s; nothing was changed")
+                time.sleep(0.05)
+        try:
+            handle.seek(0)
+            handle.truncate()
+            handle.write(str(os.getpid()))  # who holds it, for the message above
+            handle.flush()
+            yield path
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def register_challenger(tracker, name: str, lock_folder: str | os.PathLike, source: str,
+                        run_id: str, tags: Mapping[str, Any] | None = None,
+                        description: str | None = None):
+    """``tracker.register_challenger`` under the promotion lock (one version per run)."""
+    with promotion_lock(lock_folder):
+        return tracker.register_challenger(name, source=source, run_id=run_id, tags=tags,
+                                           description=description)
+
+
+def production_record(tracker, name: str, champion, previous_version: str | None,
+                      changed: bool, rollback: bool, run_id: str | None) -> dict[str, Any]:
+    """What the pointer file and the production asset say about the champion ``champion`` (a
+    ChampionInfo): every field read from its registered version."""
+    tags = champion.tags
+    return {"model_name": name, "version": champion.version, "partition": tags.get("partition"),
+            "mlflow_run_id": champion.run_id,
+            "eval_mlflow_run_id": tags.get("eval_mlflow_run_id"), "source": champion.source,
+            "eval_mean": champion.eval_mean, "court": json.loads(tags.get("court") or "{}"),
+            "dagster_run_id": run_id, "previous_version": previous_version,
+            "changed": changed, "rollback": rollback}
+
+
+def read_pointer(pointer: str | os.PathLike) -> dict[str, Any] | None:
+    path = Path(pointer)
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def move_champion(tracker, name: str, pointer: str | os.PathLike, *, version: str | None = None,
+                  rollback: bool = False, run_id: str | None = None,
+                  lock_timeout_s: float = 300.0) -> dict[str, Any]:
+    """Make challenger ``version`` the champion (the old one becomes ``previous``), or with
+    ``rollback`` swap champion and previous; then write ``pointer``. Idempotent: promoting the
+    version that already is champion changes nothing but a stale pointer. Raises RuntimeError
+    (nothing changed) when the registry does not allow the move."""
+    if rollback == (version is not None):
+        raise ValueError("move_champion: give either a challenger version or rollback=True")
+    pointer = Path(pointer)
+    with promotion_lock(pointer.parent, lock_timeout_s):
+        before = tracker.aliases(name)  # read under the lock: what this move starts from
+        current = tracker.champion(name)
+        if rollback:
+            target = tracker.champion(name, "previous")
+            if target is None or current is None:
+                raise RuntimeError(f"model {name}: nothing to roll back to (no 'previous' "
+                                   f"alias); production is unchanged")
+            expected_previous: str | None = current.version
+            changed = True
+        else:
+            target = tracker.champion(name, "challenger")
+            if current is not None and current.version == version:
+                target, changed = current, False
+                expected_previous = before["previous"]
+                if before["challenger"] == version:
+                    # A repeated registration of the champion's run: not a challenger.
+                    tracker.client.delete_registered_model_alias(name, "challenger")
+            elif target is None or target.version != version:
+                raise RuntimeError(f"model {name}: the challenger is "
+                                   f"{'v' + target.version if target else 'unset'}, not "
+                                   f"v{version}; nothing moved")
+            else:
+                changed = True
+                same_model = current is not None and current.run_id == target.run_id
+                expected_previous = (before["previous"] if current is None or same_model
+                                     else current.version)
+        value = production_record(tracker, name, target, expected_previous, changed, rollback,
+                                  run_id)
+        # Staged first: a disk too full for the pointer stops the move before the alias moves.
+        staged = StagedFile(pointer, to_json(value, indent=2))
+        try:
+            if changed:
+                if rollback:
+                    tracker.rollback(name)
+                else:
+                    tracker.promote_challenger(name, version)
+            after, previous = tracker.champion(name), tracker.champion(name, "previous")
+            actual = production_record(tracker, name, after, previous.version if previous
+                                       else None, changed, rollback, run_id)
+            if actual != value:
+                # The registry is the truth: the pointer follows it even if someone outside
+                # the lock moved an alias meanwhile.
+                staged.discard()
+                value, staged = actual, StagedFile(pointer, to_json(actual, indent=2))
+            staged.commit()
+        except BaseException:
+            staged.discard()
+            if changed:
+                # Part-way is not a state production may be left in: back to where it was.
+                with contextlib.suppress(Exception):
+                    tracker.restore_aliases(name, before)
+            raise
+    return value
