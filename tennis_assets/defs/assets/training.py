@@ -50,6 +50,24 @@ def _track(run, trained, partition: str, config: TrainingConfig, unity: dict | N
     return run.log_policy_model(checkpoint)
 
 
+def _resumable(context, resume: Path, agent_cfg):
+    """(``resume``, its agent configuration) if an earlier attempt of this run (the run it
+    re-executes or retries) left a resume state, else (None, ``agent_cfg``). The state's own
+    configuration is kept: a warm start may have replaced the configured one."""
+    if not resume.is_file():
+        return None, agent_cfg
+    from tennis_assets.agents import AgentConfig
+    from tennis_assets.training.checkpoints import CheckpointError, read_metadata
+
+    try:
+        stored = AgentConfig.from_dict(read_metadata(resume)["agent_config"])
+    except (CheckpointError, KeyError, TypeError, ValueError) as exc:
+        context.log.warning(f"ignoring an unreadable resume state ({exc}): training starts over")
+        return None, agent_cfg
+    return str(resume), stored.replace(device=agent_cfg.device,
+                                       torch_threads=agent_cfg.torch_threads)
+
+
 @dg.asset(
     partitions_def=agent_partitions,
     group_name="candidates",
@@ -81,12 +99,16 @@ def trained_agents(context: dg.AssetExecutionContext, config: TrainingConfig,
         tuned = dict(tuning_study["best_params"])
     agent_cfg, train_cfg = config.build(tuned)
     out_dir = model_store.agent_dir(partition, context.run.run_id)
+    resume = model_store.resume_path(partition, context.run.root_run_id or context.run.run_id)
+    resume_from, agent_cfg = _resumable(context, resume, agent_cfg)
+    train_cfg = train_cfg.replace(checkpoint_path=str(resume))
     tags = run_tags(context.run.run_id, asset="trained_agents", partition=partition,
                     **{"dagster.run_url": mlflow.dagster_run_url(context.run.run_id)})
 
     with tempfile.TemporaryDirectory() as tmp, \
             mlflow.start_run(f"train-{partition}", tags) as run:
-        init = _init_checkpoint(config, mlflow, tmp)
+        # A resumed run's state already holds its warm-started weights.
+        init = None if resume_from else _init_checkpoint(config, mlflow, tmp)
         env, unity = None, None
         if config.environment == Environment.unity:
             # Training and its evaluations play on the build; the learner takes its sizes.
@@ -95,15 +117,28 @@ def trained_agents(context: dg.AssetExecutionContext, config: TrainingConfig,
             unity = unity_environment.describe()
         context.log.info(f"training {partition}: budget {train_cfg.max_seconds} s / "
                          f"{train_cfg.max_updates} updates"
-                         + (f", warm start from {config.init_checkpoint}" if init else ""))
+                         + (f", warm start from {config.init_checkpoint}" if init else "")
+                         + (f", resuming from {resume_from}" if resume_from else ""))
         try:
             trained = train_candidate(agent_cfg, train_cfg, out_dir, init_checkpoint=init,
-                                      env=env, workdir=Path(tmp),
+                                      resume_from=resume_from, env=env, workdir=Path(tmp),
                                       title=f"{partition}: best greedy mean {{best:.2f}}")
         finally:
             if env is not None:
                 env.close()
+        if trained.result.interrupted:
+            saved = trained.result.last_saved
+            raise dg.Failure(
+                f"training of {partition} was {trained.result.stop_reason} after "
+                f"{trained.result.seconds:.0f} s; "
+                + (f"its state is saved in {resume}: re-execute this run (or let the run "
+                   f"retry) to continue from {saved['updates']} updates" if saved else
+                   "no resume state could be saved"),
+                metadata={"resume_state": dg.MetadataValue.path(str(resume))})
         model_source = _track(run, trained, partition, config, unity)
+    # Done and tracked: the state (replay buffer included) is no longer needed to continue.
+    for path in (resume, resume.with_suffix(".json")):
+        path.unlink(missing_ok=True)
 
     result, usage = trained.result, trained.resource_usage
     value = TrainedAgent(
