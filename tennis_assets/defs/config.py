@@ -9,7 +9,8 @@ When a value is checked: Dagster's config schema has no numeric bounds, and Dags
 Config object (so pydantic checks it) only when the step that takes it starts. So constraints
 are checked earlier here: tuning_study's config mapping builds its TuningConfig at launch
 (``build_config``), and the first step of a run checks every other asset's config of the run
-(``check_run_config``, called when the MLflow and Optuna resources are set up), so a bad value
+(``check_run_config``, called when the MLflow and Optuna resources are set up; it also checks
+that trained_agents' courts and replay buffer fit in memory), so a bad value
 for evaluation_report fails the run before trained_agents trains. Both raise Dagster's own
 ``DagsterInvalidConfigError`` with the field's path in the run config (the resources report it
 as the step's failure).
@@ -441,8 +442,16 @@ def check_run_config(run_config: Mapping[str, Any] | None) -> None:
         if not isinstance(values, Mapping):
             continue  # not configured: the defaults are valid
         try:
-            cls(**values)
+            built = cls(**values)
         except ValidationError as exc:
             errors += _evaluation_errors(exc, f"ops.{name}.config")
+            continue
+        if isinstance(built, TrainingConfig):
+            from tennis_assets.training import check_memory
+
+            # Courts and a replay buffer that cannot fit fail the run here (MemoryLimitError,
+            # naming num_courts and buffer_size), not as an out-of-memory kill mid-training.
+            agent, train = built.build()
+            check_memory(agent, train, eval_episodes=train.eval_episodes)
     if errors:
         raise dg.DagsterInvalidConfigError("Error in the run's config", errors, run_config)

@@ -33,7 +33,7 @@ def _preflight(context: dg.InitResourceContext, resource: str, check, *args) -> 
     if context.run is not None:  # None for a sensor's resources
         try:
             check_run_config(context.run.run_config)
-        except dg.DagsterInvalidConfigError as exc:
+        except (dg.DagsterInvalidConfigError, ValueError) as exc:
             # Raised as is, a Dagster error ends a step's process without a step failure; a
             # config error does not go away on retry.
             raise dg.Failure(str(exc), allow_retries=False) from None

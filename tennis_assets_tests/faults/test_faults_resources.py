@@ -207,6 +207,23 @@ def test_a_bad_evaluation_value_fails_the_run_before_training(tmp_path):
     assert not (tmp_path / "models").exists() and not (tmp_path / "assets").exists()
 
 
+def test_courts_that_do_not_fit_in_memory_fail_the_run_before_training(tmp_path):
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    defs = job_definitions(make_resources(tmp_path, uri, "faults"))
+    with dg.instance_for_test() as instance:
+        start = time.monotonic()
+        result = run_job(instance, defs, "retrain", partition="baseline",
+                         config={"trained_agents": {"num_courts": 10**9}})
+        assert time.monotonic() - start < FAST_S
+    assert not result.success
+    _no_step_ran(result)
+    failure = next(e for e in result.all_events
+                   if e.event_type == dg.DagsterEventType.RESOURCE_INIT_FAILURE)
+    message = failure.event_specific_data.error.to_string()
+    assert "num_courts" in message and "1000000000" in message.replace(",", "")
+    assert not (tmp_path / "models").exists() and not (tmp_path / "assets").exists()
+
+
 @pytest.mark.parametrize("config, field", [
     ({"n_trials": 2, "n_workers": 5}, "n_workers=5 > n_trials=2"),
     ({"params": ["actor_lr", "learning_rate"]}, "ops.tuning_study.config.params"),

@@ -98,6 +98,14 @@ def trained_agents(context: dg.AssetExecutionContext, config: TrainingConfig,
                              "completed trial; materialize tuning_study first")
         tuned = dict(tuning_study["best_params"])
     agent_cfg, train_cfg = config.build(tuned)
+    from tennis_assets.training import check_memory
+
+    try:
+        # Before the MLflow run, the warm start or any allocation: a budget that cannot fit
+        # fails here, naming num_courts and buffer_size, not as an out-of-memory kill later.
+        check_memory(agent_cfg, train_cfg, eval_episodes=train_cfg.eval_episodes)
+    except ValueError as exc:
+        raise dg.Failure(f"trained_agents config: {exc}", allow_retries=False) from None
     out_dir = model_store.agent_dir(partition, context.run.run_id)
     resume = model_store.resume_path(partition, context.run.root_run_id or context.run.run_id)
     resume_from, agent_cfg = _resumable(context, resume, agent_cfg)
