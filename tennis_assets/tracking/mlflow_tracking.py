@@ -274,8 +274,8 @@ class MlflowTracker:
             description=description)
         self._wait_ready(name, str(mv.version))
         if old is not None and old.version != str(mv.version):
-            self.client.set_registered_model_alias(name, PREVIOUS, old.version)
-        self.client.set_registered_model_alias(name, CHAMPION, str(mv.version))
+            self._set_alias(name, PREVIOUS, old.version)
+        self._set_alias(name, CHAMPION, str(mv.version))
         info = self.champion(name)
         assert info is not None
         return info
@@ -329,10 +329,13 @@ class MlflowTracker:
                 self.client.set_model_version_tag(name, version, key, value)
             if description:
                 self.client.update_model_version(name, version, description=description)
-        self.client.set_registered_model_alias(name, CHALLENGER, version)
-        info = self.champion(name, CHALLENGER)
-        assert info is not None
-        return info
+        self._set_alias(name, CHALLENGER, version)
+        # The version itself, not whatever the alias says by now: a concurrent promotion may
+        # already have moved it on.
+        mv = self.client.get_model_version(name, version)
+        return ChampionInfo(name=name, version=str(mv.version), run_id=mv.run_id,
+                            source=mv.source, tags=dict(mv.tags or {}),
+                            aliases=list(mv.aliases or []))
 
     def promote_challenger(self, name: str, version: str) -> tuple[ChampionInfo, bool]:
         """Make challenger ``version`` the champion (the old champion becomes ``previous``) and
@@ -349,12 +352,34 @@ class MlflowTracker:
         # champion last: a failure before it leaves production as it was. ``previous`` is what
         # a rollback restores: never a copy of the model that becomes champion.
         if current is not None and not (challenger.run_id and current.run_id == challenger.run_id):
-            self.client.set_registered_model_alias(name, PREVIOUS, current.version)
-        self.client.set_registered_model_alias(name, CHAMPION, version)
-        self.client.delete_registered_model_alias(name, CHALLENGER)
+            self._set_alias(name, PREVIOUS, current.version)
+        self._set_alias(name, CHAMPION, version)
+        self.delete_alias(name, CHALLENGER)
         info = self.champion(name)
         assert info is not None
         return info, True
+
+    def _set_alias(self, name: str, alias: str, version: str, attempts: int = 4) -> None:
+        """MLflow sets an alias by read-then-insert: two processes setting the same alias at
+        once can collide on its unique key. The loser retries; by then the row exists and is
+        updated."""
+        from mlflow.exceptions import MlflowException
+
+        for attempt in range(attempts):
+            try:
+                self.client.set_registered_model_alias(name, alias, version)
+                return
+            except MlflowException:
+                if attempt == attempts - 1:
+                    raise
+                time.sleep(0.05 * (attempt + 1))
+
+    def delete_alias(self, name: str, alias: str) -> None:
+        """Unset ``alias``; already unset (a concurrent promotion got there first) is fine."""
+        from mlflow.exceptions import MlflowException
+
+        with contextlib.suppress(MlflowException):
+            self.client.delete_registered_model_alias(name, alias)
 
     def aliases(self, name: str) -> dict[str, str | None]:
         """The lifecycle aliases and the versions they point at (None: unset)."""
@@ -362,18 +387,13 @@ class MlflowTracker:
                 for alias in (CHAMPION, PREVIOUS, CHALLENGER)}
 
     def restore_aliases(self, name: str, aliases: Mapping[str, str | None]) -> None:
-        """Put the aliases back as ``aliases`` (from ``aliases``) says; champion last."""
-        from mlflow.exceptions import MlflowException
-
+        """Put the aliases back as ``aliases`` (from ``aliases()``) says; champion last."""
         for alias in sorted(aliases, key=lambda a: a == CHAMPION):
             version = aliases[alias]
             if version is not None:
-                self.client.set_registered_model_alias(name, alias, version)
+                self._set_alias(name, alias, version)
             else:
-                try:
-                    self.client.delete_registered_model_alias(name, alias)
-                except MlflowException:
-                    pass  # already unset
+                self.delete_alias(name, alias)
 
     def _wait_ready(self, name: str, version: str, timeout: float = 30.0) -> None:
         deadline = time.monotonic() + timeout
@@ -392,8 +412,8 @@ class MlflowTracker:
         current, previous = self.champion(name), self.champion(name, PREVIOUS)
         if previous is None or current is None:
             raise RuntimeError(f"model {name}: nothing to roll back to (no '{PREVIOUS}' alias)")
-        self.client.set_registered_model_alias(name, CHAMPION, previous.version)
-        self.client.set_registered_model_alias(name, PREVIOUS, current.version)
+        self._set_alias(name, CHAMPION, previous.version)
+        self._set_alias(name, PREVIOUS, current.version)
         info = self.champion(name)
         assert info is not None
         return info

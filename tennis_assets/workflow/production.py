@@ -115,7 +115,7 @@ def move_champion(tracker, name: str, pointer: str | os.PathLike, *, version: st
                 expected_previous = before["previous"]
                 if before["challenger"] == version:
                     # A repeated registration of the champion's run: not a challenger.
-                    tracker.client.delete_registered_model_alias(name, "challenger")
+                    tracker.delete_alias(name, "challenger")
             elif target is None or target.version != version:
                 raise RuntimeError(f"model {name}: the challenger is "
                                    f"{'v' + target.version if target else 'unset'}, not "
