@@ -14,20 +14,27 @@ exact share of the trials (``split_trials``, ``optimize``). No Dagster here.
 A worker on an RDB storage heartbeats its running trial; a trial whose worker was killed is
 failed once its heartbeat is older than the grace period (by the next worker that opens the
 study or starts a trial) and re-queued once with the same parameters. The journal storage has
-no heartbeat in optuna 5.0 (``JournalStorage`` does not implement ``BaseHeartbeat``): there a
-killed worker's trial stays RUNNING until that worker's share is run again (see ``optimize``).
+no heartbeat in optuna 5.0 (``JournalStorage`` does not implement ``BaseHeartbeat``): there the
+next worker on the same machine that opens the study or starts a trial fails, and re-queues the
+same way, each RUNNING trial whose worker process (tagged on the trial) is gone
+(``fail_dead_trials``). A trial of a worker on another machine stays RUNNING until that worker's
+share is run again (see ``optimize``).
 """
 
 from __future__ import annotations
 
 import copy
+import logging
 import math
 import os
 import warnings
 import socket
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
+
+log = logging.getLogger(__name__)
 
 # Field of AgentConfig -> (kind, choices or (low, high), log scale). Learning rates, target-update
 # rate, exploration, batch and network sizes, discount; the rest keep the tuned defaults, so a
@@ -68,7 +75,10 @@ HEARTBEAT_GRACE_S = 60
 # that kills its worker (out of memory) cannot take every worker down in turn.
 MAX_TRIAL_RETRIES = 1
 # The tags with which ``optimize`` says which worker owns a trial.
-OWNER_ATTRS = ("batch", "worker", "worker_pid", "host")
+OWNER_ATTRS = ("batch", "worker", "worker_pid", "host", "pid_namespace")
+# A process's start time is known to about a second (the boot time is stored in whole seconds),
+# so a pid counts as reused only when its process started clearly after the trial did.
+PID_START_SLACK_S = 2.0
 
 
 def check_heartbeat(heartbeat_interval: int | None, grace_period: int | None) -> None:
@@ -101,6 +111,83 @@ class RetryStaleTrial:
         trial = copy.copy(trial)
         trial.user_attrs = {k: v for k, v in trial.user_attrs.items() if k not in OWNER_ATTRS}
         self._retry(study, trial)
+
+
+def pid_namespace() -> str:
+    """What a pid is relative to: this kernel boot and pid namespace. Containers can share a
+    hostname (host networking) yet not their processes; "" where there is no /proc (macOS),
+    there the hostname alone names the machine."""
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        return f"{boot}/{os.readlink('/proc/self/ns/pid')}"
+    except OSError:
+        return ""
+
+
+def worker_gone(pid: int, started: datetime | None) -> bool:
+    """Whether the process ``pid`` that started a trial at ``started`` (local time, as optuna
+    stores it) no longer runs: it does not exist, is a zombie, or the pid now names a newer
+    process."""
+    import psutil
+
+    try:
+        proc = psutil.Process(pid)
+        if proc.status() == psutil.STATUS_ZOMBIE:
+            return True
+        return started is not None and \
+            proc.create_time() > started.timestamp() + PID_START_SLACK_S
+    except psutil.NoSuchProcess:
+        return True
+    except psutil.AccessDenied:
+        # Another user's live process: nothing says it is gone.
+        return False
+
+
+def fail_dead_trials(study) -> list[int]:
+    """On a storage without a heartbeat: fail the RUNNING trials whose worker ran on this
+    machine and is gone, and re-queue each once as RetryStaleTrial does; their numbers."""
+    from optuna.storages._heartbeat import is_heartbeat_enabled
+    from optuna.trial import TrialState
+
+    # optuna's own test for whether its loop heartbeats and fails stale trials: there the
+    # heartbeat decides, and a trial is never failed (and copied) twice.
+    if is_heartbeat_enabled(study._storage):
+        return []
+    host, namespace = socket.gethostname(), pid_namespace()
+    failed: list[int] = []
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        pid = trial.user_attrs.get("worker_pid")
+        # A trial of another machine or container is left alone: its pid means nothing here,
+        # and only a heartbeat can tell whether that worker lives. So is one not yet tagged.
+        if trial.user_attrs.get("host") == host and \
+                trial.user_attrs.get("pid_namespace") == namespace and \
+                isinstance(pid, int) and not isinstance(pid, bool) and pid > 0 and \
+                worker_gone(pid, trial.datetime_start) and fail_and_retry(study, trial):
+            failed.append(trial.number)
+    return failed
+
+
+def fail_and_retry(study, trial) -> bool:
+    """Fail the RUNNING ``trial`` (as read by this worker) and re-queue it (RetryStaleTrial);
+    False where another worker that found it dead too failed it first, and so re-queued it."""
+    import optuna
+    from optuna.trial import TrialState
+
+    storage = study._storage
+    try:
+        if not storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL):
+            return False
+    except optuna.exceptions.UpdateFinishedTrialError:
+        # As in optuna's fail_stale_trials: the first writer of the FAIL wins.
+        return False
+    dead = copy.deepcopy(storage.get_trial(trial._trial_id))
+    again = len(dead.system_attrs.get("retry_history", [])) < MAX_TRIAL_RETRIES
+    log.warning("tuning trial %d: its worker (pid %s on %s) is gone; marked FAIL, %s",
+                dead.number, dead.user_attrs.get("worker_pid"), dead.user_attrs.get("host"),
+                "re-queued" if again else
+                f"not re-queued (already retried {MAX_TRIAL_RETRIES} time(s))")
+    RetryStaleTrial()(study, dead)
+    return True
 
 
 def make_storage(url: str | None, heartbeat_interval: int | None = HEARTBEAT_INTERVAL_S,
@@ -265,7 +352,8 @@ def open_study(study_name: str, storage_url: str | None, sampler: str = "tpe",
                grace_period: int | None = HEARTBEAT_GRACE_S):
     """The study ``study_name`` in the storage: created if missing (``create``), else it must
     exist, which is how a worker joins a study someone else started. Trials whose heartbeat
-    is stale are failed (and re-queued) here."""
+    is stale, or (without a heartbeat) whose worker on this machine is gone, are failed (and
+    re-queued) here."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -298,6 +386,7 @@ def open_study(study_name: str, storage_url: str | None, sampler: str = "tpe",
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         optuna.storages.fail_stale_trials(study)
+    fail_dead_trials(study)
     return study
 
 
@@ -322,11 +411,13 @@ def optimize(study, n_trials: int, agent_config, train_config,
              batch: str | None = None, worker: int = 0) -> list[int]:
     """Run this process's share of trials; returns the numbers of the trials it ran.
 
-    With ``batch``, every trial is tagged (batch, worker, pid, host) and the share is
-    idempotent: a worker that runs again under the same batch and worker index (a retried step)
-    first counts the trials it already owns, marks any it left RUNNING as FAIL (its process died;
-    no one else runs that worker), and runs only the rest. So a batch of N trials split into
-    shares ends with exactly N trials tagged with it.
+    Every trial is tagged with its process (pid, host, pid namespace), by which
+    :func:`fail_dead_trials` finds a killed worker's trial; that runs before each trial here.
+    With ``batch``, every trial is also tagged (batch, worker) and the share is idempotent: a
+    worker that runs again under the same batch and worker index (a retried step) first counts
+    the trials it already owns, marks any it left RUNNING as FAIL (its process died; no one else
+    runs that worker), and runs only the rest. So a batch of N trials split into shares ends
+    with exactly N trials tagged with it.
     """
     import optuna
 
@@ -334,6 +425,8 @@ def optimize(study, n_trials: int, agent_config, train_config,
         raise ValueError(f"tuning n_trials={n_trials!r}: must be an integer >= 1")
     names = check_params(list(params) if params is not None else list(SEARCH_SPACE))
     owned: list[int] = []
+    # Before the batch's own RUNNING trials are failed below, so a dead one is also re-queued.
+    fail_dead_trials(study)
     if batch is not None:
         for t in batch_trials(study, batch, worker):
             if t.state in (optuna.trial.TrialState.RUNNING, optuna.trial.TrialState.WAITING):
@@ -342,19 +435,23 @@ def optimize(study, n_trials: int, agent_config, train_config,
     remaining = n_trials - len(owned)
     if remaining <= 0:
         return owned
-    host, pid = socket.gethostname(), os.getpid()
+    host, pid, namespace = socket.gethostname(), os.getpid(), pid_namespace()
 
     def objective(trial):
         if batch is not None:
             trial.set_user_attr("batch", batch)
             trial.set_user_attr("worker", worker)
-            trial.set_user_attr("worker_pid", pid)
-            trial.set_user_attr("host", host)
+        trial.set_user_attr("worker_pid", pid)
+        trial.set_user_attr("host", host)
+        trial.set_user_attr("pid_namespace", namespace)
         owned.append(trial.number)
         result = run_trial(trial, agent_config, train_config, names, multi_objective)
         return (result.score, result.seconds) if multi_objective else result.score
 
-    callbacks = [on_trial] if on_trial is not None else None
+    # After each trial, that is before the next one asks for a trial, so a dead worker's
+    # re-queued trial can be the next one run.
+    callbacks = ([on_trial] if on_trial is not None else []) + \
+        [lambda s, _trial: fail_dead_trials(s)]
     # A configuration the learner rejects fails its trial, not the study.
     study.optimize(objective, n_trials=remaining, timeout=timeout, callbacks=callbacks,
                    catch=(ValueError,))
