@@ -507,6 +507,23 @@ def summarize(study, batch: str | None = None) -> dict[str, Any]:
     }
 
 
+def track_study(run, study, summary: Mapping[str, Any], out_dir: str | os.PathLike,
+                params: Mapping[str, Any]) -> dict[str, Path | None]:
+    """Record the study on a tracking run (``run``: the tracker interface): ``params``, each
+    completed trial's score, the summary's counts and the report's files (written into
+    ``out_dir``, whose paths are returned)."""
+    run.log_params(dict(params))
+    run.log_series("trial_score", [t.values[0] for t in complete_trials(study)])
+    run.log_metrics({"best_score": summary["best_score"] or float("nan"),
+                     "complete_trials": summary["n_complete"],
+                     "pruned_trials": summary["n_pruned"]})
+    report = write_report(study, out_dir)
+    for path in report.values():
+        if path is not None:
+            run.log_artifact(path)
+    return report
+
+
 def write_report(study, folder: str | os.PathLike) -> dict[str, Path | None]:
     """The study's pictures and table into ``folder``: optimization history, parameter
     importances (None where there is nothing to draw) and trials.csv."""

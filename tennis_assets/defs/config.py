@@ -11,9 +11,8 @@ are checked earlier here: tuning_study's config mapping builds its TuningConfig 
 (``build_config``), and the first step of a run checks every other asset's config of the run
 (``check_run_config``, called when the MLflow and Optuna resources are set up; it also checks
 that trained_agents' courts and replay buffer fit in memory), so a bad value
-for evaluation_report fails the run before trained_agents trains. Both raise Dagster's own
-``DagsterInvalidConfigError`` with the field's path in the run config (the resources report it
-as the step's failure).
+for evaluation_report fails the run before trained_agents trains. Both name each field by its
+path in the run config (``ops.evaluation_report.config.episodes: ...``).
 
 Profiles (tennis_assets.profiles) size the whole graph; the UI default is
 ``$TENNIS_ASSETS_PROFILE`` (default ``quick``). Any field set explicitly overrides the profile.
@@ -68,6 +67,13 @@ def default_profile() -> Profile:
 
 def _profile_of(value: Profile | str) -> dict[str, dict[str, Any]]:
     return PROFILES[Profile(value).value]
+
+
+def _over_profile(config: Any, section: str, names: tuple[str, ...]) -> dict[str, Any]:
+    """The profile's ``section`` with each of ``names`` that ``config`` sets explicitly."""
+    values = dict(_profile_of(config.profile)[section])
+    values.update({n: getattr(config, n) for n in names if getattr(config, n) is not None})
+    return values
 
 
 def _overrides_config(core: type, name: str, doc: str, exclude: tuple[str, ...] = (),
@@ -165,12 +171,9 @@ class TrainingConfig(dg.Config):
                                            "sensor sets it to the court that drifted")
 
     def train_overrides(self) -> dict[str, Any]:
-        values = dict(_profile_of(self.profile)["train"])
-        for name in ("max_seconds", "max_updates", "num_courts", "eval_every_updates",
-                     "eval_episodes", "stop_when_solved", "checkpoint_every_seconds"):
-            value = getattr(self, name)
-            if value is not None:
-                values[name] = value
+        values = _over_profile(self, "train", (
+            "max_seconds", "max_updates", "num_courts", "eval_every_updates", "eval_episodes",
+            "stop_when_solved", "checkpoint_every_seconds"))
         values["seed"] = self.seed
         court = self.court.set_values()
         if court:
@@ -245,12 +248,8 @@ class TuningConfig(dg.Config):
         return self
 
     def resolved(self) -> dict[str, Any]:
-        values = dict(_profile_of(self.profile)["tuning"])
-        for name in ("n_trials", "trial_max_seconds", "trial_max_updates",
-                     "min_completed_trials"):
-            if getattr(self, name) is not None:
-                values[name] = getattr(self, name)
-        return values
+        return _over_profile(self, "tuning", ("n_trials", "trial_max_seconds",
+                                              "trial_max_updates", "min_completed_trials"))
 
     def build(self):
         """(AgentConfig, TrainConfig) of one trial: the training profile, with the trial budget."""
@@ -277,11 +276,8 @@ class EvaluationConfig(dg.Config):
     latency_samples: Optional[int] = Field(default=None, ge=1)
 
     def resolved(self) -> dict[str, Any]:
-        values = dict(_profile_of(self.profile)["evaluation"])
-        for name in ("episodes", "gif_max_frames", "latency_samples"):
-            if getattr(self, name) is not None:
-                values[name] = getattr(self, name)
-        return values
+        return _over_profile(self, "evaluation", ("episodes", "gif_max_frames",
+                                                  "latency_samples"))
 
 
 class ChallengerConfig(dg.Config):
@@ -309,9 +305,7 @@ class ChallengerConfig(dg.Config):
         return v
 
     def resolved_episodes(self) -> int:
-        if self.episodes is not None:
-            return self.episodes
-        return int(_profile_of(self.profile)["evaluation"]["episodes"])
+        return int(_over_profile(self, "evaluation", ("episodes",))["episodes"])
 
     @staticmethod
     def confirmation_seed(version: str) -> int:
@@ -379,9 +373,7 @@ class MonitoringConfig(dg.Config):
         return self.court.set_values() or settings.production_court()
 
     def resolved_episodes(self) -> int:
-        if self.episodes is not None:
-            return self.episodes
-        return int(_profile_of(self.profile)["evaluation"]["episodes"])
+        return int(_over_profile(self, "evaluation", ("episodes",))["episodes"])
 
 
 # The Config of each asset whose op takes one directly; Dagster builds it at that op's step.
@@ -395,30 +387,16 @@ STEP_CONFIGS: dict[str, type] = {
 }
 
 
-def _evaluation_errors(exc: ValidationError, path: str) -> list:
-    """pydantic's errors as Dagster's, each at its field's path in the run config."""
-    # Dagster's own error records: DagsterInvalidConfigError takes nothing else.
-    from dagster._config.errors import DagsterEvaluationErrorReason, EvaluationError
-    from dagster._config.stack import EvaluationStackRoot
-    from dagster._utils.error import SerializableErrorInfo
-
+def _field_errors(exc: ValidationError, path: str) -> list[str]:
+    """pydantic's errors, each as ``<path in the run config>.<field>: <why> (got <value>)``."""
     errors = []
     for error in exc.errors(include_url=False):
         value = error.get("input")
         if isinstance(value, Mapping) and set(value) == {"env"}:
             continue  # an environment variable Dagster resolves later; its step checks it
-        stack = EvaluationStackRoot()
-        for part in [*path.split("."), *map(str, error["loc"])]:
-            stack = stack.for_field(part)
-        message = error["msg"].removeprefix("Value error, ")
-        if error["loc"]:
-            message = f"{message} (got {value!r})"
-        message = f"{'.'.join(stack.levels)}: {message}"
-        errors.append(EvaluationError(
-            stack=stack, reason=DagsterEvaluationErrorReason.FAILED_POST_PROCESSING,
-            message=message,
-            error_data=SerializableErrorInfo(message=message, stack=[],
-                                             cls_name="ValidationError")))
+        where = ".".join([path, *map(str, error["loc"])])
+        got = f" (got {value!r})" if error["loc"] else ""
+        errors.append(f"{where}: {error['msg'].removeprefix('Value error, ')}{got}")
     return errors
 
 
@@ -428,8 +406,11 @@ def build_config(cls: type, values: Mapping[str, Any], path: str):
     try:
         return cls(**values)
     except ValidationError as exc:
+        # Dagster passes its own errors out of a config mapping as they are (any other is an
+        # "unexpected error"); the fields are named in the message itself.
         raise dg.DagsterInvalidConfigError(
-            f"Error in config for {path}", _evaluation_errors(exc, path), dict(values)) from None
+            "\n    ".join([f"Error in config for {path}:", *_field_errors(exc, path)]), [],
+            dict(values)) from None
 
 
 def check_run_config(run_config: Mapping[str, Any] | None) -> None:
@@ -444,7 +425,7 @@ def check_run_config(run_config: Mapping[str, Any] | None) -> None:
         try:
             built = cls(**values)
         except ValidationError as exc:
-            errors += _evaluation_errors(exc, f"ops.{name}.config")
+            errors += _field_errors(exc, f"ops.{name}.config")
             continue
         if isinstance(built, TrainingConfig):
             from tennis_assets.training import check_memory
@@ -454,4 +435,4 @@ def check_run_config(run_config: Mapping[str, Any] | None) -> None:
             agent, train = built.build()
             check_memory(agent, train, eval_episodes=train.eval_episodes)
     if errors:
-        raise dg.DagsterInvalidConfigError("Error in the run's config", errors, run_config)
+        raise ValueError("\n    ".join(["Error in the run's config:", *errors]))

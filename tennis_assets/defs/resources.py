@@ -33,9 +33,8 @@ def _preflight(context: dg.InitResourceContext, resource: str, check, *args) -> 
     if context.run is not None:  # None for a sensor's resources
         try:
             check_run_config(context.run.run_config)
-        except (dg.DagsterInvalidConfigError, ValueError) as exc:
-            # Raised as is, a Dagster error ends a step's process without a step failure; a
-            # config error does not go away on retry.
+        except ValueError as exc:
+            # A config error does not go away on retry.
             raise dg.Failure(str(exc), allow_retries=False) from None
     try:
         check(*args)

@@ -3,9 +3,12 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
+
+log = logging.getLogger(__name__)
 
 CANDIDATE_FILES = {
     "checkpoint": "checkpoint.safetensors",
@@ -60,6 +63,34 @@ def warm_start(checkpoint: str | Path, agent_config, train_config, workdir: Path
     return WarmStart(agent, train, resume, float(start.mean))
 
 
+def resume_state(path: str | Path, agent_config) -> tuple[str | None, Any]:
+    """(``path``, its agent configuration) if an earlier attempt of this training left a
+    readable resume state there, else (None, ``agent_config``). The state's own configuration
+    is kept (a warm start may have replaced the configured one); device and threads are this
+    machine's."""
+    from tennis_assets.agents import AgentConfig
+    from tennis_assets.training.checkpoints import CheckpointError, read_metadata
+
+    path = Path(path)
+    if not path.is_file():
+        return None, agent_config
+    try:
+        stored = AgentConfig.from_dict(read_metadata(path)["agent_config"])
+    except (CheckpointError, KeyError, TypeError, ValueError) as exc:
+        log.warning("ignoring an unreadable resume state (%s): training starts over", exc)
+        return None, agent_config
+    return str(path), stored.replace(device=agent_config.device,
+                                     torch_threads=agent_config.torch_threads)
+
+
+def interruption(result, resume: str | Path, how_to_continue: str) -> str:
+    """What to tell a user whose training ``result`` was stopped by a signal."""
+    saved = result.last_saved
+    return (f"training was {result.stop_reason} after {result.seconds:.0f} s; "
+            + (f"its state is saved in {resume}: {how_to_continue} to continue from "
+               f"{saved['updates']} updates" if saved else "no resume state could be saved"))
+
+
 def train_candidate(agent_config, train_config, out_dir: str | Path, *, title: str,
                     init_checkpoint: str | Path | None = None, resume_from: str | None = None,
                     env=None, progress: bool = False,
@@ -74,6 +105,11 @@ def train_candidate(agent_config, train_config, out_dir: str | Path, *, title: s
     from tennis_assets.tracking.resource_usage import ResourceUsage
     from tennis_assets.training import plot_learning_curve, save_checkpoint, train
 
+    from tennis_assets.training import check_memory
+
+    # Before any folder or allocation: courts and a buffer that cannot fit fail here, naming
+    # num_courts and buffer_size, not as an out-of-memory kill later.
+    check_memory(agent_config, train_config, eval_episodes=train_config.eval_episodes)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {name: out / filename for name, filename in CANDIDATE_FILES.items()}

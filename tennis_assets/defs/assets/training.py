@@ -50,24 +50,6 @@ def _track(run, trained, partition: str, config: TrainingConfig, unity: dict | N
     return run.log_policy_model(checkpoint)
 
 
-def _resumable(context, resume: Path, agent_cfg):
-    """(``resume``, its agent configuration) if an earlier attempt of this run (the run it
-    re-executes or retries) left a resume state, else (None, ``agent_cfg``). The state's own
-    configuration is kept: a warm start may have replaced the configured one."""
-    if not resume.is_file():
-        return None, agent_cfg
-    from tennis_assets.agents import AgentConfig
-    from tennis_assets.training.checkpoints import CheckpointError, read_metadata
-
-    try:
-        stored = AgentConfig.from_dict(read_metadata(resume)["agent_config"])
-    except (CheckpointError, KeyError, TypeError, ValueError) as exc:
-        context.log.warning(f"ignoring an unreadable resume state ({exc}): training starts over")
-        return None, agent_cfg
-    return str(resume), stored.replace(device=agent_cfg.device,
-                                       torch_threads=agent_cfg.torch_threads)
-
-
 @dg.asset(
     partitions_def=agent_partitions,
     group_name="candidates",
@@ -88,7 +70,7 @@ def trained_agents(context: dg.AssetExecutionContext, config: TrainingConfig,
     the checkpoint as a pyfunc model, the learning curve).
     """
     from tennis_assets.tracking import run_tags
-    from tennis_assets.workflow.candidate import train_candidate
+    from tennis_assets.workflow.candidate import interruption, resume_state, train_candidate
 
     partition = context.partition_key
     tuned: dict[str, Any] = {}
@@ -98,17 +80,10 @@ def trained_agents(context: dg.AssetExecutionContext, config: TrainingConfig,
                              "completed trial; materialize tuning_study first")
         tuned = dict(tuning_study["best_params"])
     agent_cfg, train_cfg = config.build(tuned)
-    from tennis_assets.training import check_memory
-
-    try:
-        # Before the MLflow run, the warm start or any allocation: a budget that cannot fit
-        # fails here, naming num_courts and buffer_size, not as an out-of-memory kill later.
-        check_memory(agent_cfg, train_cfg, eval_episodes=train_cfg.eval_episodes)
-    except ValueError as exc:
-        raise dg.Failure(f"trained_agents config: {exc}", allow_retries=False) from None
     out_dir = model_store.agent_dir(partition, context.run.run_id)
+    # Kept per run lineage: a re-execution or retry of this run continues where it stopped.
     resume = model_store.resume_path(partition, context.run.root_run_id or context.run.run_id)
-    resume_from, agent_cfg = _resumable(context, resume, agent_cfg)
+    resume_from, agent_cfg = resume_state(resume, agent_cfg)
     train_cfg = train_cfg.replace(checkpoint_path=str(resume))
     tags = run_tags(context.run.run_id, asset="trained_agents", partition=partition,
                     **{"dagster.run_url": mlflow.dagster_run_url(context.run.run_id)})
@@ -135,14 +110,9 @@ def trained_agents(context: dg.AssetExecutionContext, config: TrainingConfig,
             if env is not None:
                 env.close()
         if trained.result.interrupted:
-            saved = trained.result.last_saved
-            raise dg.Failure(
-                f"training of {partition} was {trained.result.stop_reason} after "
-                f"{trained.result.seconds:.0f} s; "
-                + (f"its state is saved in {resume}: re-execute this run (or let the run "
-                   f"retry) to continue from {saved['updates']} updates" if saved else
-                   "no resume state could be saved"),
-                metadata={"resume_state": dg.MetadataValue.path(str(resume))})
+            raise dg.Failure(interruption(trained.result, resume, "re-execute this run (or let "
+                                                                  "the run retry)"),
+                             metadata={"resume_state": dg.MetadataValue.path(str(resume))})
         model_source = _track(run, trained, partition, config, unity)
     # Done and tracked: the state (replay buffer included) is no longer needed to continue.
     for path in (resume, resume.with_suffix(".json")):

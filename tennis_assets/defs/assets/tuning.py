@@ -138,23 +138,15 @@ def summarize_study(context: dg.OpExecutionContext, config: TuningConfig,
         raise dg.Failure(str(exc), metadata={"workers": dg.MetadataValue.json(workers)}) from None
     summary = tuning.summarize(study, workers[0]["batch"])
     storage = optuna_storage.display()
-    with mlflow.start_run("tuning_study", run_tags(context.run.run_id, asset="tuning_study")) as run:
-        run.log_params({"study_name": config.study_name, "storage": storage,
-                        "sampler": config.sampler.value, "pruner": config.pruner.value,
-                        "multi_objective": config.multi_objective, **resolved,
-                        "n_workers": len(workers),
-                        "params": ",".join(config.params or sorted(tuning.SEARCH_SPACE))})
-        run.log_series("trial_score", [t.values[0] for t in tuning.complete_trials(study)])
-        run.log_metrics({"best_score": summary["best_score"] or float("nan"),
-                         "complete_trials": summary["n_complete"],
-                         "pruned_trials": summary["n_pruned"]})
-        with tempfile.TemporaryDirectory() as tmp:
-            report = tuning.write_report(study, tmp)
-            for path in report.values():
-                if path is not None:
-                    run.log_artifact(path)
-            pictures = {name: image_md(report[name], name.replace("_", " "))
-                        for name in ("optimization_history", "param_importances")}
+    with mlflow.start_run("tuning_study", run_tags(context.run.run_id, asset="tuning_study")) as run, \
+            tempfile.TemporaryDirectory() as tmp:
+        report = tuning.track_study(run, study, summary, tmp, {
+            "study_name": config.study_name, "storage": storage,
+            "sampler": config.sampler.value, "pruner": config.pruner.value,
+            "multi_objective": config.multi_objective, **resolved, "n_workers": len(workers),
+            "params": ",".join(config.params or sorted(tuning.SEARCH_SPACE))})
+        pictures = {name: image_md(report[name], name.replace("_", " "))
+                    for name in ("optimization_history", "param_importances")}
 
     value = {"study_name": config.study_name, "storage": storage, **summary,
              "min_completed_trials": resolved["min_completed_trials"],
