@@ -183,7 +183,10 @@ def test_asset_graph_renders_in_chromium(tmp_path):
             finally:
                 shot = _http("GET", f"{base}/screenshot")["value"]
                 JOB_ARTIFACT.write_bytes(base64.b64decode(shot))
-            title = _http("GET", f"{base}/title")["value"]
+            # The UI sets the page title after it renders the run list, not with it.
+            title = _wait("the job page's title names the job",
+                          lambda: t if "promote" in (t := _http("GET", f"{base}/title")["value"])
+                          else None, 20, driver, driver_log)
             assert "promote" in title, title
             assert all(name in text for name in ASSETS)
             assert ARTIFACT.stat().st_size > 10_000
