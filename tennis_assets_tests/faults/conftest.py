@@ -4,6 +4,7 @@ where `.ci/run` runs as root)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 from pathlib import Path
@@ -37,19 +38,33 @@ class SmallDisk:
         return sorted(str(p.relative_to(self.path)) for p in self.path.rglob("*.tmp"))
 
 
-@pytest.fixture
-def small_disk(tmp_path):
-    """A 4 MiB tmpfs, unmounted afterwards."""
-    mount = tmp_path / "small-disk"
+@contextlib.contextmanager
+def tmpfs(mount: Path, options: str):
+    """A tmpfs mounted on ``mount`` (created) with ``options``, unmounted afterwards."""
     mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)],
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(mount)],
                           capture_output=True, text=True)
     if done.returncode != 0:
-        message = f"cannot mount a tmpfs (needs root): {done.stderr.strip()}"
+        message = f"cannot mount a tmpfs ({options}; needs root): {done.stderr.strip()}"
         if os.environ.get(REQUIRE_ENV) == "1":
             pytest.fail(message, pytrace=False)
         pytest.skip(message)
     try:
-        yield SmallDisk(mount)
+        yield mount
     finally:
         subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 4 MiB tmpfs."""
+    with tmpfs(tmp_path / "small-disk", "size=4m") as mount:
+        yield SmallDisk(mount)
+
+
+@pytest.fixture
+def read_only_folder(tmp_path):
+    """A read-only tmpfs: permission bits do not stop root (the tests run as root in CI), a
+    read-only mount does."""
+    with tmpfs(tmp_path / "read-only", "size=1m,ro") as mount:
+        yield mount

@@ -21,7 +21,6 @@ from tennis_assets.tracking.mlflow_tracking import MlflowTracker
 from tennis_assets.tracking.preflight import (ResourceError, check_optuna_storage,
                                               check_output_folder, check_tracking_uri)
 from tennis_assets_tests.defs.conftest import job_definitions, make_resources, run_job
-from tennis_assets_tests.system_services import REQUIRE_ENV
 
 FAST_S = 10.0
 NOT_A_DATABASE = b"id,score\n1,0.5\n"
@@ -46,25 +45,6 @@ def closed_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-@pytest.fixture
-def read_only_folder(tmp_path):
-    """A read-only tmpfs: permission bits do not stop root (the tests run as root in CI), a
-    read-only mount does."""
-    mount = tmp_path / "read-only"
-    mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m,ro", "tmpfs", str(mount)],
-                          capture_output=True, text=True)
-    if done.returncode != 0:
-        message = f"cannot mount a read-only tmpfs (needs root): {done.stderr.strip()}"
-        if os.environ.get(REQUIRE_ENV) == "1":
-            pytest.fail(message, pytrace=False)
-        pytest.skip(message)
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
 # ---- MLflow tracking URIs ----------------------------------------------------------------
@@ -172,17 +152,23 @@ def _no_step_ran(result) -> None:
                 or e.event_type == dg.DagsterEventType.ASSET_MATERIALIZATION]
 
 
-def test_a_run_with_a_bad_tracking_uri_fails_before_training(tmp_path):
-    resources = make_resources(tmp_path, f"file://{tmp_path}/mlruns", "faults")
+def _first_step_failure(tmp_path, uri: str, config: dict | None = None) -> str:
+    """Run ``retrain`` and return the message of the resource set-up that failed it, after
+    asserting that it failed fast and that no step ran."""
+    defs = job_definitions(make_resources(tmp_path, uri, "faults"))
     with dg.instance_for_test() as instance:
         start = time.monotonic()
-        result = run_job(instance, job_definitions(resources), "retrain", partition="baseline")
+        result = run_job(instance, defs, "retrain", partition="baseline", config=config)
         assert time.monotonic() - start < FAST_S
     assert not result.success
     _no_step_ran(result)
     failure = next(e for e in result.all_events
                    if e.event_type == dg.DagsterEventType.RESOURCE_INIT_FAILURE)
-    message = failure.event_specific_data.error.to_string()
+    return failure.event_specific_data.error.to_string()
+
+
+def test_a_run_with_a_bad_tracking_uri_fails_before_training(tmp_path):
+    message = _first_step_failure(tmp_path, f"file://{tmp_path}/mlruns")
     assert "MlflowResource.tracking_uri" in message and "sqlite:///" in message
     assert files_under(tmp_path) == []  # no model, asset value, database or journal
 
@@ -190,36 +176,16 @@ def test_a_run_with_a_bad_tracking_uri_fails_before_training(tmp_path):
 def test_a_bad_evaluation_value_fails_the_run_before_training(tmp_path):
     # Dagster builds evaluation_report's config only when its step starts, after training; the
     # run's first resource set-up checks it instead.
-    uri = f"sqlite:///{tmp_path}/mlflow.db"
-    defs = job_definitions(make_resources(tmp_path, uri, "faults"))
-    with dg.instance_for_test() as instance:
-        start = time.monotonic()
-        result = run_job(instance, defs, "retrain", partition="baseline",
-                         config={"evaluation_report": {"episodes": 0}})
-        assert time.monotonic() - start < FAST_S
-    assert not result.success
-    _no_step_ran(result)
-    failure = next(e for e in result.all_events
-                   if e.event_type == dg.DagsterEventType.RESOURCE_INIT_FAILURE)
-    message = failure.event_specific_data.error.to_string()
+    message = _first_step_failure(tmp_path, f"sqlite:///{tmp_path}/mlflow.db",
+                                  {"evaluation_report": {"episodes": 0}})
     assert "ops.evaluation_report.config.episodes" in message
     assert "greater than or equal to 1 (got 0)" in message
     assert not (tmp_path / "models").exists() and not (tmp_path / "assets").exists()
 
 
 def test_courts_that_do_not_fit_in_memory_fail_the_run_before_training(tmp_path):
-    uri = f"sqlite:///{tmp_path}/mlflow.db"
-    defs = job_definitions(make_resources(tmp_path, uri, "faults"))
-    with dg.instance_for_test() as instance:
-        start = time.monotonic()
-        result = run_job(instance, defs, "retrain", partition="baseline",
-                         config={"trained_agents": {"num_courts": 10**9}})
-        assert time.monotonic() - start < FAST_S
-    assert not result.success
-    _no_step_ran(result)
-    failure = next(e for e in result.all_events
-                   if e.event_type == dg.DagsterEventType.RESOURCE_INIT_FAILURE)
-    message = failure.event_specific_data.error.to_string()
+    message = _first_step_failure(tmp_path, f"sqlite:///{tmp_path}/mlflow.db",
+                                  {"trained_agents": {"num_courts": 10**9}})
     assert "num_courts" in message and "1000000000" in message.replace(",", "")
     assert not (tmp_path / "models").exists() and not (tmp_path / "assets").exists()
 
