@@ -163,43 +163,47 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     import logging
-    import signal
 
     from prometheus_client import disable_created_metrics
 
     from tennis_assets.serving import ChampionSource, PolicyServer, ServerConfig
     from tennis_assets.serving.monitoring import default_monitoring_file
-    from tennis_assets.tracking.mlflow_tracking import MlflowTracker
+    from tennis_assets.tracking.mlflow_tracking import MlflowTracker, default_tracking_uri
+    from tennis_assets.tracking.preflight import check_registry_exists
 
     logging.basicConfig(level=args.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # Access lines are JSON objects already (one per request), for a log collector to parse.
+    access = logging.getLogger("tennis_assets.serving.access")
+    access.propagate = False
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    access.addHandler(handler)
     # A "_created" sample per counter and histogram doubles the exposition for nothing the
     # dashboards or alerts use.
     disable_created_metrics()
-    tracker = MlflowTracker(args.tracking_uri)
+    uri = args.tracking_uri or default_tracking_uri()
+    check_registry_exists(uri, "--tracking-uri" if args.tracking_uri else
+                          "MLflow tracking URI ($MLFLOW_TRACKING_URI, else the data directory's "
+                          "database)")
+    tracker = MlflowTracker(uri)
     source = ChampionSource(tracker, args.model_name, alias=args.alias, device=args.device,
                             poll_interval_s=args.poll_interval)
+    source.check()
     config = ServerConfig(host=args.host, port=args.port, max_body_bytes=args.max_body_bytes,
-                          max_batch=args.max_batch)
+                          max_batch=args.max_batch, request_timeout_s=args.request_timeout,
+                          idle_timeout_s=args.idle_timeout, max_concurrency=args.max_concurrency,
+                          drain_timeout_s=args.drain_timeout, access_log=not args.no_access_log)
     try:
         server = PolicyServer(source, config,
                               monitoring_file=args.monitoring_file or default_monitoring_file())
     except OSError as exc:
         raise ValueError(f"cannot listen on {args.host}:{args.port} ({exc})") from None
-
-    def stop(signum, frame):
-        # Raised in the main thread, it ends serve_forever, which then closes the socket.
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, stop)
     # The first model loads in the background: the port answers /healthz at once and /readyz
-    # turns 200 when the champion is loaded.
+    # turns 200 when the champion is loaded. SIGTERM drains (see PolicyServer) and exits 0.
     print(f"serving {args.model_name}@{args.alias} from {tracker.tracking_uri} on {server.url}",
           flush=True)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
+    server.serve_forever()
     return 0
 
 
@@ -274,6 +278,18 @@ def build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--max-body-bytes", type=_positive_int, default=1 << 20)
     sv.add_argument("--max-batch", type=_positive_int, default=1024,
                     help="most observations in one request")
+    sv.add_argument("--request-timeout", type=_positive_float, default=10.0,
+                    help="seconds a client may take to send a whole request, headers and body "
+                         "(default 10); slower ones get a 408 and are disconnected")
+    sv.add_argument("--idle-timeout", type=_positive_float, default=60.0,
+                    help="seconds an idle keep-alive connection stays open (default 60)")
+    sv.add_argument("--max-concurrency", type=_positive_int, default=1000,
+                    help="connections plus requests in progress; beyond it: 503 (default 1000)")
+    sv.add_argument("--drain-timeout", type=_positive_float, default=30.0,
+                    help="on SIGTERM, seconds the requests already received may take to be "
+                         "answered (default 30)")
+    sv.add_argument("--no-access-log", action="store_true",
+                    help="no JSON access line per request on stderr")
     sv.add_argument("--monitoring-file", type=Path, default=None,
                     help="drift-monitoring result exported as metrics (default "
                          "$TENNIS_ASSETS_HOME/monitoring/latest.json)")

@@ -34,10 +34,11 @@ REQUEST_BUCKETS = (100e-6, 200e-6, 300e-6, 500e-6, 750e-6, 1e-3, 1.5e-3, 2e-3, 3
 ACTION_BOUNDS = (-0.99, -0.75, -0.5, -0.25, 0.0, 0.25, 0.5, 0.75, 0.99, 1.0)
 SATURATED = 0.99
 
-ENDPOINTS = ("act", "healthz", "readyz", "metrics", "other")
+ENDPOINTS = ("act", "invocations", "ping", "healthz", "readyz", "metrics", "other")
 # outcome -> the status code it answers with; pre-created so rates exist before the first error.
 OUTCOMES = {"ok": "200", "bad_request": "400", "not_found": "404", "method_not_allowed": "405",
-            "length_required": "411", "too_large": "413", "not_ready": "503", "error": "500"}
+            "timeout": "408", "too_large": "413", "unsupported_media_type": "415",
+            "not_ready": "503", "error": "500"}
 
 
 class ActionStats:
@@ -268,17 +269,20 @@ class ServingMetrics:
         for result in ("success", "failure"):
             self.reloads.labels(result)
         for outcome, code in OUTCOMES.items():
-            if outcome != "not_found":  # unknown paths are counted under endpoint="other"
+            if outcome not in ("not_found", "timeout"):  # counted under endpoint="other"
                 self.requests.labels("act", outcome, code)
         # Resolved label children: looking them up per request would cost a dict lookup and a
         # lock on every call.
-        self._ok_act = self.requests.labels("act", "ok", "200")
-        self._act_duration = self.request_duration.labels("act")
+        self._ok = {e: (self.requests.labels(e, "ok", "200"), self.request_duration.labels(e))
+                    for e in ("act", "invocations")}
 
     # ---- called by the server ---------------------------------------------------------------
-    def act_ok(self, seconds: float, inference_seconds: float, actions: np.ndarray) -> None:
-        self._ok_act.inc()
-        self._act_duration.observe(seconds)
+    def act_ok(self, seconds: float, inference_seconds: float, actions: np.ndarray,
+               endpoint: str = "act") -> None:
+        """An answered inference request (``/act`` or ``/invocations``)."""
+        count, duration = self._ok[endpoint]
+        count.inc()
+        duration.observe(seconds)
         self.inference.observe(inference_seconds)
         n = actions.shape[0] if actions.ndim == 3 else 1
         self.observations.inc(n)

@@ -67,6 +67,27 @@ class ChampionSource:
         # One refresh at a time: the poller and an explicit refresh() must not both download.
         self._refresh_lock = threading.Lock()
 
+    def check(self) -> None:
+        """The model and the alias exist in the registry, else a ValueError naming the models
+        or aliases that do (a server started on a typo would otherwise wait forever)."""
+        from mlflow.exceptions import MlflowException
+
+        client = self.tracker.client
+        try:
+            model = client.get_registered_model(self.model_name)
+        except MlflowException as exc:
+            if "RESOURCE_DOES_NOT_EXIST" not in str(getattr(exc, "error_code", "")):
+                raise ValueError(f"registry {self.tracker.tracking_uri}: {exc}") from None
+            names = sorted(m.name for m in client.search_registered_models(max_results=100))
+            raise ValueError(f"no registered model {self.model_name!r} in "
+                             f"{self.tracker.tracking_uri}; registered models: "
+                             f"{', '.join(names) or 'none'}") from None
+        aliases = dict(model.aliases or {})
+        if self.alias not in aliases:
+            known = ", ".join(f"{a} (version {v})" for a, v in sorted(aliases.items()))
+            raise ValueError(f"model {self.model_name!r} has no alias {self.alias!r}; its "
+                             f"aliases: {known or 'none'}")
+
     def subscribe(self, on_loaded: Callable[[LoadedModel], None] | None = None,
                   on_failure: Callable[[str, BaseException], None] | None = None) -> None:
         """Also call these after each swap / each failure (the server's metrics do)."""

@@ -215,6 +215,19 @@ def check_tracking_uri(uri: str, name: str = "tracking URI",
     return uri
 
 
+def check_registry_exists(uri: str, name: str = "tracking URI") -> None:
+    """A SQLite registry that a reader (the policy server) needs must already exist: MLflow
+    would create an empty one at a mistyped path and the reader would wait on it forever."""
+    if _scheme(uri) != "sqlite":
+        return  # a server or SQL database: the lookups that follow say what is missing
+    path = _sqlite_path(uri)
+    if path is not None and not (path.is_file() and path.stat().st_size > 0):
+        raise ResourceError(f"{name}={_shown(uri)!r}: no registry at {path.absolute()} "
+                            f"({'empty file' if path.is_file() else 'no such file'}); point it "
+                            "at the database the pipeline registers models in (e.g. "
+                            "sqlite:///$TENNIS_ASSETS_HOME/mlflow/mlflow.db)")
+
+
 def check_artifact_root(uri: str | None, name: str = "artifact root") -> None:
     """A local artifact folder (``file://`` URI or path) exists or can be created and is
     writable; remote locations (s3://, mlflow-artifacts:, ...) are the server's to check."""

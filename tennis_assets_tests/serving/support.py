@@ -120,7 +120,8 @@ class Client:
             raise
         if resp.getheader("Connection", "").lower() == "close":
             self.conn.close()
-        return resp.status, dict(resp.getheaders()), data
+        # HTTP header names are case-insensitive (uvicorn writes them in lower case).
+        return resp.status, resp.headers, data
 
     def json(self, method: str, path: str, doc=None, **kw):
         body = None if doc is None else json.dumps(doc)

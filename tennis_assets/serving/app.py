@@ -1,0 +1,219 @@
+"""The policy server's HTTP API, a Starlette application.
+
+    POST /act          {"observations": [2][24]} or [N][2][24] floats
+                       -> {"actions": [2][2] or [N][2][2], "model_version": "3"}
+    POST /invocations  MLflow's scoring protocol: {"inputs": [N][2][24]} or {"instances": ...}
+                       -> {"predictions": [N][2][2]}, as `mlflow models serve` answers
+    GET  /ping         MLflow's (and SageMaker's) health check: 200 once a model is loaded
+    GET  /healthz      200 while the process runs
+    GET  /readyz       200 once a model is loaded, else 503
+    GET  /metrics      Prometheus exposition (prometheus-client's ASGI app)
+
+Every rejected request gets a 4xx status and a JSON message (``{"error": ...}``; on
+/invocations MLflow's ``{"error_code": ..., "message": ...}``); the server keeps serving. Each
+answered request is one JSON line on the ``tennis_assets.serving.access`` logger.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+
+from prometheus_client import make_asgi_app
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from .inputs import BadRequest, parse_invocations, parse_observations
+from .metrics import ServingMetrics
+from .model_source import ChampionSource
+
+log = logging.getLogger(__name__)
+access_log = logging.getLogger("tennis_assets.serving.access")
+
+# Bodies over the limit but under this many times it are read and dropped before the 413, so
+# the client reads the 413 instead of a reset connection (the kernel resets a socket closed
+# with unread data); larger ones are answered at once and the connection closed.
+_DRAIN_FACTOR = 8
+_ROUTES = {"/act": ("act", "POST"), "/invocations": ("invocations", "POST"),
+           "/ping": ("ping", "GET"), "/healthz": ("healthz", "GET"),
+           "/readyz": ("readyz", "GET"), "/metrics": ("metrics", "GET")}
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_body_bytes: int = 1 << 20
+    max_batch: int = 1024
+    access_log: bool = True
+
+
+def _json(status: int, doc: dict, close: bool = False, headers: dict | None = None) -> Response:
+    headers = dict(headers or {})
+    if close:
+        headers["Connection"] = "close"  # uvicorn closes the connection after this response
+    return Response(json.dumps(doc), status, headers, media_type="application/json")
+
+
+class PolicyApp:
+    """The endpoints, bound to a model source, its metrics and the request limits."""
+
+    def __init__(self, source: ChampionSource, metrics: ServingMetrics, limits: Limits) -> None:
+        self.source, self.metrics, self.limits = source, metrics, limits
+
+    def _done(self, request: Request, endpoint: str, started: float, status: int, outcome: str,
+              response: Response, batch: int | None = None) -> Response:
+        # Counted before the answer leaves: a client that got its response and then reads
+        # /metrics must find it counted.
+        if outcome != "ok" or endpoint not in ("act", "invocations"):
+            self.metrics.request(endpoint, outcome, status, time.perf_counter() - started)
+        if self.limits.access_log:
+            model = self.source.current
+            client = request.client
+            access_log.info(json.dumps({
+                "time": round(time.time(), 6),
+                "client": f"{client.host}:{client.port}" if client else None,
+                "method": request.method, "path": request.url.path, "status": status,
+                "outcome": outcome, "duration_ms": round((time.perf_counter() - started) * 1e3, 3),
+                "batch": batch, "model_version": model.version if model else None}))
+        return response
+
+    def _reject(self, request: Request, endpoint: str, started: float, exc: BadRequest,
+                mlflow: bool = False) -> Response:
+        doc = ({"error_code": "BAD_REQUEST" if exc.status < 500 else "INTERNAL_ERROR",
+                "message": exc.message} if mlflow else {"error": exc.message})
+        return self._done(request, endpoint, started, exc.status, exc.outcome,
+                          _json(exc.status, doc, close=exc.close))
+
+    async def _body(self, request: Request) -> bytes:
+        limit = self.limits.max_body_bytes
+        length = request.headers.get("content-length")
+        if length is not None and int(length) > limit:  # llhttp has checked it is a number
+            message = f"body of {length} bytes; the limit is {limit}"
+            if int(length) > _DRAIN_FACTOR * limit:
+                raise BadRequest(413, "too_large", message, close=True)
+            async for _ in request.stream():
+                pass
+            raise BadRequest(413, "too_large", message)
+        chunks, size = [], 0
+        async for chunk in request.stream():  # a chunked body has no length to check first
+            size += len(chunk)
+            if size > limit:
+                raise BadRequest(413, "too_large", f"body over the limit of {limit} bytes",
+                                 close=True)
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    async def _predict(self, request: Request, endpoint: str):
+        """(response, batch) of an inference endpoint, the inference timed and counted."""
+        started = time.perf_counter()
+        mlflow = endpoint == "invocations"
+        try:
+            if mlflow:
+                ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+                if ctype != "application/json":
+                    raise BadRequest(415, "unsupported_media_type",
+                                     f"content type {ctype or 'missing'!r}; this model "
+                                     "takes application/json (inputs or instances)")
+            body = await self._body(request)
+            model = self.source.current
+            if model is None:
+                raise BadRequest(503, "not_ready", "no model loaded yet")
+            if mlflow:
+                obs, single = parse_invocations(body, self.limits.max_batch), False
+            else:
+                obs, single = parse_observations(body, self.limits.max_batch)
+        except BadRequest as exc:
+            return self._reject(request, endpoint, started, exc, mlflow)
+        except ClientDisconnect:
+            return Response(status_code=400)  # nobody to answer; uvicorn drops it
+        t0 = time.perf_counter()
+        actions = model.act(obs)
+        inference = time.perf_counter() - t0
+        if mlflow:
+            doc = {"predictions": actions.tolist()}
+        else:
+            doc = {"actions": (actions[0] if single else actions).tolist(),
+                   "model_version": model.version}
+        response = _json(200, doc)
+        self.metrics.act_ok(time.perf_counter() - started, inference, actions, endpoint)
+        return self._done(request, endpoint, started, 200, "ok", response, obs.shape[0])
+
+    async def act(self, request: Request) -> Response:
+        return await self._predict(request, "act")
+
+    async def invocations(self, request: Request) -> Response:
+        return await self._predict(request, "invocations")
+
+    async def ping(self, request: Request) -> Response:
+        started = time.perf_counter()
+        ok = self.source.current is not None
+        # MLflow's scoring server answers a newline; SageMaker only reads the status.
+        return self._done(request, "ping", started, 200 if ok else 503,
+                          "ok" if ok else "not_ready",
+                          Response("\n", 200 if ok else 503, media_type="application/json"))
+
+    async def healthz(self, request: Request) -> Response:
+        return self._done(request, "healthz", time.perf_counter(), 200, "ok",
+                          _json(200, {"status": "ok"}))
+
+    async def readyz(self, request: Request) -> Response:
+        started = time.perf_counter()
+        model = self.source.current
+        if model is None:
+            return self._reject(request, "readyz", started,
+                                BadRequest(503, "not_ready", "no model loaded yet"))
+        return self._done(request, "readyz", started, 200, "ok", _json(
+            200, {"status": "ready", "model": model.name, "version": model.version,
+                  "alias": model.alias, "implementation": model.implementation}))
+
+    async def http_error(self, request: Request, exc: HTTPException) -> Response:
+        """Starlette's own 404 and 405, in JSON and counted like every other rejection."""
+        started = time.perf_counter()
+        path = request.url.path
+        if exc.status_code == 404:
+            return self._reject(request, "other", started, BadRequest(
+                404, "not_found", f"no endpoint {path!r}; try POST /act, POST /invocations, "
+                "GET /healthz, /readyz, /ping or /metrics"))
+        if exc.status_code == 405:
+            endpoint, method = _ROUTES.get(path, ("other", "GET"))
+            allow = ", ".join(sorted((exc.headers or {}).get("Allow", method).split(", ")))
+            response = self._reject(request, endpoint, started, BadRequest(
+                405, "method_not_allowed", f"{request.method} {path}: use {method}"))
+            response.headers["Allow"] = allow
+            return response
+        return self._reject(request, "other", started,
+                            BadRequest(exc.status_code, "bad_request", str(exc.detail)))
+
+    async def server_error(self, request: Request, exc: Exception) -> Response:
+        log.exception("%s %s failed", request.method, request.url.path)
+        endpoint = _ROUTES.get(request.url.path, ("other", None))[0]
+        return self._reject(request, endpoint, time.perf_counter(), BadRequest(
+            500, "error", f"internal error: {type(exc).__name__}: {exc}", close=True))
+
+
+class _Scrape:
+    """prometheus-client's ASGI exposition app, counted like the other endpoints (an instance,
+    not a function, so Starlette's Route hands it the raw ASGI call)."""
+
+    def __init__(self, metrics: ServingMetrics) -> None:
+        self.metrics, self.app = metrics, make_asgi_app(metrics.registry)
+
+    async def __call__(self, scope, receive, send) -> None:
+        self.metrics.request("metrics", "ok", 200, 0.0)
+        await self.app(scope, receive, send)
+
+
+def create_app(source: ChampionSource, metrics: ServingMetrics, limits: Limits,
+               lifespan=None) -> Starlette:
+    api = PolicyApp(source, metrics, limits)
+    methods = {"POST": ["POST"], "GET": ["GET"]}  # GET routes also answer HEAD
+    routes = [Route(path, getattr(api, endpoint), methods=methods[method])
+              for path, (endpoint, method) in _ROUTES.items() if endpoint != "metrics"]
+    routes.append(Route("/metrics", _Scrape(metrics), methods=["GET"]))
+    return Starlette(routes=routes, lifespan=lifespan,
+                     exception_handlers={HTTPException: api.http_error,
+                                         Exception: api.server_error})

@@ -1,0 +1,88 @@
+"""Request bodies -> observation arrays, or a ``BadRequest`` naming what is wrong.
+
+Two wire formats carry the same tensor: the server's own ``{"observations": ...}`` (``/act``) and
+MLflow's scoring protocol ``{"inputs": ...}`` or ``{"instances": ...}`` (``/invocations``, what
+``mlflow models serve``, SageMaker and KServe's MLflow runtime accept). One validation serves
+both, so both reject the same bad values in the same words.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+OBS_SHAPE = (2, 24)
+# MLflow's scoring protocol: the keys a JSON body may use for a tensor input.
+MLFLOW_TENSOR_KEYS = ("inputs", "instances")
+
+
+class BadRequest(Exception):
+    def __init__(self, status: int, outcome: str, message: str, close: bool = False) -> None:
+        super().__init__(message)
+        self.status, self.outcome, self.message, self.close = status, outcome, message, close
+
+
+def _load_json(body: bytes):
+    try:
+        return json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BadRequest(400, "bad_request", f"body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise BadRequest(400, "bad_request", "body nests JSON too deeply") from None
+
+
+def observations_array(value, max_batch: int, field: str = "observations"
+                       ) -> tuple[np.ndarray, bool]:
+    """A JSON value -> (obs float32 [N, 2, 24], single) where single means it was [2, 24]."""
+    try:
+        # Without a dtype first: numpy would quietly parse "1.5" strings into numbers.
+        arr = np.asarray(value)
+    except (ValueError, TypeError):
+        arr = None
+    if arr is None or arr.dtype.kind not in "fiu":
+        raise BadRequest(400, "bad_request", f"{field} must be a rectangular array of "
+                         "numbers, shape [2, 24] or [N, 2, 24]")
+    with np.errstate(over="ignore"):  # beyond float32 range becomes inf, rejected below
+        obs = arr.astype(np.float32)
+    single = obs.ndim == 2
+    if single:
+        obs = obs[None]
+    if obs.ndim != 3 or obs.shape[1:] != OBS_SHAPE:
+        shape = list(obs.shape[1:] if single else obs.shape)
+        raise BadRequest(400, "bad_request", f"{field} of shape {shape}; expected "
+                         "[2, 24] (one court, both players) or [N, 2, 24]")
+    if not 1 <= obs.shape[0] <= max_batch:
+        raise BadRequest(400, "bad_request",
+                         f"batch of {obs.shape[0]} observations; allowed 1 to {max_batch}")
+    # JSON parsing accepts NaN and Infinity, and 1e39 overflows float32 to inf.
+    if not np.isfinite(obs).all():
+        raise BadRequest(400, "bad_request", f"{field} contain NaN or infinite values "
+                         "(or values beyond float32 range)")
+    return obs, single
+
+
+def parse_observations(body: bytes, max_batch: int) -> tuple[np.ndarray, bool]:
+    """``/act`` body -> (obs float32 [N, 2, 24], single)."""
+    doc = _load_json(body)
+    if not isinstance(doc, dict) or "observations" not in doc:
+        raise BadRequest(400, "bad_request",
+                         'expected a JSON object {"observations": [[24 floats], [24 floats]]}')
+    return observations_array(doc["observations"], max_batch)
+
+
+def parse_invocations(body: bytes, max_batch: int) -> np.ndarray:
+    """``/invocations`` body (MLflow's scoring protocol) -> obs float32 [N, 2, 24].
+
+    The model's signature is one tensor [-1, 2, 24], so the batch dimension is always there, as
+    ``mlflow models serve`` requires it."""
+    doc = _load_json(body)
+    keys = [k for k in MLFLOW_TENSOR_KEYS if isinstance(doc, dict) and k in doc]
+    if len(keys) != 1:
+        raise BadRequest(400, "bad_request", 'expected a JSON object with one of "inputs" or '
+                         '"instances": [[[24 floats], [24 floats]], ...] (shape [N, 2, 24])')
+    obs, single = observations_array(doc[keys[0]], max_batch, field=keys[0])
+    if single:
+        raise BadRequest(400, "bad_request", f"{keys[0]} of shape [2, 24]; the model's "
+                         "signature takes a batch, shape [N, 2, 24]")
+    return obs

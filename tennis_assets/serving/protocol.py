@@ -1,0 +1,109 @@
+"""uvicorn's httptools protocol with a deadline per request and JSON rejections.
+
+uvicorn parses HTTP with llhttp (the parser of Node.js), which refuses ambiguous framing such as
+Content-Length together with Transfer-Encoding, so nothing here parses HTTP. What uvicorn lacks
+is a limit on how long a client may take to send a request: its keep-alive timeout only runs
+between requests, so a client sending one header byte a second holds a connection forever
+(slowloris). Here a deadline runs from the connection's first byte (or the first byte of each
+following request) to the end of the request's body; a client that misses it gets a 408 and the
+connection is closed. The time the application takes to answer is not counted.
+
+Parser rejections answer in JSON with llhttp's reason, like every other error of the server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from typing import Callable
+
+import httptools
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+log = logging.getLogger(__name__)
+
+_REASONS = {400: b"Bad Request", 408: b"Request Timeout"}
+
+
+class DeadlineProtocol(HttpToolsProtocol):
+    request_timeout_s: float = 10.0
+    on_rejected: Callable[[int, str], None] = staticmethod(lambda status, outcome: None)
+
+    _deadline: asyncio.TimerHandle | None = None
+    _refusal: str | None = None  # why a callback stopped the parser
+
+    def connection_made(self, transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._arm()
+
+    def on_headers_complete(self) -> None:
+        # llhttp reads any HTTP/x.y; only HTTP/1.x has this framing.
+        version = self.parser.get_http_version()
+        if version not in ("1.0", "1.1"):
+            self._refusal = f"HTTP/{version} is not served here; use HTTP/1.1"
+            raise httptools.HttpParserError(self._refusal)
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        self._disarm()
+        super().on_message_complete()
+
+    def data_received(self, data: bytes) -> None:
+        # uvicorn's own version, but the 400 names llhttp's reason.
+        self._unset_keepalive_if_required()
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserError as exc:
+            self._reject(400, "bad_request", self._refusal or f"malformed HTTP request: {exc}")
+        except httptools.HttpParserUpgrade:
+            pass  # no WebSocket here: the request was already started as plain HTTP
+
+    def _arm(self) -> None:
+        if self._deadline is None:
+            self._deadline = self.loop.call_later(self.request_timeout_s, self._timed_out)
+
+    def _disarm(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+    def _timed_out(self) -> None:
+        self._deadline = None
+        if self.transport.is_closing():
+            return
+        client = "%s:%d" % self.client if self.client else "a client"
+        log.warning("closed the connection of %s: request not received within %g s",
+                    client, self.request_timeout_s)
+        self._reject(408, "timeout", f"request not received within {self.request_timeout_s:g} "
+                     "s; the connection is closed")
+
+    def _reject(self, status: int, outcome: str, message: str) -> None:
+        """Answer ``status`` and close, unless a response is already on its way (then close)."""
+        self._disarm()
+        if self.cycle is None or not self.cycle.response_started:
+            body = json.dumps({"error": message}).encode()
+            head = [b"HTTP/1.1 %d %s\r\n" % (status, _REASONS[status])]
+            head += [name + b": " + value + b"\r\n"
+                     for name, value in self.server_state.default_headers]
+            head.append(b"content-type: application/json\r\ncontent-length: %d\r\n"
+                        b"connection: close\r\n\r\n" % len(body))
+            self.transport.write(b"".join(head) + body)
+            self.on_rejected(status, outcome)
+        self.transport.close()
+
+
+def deadline_protocol(request_timeout_s: float,
+                      on_rejected: Callable[[int, str], None]) -> type[DeadlineProtocol]:
+    """The protocol class for one server (uvicorn builds one instance per connection)."""
+    return type("DeadlineProtocol", (DeadlineProtocol,),
+                {"request_timeout_s": request_timeout_s,
+                 "on_rejected": staticmethod(on_rejected)})
