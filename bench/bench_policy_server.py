@@ -1,6 +1,7 @@
-"""Latency and throughput of the policy server (`tennis-assets serve`) under concurrent clients.
+"""Latency and throughput of the policy server (`tennis-assets serve`) under concurrent clients,
+the current server and the one it replaced side by side in one run.
 
-    python bench/bench_policy_server.py [--rate 200] [--seconds 10] [--repeats 3]
+    python bench/bench_policy_server.py [--rate 500] [--seconds 10] [--repeats 3]
 
 The server runs as its own process, exactly as `tennis-assets serve` starts it, answering for a
 champion registered in a temporary MLflow SQLite registry (an untrained learner with the
@@ -14,6 +15,11 @@ not compete with the server's for one GIL), each holding keep-alive connections:
   grows (no coordinated omission hiding a stall).
 - closed loop: every connection sends its next request as soon as the previous one is answered;
   the maximum throughput this machine gives.
+
+The replaced server (stdlib ``http.server`` with a hand-written header parser) is read from git
+history at LEGACY_COMMIT rather than kept in the package: the package carries one server, and the
+comparison stays reproducible as long as the repository's history does. Runs alternate between
+the servers (old, new, old, new...) so a change in the machine's load hits both alike.
 
 Each figure is the median over --repeats runs; errors (non-200 or failed connections) must be 0.
 --baseline also runs the open-loop load against a stdlib HTTP server that answers a constant:
@@ -37,6 +43,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+# The last commit with the stdlib server (tennis_assets/serving/server.py).
+LEGACY_COMMIT = "fef5967"
 
 
 # ---- clients (run in child processes; only the standard library) ------------------------------
@@ -145,13 +153,39 @@ def register_champion(root: Path) -> tuple[str, str]:
     return uri, "bench-policy"
 
 
-def start_server(uri: str, name: str, log_path: Path) -> tuple[subprocess.Popen, str]:
+LEGACY_MAIN = """
+import importlib.util, sys
+spec = importlib.util.spec_from_file_location("tennis_assets.serving.legacy_server", sys.argv[1])
+legacy = importlib.util.module_from_spec(spec)
+sys.modules[spec.name] = legacy
+spec.loader.exec_module(legacy)
+from tennis_assets.serving import ChampionSource
+from tennis_assets.tracking.mlflow_tracking import MlflowTracker
+source = ChampionSource(MlflowTracker(sys.argv[2]), sys.argv[3])
+server = legacy.PolicyServer(source, legacy.ServerConfig(port=0))
+print(f"legacy server on {server.url}", flush=True)
+server.serve_forever()
+"""
+
+
+def legacy_server_file(root: Path) -> Path:
+    path = root / "legacy_server.py"
+    path.write_bytes(subprocess.run(
+        ["git", "show", f"{LEGACY_COMMIT}:tennis_assets/serving/server.py"], cwd=ROOT,
+        check=True, capture_output=True).stdout)
+    return path
+
+
+def start_server(uri: str, name: str, log_path: Path, legacy: Path | None = None,
+                 extra: tuple[str, ...] = ()) -> tuple[subprocess.Popen, str]:
     log = open(log_path, "wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tennis_assets.cli", "serve", "--port", "0", "--tracking-uri",
-         uri, "--model-name", name, "--log-level", "warning",
-         "--monitoring-file", str(log_path.with_name("latest.json"))],
-        stdout=subprocess.PIPE, stderr=log, text=True, cwd=ROOT)
+    if legacy is not None:
+        cmd = [sys.executable, "-c", LEGACY_MAIN, str(legacy), uri, name]
+    else:
+        cmd = [sys.executable, "-m", "tennis_assets.cli", "serve", "--port", "0",
+               "--tracking-uri", uri, "--model-name", name, "--log-level", "warning",
+               "--monitoring-file", str(log_path.with_name("latest.json")), *extra]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, text=True, cwd=ROOT)
     line = proc.stdout.readline()
     match = re.search(r"on (http://\S+)$", line.strip())
     if not match:
@@ -231,59 +265,84 @@ def server_side(before: dict, after: dict) -> dict:
             "server_cpu_per_request_us": delta("process_cpu_seconds_total") / count * 1e6}
 
 
+def _stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def _load_average() -> str:
+    return " ".join(f"{x:.1f}" for x in os.getloadavg())
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--rate", type=float, default=200.0, help="open-loop requests/s (200)")
+    ap.add_argument("--rate", type=float, default=500.0, help="open-loop requests/s (500)")
     ap.add_argument("--seconds", type=float, default=10.0, help="length of each run (10)")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--processes", type=int, default=2, help="client processes (2)")
     ap.add_argument("--connections", type=int, default=4,
                     help="keep-alive connections per client process (4)")
+    ap.add_argument("--servers", default="old,new",
+                    help="which servers, in order: old (git history), new, new-quiet (without "
+                         "access lines) (default old,new)")
     ap.add_argument("--tracking-uri", default=None, help="serve this registry's model instead")
     ap.add_argument("--model-name", default=None)
     ap.add_argument("--baseline", action="store_true",
                     help="also load a stdlib server that answers a constant (the machine's floor)")
     ap.add_argument("--json", type=Path, default=None, help="also write the figures here")
     args = ap.parse_args()
+    servers = args.servers.split(",")
 
+    report: dict = {}
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         if args.tracking_uri:
             uri, name = args.tracking_uri, args.model_name or "tennis-policy"
         else:
             uri, name = register_champion(root)
-        proc, url = start_server(uri, name, root / "server.log")
+        legacy = legacy_server_file(root) if "old" in servers else None
+        procs = {}
         try:
-            print(f"server {url} (pid {proc.pid}); {os.cpu_count()} CPUs; clients: "
+            for server in servers:
+                procs[server] = start_server(
+                    uri, name, root / f"{server}.log", legacy if server == "old" else None,
+                    ("--no-access-log",) if server == "new-quiet" else ())
+            print(f"{os.cpu_count()} CPUs, load average {_load_average()}; clients: "
                   f"{args.processes} processes x {args.connections} keep-alive connections")
-            load(url, args.processes, args.connections, None, 2.0)  # warm-up
-            report = {}
+            for server, (proc, url) in procs.items():
+                print(f"  {server}: {url} (pid {proc.pid})")
+                load(url, args.processes, args.connections, None, 2.0)  # warm-up
             for mode, rate in (("open loop", args.rate), ("closed loop", None)):
-                runs = []
-                before = server_metrics(url)
+                runs: dict = {server: [] for server in servers}
+                before = {server: server_metrics(url) for server, (_, url) in procs.items()}
                 for i in range(args.repeats):
-                    r = load(url, args.processes, args.connections, rate, args.seconds)
-                    runs.append(r)
-                    print(f"  {mode} run {i + 1}: {r['rps']:7.1f} req/s  p50 {r['p50_ms']:.2f} ms"
-                          f"  p99 {r['p99_ms']:.2f} ms  max {r['max_ms']:.1f} ms  p99 from "
-                          f"schedule {r['p99_from_schedule_ms']:.2f} ms  errors {r['errors']}")
-                med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
-                med["errors"] = sum(r["errors"] for r in runs)
-                med.update(server_side(before, server_metrics(url)))
-                report[mode] = med
-                print(f"{mode} (median of {args.repeats} x {args.seconds:g} s): "
-                      f"{med['rps']:.1f} req/s, p50 {med['p50_ms']:.2f} ms, p99 "
-                      f"{med['p99_ms']:.2f} ms, errors {med['errors']}; inside the server per "
-                      f"request: {med['server_request_mean_us']:.0f} us handling, "
-                      f"{med['server_inference_mean_us']:.0f} us inference, "
-                      f"{med['server_cpu_per_request_us']:.0f} us CPU")
+                    for server, (_, url) in procs.items():
+                        r = load(url, args.processes, args.connections, rate, args.seconds)
+                        runs[server].append(r)
+                        print(f"  {mode} run {i + 1} {server:>9}: {r['rps']:7.1f} req/s  p50 "
+                              f"{r['p50_ms']:.2f} ms  p99 {r['p99_ms']:.2f} ms  max "
+                              f"{r['max_ms']:.1f} ms  p99 from schedule "
+                              f"{r['p99_from_schedule_ms']:.2f} ms  errors {r['errors']}  "
+                              f"(load {_load_average()})")
+                for server, (_, url) in procs.items():
+                    med = {k: statistics.median(r[k] for r in runs[server])
+                           for k in runs[server][0]}
+                    med["errors"] = sum(r["errors"] for r in runs[server])
+                    med.update(server_side(before[server], server_metrics(url)))
+                    report[f"{server}, {mode}"] = med
+                    print(f"{server:>9} {mode} (median of {args.repeats} x {args.seconds:g} s): "
+                          f"{med['rps']:.1f} req/s, p50 {med['p50_ms']:.2f} ms, p99 "
+                          f"{med['p99_ms']:.2f} ms, errors {med['errors']}; inside the server "
+                          f"per request: {med['server_request_mean_us']:.0f} us handling, "
+                          f"{med['server_inference_mean_us']:.0f} us inference, "
+                          f"{med['server_cpu_per_request_us']:.0f} us CPU")
         finally:
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            for proc, _ in procs.values():
+                _stop(proc)
         if args.baseline:
             null, null_url = start_null_server()
             try:
@@ -298,12 +357,25 @@ def main() -> int:
             print(f"null server, open loop (median of {args.repeats}): {med['rps']:.1f} req/s, "
                   f"p50 {med['p50_ms']:.2f} ms, p99 {med['p99_ms']:.2f} ms (p99 per run: "
                   f"{per_run} ms)")
-    target = report["open loop"]["p99_ms"] <= 5.0
-    print(f"target p99 <= 5 ms at {args.rate:g} req/s: {'met' if target else 'MISSED'}; "
-          f"errors: {report['open loop']['errors'] + report['closed loop']['errors']}")
+    errors = 0
+    for server in servers:
+        opened, closed = report[f"{server}, open loop"], report[f"{server}, closed loop"]
+        errors += opened["errors"] + closed["errors"]
+        print(f"{server:>9}: p99 {opened['p99_ms']:.2f} ms at {args.rate:g} req/s "
+              f"({'met' if opened['p99_ms'] <= 5.0 else 'MISSED'} p99 <= 5 ms); closed loop "
+              f"{closed['rps']:.0f} req/s ({'met' if closed['rps'] >= 2000 else 'MISSED'} "
+              f">= 2,000); errors {opened['errors'] + closed['errors']}")
+    if "old" in servers:
+        for server in servers:
+            if server != "old":
+                o, n = report["old, open loop"], report[f"{server}, open loop"]
+                oc, nc = report["old, closed loop"], report[f"{server}, closed loop"]
+                print(f"{server} / old: open-loop p99 x{n['p99_ms'] / o['p99_ms']:.2f}, "
+                      f"p50 x{n['p50_ms'] / o['p50_ms']:.2f}; closed-loop throughput "
+                      f"x{nc['rps'] / oc['rps']:.2f}, CPU per request "
+                      f"x{nc['server_cpu_per_request_us'] / oc['server_cpu_per_request_us']:.2f}")
     if args.json:
         args.json.write_text(json.dumps(report, indent=2))
-    errors = report["open loop"]["errors"] + report["closed loop"]["errors"]
     return 1 if errors else 0
 
 

@@ -173,12 +173,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     logging.basicConfig(level=args.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    # Access lines are JSON objects already (one per request), for a log collector to parse.
-    access = logging.getLogger("tennis_assets.serving.access")
-    access.propagate = False
-    handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("%(message)s"))
-    access.addHandler(handler)
     # A "_created" sample per counter and histogram doubles the exposition for nothing the
     # dashboards or alerts use.
     disable_created_metrics()
@@ -289,7 +283,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="on SIGTERM, seconds the requests already received may take to be "
                          "answered (default 30)")
     sv.add_argument("--no-access-log", action="store_true",
-                    help="no JSON access line per request on stderr")
+                    help="no access lines (one JSON object per request on stderr)")
     sv.add_argument("--monitoring-file", type=Path, default=None,
                     help="drift-monitoring result exported as metrics (default "
                          "$TENNIS_ASSETS_HOME/monitoring/latest.json)")

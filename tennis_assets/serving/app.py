@@ -11,7 +11,7 @@
 
 Every rejected request gets a 4xx status and a JSON message (``{"error": ...}``; on
 /invocations MLflow's ``{"error_code": ..., "message": ...}``); the server keeps serving. Each
-answered request is one JSON line on the ``tennis_assets.serving.access`` logger.
+answered request is one JSON line on stderr (``access_log``).
 """
 
 from __future__ import annotations
@@ -28,12 +28,12 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from .access_log import AccessLog
 from .inputs import BadRequest, parse_invocations, parse_observations
 from .metrics import ServingMetrics
 from .model_source import ChampionSource
 
 log = logging.getLogger(__name__)
-access_log = logging.getLogger("tennis_assets.serving.access")
 
 # Bodies over the limit but under this many times it are read and dropped before the 413, so
 # the client reads the 413 instead of a reset connection (the kernel resets a socket closed
@@ -48,7 +48,6 @@ _ROUTES = {"/act": ("act", "POST"), "/invocations": ("invocations", "POST"),
 class Limits:
     max_body_bytes: int = 1 << 20
     max_batch: int = 1024
-    access_log: bool = True
 
 
 def _json(status: int, doc: dict, close: bool = False, headers: dict | None = None) -> Response:
@@ -61,8 +60,9 @@ def _json(status: int, doc: dict, close: bool = False, headers: dict | None = No
 class PolicyApp:
     """The endpoints, bound to a model source, its metrics and the request limits."""
 
-    def __init__(self, source: ChampionSource, metrics: ServingMetrics, limits: Limits) -> None:
-        self.source, self.metrics, self.limits = source, metrics, limits
+    def __init__(self, source: ChampionSource, metrics: ServingMetrics, limits: Limits,
+                 access: AccessLog | None) -> None:
+        self.source, self.metrics, self.limits, self.access = source, metrics, limits, access
 
     def _done(self, request: Request, endpoint: str, started: float, status: int, outcome: str,
               response: Response, batch: int | None = None) -> Response:
@@ -70,15 +70,15 @@ class PolicyApp:
         # /metrics must find it counted.
         if outcome != "ok" or endpoint not in ("act", "invocations"):
             self.metrics.request(endpoint, outcome, status, time.perf_counter() - started)
-        if self.limits.access_log:
+        if self.access is not None:
             model = self.source.current
             client = request.client
-            access_log.info(json.dumps({
+            self.access.write({
                 "time": round(time.time(), 6),
                 "client": f"{client.host}:{client.port}" if client else None,
                 "method": request.method, "path": request.url.path, "status": status,
                 "outcome": outcome, "duration_ms": round((time.perf_counter() - started) * 1e3, 3),
-                "batch": batch, "model_version": model.version if model else None}))
+                "batch": batch, "model_version": model.version if model else None})
         return response
 
     def _reject(self, request: Request, endpoint: str, started: float, exc: BadRequest,
@@ -208,8 +208,8 @@ class _Scrape:
 
 
 def create_app(source: ChampionSource, metrics: ServingMetrics, limits: Limits,
-               lifespan=None) -> Starlette:
-    api = PolicyApp(source, metrics, limits)
+               access: AccessLog | None = None, lifespan=None) -> Starlette:
+    api = PolicyApp(source, metrics, limits, access)
     methods = {"POST": ["POST"], "GET": ["GET"]}  # GET routes also answer HEAD
     routes = [Route(path, getattr(api, endpoint), methods=methods[method])
               for path, (endpoint, method) in _ROUTES.items() if endpoint != "metrics"]

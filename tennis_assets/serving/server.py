@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from .access_log import AccessLog
 from .app import Limits, create_app
 from .metrics import ServingMetrics
 from .model_source import ChampionSource
@@ -126,9 +127,9 @@ class PolicyServer:
         if source.current is not None:
             self.metrics.model_swapped(source.current)
         cfg = self.config
-        self.app = create_app(source, self.metrics,
-                              Limits(cfg.max_body_bytes, cfg.max_batch, cfg.access_log),
-                              lifespan=self._lifespan)
+        self.access = AccessLog() if cfg.access_log else None
+        self.app = create_app(source, self.metrics, Limits(cfg.max_body_bytes, cfg.max_batch),
+                              self.access, lifespan=self._lifespan)
         self.socket = _bind(cfg.host, cfg.port)
 
         def rejected(status: int, outcome: str) -> None:
@@ -159,6 +160,8 @@ class PolicyServer:
             # Runs after uvicorn has answered every request it had received.
             drained = (f" in {time.monotonic() - self._draining_since:.2f} s"
                        if self._draining_since else "")
+            if self.access is not None:
+                self.access.flush()
             log.info("stopped: every request received was answered%s; %d requests served",
                      drained, self.uvicorn.server_state.total_requests)
             self.source.stop()
