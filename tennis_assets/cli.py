@@ -181,7 +181,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
                           "MLflow tracking URI ($MLFLOW_TRACKING_URI, else the data directory's "
                           "database)")
     tracker = MlflowTracker(uri)
-    source = ChampionSource(tracker, args.model_name, alias=args.alias, device=args.device,
+    source = ChampionSource(tracker, args.model_name, alias=args.alias,
                             poll_interval_s=args.poll_interval)
     source.check()
     config = ServerConfig(host=args.host, port=args.port, max_body_bytes=args.max_body_bytes,
@@ -266,9 +266,6 @@ def build_parser() -> argparse.ArgumentParser:
                          "data directory's SQLite database)")
     sv.add_argument("--poll-interval", type=_positive_float, default=10.0,
                     help="seconds between registry checks for a moved alias (default 10)")
-    sv.add_argument("--device", default="cpu",
-                    help="device for inference (default cpu, where the actor runs in numpy; "
-                         "cuda keeps it in torch on the GPU, for large batches)")
     sv.add_argument("--max-body-bytes", type=_positive_int, default=1 << 20)
     sv.add_argument("--max-batch", type=_positive_int, default=1024,
                     help="most observations in one request")

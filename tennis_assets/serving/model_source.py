@@ -21,7 +21,6 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .policy import greedy_policy
 
 log = logging.getLogger(__name__)
 
@@ -34,8 +33,8 @@ class LoadedModel:
     run_id: str | None
     source: str
     learner: Any  # tennis_assets.agents.Learner
-    policy: Callable[[np.ndarray], np.ndarray]  # see policy.greedy_policy
-    implementation: str  # "numpy" or "torch"
+    policy: Callable[[np.ndarray], np.ndarray]  # the registered ONNX actor
+    implementation: str  # "onnxruntime"
     loaded_at: float  # unix time
     load_seconds: float
 
@@ -48,17 +47,17 @@ class ChampionSource:
     """Polls ``tracker`` for ``model_name@alias`` every ``poll_interval_s`` and serves the newest.
 
     tracker: a ``tennis_assets.tracking.mlflow_tracking.MlflowTracker`` (or anything with its
-    ``champion`` and ``champion_checkpoint`` methods).
+    ``champion``, ``download_model`` and ``model_files`` methods).
     """
 
     def __init__(self, tracker: Any, model_name: str, alias: str = "champion",
-                 device: str = "cpu", poll_interval_s: float = 10.0,
+                 poll_interval_s: float = 10.0,
                  on_loaded: Callable[[LoadedModel], None] | None = None,
                  on_failure: Callable[[str, BaseException], None] | None = None) -> None:
         if not poll_interval_s > 0:
             raise ValueError(f"poll_interval_s={poll_interval_s!r}: must be > 0")
         self.tracker, self.model_name, self.alias = tracker, model_name, alias
-        self.device, self.poll_interval_s = device, float(poll_interval_s)
+        self.poll_interval_s = float(poll_interval_s)
         self._on_loaded = [on_loaded] if on_loaded else []
         self._on_failure = [on_failure] if on_failure else []
         self.current: LoadedModel | None = None
@@ -137,25 +136,39 @@ class ChampionSource:
             return True
 
     def _load(self, info: Any) -> LoadedModel:
+        import torch
+
+        from tennis_assets.agents.actor_module import ActorModule
         from tennis_assets.training import load_learner
+        from tennis_assets.training.export import INPUT, onnx_session
 
         started = time.perf_counter()
         tmp = Path(tempfile.mkdtemp(prefix="tennis-serve-"))
         try:
-            checkpoint = self.tracker.champion_checkpoint(info, tmp)
-            learner = load_learner(checkpoint, device=self.device)
+            onnx_path, checkpoint = self.tracker.model_files(
+                self.tracker.download_model(info, tmp))
+            session = onnx_session(onnx_path)
+            learner = load_learner(checkpoint, device="cpu")
         finally:
-            # The learner holds its tensors in memory; the downloaded files are not needed.
+            # The session and the learner hold their weights in memory.
             shutil.rmtree(tmp, ignore_errors=True)
-        policy, implementation = greedy_policy(learner)
-        # A model that cannot act on a valid observation must never replace one that can.
-        probe = policy(np.zeros((1, 2, 24), np.float32))
-        if probe.shape != (1, 2, 2) or not np.isfinite(probe).all():
-            raise ValueError(f"model {info.name} version {info.version}: test inference gave "
-                             f"shape {probe.shape}, finite={bool(np.isfinite(probe).all())}")
+
+        def policy(obs: np.ndarray) -> np.ndarray:
+            return session.run(None, {INPUT: obs})[0]
+
+        # The registered ONNX file is what answers; it must be the network the checkpoint
+        # holds, and a model that cannot act on a valid observation must never replace one
+        # that can.
+        probe = np.random.default_rng(0).standard_normal((7, 2, 24)).astype(np.float32) * 3
+        got = policy(probe)
+        with torch.no_grad():
+            want = ActorModule.from_learner(learner)(torch.from_numpy(probe)).numpy()
+        if got.shape != (7, 2, 2) or not np.allclose(got, want, atol=1e-5, rtol=0):
+            raise ValueError(f"model {info.name} version {info.version}: its ONNX actor "
+                             f"disagrees with its checkpoint's torch actor on a probe batch")
         return LoadedModel(name=info.name, version=str(info.version), alias=self.alias,
                            run_id=info.run_id, source=info.source, learner=learner,
-                           policy=policy, implementation=implementation, loaded_at=time.time(),
+                           policy=policy, implementation="onnxruntime", loaded_at=time.time(),
                            load_seconds=time.perf_counter() - started)
 
     def _failed(self, kind: str, exc: BaseException, what: str = "") -> None:

@@ -28,6 +28,10 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 log = logging.getLogger(__name__)
 
 _REASONS = {400: b"Bad Request", 408: b"Request Timeout"}
+# After a rejection the connection is half-closed and what the client still sends is read and
+# dropped this long before the close: closing a socket with unread data sends a reset, which
+# can destroy the rejection before the client reads it.
+_LINGER_S = 2.0
 
 
 class _OneWrite:
@@ -66,6 +70,7 @@ class DeadlineProtocol(HttpToolsProtocol):
 
     _deadline: asyncio.TimerHandle | None = None
     _refusal: str | None = None  # why a callback stopped the parser
+    _lingering = False
 
     def connection_made(self, transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -100,6 +105,8 @@ class DeadlineProtocol(HttpToolsProtocol):
 
     def data_received(self, data: bytes) -> None:
         # uvicorn's own version, but the 400 names llhttp's reason.
+        if self._lingering:
+            return
         self._unset_keepalive_if_required()
         try:
             self.parser.feed_data(data)
@@ -139,7 +146,12 @@ class DeadlineProtocol(HttpToolsProtocol):
                         b"connection: close\r\n\r\n" % len(body))
             self.transport.write(b"".join(head) + body)
             self.on_rejected(status, outcome)
-        self.transport.close()
+        if self.transport.can_write_eof():
+            self._lingering = True
+            self.transport.write_eof()
+            self.loop.call_later(_LINGER_S, self.transport.close)
+        else:
+            self.transport.close()
 
 
 def deadline_protocol(request_timeout_s: float,

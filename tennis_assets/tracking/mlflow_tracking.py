@@ -102,47 +102,59 @@ class MlflowRun:
         return f"{self.client.get_run(self.run_id).info.artifact_uri}/{POLICY_ARTIFACT}"
 
 
+# What the pyfunc imports (policy_model.py), all on the public package index: mlflow-skinny
+# for the pyfunc and its scoring server, pandas for the scoring server's input parsing.
+POLICY_PACKAGES = ("mlflow-skinny", "numpy", "onnxruntime", "pandas")
+
+
 def policy_pip_requirements() -> list[str]:
-    """Stated, never inferred: inference imports the model in a subprocess and costs seconds."""
-    from .run_info import package_versions
+    """Stated, never inferred (inference imports the model in a subprocess and costs seconds);
+    the versions installed here, as published (no local build label such as ``+cpu``)."""
+    from importlib import metadata
 
-    versions = package_versions()
     reqs = []
-    for name in ("torch", "numpy", "numba", "safetensors", "tennis-assets"):
-        version = versions.get(name)
-        if version is None:
-            from importlib import metadata
-
-            try:
-                version = metadata.version(name)
-            except metadata.PackageNotFoundError:
-                version = None
-        reqs.append(f"{name}=={version}" if version else name)
+    for name in POLICY_PACKAGES:
+        # mlflow-skinny is what a lean environment installs; here the full mlflow may stand in.
+        version = metadata.version("mlflow" if name == "mlflow-skinny" else name)
+        reqs.append(f"{name}=={version.split('+', 1)[0]}")
     return reqs
 
 
+ONNX_ARTIFACT = "policy.onnx"
+
+
 def save_policy_model(checkpoint: str | os.PathLike, path: str | os.PathLike) -> Path:
-    """Write an MLflow pyfunc model folder whose only weights are the safetensors checkpoint.
+    """Write an MLflow pyfunc model folder: the greedy actor as ONNX (what the pyfunc and the
+    policy server run) and the safetensors checkpoint it was exported from (what warm starts,
+    evaluations and monitoring load).
 
     Models-from-code: the model class is a source file copied into the folder, so nothing is
-    pickled; the checkpoint is an artifact loaded by ``load_learner``.
+    pickled; it needs neither torch nor tennis_assets.
     """
     import mlflow.pyfunc
     import numpy as np
     from mlflow.models import ModelSignature
     from mlflow.types.schema import Schema, TensorSpec
 
+    from tennis_assets.training import load_learner
+    from tennis_assets.training.export import export_actor_onnx
+
     signature = ModelSignature(
         inputs=Schema([TensorSpec(np.dtype(np.float32), (-1, 2, 24))]),
         outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, 2, 2))]))
-    with warnings.catch_warnings():
-        # An input example or type hints would make MLflow load and run the model while saving
-        # it; the explicit tensor signature already states the contract.
-        warnings.simplefilter("ignore", UserWarning)
-        mlflow.pyfunc.save_model(
-            path=str(path), python_model=str(POLICY_MODEL_CODE),
-            artifacts={"checkpoint": str(checkpoint)}, signature=signature,
-            pip_requirements=policy_pip_requirements())
+    # One court's observation pair: what a client sends, and what MLflow checks the model
+    # answers while saving it.
+    example = np.zeros((1, 2, 24), np.float32)
+    with tempfile.TemporaryDirectory() as tmp:
+        onnx_path = export_actor_onnx(load_learner(checkpoint, device="cpu"),
+                                      Path(tmp) / ONNX_ARTIFACT)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            mlflow.pyfunc.save_model(
+                path=str(path), python_model=str(POLICY_MODEL_CODE),
+                artifacts={"checkpoint": str(checkpoint), "onnx": str(onnx_path)},
+                signature=signature, input_example=example,
+                pip_requirements=policy_pip_requirements())
     return Path(path)
 
 
@@ -431,6 +443,19 @@ class MlflowTracker:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
             return mlflow.pyfunc.load_model(str(self.download_model(info, dst)))
+
+    @staticmethod
+    def model_files(model_dir: str | os.PathLike) -> tuple[Path, Path]:
+        """(ONNX actor, safetensors checkpoint) inside a downloaded model folder."""
+        artifacts = Path(model_dir) / "artifacts"
+        found = sorted(artifacts.glob("*.safetensors"))
+        if not found:
+            raise FileNotFoundError(f"{model_dir}: no checkpoint in {artifacts}")
+        onnx = artifacts / ONNX_ARTIFACT
+        if not onnx.is_file():
+            raise FileNotFoundError(f"{model_dir}: no {ONNX_ARTIFACT} (a model registered "
+                                    "before ONNX export; register it again)")
+        return onnx, found[0]
 
     def champion_checkpoint(self, info: ChampionInfo, dst: str | os.PathLike) -> Path:
         """The champion's safetensors checkpoint, downloaded from the registry."""

@@ -1,8 +1,12 @@
 """The MLflow pyfunc model of a Tennis policy (models-from-code: MLflow copies this file into
 the model folder instead of pickling an object).
 
-Input: observations float32 [N, 2, 24] (enforced by the model's tensor signature); output:
-greedy actions float32 [N, 2, 2].
+Self-contained: it runs the model version's ONNX file with ONNX Runtime and imports nothing of
+tennis_assets or torch, so the model serves from the public package index alone
+(``mlflow models serve --env-manager uv``, SageMaker, KServe's MLflow runtime).
+
+Input: observations float32 [N, 2, 24] (the model's tensor signature); output: greedy actions
+float32 [N, 2, 2]. Non-finite observations are refused (HTTP 400 from a scoring server).
 """
 
 from __future__ import annotations
@@ -14,15 +18,25 @@ from mlflow.models import set_model
 
 class TennisPolicy(mlflow.pyfunc.PythonModel):
     def load_context(self, context) -> None:
-        from tennis_assets.training import load_learner
+        import onnxruntime as ort
 
-        self.learner = load_learner(context.artifacts["checkpoint"], device="cpu")
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = 1  # a few microseconds of work: no thread pool
+        options.inter_op_num_threads = 1
+        self.session = ort.InferenceSession(context.artifacts["onnx"], options,
+                                            providers=["CPUExecutionProvider"])
 
     # np.ndarray is a hint MLflow accepts without inferring a schema from it: the explicit
     # tensor signature stays the contract, and MLflow stops warning that predict has no hints.
     def predict(self, context, model_input: np.ndarray, params=None) -> np.ndarray:
+        from mlflow.exceptions import MlflowException
+        from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
+
         obs = np.asarray(model_input, dtype=np.float32)
-        return self.learner.act(obs, explore=False).astype(np.float32)
+        if not np.isfinite(obs).all():
+            raise MlflowException("observations contain NaN or infinite values (or values "
+                                  "beyond float32 range)", error_code=INVALID_PARAMETER_VALUE)
+        return self.session.run(None, {"obs": obs})[0]
 
 
 set_model(TennisPolicy())

@@ -44,6 +44,31 @@ def test_single_and_batched_actions_match_the_greedy_policy(client, champion):
     np.testing.assert_allclose(doc["actions"], learner.act(batch), atol=1e-6)
 
 
+JSON = {"Content-Type": "application/json"}
+
+
+def test_invocations_answer_like_the_registered_pyfunc(client, registry, champion, tmp_path):
+    """MLflow's scoring protocol, as `mlflow models serve` speaks it, with the pyfunc's numbers."""
+    _, info, _ = champion
+    pyfunc = registry.tracker.load_policy(info, tmp_path / "model")
+    obs = np.random.default_rng(3).standard_normal((3, 2, 24)).astype(np.float32)
+    for key in ("inputs", "instances"):
+        status, doc = client.json("POST", "/invocations", {key: obs.tolist()}, headers=JSON)
+        assert status == 200, doc
+        np.testing.assert_allclose(doc["predictions"], pyfunc.predict(obs), atol=1e-6)
+    assert client.request("GET", "/ping")[0] == 200
+    nan = '{"inputs": [[[NaN' + ", 0.1" * 23 + "], [0.1" + ", 0.1" * 23 + "]]]}"
+    status, _, data = client.request("POST", "/invocations", nan, JSON)
+    assert status == 400 and json.loads(data)["error_code"] == "BAD_REQUEST"
+    assert "NaN" in json.loads(data)["message"]
+    status, doc = client.json("POST", "/invocations", {"inputs": obs[0].tolist()}, headers=JSON)
+    assert status == 400 and "[N, 2, 24]" in doc["message"]
+    status, doc = client.json("POST", "/invocations", {"inputs": obs.tolist()},
+                              headers={"Content-Type": "text/csv"})
+    assert status == 415 and "application/json" in doc["message"]
+    assert client.json("POST", "/invocations", {"inputs": obs.tolist()}, headers=JSON)[0] == 200
+
+
 def test_health_readiness_and_metrics_endpoints(client, champion):
     assert client.json("GET", "/healthz") == (200, {"status": "ok"})
     status, doc = client.json("GET", "/readyz")

@@ -65,6 +65,8 @@ def _trickle(server, head: bytes, rest: bytes, interval: float = 0.1) -> tuple[b
                 chunk = s.recv(65536)
             except TimeoutError:
                 continue
+            except ConnectionResetError:
+                break
             data += chunk
             if not chunk:
                 break

@@ -60,7 +60,7 @@ def test_run_lifecycle_params_and_batched_series(tracker):
     assert tracker.get_run(failing.run_id).info.status == "FAILED"
 
 
-def test_policy_model_states_requirements_and_plays(tmp_path, checkpoint):
+def test_policy_model_is_portable_and_plays(tmp_path, checkpoint):
     path, learner = checkpoint
     started = time.perf_counter()
     model_dir = save_policy_model(path, tmp_path / "policy")
@@ -68,19 +68,33 @@ def test_policy_model_states_requirements_and_plays(tmp_path, checkpoint):
     # Inferring requirements would import the model in a subprocess (seconds); stating is instant.
     assert seconds < 5.0, seconds
     requirements = (model_dir / "requirements.txt").read_text().split()
-    # Exactly what we stated, plus the mlflow pin MLflow always adds.
-    assert requirements == ["mlflow==3.17.2", *policy_pip_requirements()]
-    assert any(r.startswith("torch==2.13.0") for r in requirements)
+    # Exactly what we stated, each on the public index: no local build label, no tennis-assets,
+    # no torch (the pyfunc runs the ONNX file).
+    assert requirements == policy_pip_requirements()
+    assert [r.split("==")[0] for r in requirements] == ["mlflow-skinny", "numpy", "onnxruntime",
+                                                         "pandas"]
+    assert not any("+" in r for r in requirements)
     assert not list(model_dir.rglob("*.pkl"))  # models-from-code: nothing pickled
     assert (model_dir / "artifacts" / "policy.safetensors").exists()
+    assert (model_dir / "artifacts" / "policy.onnx").exists()
+    code = (model_dir / "policy_model.py").read_text()
+    assert "tennis_assets" not in code.replace('"""', "").split("class TennisPolicy")[1]
+    assert "torch" not in code.split("class TennisPolicy")[1]
+    from mlflow.models import Model
+
+    meta = Model.load(str(model_dir))
+    assert meta.saved_input_example_info and meta.signature is not None
 
     import mlflow.pyfunc
 
     model = mlflow.pyfunc.load_model(str(model_dir))
     obs = np.random.default_rng(0).standard_normal((5, 2, 24)).astype(np.float32)
-    np.testing.assert_allclose(model.predict(obs), learner.act(obs, explore=False), atol=1e-6)
+    np.testing.assert_allclose(model.predict(obs), learner.act(obs, explore=False), atol=1e-5)
     with pytest.raises(Exception, match="shape"):
         model.predict(obs.reshape(5, 48))  # the signature rejects a flattened batch
+    obs[0, 0, 0] = np.nan
+    with pytest.raises(Exception, match="NaN"):
+        model.predict(obs)
 
 
 def test_registry_champion_previous_and_rollback(tracker, checkpoint, tmp_path):
