@@ -265,6 +265,43 @@ def server_side(before: dict, after: dict) -> dict:
             "server_cpu_per_request_us": delta("process_cpu_seconds_total") / count * 1e6}
 
 
+def inference_times(root: Path, calls: int = 3000, rounds: int = 3) -> dict:
+    """Median seconds of one observation through each forward pass of the default network:
+    ONNX Runtime on the exported file (what the server runs), the same three layers in numpy
+    (the replaced server's path), and Learner.act (torch)."""
+    import numpy as np
+
+    from tennis_assets.agents import AgentConfig, make_learner
+    from tennis_assets.agents.actor_module import ActorModule
+    from tennis_assets.training.export import INPUT, export_actor_onnx, onnx_session
+
+    learner = make_learner(AgentConfig(device="cpu", buffer_size=1_000))
+    session = onnx_session(export_actor_onnx(learner, root / "actor.onnx"))
+    w1, b1, w2, b2, w3, b3 = (b.numpy() for b in ActorModule.from_learner(learner).buffers())
+
+    def numpy_act(obs):
+        h = np.maximum(obs.reshape(-1, 24) @ w1 + b1, 0.0)
+        h = np.maximum(h @ w2 + b2, 0.0)
+        return np.tanh(h @ w3 + b3).reshape(-1, 2, 2)
+
+    obs = np.random.default_rng(0).standard_normal((1, 2, 24)).astype(np.float32)
+    paths = {"onnxruntime": lambda: session.run(None, {INPUT: obs}),
+             "numpy": lambda: numpy_act(obs), "torch (Learner.act)": lambda: learner.act(obs)}
+    assert np.allclose(paths["onnxruntime"]()[0], numpy_act(obs), atol=1e-5)
+    out: dict = {name: [] for name in paths}
+    for _ in range(rounds):
+        for name, call in paths.items():
+            for _ in range(300):
+                call()
+            times = []
+            for _ in range(calls):
+                started = time.perf_counter()
+                call()
+                times.append(time.perf_counter() - started)
+            out[name].append(statistics.median(times))
+    return {name: statistics.median(values) for name, values in out.items()}
+
+
 def _stop(proc: subprocess.Popen) -> None:
     proc.terminate()
     try:
@@ -304,6 +341,10 @@ def main() -> int:
             uri, name = args.tracking_uri, args.model_name or "tennis-policy"
         else:
             uri, name = register_champion(root)
+        times = inference_times(root)
+        report["single observation inference, median seconds"] = times
+        print("one observation through the network (median of 3 x 3000 calls): " + ", ".join(
+            f"{name} {seconds * 1e6:.1f} us" for name, seconds in times.items()))
         legacy = legacy_server_file(root) if "old" in servers else None
         procs = {}
         try:

@@ -71,12 +71,14 @@ class PolicyApp:
         if outcome != "ok" or endpoint not in ("act", "invocations"):
             self.metrics.request(endpoint, outcome, status, time.perf_counter() - started)
         if self.access is not None:
+            # From the ASGI scope: Starlette's request.url builds a URL object per call.
+            scope = request.scope
             model = self.source.current
-            client = request.client
+            client = scope.get("client")
             self.access.write({
                 "time": round(time.time(), 6),
-                "client": f"{client.host}:{client.port}" if client else None,
-                "method": request.method, "path": request.url.path, "status": status,
+                "client": f"{client[0]}:{client[1]}" if client else None,
+                "method": scope["method"], "path": scope["path"], "status": status,
                 "outcome": outcome, "duration_ms": round((time.perf_counter() - started) * 1e3, 3),
                 "batch": batch, "model_version": model.version if model else None})
         return response

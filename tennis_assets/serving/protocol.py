@@ -137,6 +137,11 @@ class DeadlineProtocol(HttpToolsProtocol):
     def _reject(self, status: int, outcome: str, message: str) -> None:
         """Answer ``status`` and close, unless a response is already on its way (then close)."""
         self._disarm()
+        if self.cycle is not None and not self.cycle.response_complete:
+            # A request still being answered (one pipelined before the bad bytes) gets no
+            # answer after this one: uvicorn drops the sends of a disconnected cycle.
+            self.cycle.disconnected = True
+            self.cycle.message_event.set()
         if self.cycle is None or not self.cycle.response_started:
             body = json.dumps({"error": message}).encode()
             head = [b"HTTP/1.1 %d %s\r\n" % (status, _REASONS[status])]

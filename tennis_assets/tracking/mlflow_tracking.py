@@ -94,12 +94,24 @@ class MlflowRun:
             self.client.log_batch(self.run_id, tags=batch)
 
     def log_policy_model(self, checkpoint: str | os.PathLike) -> str:
-        """Log the checkpoint as a pyfunc model under ``policy/``; returns its artifact URI."""
-        with tempfile.TemporaryDirectory() as tmp:
-            model_dir = Path(tmp) / POLICY_ARTIFACT
-            save_policy_model(checkpoint, model_dir)
-            self.client.log_artifacts(self.run_id, str(model_dir), POLICY_ARTIFACT)
-        return f"{self.client.get_run(self.run_id).info.artifact_uri}/{POLICY_ARTIFACT}"
+        """Log the checkpoint as a pyfunc model: an MLflow 3 logged model whose source is this
+        run; returns its artifact location (what a model version is created from)."""
+        from mlflow.entities import LoggedModelStatus
+
+        experiment_id = self.client.get_run(self.run_id).info.experiment_id
+        model = self.client.create_logged_model(experiment_id, name=POLICY_ARTIFACT,
+                                                source_run_id=self.run_id,
+                                                model_type="tennis-policy")
+        try:
+            with tempfile.TemporaryDirectory() as tmp:
+                model_dir = Path(tmp) / POLICY_ARTIFACT
+                save_policy_model(checkpoint, model_dir)
+                self.client.log_model_artifacts(model.model_id, str(model_dir))
+        except BaseException:
+            self.client.finalize_logged_model(model.model_id, LoggedModelStatus.FAILED)
+            raise
+        self.client.finalize_logged_model(model.model_id, LoggedModelStatus.READY)
+        return model.artifact_location
 
 
 # What the pyfunc imports (policy_model.py), all on the public package index: mlflow-skinny
@@ -280,17 +292,48 @@ class MlflowTracker:
             self.client.create_registered_model(
                 name, description="Greedy Tennis policy (safetensors checkpoint, pyfunc).")
         old = self.champion(name)
-        mv = self.client.create_model_version(
-            name, source=source, run_id=run_id,
-            tags={k: str(v) for k, v in (tags or {}).items() if v is not None},
-            description=description)
-        self._wait_ready(name, str(mv.version))
+        mv = self._create_version(name, source, run_id,
+                                  {k: str(v) for k, v in (tags or {}).items() if v is not None},
+                                  description)
         if old is not None and old.version != str(mv.version):
             self._set_alias(name, PREVIOUS, old.version)
         self._set_alias(name, CHAMPION, str(mv.version))
         info = self.champion(name)
         assert info is not None
         return info
+
+    def _create_version(self, name: str, source: str, run_id: str | None,
+                        tags: dict[str, str], description: str | None):
+        """A READY model version of ``source``, linked to the logged model stored there the
+        way MLflow's own ``register_model`` links them (the SQL registry keeps no model id on
+        the version: the logged model's ``mlflow.modelVersions`` tag lists its versions)."""
+        import json
+
+        from mlflow.utils.mlflow_tags import MLFLOW_MODEL_VERSIONS
+
+        model_id = self._logged_model_id(source, run_id)
+        mv = self.client.create_model_version(name, source=source, run_id=run_id, tags=tags,
+                                              description=description, model_id=model_id)
+        self._wait_ready(name, str(mv.version))
+        if model_id is not None:
+            listed = self.client.get_logged_model(model_id).tags.get(MLFLOW_MODEL_VERSIONS)
+            versions = (json.loads(listed) if listed else []) + [
+                {"name": name, "version": str(mv.version)}]
+            self.client.set_logged_model_tags(model_id,
+                                              {MLFLOW_MODEL_VERSIONS: json.dumps(versions)})
+        return mv
+
+    def _logged_model_id(self, source: str, run_id: str | None) -> str | None:
+        """The MLflow 3 logged model stored at ``source`` (None for a source logged otherwise),
+        so the model version links to it and, through it, to its training run."""
+        if run_id is None:
+            return None
+        experiment_id = self.client.get_run(run_id).info.experiment_id
+        for model in self.client.search_logged_models(
+                experiment_ids=[experiment_id], filter_string=f"source_run_id = '{run_id}'"):
+            if model.artifact_location.rstrip("/") == source.rstrip("/"):
+                return model.model_id
+        return None
 
     def _ensure_registered_model(self, name: str) -> None:
         from mlflow.exceptions import MlflowException
@@ -323,10 +366,8 @@ class MlflowTracker:
         existing = self.version_of_run(name, run_id)
         str_tags = {k: str(v) for k, v in (tags or {}).items() if v is not None}
         if existing is None:
-            mv = self.client.create_model_version(name, source=source, run_id=run_id,
-                                                  tags=str_tags, description=description)
+            mv = self._create_version(name, source, run_id, str_tags, description)
             version = str(mv.version)
-            self._wait_ready(name, version)
             # Two registrations of one run can both find none and both create: each then keeps
             # the oldest and deletes its own younger copy, so they converge on one version
             # without a lock (the callers also hold one; this is for those that do not).

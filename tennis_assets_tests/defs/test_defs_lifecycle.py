@@ -59,12 +59,13 @@ def _destroy_model_files(mlflow_uri: str, run_id: str) -> None:
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(mlflow_uri)
-    local = Path(client.download_artifacts(run_id, "policy"))  # where the store keeps it
-    artifact_root = client.get_run(run_id).info.artifact_uri
-    stored = Path(artifact_root.replace("file://", "")) / "policy"
+    # The run's model is an MLflow 3 logged model, stored under its own location.
+    [model] = client.search_logged_models(
+        experiment_ids=[client.get_run(run_id).info.experiment_id],
+        filter_string=f"source_run_id = '{run_id}'")
+    stored = Path(model.artifact_location.replace("file://", ""))
     assert stored.is_dir(), stored
     shutil.rmtree(stored)
-    shutil.rmtree(local, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")

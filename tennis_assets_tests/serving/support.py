@@ -94,6 +94,8 @@ def wait_until(predicate, timeout: float, what: str, interval: float = 0.05):
 def start_server(registry: Registry, name: str, monitoring_file=None, poll: float = 0.2,
                  **config) -> PolicyServer:
     source = ChampionSource(registry.tracker, name, poll_interval_s=poll)
+    # Access lines would land in the middle of pytest's output; the CLI test reads them.
+    config.setdefault("access_log", False)
     server = PolicyServer(source, ServerConfig(port=0, **config),
                           monitoring_file=monitoring_file).start()
     wait_until(lambda: source.current is not None, 30, f"{name} to load")

@@ -22,7 +22,7 @@ def test_not_ready_until_a_champion_exists_then_follows_the_alias(registry):
     from tennis_assets.serving import ChampionSource, PolicyServer, ServerConfig
 
     source = ChampionSource(registry.tracker, name, poll_interval_s=0.2)
-    server = PolicyServer(source, ServerConfig(port=0)).start()
+    server = PolicyServer(source, ServerConfig(port=0, access_log=False)).start()
     client = Client(server.url)
     try:
         assert client.json("GET", "/healthz")[0] == 200  # alive, though nothing to serve
@@ -90,14 +90,14 @@ def test_a_failed_reload_keeps_the_old_model_and_is_counted(registry):
         # before it becomes the champion: the server must never see it intact (it polls every
         # 0.2 s, faster than a busy machine corrupts a file).
         info, _ = registry.register(name, seed=2, champion=False)
-        run = registry.tracker.get_run(info.run_id)
-        artifacts = run.info.artifact_uri.removeprefix("file://")
+        artifacts = info.source.removeprefix("file://")
         from pathlib import Path
 
-        corrupted = list(Path(artifacts).rglob("*.safetensors"))
-        assert corrupted, f"no checkpoint under {artifacts}"
+        corrupted = [p for p in Path(artifacts).rglob("*") if p.suffix in (".safetensors",
+                                                                            ".onnx")]
+        assert len(corrupted) == 2, f"no checkpoint and ONNX file under {artifacts}"
         for path in corrupted:
-            path.write_bytes(b"not a safetensors file")
+            path.write_bytes(b"not a model file")
         registry.tracker.promote_challenger(name, info.version)
         wait_until(lambda: metric_value(server, "tennis_policy_model_reloads_total",
                                         result="failure") >= 1, 10, "a counted load failure")

@@ -2,6 +2,7 @@
 status, per-episode metrics arrive in full, the policy model states its requirements and loads
 and plays, and the champion/previous aliases support a one-step rollback."""
 
+import json
 import time
 from pathlib import Path
 
@@ -112,6 +113,13 @@ def test_registry_champion_previous_and_rollback(tracker, checkpoint, tmp_path):
     second = tracker.register_champion(name, sources[1][0], sources[1][1],
                                        tags={"eval_mean": 0.9})
     assert second.version == "2" and second.run_id == sources[1][1]
+    # An MLflow 3 logged model, linked to its training run and to the model version.
+    models = tracker.client.search_logged_models(
+        experiment_ids=[tracker.experiment_id()],
+        filter_string=f"source_run_id = '{sources[1][1]}'")
+    assert len(models) == 1 and str(models[0].status) == "READY"
+    assert models[0].artifact_location == sources[1][0]
+    assert json.loads(models[0].tags["mlflow.modelVersions"]) == [{"name": name, "version": "2"}]
     assert tracker.champion(name, "previous").version == "1"
 
     back = tracker.rollback(name)
