@@ -183,7 +183,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
     tracker = MlflowTracker(uri)
     source = ChampionSource(tracker, args.model_name, alias=args.alias,
                             poll_interval_s=args.poll_interval)
-    source.check()
+    try:
+        source.check()
+    except ValueError as exc:
+        if not args.wait_for_model:
+            raise
+        # A fresh deployment (docker/) starts its server before anything is promoted.
+        logging.getLogger("tennis_assets.serving").warning(
+            "%s; --wait-for-model: not ready until it exists", exc)
     config = ServerConfig(host=args.host, port=args.port, max_body_bytes=args.max_body_bytes,
                           max_batch=args.max_batch, request_timeout_s=args.request_timeout,
                           idle_timeout_s=args.idle_timeout, max_concurrency=args.max_concurrency,
@@ -264,6 +271,10 @@ def build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--tracking-uri", default=None,
                     help="MLflow tracking/registry URI (default $MLFLOW_TRACKING_URI, else the "
                          "data directory's SQLite database)")
+    sv.add_argument("--wait-for-model", action="store_true",
+                    help="start even when the model or alias does not exist yet (not ready "
+                         "until it does) instead of refusing; for a stack started before its "
+                         "first promotion")
     sv.add_argument("--poll-interval", type=_positive_float, default=10.0,
                     help="seconds between registry checks for a moved alias (default 10)")
     sv.add_argument("--max-body-bytes", type=_positive_int, default=1 << 20)

@@ -142,3 +142,29 @@ def test_serve_refuses_a_wrong_registry_model_or_alias(registry, champion, tmp_p
     code, err = _serve(capsys, "--tracking-uri", uri, "--model-name", name, "--alias", "chmpion")
     assert code == 2 and "no alias 'chmpion'" in err and "champion (version" in err
     assert "Traceback" not in err
+
+
+def test_serve_waits_for_a_model_when_asked(registry, champion, tmp_path):
+    """docker/ starts the server before the first promotion: --wait-for-model serves nothing
+    (not ready) instead of refusing, and still drains and exits 0 on SIGTERM."""
+    log_path = tmp_path / "serve.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "tennis_assets.cli", "serve", "--port", "0",
+             "--tracking-uri", registry.tracker.tracking_uri, "--model-name", champion[0],
+             "--alias", "not-yet", "--wait-for-model", "--monitoring-file",
+             str(tmp_path / "latest.json")], stdout=subprocess.PIPE, stderr=log, text=True)
+        try:
+            match = re.search(r"on (http://\S+)$", proc.stdout.readline().strip())
+            assert match, log_path.read_text()
+            client = Client(match.group(1))
+            try:
+                assert client.json("GET", "/healthz")[0] == 200
+                assert client.json("GET", "/readyz")[0] == 503
+            finally:
+                client.close()
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(15) == 0
+        finally:
+            stop_process(proc)
+    assert "no alias 'not-yet'" in log_path.read_text()
