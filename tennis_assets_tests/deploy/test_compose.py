@@ -369,7 +369,7 @@ def test_policy_server_command_and_health_path_exist(compose):
     assert _published(service) == [("127.0.0.1", "8000", str(args.port))]
     probe = " ".join(service["healthcheck"]["test"])
     path = re.search(r"localhost:8000(/\w+)", probe).group(1)
-    routes = (REPO / "tennis_assets" / "serving" / "server.py").read_text()
+    routes = (REPO / "tennis_assets" / "serving" / "app.py").read_text()
     assert f'"{path}": ("' in routes, path
     # Prometheus scrapes it by service name and port.
     scrape = (DOCKER / "prometheus" / "prometheus.yml").read_text()
