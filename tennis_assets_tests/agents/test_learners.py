@@ -226,3 +226,53 @@ def test_target_policy_smoothing_adds_clipped_noise_to_target_actions(alg):
     assert a1.abs().max() <= 1.0
     with pytest.raises(ValueError, match="shared_critic"):
         small("ddpg", shared_critic=True)
+
+
+def test_behaviour_weights_play_exploring_steps_and_the_trained_ones_greedy_steps():
+    cfg = AgentConfig(noise_sigma=0.0, noise_sigma_min=0.0, seed=0)
+    learner = make_learner(cfg)
+    other = make_learner(cfg.replace(seed=1))
+    obs = np.random.default_rng(0).normal(size=(3, 2, cfg.obs_size)).astype(np.float32)
+    mine, theirs = learner.act(obs), other.act(obs)
+    assert not np.allclose(mine, theirs)
+    learner.set_behaviour(other.params)
+    np.testing.assert_allclose(learner.act(obs, explore=True), theirs, atol=1e-6)
+    np.testing.assert_allclose(learner.act(obs), mine, atol=1e-6)
+    with torch.no_grad():
+        other.params.zero_()  # set_behaviour copied: later changes to the source do not leak
+    np.testing.assert_allclose(learner.act(obs, explore=True), theirs, atol=1e-6)
+    learner.set_behaviour(None)
+    np.testing.assert_allclose(learner.act(obs, explore=True), mine, atol=1e-6)
+
+
+def test_cuda_graph_update_refuses_a_cpu_learner():
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    with pytest.raises(ValueError, match="CUDA"):
+        make_learner(AgentConfig(cuda_graph_update=True))  # device auto resolves to the CPU
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a GPU")
+@pytest.mark.parametrize("alg", ["ddpg", "maddpg"])
+def test_cuda_graph_update_follows_the_eager_update(alg):
+    extra = {"shared_critic": True} if alg == "maddpg" else {}
+    cfg = AgentConfig(algorithm=alg, device="cuda", learning_starts=64, batch_size=64,
+                      critic_grad_clip=0.5, **extra)
+    eager, graphed = make_learner(cfg), make_learner(cfg.replace(cuda_graph_update=True))
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        obs = rng.normal(size=(8, 2, cfg.obs_size)).astype(np.float32)
+        act = rng.uniform(-1, 1, (8, 2, cfg.action_size)).astype(np.float32)
+        for learner in (eager, graphed):
+            learner.observe(obs, act, rng.normal(size=(8, 2)).astype(np.float32) * 0, obs,
+                            np.zeros(8, bool))
+    for _ in range(30):
+        batch = eager.buffer.sample(cfg.batch_size)
+        with torch.no_grad():
+            eager._update_fn(batch)
+            eager._step()
+            graphed._graph_update(batch)
+    torch.cuda.synchronize()
+    assert graphed.optimizer.step_count == eager.optimizer.step_count == 30
+    torch.testing.assert_close(graphed.params, eager.params, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(graphed.target, eager.target, rtol=1e-4, atol=1e-5)
