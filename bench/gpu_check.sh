@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Issue 15's device checks in one run, for a GPU machine whose python3 already holds torch with
+# CUDA, numpy, numba, pandas and safetensors (the device tool's H200 machine: nothing to
+# install, nothing to download; the project's own pins do not apply there):
+#   1. the CUDA-graph tests (the graph's weights follow the eager update's);
+#   2. bench_update_impl.py on CUDA: eager, torch.compile and the CUDA graph side by side;
+#   3. time-to-solve runs, all at once: the "episodes" recipe's Udacity criterion on CPU learners
+#      (one core each: the machine's 16 cores are otherwise idle, so the seconds are a quiet
+#      machine's; VARIANT="key=value ... [--train key=value ...]" adds the same runs with those
+#      agent [and training] overrides),
+#      the default recipe's greedy solve, MADDPG's 2-minute budget, and the GPU learner with the
+#      CUDA-graph update.
+# Everything it prints lands in $OUT (default /tmp/gpu_check).
+#
+#     OUT=/tmp/gpu_check bash bench/gpu_check.sh
+set -uo pipefail
+out="${OUT:-/tmp/gpu_check}"
+mkdir -p "$out"
+export PYTHONPATH="$PWD" PYTHONUNBUFFERED=1
+py=python3
+seeds="${SEEDS:-100 101 102 103 104}"
+
+{
+    date -u
+    nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv
+    echo "cpus $(nproc); $(uptime)"
+    $py -c "import sys, torch, numpy, numba; print('python', sys.version.split()[0], 'torch',
+torch.__version__, 'cuda', torch.version.cuda, 'numpy', numpy.__version__, 'numba',
+numba.__version__)"
+    # The simulator's kernels compile once per checkout; do it before the parallel runs.
+    $py -c "from tennis_assets.sim import VecTennis; VecTennis(num_courts=2).reset()"
+} 2>&1 | tee "$out/machine.txt"
+
+timeout 180 $py -m pytest -q -p no:cacheprovider tennis_assets_tests/agents/test_learners.py \
+    -k "graph or update" 2>&1 | tail -5 | tee "$out/tests.txt"
+
+timeout 300 $py bench/bench_update_impl.py --device cuda 2>&1 | tee "$out/update_impl.txt"
+timeout 120 $py bench/bench_update_impl.py --device cuda --algorithm maddpg --blocks 5 2>&1 \
+    | tee -a "$out/update_impl.txt"
+
+tts=bench/bench_time_to_solve.py
+runs="$out/runs"
+mkdir -p "$runs"
+# CPU learners, one core each (torch_threads 1; the simulator is serial).
+for s in $seeds; do
+    timeout 300 $py $tts --recipe episodes --seeds 1 --first-seed "$s" --udacity \
+        --set device=cpu >"$runs/episodes_cpu_$s.txt" 2>&1 &
+    if [ -n "${VARIANT:-}" ]; then
+        # shellcheck disable=SC2086
+        timeout 300 $py $tts --recipe episodes --seeds 1 --first-seed "$s" --udacity \
+            --set device=cpu $VARIANT >"$runs/variant_cpu_$s.txt" 2>&1 &
+    fi
+done
+for s in 0 1 2; do
+    timeout 300 $py $tts --algorithm maddpg --seeds 1 --first-seed "$s" --budget \
+        --set device=cpu >"$runs/maddpg_budget_cpu_$s.txt" 2>&1 &
+done
+timeout 300 $py $tts --seeds 5 --first-seed 100 --set device=cpu \
+    >"$runs/seconds_cpu.txt" 2>&1 &
+# The GPU learner with the CUDA-graph update, seeds one after another (one GPU).
+timeout 240 $py $tts --recipe episodes --seeds 3 --first-seed 100 --udacity \
+    --udacity-budget 70 --set device=cuda cuda_graph_update=true \
+    >"$runs/episodes_cuda_graph.txt" 2>&1 &
+wait
+for f in "$runs"/*.txt; do
+    echo "=== $(basename "$f")"
+    cat "$f"
+done >"$out/time_to_solve.txt"
+rm -r "$runs"
+cat "$out/time_to_solve.txt"
