@@ -10,15 +10,19 @@
 #      agent [and training] overrides),
 #      the default recipe's greedy solve, MADDPG's 2-minute budget, and the GPU learner with the
 #      CUDA-graph update.
+# PARTS picks among "tests update gpu cpu" (default all four; "cpu" is the CPU-learner runs).
 # Everything it prints lands in $OUT (default /tmp/gpu_check).
 #
 #     OUT=/tmp/gpu_check bash bench/gpu_check.sh
+#     PARTS="tests update gpu" bash bench/gpu_check.sh
 set -uo pipefail
 out="${OUT:-/tmp/gpu_check}"
 mkdir -p "$out"
 export PYTHONPATH="$PWD" PYTHONUNBUFFERED=1
 py=python3
 seeds="${SEEDS:-100 101 102 103 104}"
+parts=" ${PARTS:-tests update gpu cpu} "
+want() { [[ "$parts" == *" $1 "* ]]; }
 
 {
     date -u
@@ -31,36 +35,50 @@ numba.__version__)"
     $py -c "from tennis_assets.sim import VecTennis; VecTennis(num_courts=2).reset()"
 } 2>&1 | tee "$out/machine.txt"
 
-timeout 180 $py -m pytest -q -p no:cacheprovider tennis_assets_tests/agents/test_learners.py \
-    -k "graph" 2>&1 | tail -5 | tee "$out/tests.txt"
-
-timeout 200 $py bench/bench_update_impl.py --device cuda 2>&1 | tee "$out/update_impl.txt"
+if want tests; then
+    timeout 180 $py -m pytest -q -p no:cacheprovider tennis_assets_tests/agents/test_learners.py \
+        -k "graph" 2>&1 | tail -5 | tee "$out/tests.txt"
+fi
+if want update; then
+    timeout 200 $py bench/bench_update_impl.py --device cuda 2>&1 | tee "$out/update_impl.txt"
+fi
 
 tts=bench/bench_time_to_solve.py
 runs="$out/runs"
 mkdir -p "$runs"
-# CPU learners, one core each (torch_threads 1; the simulator is serial).
-for s in $seeds; do
-    timeout 280 $py $tts --recipe episodes --seeds 1 --first-seed "$s" --udacity \
-        --set device=cpu >"$runs/episodes_cpu_$s.txt" 2>&1 &
-    if [ -n "${VARIANT:-}" ]; then
-        # shellcheck disable=SC2086
+if want gpu; then
+    # The GPU learner (CUDA-graph update, the default there), seeds one after another: the
+    # episodes recipe to the Udacity criterion, then the default recipe's greedy solve.
+    {
+        timeout 300 $py $tts --recipe episodes --seeds 5 --first-seed 100 --udacity \
+            --set device=cuda
+        timeout 120 $py $tts --seeds 5 --first-seed 100 --set device=cuda
+    } >"$runs/gpu_learner.txt" 2>&1 &
+    # Meanwhile the update benchmark on one of this machine's otherwise idle CPU cores.
+    timeout 300 $py bench/bench_update_impl.py --device cpu --blocks 5 \
+        >"$runs/update_impl_cpu.txt" 2>&1 &
+fi
+if want cpu; then
+    # CPU learners, one core each (torch_threads 1; the simulator is serial).
+    for s in $seeds; do
         timeout 280 $py $tts --recipe episodes --seeds 1 --first-seed "$s" --udacity \
-            --set device=cpu $VARIANT >"$runs/variant_cpu_$s.txt" 2>&1 &
-    fi
-done
-for s in 0 1 2; do
-    timeout 280 $py $tts --algorithm maddpg --seeds 1 --first-seed "$s" --budget \
-        --set device=cpu >"$runs/maddpg_budget_cpu_$s.txt" 2>&1 &
-done
-timeout 280 $py $tts --seeds 5 --first-seed 100 --set device=cpu \
-    >"$runs/seconds_cpu.txt" 2>&1 &
-# The GPU learner with the CUDA-graph update, seeds one after another (one GPU).
-timeout 240 $py $tts --recipe episodes --seeds 3 --first-seed 100 --udacity \
-    --udacity-budget 70 --set device=cuda cuda_graph_update=true \
-    >"$runs/episodes_cuda_graph.txt" 2>&1 &
+            --set device=cpu >"$runs/episodes_cpu_$s.txt" 2>&1 &
+        if [ -n "${VARIANT:-}" ]; then
+            # shellcheck disable=SC2086
+            timeout 280 $py $tts --recipe episodes --seeds 1 --first-seed "$s" --udacity \
+                --set device=cpu $VARIANT >"$runs/variant_cpu_$s.txt" 2>&1 &
+        fi
+    done
+    for s in 0 1 2; do
+        timeout 280 $py $tts --algorithm maddpg --seeds 1 --first-seed "$s" --budget \
+            --set device=cpu >"$runs/maddpg_budget_cpu_$s.txt" 2>&1 &
+    done
+    timeout 280 $py $tts --seeds 5 --first-seed 100 --set device=cpu \
+        >"$runs/seconds_cpu.txt" 2>&1 &
+fi
 wait
 for f in "$runs"/*.txt; do
+    [ -e "$f" ] || continue
     echo "=== $(basename "$f")"
     cat "$f"
 done >"$out/time_to_solve.txt"

@@ -79,9 +79,8 @@ class Learner:
         # cuda_graph_update: the whole step after sampling (gradients, clip, Adam, targets) as
         # one CUDA graph, captured at the first update: a 64-unit update is ~100 tiny kernels,
         # and on a GPU their launches, not their arithmetic, are the cost.
-        if config.cuda_graph_update and self.device.type != "cuda":
-            raise ValueError(f"AgentConfig.cuda_graph_update needs a CUDA device; this learner "
-                             f"runs on {self.device}")
+        self.graphed = (config.cuda_graph_update and self.device.type == "cuda"
+                        and not config.compile_update)
         self._graph: Any = None
         self.target_generator = torch.Generator(device=self.device)
         self.target_generator.manual_seed(int(config.seed) + 3)
@@ -170,7 +169,7 @@ class Learner:
             return {}
         with torch.no_grad():
             batch = self.buffer.sample(self.config.batch_size)
-            if self.config.cuda_graph_update:
+            if self.graphed:
                 critic_loss, actor_loss = self._graph_update(batch)
             else:
                 critic_loss, actor_loss = self._update_fn(batch)
@@ -364,6 +363,8 @@ class Learner:
         if "counters" in state:
             self.updates, self.transitions, self.optimizer.step_count = (
                 int(v) for v in state["counters"].tolist())
+            if self._graph is not None:  # the graph reads Adam's step count from the device
+                self._step_t.fill_(float(self.optimizer.step_count))
         buf = {k[len("buffer."):]: v for k, v in state.items() if k.startswith("buffer.")}
         if buf:
             self.buffer.load_state_tensors(buf)

@@ -34,10 +34,6 @@ def test_cross_field_checks():
         AgentConfig(batch_size=512, buffer_size=256)
     with pytest.raises(ValueError, match="noise_sigma_min"):
         AgentConfig(noise_sigma=0.1, noise_sigma_min=0.2)
-    with pytest.raises(ValueError, match="cuda_graph_update"):
-        AgentConfig(cuda_graph_update=True, compile_update=True)
-    with pytest.raises(ValueError, match="cuda_graph_update"):
-        AgentConfig(cuda_graph_update=True, device="cpu")
 
 
 def test_from_dict_rejects_unknown_keys():
