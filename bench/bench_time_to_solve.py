@@ -7,6 +7,10 @@ criterion (last 100 training episodes with exploration >= 0.5) if reached within
 seconds (that criterion comes later, so it is measured in a separate run when asked for with
 --udacity).
 
+Episodes are counted as public solutions count them: one episode is one game on one court, scored
+as the higher of the two players' sums, and every court's games count; greedy evaluation episodes
+are not training episodes (--json records how many were played before the criterion).
+
 --budget mode: train for --budget-seconds (default 120), keep the best greedy-evaluated weights,
 and score them on 500 fresh episodes with seeds disjoint from the selection evaluations.
 
@@ -15,6 +19,10 @@ and score them on 500 fresh episodes with seeds disjoint from the selection eval
     python bench/bench_time_to_solve.py --algorithm ddpg --seeds 5 --budget
     python bench/bench_time_to_solve.py --algorithm ddpg --seeds 3 --set actor_lr=2e-3
     python bench/bench_time_to_solve.py --seeds 5 --udacity --train updates_per_transition=1.0
+    # the recipe for the Udacity criterion (training/defaults.py has its figures)
+    python bench/bench_time_to_solve.py --recipe episodes --seeds 5 --first-seed 100 --udacity
+    # the learner on a GPU (the update replayed as one CUDA graph there)
+    python bench/bench_time_to_solve.py --recipe episodes --seeds 5 --udacity --set device=cuda
     # a profile's recipe: stop at a certified greedy 2.2, then score on 100 fresh episodes
     python bench/bench_time_to_solve.py --seeds 3 --max-seconds 60 \
         --train target_score=2.2 final_eval_episodes=100
