@@ -32,7 +32,9 @@ untouched, measured together on top of 1.0 (the ``episodes`` recipe below), seed
   On the device machine (16-core x86_64 beside an NVIDIA H200, torch 2.11; ``bench/gpu_check.sh``,
   15 runs at once, load 1-8): 219, 222, 251, 254, 319 episodes (median 251, was 350), 5/5 within
   2 minutes (38-52 s); greedy 0.5 after 8.8-17.1 s (median 13.0 s). Kept as the ``episodes``
-  recipe, not as the default: its greedy solve is 3x the default's seconds on a CPU.
+  recipe, not as the default: its greedy solve is 3x the default's seconds on a CPU. On the
+  project's 2-core VM (torch 2.13, 5 runs at once, load 6.6-10): 240, 129, 209, 172, 338
+  (median 209), each in 398-456 s at that load.
 - with 4 courts instead of 8 (same device run): 332, 238, 127, 258, 246 (median 246); greedy
   0.5 after 6.7-22.6 s. Not kept: no better across seeds (seed 100 +113, seed 102 -124).
 - the same recipe on the GPU learner (CUDA-graph update, same machine, seeds 100-104): 125, 266,
