@@ -19,10 +19,11 @@ episode counts do not depend on the machine's load):
   cap); batch 256: 538 on seed 0. None helped across seeds; they stay options, off.
 - updates_per_transition 0.5: 503, 730 (seeds 0, 1).
 
-What dominated those 350 episodes (a per-episode trace of seeds 100 and 101 at 1.0): after the
-first certified greedy 0.5 (episode 165 and 110) the trained weights swung between greedy means
-of 0.2 and 2.3 from one evaluation to the next, and the training episodes, played by those
-weights plus noise still at 0.1-0.16, averaged 0.36 and 0.26 over the next 50: the window
+What dominated those 350 episodes (``bench/bench_udacity_trace.py --seed 100|101 --train
+updates_per_transition=1.0``): after the first certified greedy 0.5 (episode 165 and 110) the
+trained weights swung between greedy means of about 0.2 and 1.9-2.7 from one evaluation to the
+next, and the training episodes, played by those weights plus noise still at 0.1-0.19, averaged
+0.362 and 0.263 over the next 50: the window
 filled with what an unstable policy scored, not with what the best policy found so far scored.
 Hence two options that act only after that first certified solve, so the greedy solve itself is
 untouched, measured together on top of 1.0 (the ``episodes`` recipe below), seeds 100-104:
