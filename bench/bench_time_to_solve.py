@@ -7,6 +7,10 @@ criterion (last 100 training episodes with exploration >= 0.5) if reached within
 seconds (that criterion comes later, so it is measured in a separate run when asked for with
 --udacity).
 
+Episodes are counted as public solutions count them: one episode is one game on one court, scored
+as the higher of the two players' sums, and every court's games count; greedy evaluation episodes
+are not training episodes (--json records how many were played before the criterion).
+
 --budget mode: train for --budget-seconds (default 120), keep the best greedy-evaluated weights,
 and score them on 500 fresh episodes with seeds disjoint from the selection evaluations.
 
@@ -15,6 +19,10 @@ and score them on 500 fresh episodes with seeds disjoint from the selection eval
     python bench/bench_time_to_solve.py --algorithm ddpg --seeds 5 --budget
     python bench/bench_time_to_solve.py --algorithm ddpg --seeds 3 --set actor_lr=2e-3
     python bench/bench_time_to_solve.py --seeds 5 --udacity --train updates_per_transition=1.0
+    # the recipe for the Udacity criterion (training/defaults.py has its figures)
+    python bench/bench_time_to_solve.py --recipe episodes --seeds 5 --first-seed 100 --udacity
+    # the learner on a GPU (the update replayed as one CUDA graph there)
+    python bench/bench_time_to_solve.py --recipe episodes --seeds 5 --udacity --set device=cuda
     # a profile's recipe: stop at a certified greedy 2.2, then score on 100 fresh episodes
     python bench/bench_time_to_solve.py --seeds 3 --max-seconds 60 \
         --train target_score=2.2 final_eval_episodes=100
@@ -34,8 +42,9 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from tennis_assets.agents.base import resolve_device  # noqa: E402
 from tennis_assets.training import train  # noqa: E402
-from tennis_assets.training.defaults import default_configs  # noqa: E402
+from tennis_assets.training.defaults import RECIPES, default_configs  # noqa: E402
 
 
 def parse_sets(items: list[str]) -> dict:
@@ -59,6 +68,8 @@ def med(values: list[float]) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--algorithm", choices=["ddpg", "maddpg"], default="ddpg")
+    ap.add_argument("--recipe", choices=RECIPES, default="seconds",
+                    help="training/defaults.py: fewest seconds (default) or fewest episodes")
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--first-seed", type=int, default=0)
     ap.add_argument("--max-seconds", type=float, default=None,
@@ -74,16 +85,22 @@ def main() -> None:
     ap.add_argument("--json", default=None, help="also write the rows to this JSON file")
     args = ap.parse_args()
 
-    agent_base, train_base = default_configs(args.algorithm)
+    agent_base, train_base = default_configs(args.algorithm, args.recipe)
     agent_base = agent_base.replace(**parse_sets(args.set))
     train_base = train_base.replace(**parse_sets(args.train))
-    print(f"# machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cpus; "
-          f"torch {torch.__version__}, {agent_base.torch_threads} thread(s), no GPU used; "
-          f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
-    print(f"# algorithm={args.algorithm} seeds={args.seeds} mode="
+    device = str(resolve_device(agent_base.device))
+    gpu = f"GPU {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else "no GPU"
+    print(f"# machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cpus, "
+          f"{gpu}; learner on {device}; torch {torch.__version__}, {agent_base.torch_threads} "
+          f"thread(s); load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print(f"# algorithm={args.algorithm} recipe={args.recipe} seeds={args.seeds} mode="
           f"{'budget' if args.budget else 'time-to-solve'} load={os.getloadavg()[0]:.2f}")
     print("# agent:", json.dumps({k: v for k, v in agent_base.to_dict().items()
                                   if k not in ("obs_size", "action_size", "num_agents")}))
+    print("# train:", json.dumps({k: v for k, v in train_base.to_dict().items()
+                                  if k in ("num_courts", "updates_per_transition",
+                                           "explore_with_best", "eval_every_updates",
+                                           "eval_episodes", "target_score")}))
     rows = []
     for seed in range(args.first_seed, args.first_seed + args.seeds):
         ac = agent_base.replace(seed=seed)

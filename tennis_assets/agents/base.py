@@ -66,7 +66,8 @@ class Learner:
                                    device=self.device, seed=config.seed + 1)
         self.noise = DecayingNoise(config.noise, config.noise_sigma, config.noise_sigma_min,
                                    config.noise_decay, config.ou_theta, seed=config.seed + 2,
-                                   eval_decay=config.noise_eval_decay)
+                                   eval_decay=config.noise_eval_decay,
+                                   solved_scale=config.noise_solved_scale)
         self.nstep = NStepWindow(config.n_step, config.gamma) if config.n_step > 1 else None
         # The bootstrap discount: with n-step rows the target looks n steps ahead.
         self.bootstrap_gamma = config.gamma ** config.n_step
@@ -75,10 +76,19 @@ class Learner:
         self._update_fn = self._update_tensors
         if config.compile_update:
             self._update_fn = torch.compile(self._update_tensors, dynamic=False)
+        # cuda_graph_update: the whole step after sampling (gradients, clip, Adam, targets) as
+        # one CUDA graph, captured at the first update: a 64-unit update is ~100 tiny kernels,
+        # and on a GPU their launches, not their arithmetic, are the cost.
+        self.graphed = (config.cuda_graph_update and self.device.type == "cuda"
+                        and not config.compile_update)
+        self._graph: Any = None
         self.target_generator = torch.Generator(device=self.device)
         self.target_generator.manual_seed(int(config.seed) + 3)
         self.updates = 0
         self.transitions = 0
+        # The actor that plays exploring (training) steps, when it is not the one being trained;
+        # see set_behaviour.
+        self._behaviour_actor: list | None = None
 
     # ---- acting -----------------------------------------------------------------------------
     def _actor_input(self, obs: torch.Tensor) -> torch.Tensor:
@@ -95,19 +105,33 @@ class Learner:
             raise ValueError(f"act: obs of shape {obs_np.shape}, expected "
                              f"[N, {self.config.num_agents}, {self.config.obs_size}]")
         x = torch.from_numpy(obs_np).to(self.device)
-        out = mlp_forward(self.p["actor"], self._actor_input(x)).tanh_()
+        actor = self.p["actor"]
+        if explore and self._behaviour_actor is not None:
+            actor = self._behaviour_actor
+        out = mlp_forward(actor, self._actor_input(x)).tanh_()
         actions = self._actions_out(out, obs_np.shape[0]).cpu().numpy()
         if explore:
             actions = actions + self.noise.sample(actions.shape)
             np.clip(actions, -1.0, 1.0, out=actions)
         return actions
 
+    def set_behaviour(self, params: torch.Tensor | None) -> None:
+        """Play exploring steps with the actor of ``params`` (a flat vector of this layout, e.g.
+        the best greedy-evaluated weights; it is copied), or again with the trained actor (None).
+        Learning is off-policy, so the trained actor still learns from what this one plays;
+        greedy acting (explore=False) always uses the trained actor."""
+        if params is None:
+            self._behaviour_actor = None
+            return
+        self._behaviour_actor = self.layout.views(params.detach().clone())["actor"]
+
     def reset_noise(self, mask: np.ndarray | None = None) -> None:
         self.noise.reset(mask)
 
-    def record_evaluation(self, mean: float) -> None:
-        """A greedy evaluation's mean (the training loop reports each): evidence for the noise."""
-        self.noise.record_evaluation(mean)
+    def record_evaluation(self, mean: float, solved: bool = False) -> None:
+        """A greedy evaluation's mean and whether it certified the run's target (the training
+        loop reports each): evidence for the noise."""
+        self.noise.record_evaluation(mean, solved)
 
     # ---- learning ---------------------------------------------------------------------------
     def observe(self, obs: np.ndarray, actions: np.ndarray, rewards: np.ndarray,
@@ -137,16 +161,22 @@ class Learner:
     def ready(self) -> bool:
         return len(self.buffer) >= max(self.config.learning_starts, self.config.batch_size)
 
-    def update(self) -> dict[str, float]:
+    def update(self, report: bool = True) -> dict[str, Any]:
         """One gradient step on critic and actor plus a soft target update. Returns {} (and does
-        nothing) until the buffer holds learning_starts samples."""
+        nothing) until the buffer holds learning_starts samples, then the losses: floats, or
+        with report=False 0-dim tensors, so that a GPU is not waited for at every update."""
         if not self.ready():
             return {}
         with torch.no_grad():
             batch = self.buffer.sample(self.config.batch_size)
-            critic_loss, actor_loss = self._update(batch)
-            self._step()
+            if self.graphed:
+                critic_loss, actor_loss = self._graph_update(batch)
+            else:
+                critic_loss, actor_loss = self._update_fn(batch)
+                self._step()
         self.updates += 1
+        if report:
+            return {"critic_loss": float(critic_loss), "actor_loss": float(actor_loss)}
         return {"critic_loss": critic_loss, "actor_loss": actor_loss}
 
     # Layout hooks: how a sampled batch [members, B, width] splits into the pieces of an update.
@@ -242,6 +272,57 @@ class Learner:
         self.optimizer.step(self.grad)
         self.target.lerp_(self.params, self.config.tau)
 
+    def _graph_body(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """What the CUDA graph holds: _update_tensors and _step with no host synchronisation
+        (the clip decides on the device, Adam's step count is a device tensor)."""
+        losses = self._update_tensors(self._static_batch)
+        clip = self.config.critic_grad_clip
+        if clip > 0:
+            g = self.grad[self.critic_slice]
+            norm = g.norm()
+            g.mul_(torch.where(norm > clip, clip / (norm + 1e-6), torch.ones_like(norm)))
+        self._step_t.add_(1.0)
+        self.optimizer.step_on_device(self.grad, self._step_t)
+        self.target.lerp_(self.params, self.config.tau)
+        return losses
+
+    def _graph_update(self, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self._graph is None:
+            self._capture(batch)
+        self._static_batch.copy_(batch)
+        self._graph.replay()
+        self.optimizer.step_count += 1
+        return self._static_losses
+
+    def _capture(self, batch: torch.Tensor) -> None:
+        """Capture _graph_body after a few warm-up runs on a side stream (cuBLAS and the caching
+        allocator set themselves up there, as torch.cuda.graphs asks); the warm-up's changes to
+        the weights, Adam and the target generator are undone, so capturing changes nothing."""
+        self._static_batch = batch.clone()
+        self._step_t = torch.full((), float(self.optimizer.step_count), dtype=torch.float32,
+                                  device=self.device)
+        opt = self.optimizer
+        saved = [t.clone() for t in (self.params, self.target, opt.exp_avg, opt.exp_avg_sq,
+                                      self._step_t)]
+        gen_state = self.target_generator.get_state()
+        side = torch.cuda.Stream(device=self.device)
+        side.wait_stream(torch.cuda.current_stream(self.device))
+        with torch.cuda.stream(side):
+            for _ in range(3):
+                self._graph_body()
+        torch.cuda.current_stream(self.device).wait_stream(side)
+        for t, v in zip((self.params, self.target, opt.exp_avg, opt.exp_avg_sq, self._step_t),
+                        saved):
+            t.copy_(v)
+        self.target_generator.set_state(gen_state)
+        graph = torch.cuda.CUDAGraph()
+        if self.config.target_noise > 0:
+            # A generator of our own draws inside the graph only once registered with it.
+            graph.register_generator_state(self.target_generator)
+        with torch.cuda.graph(graph):
+            self._static_losses = self._graph_body()
+        self._graph = graph
+
     # ---- state ------------------------------------------------------------------------------
     def state_dict(self, include_buffer: bool = False) -> dict[str, torch.Tensor]:
         """Tensors only (each its own copy, as safetensors requires): networks, targets, Adam
@@ -282,6 +363,8 @@ class Learner:
         if "counters" in state:
             self.updates, self.transitions, self.optimizer.step_count = (
                 int(v) for v in state["counters"].tolist())
+            if self._graph is not None:  # the graph reads Adam's step count from the device
+                self._step_t.fill_(float(self.optimizer.step_count))
         buf = {k[len("buffer."):]: v for k, v in state.items() if k.startswith("buffer.")}
         if buf:
             self.buffer.load_state_tensors(buf)

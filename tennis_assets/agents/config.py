@@ -61,6 +61,10 @@ class AgentConfig(DictConfig):
     shared_critic: bool = False
     # Run the gradient computation through torch.compile (see bench/bench_update_impl.py).
     compile_update: bool = False
+    # On a CUDA device, replay the update (after sampling) as one CUDA graph unless
+    # compile_update asks for torch.compile; no effect on the CPU (bench/bench_update_impl.py:
+    # on the GPU the eager update's ~100 kernel launches cost more than their arithmetic).
+    cuda_graph_update: bool = True
     # n-step returns (1: plain one-step targets). See agents/nstep.py.
     n_step: int = 1
     batch_size: int = 128
@@ -79,6 +83,9 @@ class AgentConfig(DictConfig):
     # Evidence-based decay: sigma is multiplied by this each time a greedy evaluation beats every
     # earlier one (1.0: off). See agents/noise.py and training/defaults.py for the measurement.
     noise_eval_decay: float = 1.0
+    # When a greedy evaluation first certifies the run's target, sigma and its floor are
+    # multiplied by this (1.0: off; 0.0: no noise from then on). See agents/noise.py.
+    noise_solved_scale: float = 1.0
     ou_theta: float = 0.15
     # Updates start only once the buffer holds this many samples: player transitions for ddpg,
     # joint (both-player) transitions for maddpg.
@@ -116,7 +123,7 @@ class AgentConfig(DictConfig):
                 raise bad(name, "must be an integer >= 0")
         floats = ("actor_lr", "critic_lr", "weight_decay", "gamma", "tau", "preact_penalty",
                   "critic_grad_clip", "noise_sigma", "noise_sigma_min", "noise_decay", "ou_theta",
-                  "noise_eval_decay", "target_noise", "target_noise_clip")
+                  "noise_eval_decay", "noise_solved_scale", "target_noise", "target_noise_clip")
         for name in floats:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
@@ -124,7 +131,7 @@ class AgentConfig(DictConfig):
         for name in ("actor_lr", "critic_lr"):
             if getattr(self, name) <= 0:
                 raise bad(name, "learning rate must be > 0")
-        for name in ("shared_critic", "compile_update"):
+        for name in ("shared_critic", "compile_update", "cuda_graph_update"):
             if not isinstance(getattr(self, name), bool):
                 raise bad(name, "must be true or false")
         if self.shared_critic and self.algorithm != "maddpg":
@@ -142,6 +149,8 @@ class AgentConfig(DictConfig):
             raise bad("noise_decay", "must lie in (0, 1]")
         if not 0.0 < self.noise_eval_decay <= 1.0:
             raise bad("noise_eval_decay", "must lie in (0, 1]")
+        if not 0.0 <= self.noise_solved_scale <= 1.0:
+            raise bad("noise_solved_scale", "must lie in [0, 1]")
         if self.noise_sigma_min > self.noise_sigma:
             raise bad("noise_sigma_min", f"must not exceed noise_sigma={self.noise_sigma}")
         if self.batch_size > self.buffer_size:

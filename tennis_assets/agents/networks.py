@@ -138,3 +138,17 @@ class FlatAdam:
         denom = self.exp_avg_sq.sqrt().add_(self.eps * bc2_sqrt)
         upd = torch.div(self.exp_avg, denom).mul_(self.lr)
         self.params.add_(upd, alpha=-bc2_sqrt / bc1)
+
+    def step_on_device(self, grad: torch.Tensor, step: torch.Tensor) -> None:
+        """``step`` with the step count as a device tensor (already incremented), so the bias
+        corrections need no host value: what a CUDA graph can replay. The caller keeps
+        step_count in step."""
+        if self.weight_decay is not None:
+            grad = grad.addcmul(self.params, self.weight_decay)
+        self.exp_avg.lerp_(grad, 1.0 - self.beta1)
+        self.exp_avg_sq.mul_(self.beta2).addcmul_(grad, grad, value=1.0 - self.beta2)
+        bc1 = 1.0 - torch.pow(self.beta1, step)
+        bc2_sqrt = (1.0 - torch.pow(self.beta2, step)).sqrt_()
+        denom = self.exp_avg_sq.sqrt().add_(bc2_sqrt * self.eps)
+        upd = torch.div(self.exp_avg, denom).mul_(self.lr)
+        self.params.sub_(upd.mul_(bc2_sqrt / bc1))

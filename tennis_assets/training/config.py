@@ -44,6 +44,10 @@ class TrainConfig(DictConfig):
     stop_when_solved: bool = False
     # Restore the best greedy-evaluated weights at the end (model selection).
     keep_best: bool = True
+    # Once a greedy evaluation certifies target_score, play the training (exploring) episodes
+    # with the best greedy-evaluated weights plus the noise, while the trained weights go on
+    # learning from that data (off-policy); the behaviour follows each new best.
+    explore_with_best: bool = False
     # If > 0, score the returned weights on this many fresh episodes whose seeds are disjoint
     # from every selection evaluation.
     final_eval_episodes: int = 0

@@ -19,6 +19,32 @@ episode counts do not depend on the machine's load):
   cap); batch 256: 538 on seed 0. None helped across seeds; they stay options, off.
 - updates_per_transition 0.5: 503, 730 (seeds 0, 1).
 
+What dominated those 350 episodes (``bench/bench_udacity_trace.py --seed 100|101 --train
+updates_per_transition=1.0``): after the first certified greedy 0.5 (episode 165 and 110) the
+trained weights swung between greedy means of about 0.2 and 1.9-2.7 from one evaluation to the
+next, and the training episodes, played by those weights plus noise still at 0.1-0.19, averaged
+0.362 and 0.263 over the next 50: the window
+filled with what an unstable policy scored, not with what the best policy found so far scored.
+Hence two options that act only after that first certified solve, so the greedy solve itself is
+untouched, measured together on top of 1.0 (the ``episodes`` recipe below), seeds 100-104:
+- ``explore_with_best`` (TrainConfig): training episodes are played by the best greedy-evaluated
+  weights (model selection's choice; the trained weights go on learning from that data,
+  off-policy), and ``noise_solved_scale`` 0 (AgentConfig): no noise once a policy is certified.
+  On the device machine (16-core x86_64 beside an NVIDIA H200, torch 2.11; ``bench/gpu_check.sh``,
+  15 runs at once, load 1-8): 219, 222, 251, 254, 319 episodes (median 251, was 350), 5/5 within
+  2 minutes (38-52 s); greedy 0.5 after 8.8-17.1 s (median 13.0 s). Kept as the ``episodes``
+  recipe, not as the default: its greedy solve is 3x the default's seconds on a CPU. On the
+  project's 2-core VM (torch 2.13, 5 runs at once, load 6.6-10): 240, 129, 209, 172, 338
+  (median 209), each in 398-456 s at that load.
+- with 4 courts instead of 8 (same device run): 332, 238, 127, 258, 246 (median 246); greedy
+  0.5 after 6.7-22.6 s. Not kept: no better across seeds (seed 100 +113, seed 102 -124).
+- the same recipe on the GPU learner (CUDA-graph update, same machine, seeds 100-104): 125, 266,
+  246, 324, 204 episodes (median 246), 5/5 within 2 minutes (22-32 s); greedy 0.5 after 4.5-8.6
+  s (median 6.2 s; in the 15-run batch seeds 100-102 took 3.6, 3.7, 4.7 s).
+The default (``seconds``) recipe on the same device CPUs: greedy 0.5 after 4.9, 3.6, 4.5, 5.1,
+1.2 s (median 4.5 s); on its GPU learner 2.1-11.9 s (median 6.6 s: there a greedy evaluation,
+one small forward pass per step, costs more than on the CPU).
+
 MADDPG learns per-player actors from half as many samples each. With one critic shared by both
 players (``shared_critic``; rows in the player's own view, so both seats are one problem and the
 critic sees twice the data) the 2-minute greedy means over 500 fresh episodes went from 1.873,
@@ -26,6 +52,8 @@ critic sees twice the data) the 2-minute greedy means over 500 fresh episodes we
 fastest with separate critics), and with self-play's own lr 1e-3 and tau 0.05 to 2.236, 2.471,
 2.667: every seed >= 2.0, time to a greedy 0.5 of 5.9, 3.7 and 4.5 s (was a median of 41.7 s).
 With twice the data per critic, the slower targets that suit self-play suit MADDPG too.
+Re-measured on the device machine's CPUs (``bench/gpu_check.sh``, load 1-8 on 16 cores):
+2.273, 2.699, 2.699, greedy 0.5 after 13.0, 11.4, 16.5 s (median 13.0 s).
 """
 
 from __future__ import annotations
@@ -35,10 +63,26 @@ from tennis_assets.agents import AgentConfig
 from .config import TrainConfig
 
 
-def default_configs(algorithm: str = "ddpg") -> tuple[AgentConfig, TrainConfig]:
+# Two recipes for DDPG self-play. "seconds" (the default) solves the greedy game in the fewest
+# seconds; "episodes" is the one to compare with public solutions' Udacity-criterion episode
+# counts: four times the updates per transition (so more learning per training episode, at the
+# cost of seconds), then, once a greedy evaluation certifies the target, training episodes are
+# played without noise by the best greedy-evaluated weights (see the docstring above).
+RECIPES = ("seconds", "episodes")
+_EPISODES = ({"noise_solved_scale": 0.0},
+             {"updates_per_transition": 1.0, "explore_with_best": True})
+
+
+def default_configs(algorithm: str = "ddpg",
+                    recipe: str = "seconds") -> tuple[AgentConfig, TrainConfig]:
+    if recipe not in RECIPES:
+        raise ValueError(f"default_configs: unknown recipe {recipe!r}; expected one of {RECIPES}")
     if algorithm == "ddpg":
-        return AgentConfig(algorithm="ddpg"), TrainConfig()
-    if algorithm == "maddpg":
-        return (AgentConfig(algorithm="maddpg", shared_critic=True),
-                TrainConfig())
-    raise ValueError(f"default_configs: unknown algorithm {algorithm!r}")
+        agent, train = AgentConfig(algorithm="ddpg"), TrainConfig()
+    elif algorithm == "maddpg":
+        agent, train = AgentConfig(algorithm="maddpg", shared_critic=True), TrainConfig()
+    else:
+        raise ValueError(f"default_configs: unknown algorithm {algorithm!r}")
+    if recipe == "episodes":
+        agent, train = agent.replace(**_EPISODES[0]), train.replace(**_EPISODES[1])
+    return agent, train

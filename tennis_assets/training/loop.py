@@ -165,6 +165,8 @@ def train(agent_config: AgentConfig, train_config: TrainConfig, progress: bool =
                 best_params = f.get_tensor("extra.best_params").to(learner.params.device)
     resumes = 0 if resume_from is None else int(prog.get("resumes", 0)) + 1
 
+    if cfg.explore_with_best and solved_greedy is not None and best_params is not None:
+        learner.set_behaviour(best_params)
     if env is None:
         env = VecTennis(num_courts=cfg.num_courts, params=court_params, seed=env_seed)
     else:
@@ -290,7 +292,7 @@ def train(agent_config: AgentConfig, train_config: TrainConfig, progress: bool =
             if learner.ready():
                 credit += per_step
                 while credit >= 1.0:
-                    learner.update()
+                    learner.update(report=False)
                     credit -= 1.0
                     if cfg.max_updates is not None and learner.updates >= cfg.max_updates:
                         break
@@ -314,7 +316,7 @@ def train(agent_config: AgentConfig, train_config: TrainConfig, progress: bool =
                 t_eval += ev.seconds
                 now = elapsed()
                 last_greedy = ev.mean
-                learner.record_evaluation(ev.mean)
+                learner.record_evaluation(ev.mean, ev.solved)
                 row = {"eval": n_evals, "updates": learner.updates, "seconds": now,
                        "env_steps": env_steps, "episodes": episodes, "greedy_mean": ev.mean,
                        "complete": ev.complete, "solved": ev.solved,
@@ -326,6 +328,8 @@ def train(agent_config: AgentConfig, train_config: TrainConfig, progress: bool =
                 if ev.solved and solved_greedy is None:
                     solved_greedy = {"seconds": now, "updates": learner.updates,
                                      "env_steps": env_steps, "episodes": episodes}
+                if cfg.explore_with_best and solved_greedy is not None and ev.mean >= best_mean:
+                    learner.set_behaviour(best_params)
                 if callback is not None and callback("eval", row):
                     stop_cb = True
                 if ev.solved and cfg.stop_when_solved:

@@ -19,7 +19,8 @@ def test_defaults_are_valid_and_json_round_trip():
     ("batch_size", True), ("actor_lr", float("nan")), ("device", "tpu"), ("learning_starts", -1),
     ("preact_penalty", -1e-3), ("n_step", 0), ("noise_eval_decay", 0.0),
     ("noise_eval_decay", 1.5), ("target_noise", -0.1), ("target_noise_clip", -1.0),
-    ("shared_critic", 1), ("compile_update", "yes"),
+    ("shared_critic", 1), ("compile_update", "yes"), ("noise_solved_scale", -0.1),
+    ("noise_solved_scale", 1.5), ("cuda_graph_update", 1),
 ])
 def test_invalid_values_name_field_and_value(field, value):
     with pytest.raises(ValueError) as err:

@@ -226,3 +226,81 @@ def test_target_policy_smoothing_adds_clipped_noise_to_target_actions(alg):
     assert a1.abs().max() <= 1.0
     with pytest.raises(ValueError, match="shared_critic"):
         small("ddpg", shared_critic=True)
+
+
+def test_behaviour_weights_play_exploring_steps_and_the_trained_ones_greedy_steps():
+    cfg = AgentConfig(noise_sigma=0.0, noise_sigma_min=0.0, seed=0)
+    learner = make_learner(cfg)
+    other = make_learner(cfg.replace(seed=1))
+    obs = np.random.default_rng(0).normal(size=(3, 2, cfg.obs_size)).astype(np.float32)
+    mine, theirs = learner.act(obs), other.act(obs)
+    assert not np.allclose(mine, theirs)
+    learner.set_behaviour(other.params)
+    np.testing.assert_allclose(learner.act(obs, explore=True), theirs, atol=1e-6)
+    np.testing.assert_allclose(learner.act(obs), mine, atol=1e-6)
+    with torch.no_grad():
+        other.params.zero_()  # set_behaviour copied: later changes to the source do not leak
+    np.testing.assert_allclose(learner.act(obs, explore=True), theirs, atol=1e-6)
+    learner.set_behaviour(None)
+    np.testing.assert_allclose(learner.act(obs, explore=True), mine, atol=1e-6)
+
+
+def test_cuda_graph_update_leaves_a_cpu_learner_eager():
+    learner = make_learner(AgentConfig(device="cpu", learning_starts=32, batch_size=32))
+    assert learner.config.cuda_graph_update and not learner.graphed
+    rng = np.random.default_rng(0)
+    obs = rng.normal(size=(32, 2, 24)).astype(np.float32)
+    learner.observe(obs, np.zeros((32, 2, 2), np.float32), np.zeros((32, 2), np.float32), obs,
+                    np.zeros(32, bool))
+    assert learner.update()
+    assert learner._graph is None
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a GPU")
+@pytest.mark.parametrize("alg", ["ddpg", "maddpg"])
+def test_cuda_graph_update_follows_the_eager_update(alg):
+    extra = {"shared_critic": True} if alg == "maddpg" else {}
+    cfg = AgentConfig(algorithm=alg, device="cuda", learning_starts=64, batch_size=64,
+                      critic_grad_clip=0.5, **extra)
+    eager = make_learner(cfg.replace(cuda_graph_update=False))
+    graphed = make_learner(cfg)
+    assert graphed.graphed and not eager.graphed
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        obs = rng.normal(size=(8, 2, cfg.obs_size)).astype(np.float32)
+        act = rng.uniform(-1, 1, (8, 2, cfg.action_size)).astype(np.float32)
+        for learner in (eager, graphed):
+            learner.observe(obs, act, rng.normal(size=(8, 2)).astype(np.float32) * 0, obs,
+                            np.zeros(8, bool))
+    for _ in range(30):
+        batch = eager.buffer.sample(cfg.batch_size)
+        with torch.no_grad():
+            eager._update_fn(batch)
+            eager._step()
+            graphed._graph_update(batch)
+    torch.cuda.synchronize()
+    assert graphed.optimizer.step_count == eager.optimizer.step_count == 30
+    torch.testing.assert_close(graphed.params, eager.params, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(graphed.target, eager.target, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a GPU")
+def test_a_state_loaded_after_capture_reaches_the_graph():
+    cfg = AgentConfig(device="cuda", learning_starts=64, batch_size=64)
+    a, b = make_learner(cfg), make_learner(cfg)
+    rng = np.random.default_rng(0)
+    for _ in range(10):
+        obs = rng.normal(size=(8, 2, cfg.obs_size)).astype(np.float32)
+        for learner in (a, b):
+            learner.observe(obs, np.zeros((8, 2, 2), np.float32), np.zeros((8, 2), np.float32),
+                            obs, np.zeros(8, bool))
+    for _ in range(5):
+        a.update()
+    b.update()  # captures its graph at step 1
+    b.load_state_dict(a.state_dict())
+    batch = a.buffer.sample(cfg.batch_size)
+    with torch.no_grad():
+        a._graph_update(batch)
+        b._graph_update(batch)
+    torch.cuda.synchronize()
+    torch.testing.assert_close(b.params, a.params)

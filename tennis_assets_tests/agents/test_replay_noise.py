@@ -99,3 +99,22 @@ def test_noise_without_eval_decay_ignores_evaluations():
     assert noise.sigma == 0.3
     with pytest.raises(ValueError, match="eval_decay"):
         DecayingNoise(eval_decay=0.0)
+
+
+def test_a_certified_solve_scales_sigma_and_its_floor_once():
+    noise = DecayingNoise(sigma=0.3, sigma_min=0.05, decay=0.9, seed=0, solved_scale=0.0)
+    noise.record_evaluation(0.4, solved=False)
+    assert noise.sigma == 0.3
+    noise.record_evaluation(0.6, solved=True)
+    assert noise.sigma == 0.0 and noise.sigma_min == 0.0
+    assert not noise.sample((2, 2, 2)).any()  # the floor no longer brings noise back
+    # A resumed run keeps the scaled floor (the floor itself comes from the config).
+    other = DecayingNoise(sigma=0.3, sigma_min=0.05, decay=0.9, seed=1, solved_scale=0.0)
+    other.set_state(noise.get_state())
+    assert other.sigma == 0.0 and other.sigma_min == 0.0
+    half = DecayingNoise(sigma=0.2, sigma_min=0.05, decay=1.0, seed=0, solved_scale=0.5)
+    half.record_evaluation(0.6, solved=True)
+    half.record_evaluation(0.9, solved=True)  # only the first solve scales
+    assert half.sigma == pytest.approx(0.1) and half.sigma_min == pytest.approx(0.025)
+    with pytest.raises(ValueError, match="solved_scale"):
+        DecayingNoise(solved_scale=2.0)

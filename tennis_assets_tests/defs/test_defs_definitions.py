@@ -137,7 +137,8 @@ def test_profiles_build_core_configs():
     assert (agent.actor_lr, agent.tau, agent.learning_starts) == (2e-3, 0.03, 256)
     assert train.max_updates == 300 and train.eval_episodes == 5
     agent, train = TrainingConfig(profile="quick").build()
-    assert train.max_seconds == 60.0 and train.stop_when_solved and train.target_score == 2.2
+    assert train.max_updates == 40_000 and train.max_seconds == 180.0
+    assert train.stop_when_solved and train.target_score == 2.2
     _, trial = TuningConfig(profile="tiny").build()
     assert trial.max_updates == 200 and not trial.stop_when_solved
 

@@ -100,3 +100,17 @@ def test_loop_feeds_evaluations_to_evidence_based_noise_and_runs_the_options(alg
     assert res.learner.noise.sigma == pytest.approx(max(ac.noise_sigma_min,
                                                         ac.noise_sigma * 0.5 ** improving))
     assert torch.isfinite(res.learner.params).all()
+
+
+def test_explore_with_best_hands_the_best_weights_to_exploring_steps_after_a_solve():
+    # A target every policy meets: the first evaluation certifies it, so from then on the
+    # behaviour is the best evaluated weights, and the solve scales the noise away.
+    ac = AgentConfig(noise_solved_scale=0.0, **SMALL)
+    tc = TrainConfig(num_courts=4, max_seconds=None, max_updates=300, eval_every_updates=100,
+                     eval_episodes=5, seed=3, target_score=-1.0, explore_with_best=True)
+    res = train(ac, tc, progress=False)
+    assert res.solved_greedy is not None
+    assert res.learner._behaviour_actor is not None
+    assert res.learner.noise.sigma == 0.0
+    off = train(ac, tc.replace(explore_with_best=False), progress=False)
+    assert off.learner._behaviour_actor is None

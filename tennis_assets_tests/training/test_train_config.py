@@ -28,3 +28,15 @@ def test_needs_some_budget_and_checkpoint_path():
     with pytest.raises(ValueError, match="unknown key"):
         TrainConfig.from_dict({"courts": 8})
     assert TrainConfig(court={"ball_scale": 1.2}).court_params().ball_scale == 1.2
+
+
+def test_recipes_differ_only_where_the_episodes_recipe_says():
+    from tennis_assets.training.defaults import default_configs
+
+    agent, train = default_configs("ddpg")
+    ep_agent, ep_train = default_configs("ddpg", "episodes")
+    assert ep_agent == agent.replace(noise_solved_scale=0.0)
+    assert ep_train == train.replace(updates_per_transition=1.0, explore_with_best=True)
+    assert default_configs("maddpg", "episodes")[0].shared_critic
+    with pytest.raises(ValueError, match="recipe"):
+        default_configs("ddpg", "fastest")
