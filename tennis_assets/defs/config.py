@@ -51,13 +51,19 @@ class Algorithm(str, Enum):
 
 
 class Sampler(str, Enum):
+    # tennis_assets.tuning.SAMPLERS, where each is described.
     tpe = "tpe"
     random = "random"
+    cmaes = "cmaes"
+    nsga2 = "nsga2"
+    qmc = "qmc"
+    gp = "gp"
 
 
 class Pruner(str, Enum):
     median = "median"
     hyperband = "hyperband"
+    successive_halving = "successive_halving"
     none = "none"
 
 
@@ -208,7 +214,9 @@ class TuningConfig(dg.Config):
                                        "many run at once)")
     trial_max_seconds: Optional[float] = Field(default=None, gt=0)
     trial_max_updates: Optional[int] = Field(default=None, ge=1)
-    sampler: Sampler = Sampler.tpe
+    sampler: Sampler = Field(default=Sampler.tpe,
+                             description="tpe, random, cmaes (single objective), nsga2, qmc, "
+                                         "gp")
     pruner: Pruner = Pruner.median
     multi_objective: bool = Field(default=False,
                                   description="maximise score and minimise training seconds")
@@ -245,6 +253,9 @@ class TuningConfig(dg.Config):
         if self.n_workers > n_trials:
             raise ValueError(f"n_workers={self.n_workers} > n_trials={n_trials}: every worker "
                              "needs at least one trial")
+        from tennis_assets.tuning import check_sampler
+
+        check_sampler(self.sampler.value, self.multi_objective)
         return self
 
     def resolved(self) -> dict[str, Any]:
