@@ -145,6 +145,13 @@ def ray_address() -> str:
     return _get("TENNIS_ASSETS_RAY_ADDRESS")
 
 
+def ray_storage() -> str:
+    """$TENNIS_ASSETS_RAY_STORAGE: where Ray Tune keeps trial checkpoints (a folder, or a URI
+    such as s3://bucket/path that every node of a multi-node cluster reaches); default: the
+    data directory's ray/ folder, enough for one machine."""
+    return _get("TENNIS_ASSETS_RAY_STORAGE") or str(data_dir() / "ray")
+
+
 def database_url(url: str) -> str:
     """A database URL with PostgreSQL's driver named: SQLAlchemy 2.1 maps a bare
     ``postgresql://`` to psycopg 3, which is not installed; psycopg2 (psycopg2-binary) is. Other

@@ -116,3 +116,25 @@ def test_sampler_and_pruner_choices_are_checked_before_a_study(configs):
         TuningConfig(profile="tiny", sampler="cmaes", multi_objective=True)
     with pytest.raises(ValidationError, match="sampler"):
         TuningConfig(profile="tiny", sampler="annealing")
+
+
+def test_ray_engine_choices_are_checked_at_launch():
+    import dagster as dg
+
+    from tennis_assets.defs.config import build_config
+
+    path = "ops.tuning_study.config"
+    for values, message in [
+        ({"engine": "ray", "multi_objective": True}, "multi_objective needs engine=optuna"),
+        ({"engine": "ray", "n_trials": 3, "n_workers": 2}, "n_workers"),
+        ({"engine": "ray", "ray_scheduler": "pbt"}, "use ray_searcher=random"),
+        ({"engine": "ray", "ray_scheduler": "pbt", "ray_searcher": "random",
+          "params": ["batch_size"]}, "tunes none of them"),
+        ({"engine": "spark"}, "engine"),
+    ]:
+        with pytest.raises(dg.DagsterInvalidConfigError, match=message) as info:
+            build_config(TuningConfig, {"profile": "tiny", **values}, path)
+        assert path in str(info.value)
+    assert build_config(TuningConfig, {"profile": "tiny", "engine": "ray",
+                                       "ray_scheduler": "pbt", "ray_searcher": "random"},
+                        path).engine.value == "ray"
