@@ -29,8 +29,6 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-log = logging.getLogger(__name__)
-
 SEARCHERS = ("optuna", "hyperopt", "random")
 SCHEDULERS = ("fifo", "asha", "pbt")
 # Reports per trial: the rungs at which ASHA may stop a trial and PBT may exploit one.
@@ -238,11 +236,15 @@ def run_ray_study(study, n_trials: int, agent_config, train_config,
                   scheduler: str = "asha", sampler: str = "tpe", seed: int = 0,
                   address: str = "", storage_path: str | os.PathLike | None = None,
                   batch: str | None = None, num_cpus: int | None = None,
-                  on_trial: Callable[[Any, Any], None] | None = None) -> list[int]:
+                  on_trial: Callable[[Any, Any], None] | None = None,
+                  time_budget_s: float | None = None, baseline_first: bool = True) -> list[int]:
     """Run ``n_trials`` trials on Ray and record each in ``study`` (an Optuna study, as
     :func:`tennis_assets.tuning.open_study` opens it); the numbers of the recorded trials.
     ``batch`` tags them as the Optuna engine's worker 0 would be tagged, so
-    ``tuning.check_batch`` and ``tuning.summarize`` account for them the same way."""
+    ``tuning.check_batch`` and ``tuning.summarize`` account for them the same way.
+    time_budget_s: Ray stops the study then, trials in flight included (those not finished are
+    recorded as pruned). baseline_first: a new study's first point is the baseline
+    configuration (searchers only; PBT samples its population)."""
     from ray import tune
 
     from tennis_assets.tuning import baseline_params, check_params, SEARCH_SPACE
@@ -252,8 +254,8 @@ def run_ray_study(study, n_trials: int, agent_config, train_config,
     if isinstance(n_trials, bool) or not isinstance(n_trials, int) or n_trials < 1:
         raise ValueError(f"tuning n_trials={n_trials!r}: must be an integer >= 1")
     # The baseline configuration first in a new study, as the Optuna engine does.
-    baseline = baseline_params(agent_config, names) if not study.get_trials(deepcopy=False) \
-        else None
+    baseline = baseline_params(agent_config, names) \
+        if baseline_first and not study.get_trials(deepcopy=False) else None
     if baseline is not None and set(baseline) != set(names):
         baseline = None  # the baseline lies outside the search space: nothing to evaluate
     started = _connect(address, num_cpus)
@@ -276,7 +278,7 @@ def run_ray_study(study, n_trials: int, agent_config, train_config,
             tune_config=tune.TuneConfig(
                 # A trial's Ray worker goes on to the next trial (or PBT's restart of one)
                 # without a new process, which would import torch and the simulator again.
-                reuse_actors=True,
+                reuse_actors=True, time_budget_s=time_budget_s,
                 num_samples=n_trials, search_alg=_searcher(searcher, sampler, seed, names,
                                                            baseline),
                 scheduler=_scheduler(scheduler, names)),
@@ -317,6 +319,8 @@ def _record(study, grid, names: Sequence[str], searcher: str, scheduler: str,
                                           len(r.metrics_dataframe) else 0, r.path))
     marked = False
     for result in results:
+        if result.config is None:
+            continue  # never started: the time budget ran out first
         history = result.metrics_dataframe
         metrics = result.metrics or {}
         segments = int(metrics.get("segment", 0) or 0)
