@@ -145,7 +145,10 @@ def _scheduler(name: str, names: Sequence[str]):
             perturbation_interval=1, hyperparam_mutations=_space(_pbt_params(names)),
             quantile_fraction=0.25, resample_probability=0.25,
             perturbation_factors=PBT_FACTORS, custom_explore_fn=_clip_to_space,
-            log_config=False)
+            # Synchronous: every member reaches the quarter before the weaker ones copy the
+            # stronger. Asynchronous PBT compares only members running at that moment, and
+            # trials that Ray runs one after another (fewer CPUs than members) never meet.
+            synch=True, log_config=False)
     return FIFOScheduler()
 
 

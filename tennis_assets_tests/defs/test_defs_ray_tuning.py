@@ -61,9 +61,12 @@ def test_optuna_search_with_asha_lands_in_the_tuning_study_asset(local_ray, tmp_
     assert value["engine"] == "ray" and set(value["best_params"]) == set(PARAMS)
     best = tuning.best_trial(study)
     assert value["best_params"] == best.params and value["best_score"] == best.values[0]
-    # ASHA judged each trial at its rungs: intermediate greedy means at 25, 50, ... updates.
-    assert all(t.state.name in ("COMPLETE", "PRUNED") for t in trials)
-    assert all(list(t.intermediate_values)[:2] == [25, 50] for t in trials)
+    # A greedy mean per segment (25, 50, 75, 100 updates); a trial ASHA stopped at a rung is
+    # recorded as pruned, with the segments it ran.
+    for t in trials:
+        steps = list(t.intermediate_values)
+        assert steps == [25, 50, 75, 100][:len(steps)] and steps
+        assert t.state.name == ("COMPLETE" if len(steps) == 4 else "PRUNED")
     run = MlflowTracker(mlflow_uri).get_run(value["mlflow_run_id"])
     assert run.data.params["engine"] == "ray" and run.data.params["ray_scheduler"] == "asha"
     assert run.data.metrics["complete_trials"] == value["n_complete"]
