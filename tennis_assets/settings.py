@@ -129,6 +129,29 @@ def wandb_has_key() -> bool:
     return bool(_get("WANDB_API_KEY"))
 
 
+def neptune_has_token() -> bool:
+    return bool(_get("NEPTUNE_API_TOKEN"))
+
+
+def neptune_project() -> str:
+    """$NEPTUNE_PROJECT (workspace/project), Neptune's own variable; empty when unset."""
+    return _get("NEPTUNE_PROJECT")
+
+
+def ray_address() -> str:
+    """$TENNIS_ASSETS_RAY_ADDRESS: the Ray cluster that tuning with engine=ray joins
+    (``ray://host:10001``, or ``auto`` for the cluster of this machine); empty: a local Ray
+    instance for the run."""
+    return _get("TENNIS_ASSETS_RAY_ADDRESS")
+
+
+def ray_storage() -> str:
+    """$TENNIS_ASSETS_RAY_STORAGE: where Ray Tune keeps trial checkpoints (a folder, or a URI
+    such as s3://bucket/path that every node of a multi-node cluster reaches); default: the
+    data directory's ray/ folder, enough for one machine."""
+    return _get("TENNIS_ASSETS_RAY_STORAGE") or str(data_dir() / "ray")
+
+
 def database_url(url: str) -> str:
     """A database URL with PostgreSQL's driver named: SQLAlchemy 2.1 maps a bare
     ``postgresql://`` to psycopg 3, which is not installed; psycopg2 (psycopg2-binary) is. Other

@@ -7,7 +7,8 @@ end of their budget).
 
 Storage comes from a URL: ``sqlite:///path.db`` or any SQLAlchemy RDB URL (PostgreSQL, MySQL)
 for RDBStorage, a file path (``journal:path`` or ``*.log``/``*.jsonl``) for a JournalStorage
-that several processes can share, or ``memory`` for a throwaway study. Several processes (or
+that several processes can share, ``redis://[:password@]host:port/db`` for the same journal on
+a Redis server (shared by machines), or ``memory`` for a throwaway study. Several processes (or
 machines) can work on one study at once: each opens it by name in a shared storage and runs an
 exact share of the trials (``split_trials``, ``optimize``). No Dagster here.
 
@@ -49,8 +50,18 @@ SEARCH_SPACE: dict[str, tuple[str, Any, bool]] = {
     "critic_hidden": ("categorical", (64, 128, 256), False),
     "gamma": ("float", (0.95, 0.995), False),
 }
-SAMPLERS = ("tpe", "random")
-PRUNERS = ("median", "hyperband", "none")
+# tpe: Bayesian (the default); random; cmaes: the evolution strategy CMA-ES on the float
+# parameters; nsga2: the genetic algorithm NSGA-II, made for the multi-objective study; qmc:
+# quasi-random (Sobol) points that cover the space evenly; gp: a Gaussian-process Bayesian search.
+SAMPLERS = ("tpe", "random", "cmaes", "nsga2", "qmc", "gp")
+# CMA-ES adapts one search distribution to a single score; it has no notion of a Pareto front.
+SINGLE_OBJECTIVE_SAMPLERS = ("cmaes",)
+PRUNERS = ("median", "hyperband", "successive_halving", "none")
+# Trials before a model-based sampler (TPE, GP) takes over from random points, and NSGA-II's
+# generation size: studies here are 4-20 trials, so optuna's defaults (10 trials, 50 per
+# generation) would make the whole study random.
+STARTUP_TRIALS = 3
+NSGA2_POPULATION = 6
 # The study's objective names, shown by optuna-dashboard and the optuna CLI.
 METRIC_NAMES = ("greedy_mean",)
 MULTI_METRIC_NAMES = ("greedy_mean", "train_seconds")
@@ -190,6 +201,15 @@ def fail_and_retry(study, trial) -> bool:
     return True
 
 
+REDIS_SCHEMES = ("redis", "rediss", "unix")
+
+
+def is_redis(url: str | None) -> bool:
+    """Whether ``url`` names a Redis server (``redis://``, ``rediss://`` with TLS, or a
+    ``unix://`` socket), which holds the study as an Optuna journal."""
+    return bool(url) and url.split("://", 1)[0].lower() in REDIS_SCHEMES and "://" in url
+
+
 def make_storage(url: str | None, heartbeat_interval: int | None = HEARTBEAT_INTERVAL_S,
                  grace_period: int | None = HEARTBEAT_GRACE_S):
     """An Optuna storage from a URL or path (see the module docstring). An RDB storage
@@ -199,6 +219,14 @@ def make_storage(url: str | None, heartbeat_interval: int | None = HEARTBEAT_INT
     check_heartbeat(heartbeat_interval, grace_period)
     if not url or url == "memory":
         return optuna.storages.InMemoryStorage()
+    if is_redis(url):
+        from optuna.storages.journal import JournalRedisBackend
+
+        # The same journal as a file's, kept by a Redis server: every write is one atomic Lua
+        # script there, so workers on any machine that reaches the server share the study.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.storages.JournalStorage(JournalRedisBackend(url))
     if "://" in url and not url.startswith("journal:"):
         if url.startswith("sqlite:///"):
             Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
@@ -220,14 +248,43 @@ def make_storage(url: str | None, heartbeat_interval: int | None = HEARTBEAT_INT
     return optuna.storages.JournalStorage(backend)
 
 
-def make_sampler(name: str, seed: int):
+def check_sampler(name: str, multi_objective: bool) -> str:
+    if name not in SAMPLERS:
+        raise ValueError(f"tuning sampler={name!r}: expected one of {SAMPLERS}")
+    if multi_objective and name in SINGLE_OBJECTIVE_SAMPLERS:
+        raise ValueError(f"tuning sampler={name!r} optimizes a single objective; for "
+                         f"multi_objective use nsga2, tpe, gp, qmc or random")
+    return name
+
+
+def make_sampler(name: str, seed: int, multi_objective: bool = False):
     import optuna
 
-    if name == "tpe":
-        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=3, multivariate=True)
-    if name == "random":
-        return optuna.samplers.RandomSampler(seed=seed)
-    raise ValueError(f"tuning sampler={name!r}: expected one of {SAMPLERS}")
+    check_sampler(name, multi_objective)
+    with warnings.catch_warnings():
+        # GP, QMC and CMA-ES's margin options are marked experimental in optuna 5.0.
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        if name == "tpe":
+            return optuna.samplers.TPESampler(seed=seed, n_startup_trials=STARTUP_TRIALS,
+                                              multivariate=True)
+        if name == "random":
+            return optuna.samplers.RandomSampler(seed=seed)
+        if name == "cmaes":
+            # CMA-ES searches the float parameters; the categorical ones (sizes) go to TPE
+            # rather than to optuna's default of random, and without a warning per trial.
+            return optuna.samplers.CmaEsSampler(
+                seed=seed, n_startup_trials=1, warn_independent_sampling=False,
+                independent_sampler=optuna.samplers.TPESampler(seed=seed,
+                                                               n_startup_trials=STARTUP_TRIALS))
+        if name == "nsga2":
+            return optuna.samplers.NSGAIISampler(seed=seed, population_size=NSGA2_POPULATION)
+        if name == "qmc":
+            # Scrambled, so that two studies with different seeds cover different points.
+            return optuna.samplers.QMCSampler(qmc_type="sobol", scramble=True, seed=seed,
+                                              warn_independent_sampling=False,
+                                              warn_asynchronous_seeding=False)
+        return optuna.samplers.GPSampler(seed=seed, n_startup_trials=STARTUP_TRIALS,
+                                         warn_independent_sampling=False)
 
 
 # Updates before a trial may be pruned: the default learner needs about 2,000-10,000 updates
@@ -254,6 +311,11 @@ def make_pruner(name: str, warmup_updates: int = PRUNE_WARMUP_UPDATES):
         # Resources are updates: the smallest bracket still sees about two evaluations.
         return optuna.pruners.HyperbandPruner(min_resource=max(1, warmup_updates // 2),
                                               reduction_factor=3)
+    if name == "successive_halving":
+        # Hyperband's single most aggressive bracket: a trial is first judged after its
+        # warm-up, and only the top third goes on at each rung.
+        return optuna.pruners.SuccessiveHalvingPruner(min_resource=max(1, warmup_updates),
+                                                      reduction_factor=3)
     if name == "none":
         return optuna.pruners.NopPruner()
     raise ValueError(f"tuning pruner={name!r}: expected one of {PRUNERS}")
@@ -362,7 +424,7 @@ def open_study(study_name: str, storage_url: str | None, sampler: str = "tpe",
     if create:
         study = optuna.create_study(
             study_name=study_name, storage=storage, load_if_exists=True,
-            directions=directions, sampler=make_sampler(sampler, seed),
+            directions=directions, sampler=make_sampler(sampler, seed, multi_objective),
             pruner=make_pruner(pruner, warmup_updates))
         if not study.metric_names:
             with warnings.catch_warnings():
@@ -372,7 +434,7 @@ def open_study(study_name: str, storage_url: str | None, sampler: str = "tpe",
     else:
         try:
             study = optuna.load_study(study_name=study_name, storage=storage,
-                                      sampler=make_sampler(sampler, seed),
+                                      sampler=make_sampler(sampler, seed, multi_objective),
                                       pruner=make_pruner(pruner, warmup_updates))
         except KeyError:
             raise ValueError(f"no study {study_name!r} in {storage_for_cli(storage_url)}: a "

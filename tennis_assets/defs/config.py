@@ -51,14 +51,39 @@ class Algorithm(str, Enum):
 
 
 class Sampler(str, Enum):
+    # tennis_assets.tuning.SAMPLERS, where each is described.
     tpe = "tpe"
     random = "random"
+    cmaes = "cmaes"
+    nsga2 = "nsga2"
+    qmc = "qmc"
+    gp = "gp"
 
 
 class Pruner(str, Enum):
     median = "median"
     hyperband = "hyperband"
+    successive_halving = "successive_halving"
     none = "none"
+
+
+class Engine(str, Enum):
+    # optuna: worker steps of this Dagster run; ray: the trials on a Ray cluster
+    # (tennis_assets.ray_tuning, the `ray` extra).
+    optuna = "optuna"
+    ray = "ray"
+
+
+class RaySearcher(str, Enum):
+    optuna = "optuna"
+    hyperopt = "hyperopt"
+    random = "random"
+
+
+class RayScheduler(str, Enum):
+    fifo = "fifo"
+    asha = "asha"
+    pbt = "pbt"
 
 
 def default_profile() -> Profile:
@@ -196,7 +221,8 @@ class TrainingConfig(dg.Config):
 
 
 class TuningConfig(dg.Config):
-    """How tuning_study searches (an Optuna study of short training runs)."""
+    """How tuning_study searches (an Optuna study of short training runs, run by Optuna's
+    worker steps or on a Ray cluster)."""
 
     profile: Profile = Field(default_factory=default_profile)
     environment: Environment = Environment.builtin
@@ -208,10 +234,25 @@ class TuningConfig(dg.Config):
                                        "many run at once)")
     trial_max_seconds: Optional[float] = Field(default=None, gt=0)
     trial_max_updates: Optional[int] = Field(default=None, ge=1)
-    sampler: Sampler = Sampler.tpe
+    sampler: Sampler = Field(default=Sampler.tpe,
+                             description="tpe, random, cmaes (single objective), nsga2, qmc, "
+                                         "gp; with engine=ray, OptunaSearch's sampler")
     pruner: Pruner = Pruner.median
     multi_objective: bool = Field(default=False,
                                   description="maximise score and minimise training seconds")
+    engine: Engine = Field(default=Engine.optuna,
+                           description="optuna: n_workers steps of this run share the study; "
+                                       "ray: the trials run on a Ray cluster (extra 'ray')")
+    ray_searcher: RaySearcher = Field(default=RaySearcher.optuna,
+                                      description="engine=ray: OptunaSearch, HyperOptSearch "
+                                                  "(Hyperopt's TPE) or random points")
+    ray_scheduler: RayScheduler = Field(default=RayScheduler.asha,
+                                        description="engine=ray: fifo, asha (early stopping) or "
+                                                    "pbt (population-based training)")
+    ray_address: str = Field(default="", description="engine=ray: an existing cluster "
+                                                     "(ray://host:10001 or auto); empty: "
+                                                     "$TENNIS_ASSETS_RAY_ADDRESS, else a local "
+                                                     "Ray instance")
     params: Optional[list[str]] = Field(default=None,
                                         description="AgentConfig fields to tune (default: all "
                                                     "of tennis_assets.tuning.SEARCH_SPACE)")
@@ -245,6 +286,14 @@ class TuningConfig(dg.Config):
         if self.n_workers > n_trials:
             raise ValueError(f"n_workers={self.n_workers} > n_trials={n_trials}: every worker "
                              "needs at least one trial")
+        from tennis_assets.tuning import check_sampler
+
+        check_sampler(self.sampler.value, self.multi_objective)
+        if self.engine == Engine.ray:
+            from tennis_assets.ray_tuning import check_ray_choices
+
+            check_ray_choices(self.ray_searcher.value, self.ray_scheduler.value,
+                              self.multi_objective, self.n_workers, self.params)
         return self
 
     def resolved(self) -> dict[str, Any]:

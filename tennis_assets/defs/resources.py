@@ -1,4 +1,4 @@
-"""Resources: MLflow (plus optional W&B), Optuna storage, the alert webhook.
+"""Resources: MLflow (plus optional W&B and Neptune), Optuna storage, the alert webhook.
 
 Each is a thin ConfigurableResource over tennis_assets.tracking / tennis_assets.tuning; the heavy
 libraries are imported inside methods so that loading the Definitions stays fast.
@@ -47,7 +47,9 @@ class MlflowResource(dg.ConfigurableResource):
 
     tracking_uri empty: ``$MLFLOW_TRACKING_URI``, else SQLite and a local artifact folder in the
     data directory. wandb_mode: disabled, offline, online, or auto (online only with
-    ``$WANDB_API_KEY``) for W&B as a second tracker. ui_url: where people open MLflow
+    ``$WANDB_API_KEY``) for W&B as a second tracker. neptune_mode: disabled, offline, async, or
+    auto (async only with ``$NEPTUNE_API_TOKEN``) for Neptune (extra ``neptune``), its project
+    ``neptune_project`` (empty: ``$NEPTUNE_PROJECT``). ui_url: where people open MLflow
     (links in metadata); empty: ``$MLFLOW_UI_URL``, else the tracking server's own address.
     """
 
@@ -57,6 +59,8 @@ class MlflowResource(dg.ConfigurableResource):
     ui_url: str = ""
     wandb_mode: str = "disabled"
     wandb_project: str = "tennis-assets"
+    neptune_mode: str = "disabled"
+    neptune_project: str = ""
 
     dagster_ui_url: str = ""
 
@@ -82,6 +86,10 @@ class MlflowResource(dg.ConfigurableResource):
         if not uri.startswith("http"):
             # Where a local store's experiment keeps its artifacts (MlflowTracker's default).
             preflight.check_artifact_root(default_artifact_root(), "MLflow artifact folder")
+        if self.neptune_mode != "disabled":
+            from tennis_assets.tracking.neptune_tracking import check_available
+
+            check_available(self.neptune_mode, "MlflowResource.neptune_mode")
 
     def tracker(self):
         if self._tracker is None:
@@ -100,6 +108,10 @@ class MlflowResource(dg.ConfigurableResource):
             from tennis_assets.tracking.wandb_tracking import WandbTracker
 
             secondary.append(WandbTracker(self.wandb_project, self.wandb_mode))
+        if self.neptune_mode != "disabled":
+            from tennis_assets.tracking.neptune_tracking import NeptuneTracker
+
+            secondary.append(NeptuneTracker(self.neptune_project, self.neptune_mode))
         with fan_out(self.tracker(), secondary, name, tags) as run:
             yield run
 

@@ -240,11 +240,36 @@ def check_artifact_root(uri: str | None, name: str = "artifact root") -> None:
         check_output_folder(uri, name)
 
 
+def _check_redis(url: str, name: str, timeout_s: float) -> None:
+    import redis
+
+    shown = _shown(url)
+    client = None
+    try:
+        client = redis.Redis.from_url(url, socket_connect_timeout=timeout_s,
+                                      socket_timeout=timeout_s)
+        client.ping()
+    except (redis.RedisError, ValueError, OSError) as exc:
+        # A server's answer to a bad AUTH can quote nothing secret, a URL error can.
+        detail = " ".join(redact_text(str(exc), url).split())
+        raise ResourceError(f"{name}={shown!r}: the Redis server refused the connection or did "
+                            f"not answer within {timeout_s:g} s ({detail}); check the host, "
+                            "port, database number and password") from None
+    finally:
+        if client is not None:
+            client.close()
+
+
 def check_optuna_storage(url: str | None, name: str = "Optuna storage",
                          timeout_s: float = TIMEOUT_S) -> None:
     """An Optuna storage as ``tennis_assets.tuning.make_storage`` opens it: an SQL database
     answers, a journal file's folder is writable (and the file, where it exists)."""
     if not url or url == "memory":
+        return
+    from tennis_assets.tuning import is_redis
+
+    if is_redis(url):
+        _check_redis(url, name, timeout_s)
         return
     if "://" in url and not url.startswith("journal:"):
         scheme = _scheme(url)
@@ -256,7 +281,7 @@ def check_optuna_storage(url: str | None, name: str = "Optuna storage",
         else:
             raise ResourceError(f"{name}={_shown(url)!r}: scheme {scheme!r} is not a "
                                 "database Optuna can use; use sqlite:///<path>.db, "
-                                "postgresql://..., mysql://... or journal:<path>")
+                                "postgresql://..., mysql://..., redis://... or journal:<path>")
         return
     path = Path(url[len("journal:"):] if url.startswith("journal:") else url).expanduser()
     if path.exists():

@@ -27,6 +27,12 @@ FORMAT_VERSION = 1
 _META_KEY = "tennis_assets"
 
 
+# Hyperparameters a checkpoint may be resumed under with other values (population-based
+# training changes them mid-run): they size no tensor, and no restored state overrides them
+# (the exploration noise's scale is restored from the checkpoint, so it is not one of them).
+RETUNABLE = ("actor_lr", "critic_lr", "tau", "gamma")
+
+
 class CheckpointError(ValueError):
     """A checkpoint is missing, unreadable, corrupt or does not match what the caller expects."""
 
@@ -105,11 +111,13 @@ def _parse_doc(path: Path, meta: dict[str, str]) -> dict[str, Any]:
 
 
 def load_checkpoint(path: str | os.PathLike, learner: Learner | None = None, *,
-                    expected_config: AgentConfig | None = None) -> tuple[Learner, dict[str, Any]]:
+                    expected_config: AgentConfig | None = None,
+                    retune: bool = False) -> tuple[Learner, dict[str, Any]]:
     """Load a checkpoint into ``learner`` (or into a new learner built from the stored config).
 
     Returns (learner, document). A config mismatch (stored agent config vs ``learner.config`` or
-    ``expected_config``) raises CheckpointError naming the differing fields.
+    ``expected_config``) raises CheckpointError naming the differing fields; with ``retune``
+    the RETUNABLE fields may differ (the learner keeps its own values of them).
     """
     path = Path(path)
     doc = read_metadata(path)
@@ -121,8 +129,9 @@ def load_checkpoint(path: str | os.PathLike, learner: Learner | None = None, *,
         if expected is None:
             continue
         # Seed and device do not change what the tensors mean.
+        free = ("seed", "device", "torch_threads", *(RETUNABLE if retune else ()))
         diff = {k: (v, getattr(expected, k)) for k, v in stored.to_dict().items()
-                if k not in ("seed", "device", "torch_threads") and getattr(expected, k) != v}
+                if k not in free and getattr(expected, k) != v}
         if diff:
             detail = ", ".join(f"{k}: checkpoint {a!r} vs expected {b!r}"
                                for k, (a, b) in sorted(diff.items()))
@@ -140,6 +149,23 @@ def load_checkpoint(path: str | os.PathLike, learner: Learner | None = None, *,
     except (KeyError, ValueError, RuntimeError) as e:
         raise CheckpointError(f"checkpoint {path}: tensors do not fit the learner ({e})") from e
     return learner, doc
+
+
+def without_buffer(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
+    """A copy of the checkpoint ``src`` at ``dst`` without its replay buffer: networks, optimizer
+    moments, counters and progress, what another run can continue from at a fraction of the
+    size (a run resumed from it refills its buffer)."""
+    src, dst = Path(src), Path(dst)
+    doc = read_metadata(src)
+    try:
+        tensors = load_file(str(src))
+    except (SafetensorError, OSError, ValueError) as e:
+        raise CheckpointError(f"checkpoint {src}: unreadable or corrupt safetensors file ({e})") \
+            from e
+    kept = {k: v for k, v in tensors.items() if not k.startswith("buffer.")}
+    text = json.dumps(doc, sort_keys=True)
+    atomic_write(dst, lambda tmp: save_file(kept, tmp, metadata={_META_KEY: text}))
+    return dst
 
 
 def load_learner(path: str | os.PathLike, device: str | None = None) -> Learner:

@@ -114,7 +114,8 @@ class _Progress:
 
 def train(agent_config: AgentConfig, train_config: TrainConfig, progress: bool = True,
           callback: Callable[[str, dict[str, Any]], bool | None] | None = None,
-          resume_from: str | None = None, env=None, eval_env=None) -> TrainResult:
+          resume_from: str | None = None, env=None, eval_env=None,
+          retune: bool = False) -> TrainResult:
     """Train a learner on VecTennis and return it with its history.
 
     callback(kind, info) is called with kind "episode" (info: one history row) and "eval"
@@ -129,6 +130,8 @@ def train(agent_config: AgentConfig, train_config: TrainConfig, progress: bool =
     VecTennis each time, or ``env`` itself when only ``env`` is given, in which case training
     starts fresh points after each evaluation (the interrupted episodes are not scored).
     The caller owns both and closes them.
+    retune: ``resume_from`` may hold other values of the checkpoint's RETUNABLE hyperparameters
+    (another trial's state, in population-based training); this run uses ``agent_config``'s.
     """
     from .checkpoints import load_checkpoint, save_checkpoint
 
@@ -146,7 +149,8 @@ def train(agent_config: AgentConfig, train_config: TrainConfig, progress: bool =
     best_params: torch.Tensor | None = None
     last_eval_updates = 0
     if resume_from is not None:
-        learner, doc = load_checkpoint(resume_from, learner, expected_config=agent_config)
+        learner, doc = load_checkpoint(resume_from, learner, expected_config=agent_config,
+                                       retune=retune)
         prog = doc.get("progress") or {}
         env_steps, episodes = int(prog.get("env_steps", 0)), int(prog.get("episodes", 0))
         n_evals, seconds_before = int(prog.get("evals", 0)), float(prog.get("seconds", 0.0))

@@ -80,7 +80,8 @@ def test_definitions_import_fast_and_without_heavy_libraries():
     interpreters; the bound leaves room for a busy CI machine (about 1.5 s here)."""
     code = ("import sys, time; t = time.perf_counter(); import tennis_assets.definitions; "
             "dt = time.perf_counter() - t; "
-            "heavy = [m for m in ('torch', 'numba', 'mlflow', 'optuna', 'wandb') "
+            "heavy = [m for m in ('torch', 'numba', 'mlflow', 'optuna', 'wandb', 'ray', "
+            "'neptune_scale', 'hyperopt', 'redis', 'cmaes') "
             "if m in sys.modules]; "
             "print(dt, ','.join(heavy))")
     times = []

@@ -87,3 +87,54 @@ def test_multi_objective_score_and_training_time(tmp_path, configs):
     frame = tuning.trials_frame(study)
     assert (frame["train_seconds"] > 0).all()
     assert tuning.plot_history(study, tmp_path / "pareto.png").exists()
+
+
+@pytest.mark.parametrize("sampler, multi_objective, marker", [
+    ("cmaes", False, "cma:"),            # CMA-ES's own state, once past its one random trial
+    ("nsga2", True, "NSGAIISampler:generation"),
+    ("qmc", False, "qmc:"),              # the Sobol sequence's position, kept on the study
+])
+def test_evolutionary_and_quasi_random_samplers_drive_real_trials(tmp_path, configs, sampler,
+                                                                  multi_objective, marker):
+    agent, train = configs
+    study = tuning.run_study(sampler, f"journal:{tmp_path / 's.log'}", 3, agent,
+                             train.replace(max_updates=20), params=["actor_lr", "tau"],
+                             sampler=sampler, pruner="successive_halving",
+                             multi_objective=multi_objective)
+    assert len(tuning.complete_trials(study)) == 3
+    # The sampler's own bookkeeping, written into the storage as it sampled.
+    keys = [*study._storage.get_study_system_attrs(study._study_id), *(key for t in study.trials for key in t.system_attrs)]
+    assert any(key.startswith(marker) for key in keys), keys
+
+
+def test_sampler_and_pruner_choices_are_checked_before_a_study(configs):
+    from pydantic import ValidationError
+
+    assert type(tuning.make_pruner("successive_halving")).__name__ == "SuccessiveHalvingPruner"
+    assert type(tuning.make_sampler("gp", 0)).__name__ == "GPSampler"
+    with pytest.raises(ValidationError, match="cmaes.*single objective"):
+        TuningConfig(profile="tiny", sampler="cmaes", multi_objective=True)
+    with pytest.raises(ValidationError, match="sampler"):
+        TuningConfig(profile="tiny", sampler="annealing")
+
+
+def test_ray_engine_choices_are_checked_at_launch():
+    import dagster as dg
+
+    from tennis_assets.defs.config import build_config
+
+    path = "ops.tuning_study.config"
+    for values, message in [
+        ({"engine": "ray", "multi_objective": True}, "multi_objective needs engine=optuna"),
+        ({"engine": "ray", "n_trials": 3, "n_workers": 2}, "n_workers"),
+        ({"engine": "ray", "ray_scheduler": "pbt"}, "use ray_searcher=random"),
+        ({"engine": "ray", "ray_scheduler": "pbt", "ray_searcher": "random",
+          "params": ["batch_size"]}, "tunes none of them"),
+        ({"engine": "spark"}, "engine"),
+    ]:
+        with pytest.raises(dg.DagsterInvalidConfigError, match=message) as info:
+            build_config(TuningConfig, {"profile": "tiny", **values}, path)
+        assert path in str(info.value)
+    assert build_config(TuningConfig, {"profile": "tiny", "engine": "ray",
+                                       "ray_scheduler": "pbt", "ray_searcher": "random"},
+                        path).engine.value == "ray"

@@ -49,7 +49,7 @@ def test_runs_the_readme_test_command(workflow):
     runs = _runs(workflow["jobs"]["tests"])
     install = next(i for i, r in enumerate(runs) if "apt-get install" in r)
     packages = set(runs[install].split())
-    assert {"postgresql", "prometheus", "chromium", "chromium-driver"} <= packages
+    assert {"postgresql", "prometheus", "redis-server", "chromium", "chromium-driver"} <= packages
     # The same packages .ci/run installs.
     ci_run = (REPO / ".ci" / "run").read_text()
     listed = set(re.search(r"packages=\(([^)]*)\)", ci_run).group(1).split())

@@ -1,4 +1,4 @@
-"""Services the production stack runs on, started for real by the tests: PostgreSQL."""
+"""Services the production stack runs on, started for real by the tests: PostgreSQL, Redis."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import pytest
 from tennis_assets_tests.system_services import missing
 
 from .postgres import PostgresServer, find_bindir
+from .redis_server import RedisServer, find_server
 
 _names = itertools.count()
 
@@ -36,3 +37,17 @@ def pg_database(postgres):
         return postgres.create_database(f"{prefix}_{next(_names)}")
 
     return create
+
+
+@pytest.fixture(scope="session")
+def redis_server():
+    """One Redis server for the session (CI installs Debian's redis-server package)."""
+    binary = find_server()
+    if binary is None:
+        missing("redis-server", "redis-server")
+    server = RedisServer(binary).start()
+    try:
+        yield server
+    finally:
+        left = server.stop()
+        assert not left and not server.alive(), f"redis-server processes left: {left}"

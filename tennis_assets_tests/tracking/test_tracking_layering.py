@@ -15,9 +15,10 @@ def _loaded(code: str) -> str:
 
 def test_tracking_and_tuning_import_no_dagster_and_nothing_heavy():
     out = _loaded("import sys, tennis_assets.tracking, tennis_assets.tuning, "
-                  "tennis_assets.tracking.mlflow_tracking, tennis_assets.tracking.wandb_tracking; "
-                  "print(sorted(m for m in ('dagster', 'mlflow', 'wandb', 'optuna', 'torch') "
-                  "if m in sys.modules))")
+                  "tennis_assets.tracking.mlflow_tracking, tennis_assets.tracking.wandb_tracking, "
+                  "tennis_assets.tracking.neptune_tracking; "
+                  "print(sorted(m for m in ('dagster', 'mlflow', 'wandb', 'optuna', 'torch', "
+                  "'neptune_scale', 'redis') if m in sys.modules))")
     assert out == "[]"
 
 

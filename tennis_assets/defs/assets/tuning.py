@@ -6,6 +6,8 @@ splits the run's trials into exact shares, one ``tune_trials`` step per share (a
 own step, so the multiprocess executor runs it in its own process and ``docker_executor`` in its
 own container; the ``training`` pool decides how many run at once. The ``tuning_worker`` job
 joins a study that is already running with more trials, from anywhere that reaches its storage.
+With ``engine: ray`` the one worker step hands its trials to a Ray cluster
+(tennis_assets.ray_tuning), which records them in the same study.
 """
 
 import json
@@ -22,7 +24,7 @@ from pydantic import Field
 from tennis_assets.files import atomic_write_json
 from tennis_assets.redaction import redact_url
 
-from ..config import TuningConfig
+from ..config import Engine, TuningConfig
 from ..metadata import frame_md, image_md
 from ..resources import MlflowResource, OptunaResource
 
@@ -75,9 +77,18 @@ def create_study(context: dg.OpExecutionContext, config: TuningConfig,
 
     n_trials = config.resolved()["n_trials"]
     url = optuna_storage.url()
+    if config.engine == Engine.ray:
+        from tennis_assets.ray_tuning import check_installed
+
+        try:
+            check_installed(config.ray_searcher.value)
+        except ValueError as exc:
+            raise dg.Failure(str(exc), allow_retries=False) from None
     # Created here, once, so that workers only ever join it (no race to create tables or study).
     study = tuning.open_study(config.study_name, url, seed=config.seed, **_study_args(config))
-    if tuning.enqueue_baseline(study, config.build()[0], config.params):
+    # Ray's searchers take the baseline as their first point to evaluate instead.
+    if config.engine == Engine.optuna and \
+            tuning.enqueue_baseline(study, config.build()[0], config.params):
         context.log.info("new study: its first trial is the baseline configuration")
     shares = tuning.split_trials(n_trials, config.n_workers)
     context.log.info(f"study {config.study_name!r} in {optuna_storage.display()}: "
@@ -102,9 +113,22 @@ def _run_share(context, config: TuningConfig, url: str, n_trials: int, batch: st
         context.log.info(f"trial {trial.number}: {trial.state.name} values={trial.values} "
                          f"params={trial.params}")
 
-    numbers = tuning.optimize(study, n_trials, agent, train, params=config.params,
-                              multi_objective=config.multi_objective, on_trial=on_trial,
-                              batch=batch, worker=worker)
+    if config.engine == Engine.ray:
+        from tennis_assets import ray_tuning, settings
+
+        address = config.ray_address or settings.ray_address()
+        context.log.info(f"trials on Ray at {redact_url(address) or 'a local instance'}: "
+                         f"{config.ray_searcher.value} searcher, {config.ray_scheduler.value} "
+                         f"scheduler")
+        numbers = ray_tuning.run_ray_study(
+            study, n_trials, agent, train, params=config.params,
+            searcher=config.ray_searcher.value, scheduler=config.ray_scheduler.value,
+            sampler=config.sampler.value, seed=sampler_seed, address=address,
+            storage_path=settings.ray_storage(), batch=batch, on_trial=on_trial)
+    else:
+        numbers = tuning.optimize(study, n_trials, agent, train, params=config.params,
+                                  multi_objective=config.multi_objective, on_trial=on_trial,
+                                  batch=batch, worker=worker)
     context.log.info(f"worker {worker} (pid {os.getpid()}) ran trials {numbers}")
     return numbers
 
@@ -143,6 +167,10 @@ def summarize_study(context: dg.OpExecutionContext, config: TuningConfig,
         report = tuning.track_study(run, study, summary, tmp, {
             "study_name": config.study_name, "storage": storage,
             "sampler": config.sampler.value, "pruner": config.pruner.value,
+            "engine": config.engine.value,
+            **({"ray_searcher": config.ray_searcher.value,
+                "ray_scheduler": config.ray_scheduler.value}
+               if config.engine == Engine.ray else {}),
             "multi_objective": config.multi_objective, **resolved, "n_workers": len(workers),
             "params": ",".join(config.params or sorted(tuning.SEARCH_SPACE))})
         pictures = {name: image_md(report[name], name.replace("_", " "))
@@ -151,7 +179,7 @@ def summarize_study(context: dg.OpExecutionContext, config: TuningConfig,
     value = {"study_name": config.study_name, "storage": storage, **summary,
              "min_completed_trials": resolved["min_completed_trials"],
              "multi_objective": config.multi_objective, "mlflow_run_id": run.run_id,
-             "n_workers": len(workers)}
+             "n_workers": len(workers), "engine": config.engine.value}
     return dg.Output(value, metadata={
         "best_score": dg.MetadataValue.float(round(summary["best_score"] or 0.0, 4)),
         "best_params": dg.MetadataValue.json(value["best_params"]),
@@ -198,8 +226,11 @@ with warnings.catch_warnings():
     def tuning_study():
         """Optuna study over the learner's hyperparameters; each trial is a short training run.
 
-        TPE sampling and patient median pruning on intermediate greedy means by default; the
-        first trial of a new study is the baseline configuration; with
+        TPE sampling and patient median pruning on intermediate greedy means by default (or
+        CMA-ES, NSGA-II, QMC, GP; Hyperband or successive halving); with ``engine: ray`` the
+        trials run on a Ray cluster (OptunaSearch or HyperOptSearch, ASHA or population-based
+        training) and land in the same study. The first trial of a new study is the baseline
+        configuration; with
         ``multi_objective`` it maximises score and minimises training seconds. The study lives in
         the configured storage (a journal file in the data directory by default), so a new run adds
         trials to it. ``n_workers`` worker steps share the run's trials exactly; they run in
