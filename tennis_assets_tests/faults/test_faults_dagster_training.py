@@ -44,7 +44,7 @@ JOB = textwrap.dedent('''
         ).get_job_def("train")
 
     RUN_CONFIG = {"ops": {"trained_agents": {"config": {
-        "profile": "tiny", "max_seconds": 120, "max_updates": 500,
+        "profile": "tiny", "max_seconds": 120, "max_updates": int(os.environ["FAULT_UPDATES"]),
         "checkpoint_every_seconds": 1.0}}}}
 
     if __name__ == "__main__":
@@ -60,8 +60,14 @@ JOB = textwrap.dedent('''
 ''')
 
 
+# Long enough that the signal lands while it trains (a quiet core does about 1,000 updates a
+# second; the first resume state is written after 1 s), short enough to finish on re-execution.
+UPDATES = 5000
+
+
 def _env(root):
-    return {**os.environ, "FAULT_ROOT": str(root), "DAGSTER_HOME": str(root / "home")}
+    return {**os.environ, "FAULT_ROOT": str(root), "DAGSTER_HOME": str(root / "home"),
+            "FAULT_UPDATES": str(UPDATES)}
 
 
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["kill-9", "sigterm"])
@@ -122,10 +128,10 @@ def test_a_killed_training_run_is_re_executed_from_its_resume_state(tmp_path, si
                    for e in instance.all_logs(second.run_id)
                    if e.dagster_event and e.dagster_event.event_type_value ==
                    "ASSET_MATERIALIZATION"]
-        assert outputs[0]["updates"].value >= 500
+        assert outputs[0]["updates"].value >= UPDATES
     summary = read_metadata(next((root / "models" / "trained_agents" / "baseline" /
                                   second.run_id).glob("checkpoint.safetensors")))["progress"]
-    assert summary["updates"] >= 500
+    assert summary["updates"] >= UPDATES
     assert summary["resumes"] == 1  # continued from the killed run's state, not restarted
     assert summary["seconds"] > before["seconds"]  # its budget counted the time before
     assert not state.exists()  # done: the state (with its replay buffer) is removed
