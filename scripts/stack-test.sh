@@ -198,5 +198,7 @@ wait_healthy 180 webserver daemon
 
 # --- as a user would ------------------------------------------------------------------------
 phase drive
-STACK_RUN_DIR="$run" "$repo/.venv/bin/python" scripts/stack_drive.py
+# The driver's clients (dagster-graphql, docker) are the project's own dependencies.
+source "$repo/scripts/setup.sh"
+"$repo/.venv/bin/python" scripts/stack_drive.py
 phase ""
