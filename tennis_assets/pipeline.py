@@ -45,6 +45,17 @@ def run_config(profile: str, extra: dict[str, dict[str, Any]] | None = None) -> 
     return {"ops": ops}
 
 
+def job_plan(partitions: tuple[str, ...] = ("baseline", "tuned")
+             ) -> list[tuple[str, str | None, list[str]]]:
+    """The runs of the whole graph in order, as (job, partition, assets whose config it takes);
+    scripts/stack_drive.py launches the same plan through the webserver of the compose stack."""
+    plan = [("tune", None, ["tuning_study"])] if "tuned" in partitions else []
+    plan += [("retrain", p, ["trained_agents", "evaluation_report"]) for p in partitions]
+    plan += [("promote", None, ["challenger_model", "production_model"]),
+             ("monitor", None, ["production_monitoring"])]
+    return plan
+
+
 def materialize_all(profile: str = "quick", instance=None,
                     extra_config: dict[str, dict[str, Any]] | None = None,
                     partitions: tuple[str, ...] = ("baseline", "tuned")) -> list:
@@ -60,13 +71,9 @@ def materialize_all(profile: str = "quick", instance=None,
         with dg.DagsterInstance.get() as instance:
             return materialize_all(profile, instance, extra_config, partitions)
     ops = run_config(profile, extra_config)["ops"]
-    plan = [("tune", None, ["tuning_study"])] if "tuned" in partitions else []
-    plan += [("retrain", p, ["trained_agents", "evaluation_report"]) for p in partitions]
-    plan += [("promote", None, ["challenger_model", "production_model"]),
-             ("monitor", None, ["production_monitoring"])]
     runs = []
     with JobLauncher.open(instance) as launcher:
-        for job_name, partition, assets in plan:
+        for job_name, partition, assets in job_plan(partitions):
             if job_name == "monitor" and not _has_champion(instance):
                 break  # nothing to watch
             print(f"[pipeline] {job_name}{f' [{partition}]' if partition else ''} ...",

@@ -21,6 +21,7 @@ REPO = Path(__file__).resolve().parents[2]
 DOCKER = REPO / "docker"
 COMPOSE = DOCKER / "docker-compose.yml"
 GPU_OVERRIDE = DOCKER / "docker-compose.gpu.yml"
+PODMAN_OVERRIDE = DOCKER / "docker-compose.podman.yml"
 ENV_EXAMPLE = DOCKER / ".env.example"
 SCHEMA = DOCKER / "schema" / "compose-spec.json"
 SHARED_SCHEMA = REPO.parent / "shared" / "schemas" / "compose-spec.json"
@@ -93,7 +94,7 @@ def _validator() -> jsonschema.protocols.Validator:
     return jsonschema.Draft7Validator(schema)
 
 
-@pytest.mark.parametrize("path", [COMPOSE, GPU_OVERRIDE], ids=lambda p: p.name)
+@pytest.mark.parametrize("path", [COMPOSE, GPU_OVERRIDE, PODMAN_OVERRIDE], ids=lambda p: p.name)
 def test_compose_file_follows_the_compose_specification(path):
     errors = sorted(_validator().iter_errors(_load(path)), key=lambda e: list(e.path))
     assert not errors, "\n".join(f"{list(e.path)}: {e.message}" for e in errors)
@@ -175,7 +176,7 @@ def test_published_ports_are_bound_to_loopback(compose):
 
 def test_no_secret_in_the_compose_file(compose):
     env_example = _env_example()
-    for path in (COMPOSE, GPU_OVERRIDE):
+    for path in (COMPOSE, GPU_OVERRIDE, PODMAN_OVERRIDE):
         text = path.read_text()
         # Credentials inside URLs only through interpolation.
         for m in re.finditer(r"://([^/@\s\"']+)@", text):
@@ -354,6 +355,18 @@ def test_gpu_override(compose):
     # The CUDA build of torch comes from the build argument, CPU by default.
     assert compose["services"]["user_code"]["build"]["args"]["TORCH_INDEX_URL"] == \
         "${TORCH_INDEX_URL:-https://download.pytorch.org/whl/cpu}"
+
+
+def test_podman_override_only_moves_the_engine_socket(compose):
+    """scripts/stack-test.sh's override changes nothing but where the Docker API socket comes
+    from; compose replaces the shipped mount because the container path is the same."""
+    override = _load(PODMAN_OVERRIDE)
+    assert set(override["services"]) == {"webserver", "daemon"}
+    for name, service in override["services"].items():
+        assert set(service) == {"volumes"}, name
+        (mount,) = service["volumes"]
+        assert mount.endswith(":/var/run/docker.sock")
+        assert "/var/run/docker.sock:/var/run/docker.sock" in compose["services"][name]["volumes"]
 
 
 def test_policy_server_command_and_health_path_exist(compose):

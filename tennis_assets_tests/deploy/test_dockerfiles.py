@@ -144,7 +144,10 @@ def test_commands_match_the_compose_services():
     dagster = parse(DOCKER / "Dockerfile.dagster")
     assert json.loads(_instructions(dagster, "CMD")[-1]) == compose["webserver"]["command"]
     dashboard = parse(DOCKER / "Dockerfile.optuna_dashboard")
-    assert "$OPTUNA_STORAGE" in _instructions(dashboard, "CMD")[-1]
+    # The start script reads $OPTUNA_STORAGE, creates Optuna's schema, then runs the dashboard.
+    start = json.loads(_instructions(dashboard, "CMD")[-1])[-1]
+    assert f"docker/optuna_dashboard_start.py {start}" in _instructions(dashboard, "COPY")
+    assert 'os.environ["OPTUNA_STORAGE"]' in (DOCKER / "optuna_dashboard_start.py").read_text()
     assert "OPTUNA_STORAGE" in compose["optuna-dashboard"]["environment"]
 
 
