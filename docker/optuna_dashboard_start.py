@@ -12,5 +12,7 @@ import os
 import optuna
 
 url = os.environ["OPTUNA_STORAGE"]
-optuna.storages.RDBStorage(url)
+# A journal on Redis (docker-compose.redis.yml) has no schema to create; only a database does.
+if not url.startswith(("redis://", "rediss://")):
+    optuna.storages.RDBStorage(url)
 os.execvp("optuna-dashboard", ["optuna-dashboard", "--host", "0.0.0.0", "--port", "8080", url])
