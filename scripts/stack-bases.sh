@@ -13,8 +13,10 @@ run="$1"
 t0=$SECONDS
 
 # The mirror apt on the host uses (deb822 or one-line sources), so no other network is needed.
-mirror="$(grep -hoE '^(URIs:|deb) +https?://[^ ]+/debian/?( |$)' \
-    /etc/apt/sources.list.d/*.sources /etc/apt/sources.list 2>/dev/null |
+# grep exits 2 when one of the files is missing (a deb822-only machine has no sources.list),
+# which pipefail would turn into a silent exit of this script.
+mirror="$({ grep -hoE '^(URIs:|deb) +https?://[^ ]+/debian/?( |$)' \
+    /etc/apt/sources.list.d/*.sources /etc/apt/sources.list 2>/dev/null || true; } |
     awk '{print $2}' | head -n 1)"
 mirror="${mirror:-http://deb.debian.org/debian}"
 
