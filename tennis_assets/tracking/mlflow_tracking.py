@@ -44,6 +44,32 @@ def default_artifact_root() -> str:
     return (data_dir() / "mlflow" / "artifacts").as_uri()
 
 
+@contextlib.contextmanager
+def _sqlite_schema_lock(uri: str) -> Iterator[None]:
+    """MLflow creates a database's tables when a client first opens it, in every process that
+    finds some missing: two runs that start together on a new SQLite file both migrate it, and
+    one fails ("duplicate column name: step", "No such index: ..."). Whoever holds the lock
+    beside the file creates them; the others wait, then find them."""
+    import fcntl
+
+    path = Path(uri[len("sqlite:///"):].split("?", 1)[0]) if uri.startswith("sqlite:///") \
+        else None
+    try:
+        handle = open(path.with_name(path.name + ".schema-lock"), "a") \
+            if path is not None and path.name not in ("", ":memory:") else None
+    except OSError:
+        handle = None  # a read-only folder: this process cannot migrate anything there anyway
+    if handle is None:
+        yield
+        return
+    with handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 class MlflowRun:
     def __init__(self, client, run_id: str, url: str | None) -> None:
         self.client, self.run_id, self.url = client, run_id, url
@@ -212,8 +238,11 @@ class MlflowTracker:
                        (self.tracking_uri if self.tracking_uri.startswith("http")
                         else "http://127.0.0.1:5000")).rstrip("/")
         self.artifact_root = artifact_root
-        self.client = MlflowClient(tracking_uri=self.tracking_uri,
-                                   registry_uri=self.tracking_uri)
+        with _sqlite_schema_lock(self.tracking_uri):
+            self.client = MlflowClient(tracking_uri=self.tracking_uri,
+                                       registry_uri=self.tracking_uri)
+            if self.tracking_uri.startswith("sqlite:"):
+                self.client.search_registered_models(max_results=1)  # the registry's tables
         self._experiment_id: str | None = None
 
     # ---- runs ------------------------------------------------------------------------------

@@ -130,3 +130,41 @@ def test_registry_champion_previous_and_rollback(tracker, checkpoint, tmp_path):
     assert np.isfinite(model.predict(obs)).all()
     ckpt = tracker.champion_checkpoint(tracker.champion(name), tmp_path / "dl2")
     assert Path(ckpt).suffix == ".safetensors"
+
+
+def _open_tracker_at_once(uri: str, barrier, results) -> None:
+    import mlflow  # noqa: F401  (imported before the barrier, so the processes meet at the store)
+
+    barrier.wait(timeout=60)
+    try:
+        tracker = MlflowTracker(uri, artifact_root=Path(uri[len("sqlite:///"):]).with_name(
+            "artifacts").as_uri())
+        with tracker.start_run("together") as run:
+            run.log_metrics({"x": 1.0})
+        results.put("ok")
+    except Exception as exc:  # reported to the test, which names it
+        results.put(f"{type(exc).__name__}: {exc}")
+
+
+def test_runs_that_start_together_on_a_new_sqlite_store_all_work(tmp_path):
+    """Two runs at once on a fresh data directory (the main command trains the baseline while
+    the study tunes): each process finds MLflow's tables missing; without the lock beside the
+    file both migrate it and one fails ("No such index ...")."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+    for attempt in range(2):  # without the lock the first already failed, every time tried
+        uri = f"sqlite:///{tmp_path / f'try{attempt}' / 'mlflow.db'}"
+        Path(uri[len("sqlite:///"):]).parent.mkdir()
+        barrier, results = ctx.Barrier(4), ctx.Queue()
+        procs = [ctx.Process(target=_open_tracker_at_once, args=(uri, barrier, results))
+                 for _ in range(4)]
+        for p in procs:
+            p.start()
+        outcomes = [results.get(timeout=120) for _ in procs]
+        for p in procs:
+            p.join(timeout=30)
+        assert outcomes == ["ok"] * 4, outcomes
+        runs = MlflowTracker(uri).client.search_runs(
+            [MlflowTracker(uri).experiment_id()])
+        assert len(runs) == 4
