@@ -64,13 +64,15 @@ from .config import TrainConfig
 
 
 # Two recipes for DDPG self-play. "seconds" (the default) solves the greedy game in the fewest
-# seconds; "episodes" is the one to compare with public solutions' Udacity-criterion episode
-# counts: four times the updates per transition (so more learning per training episode, at the
-# cost of seconds), then, once a greedy evaluation certifies the target, training episodes are
-# played without noise by the best greedy-evaluated weights (see the docstring above).
+# seconds and keeps learning to the ceiling within a 2-minute budget; "episodes" is the one to
+# compare with public solutions' Udacity-criterion episode counts: twice the updates per
+# transition at twice the learning rates, then, once a greedy evaluation certifies the target,
+# training episodes are played without noise by the best greedy-evaluated weights (see the
+# docstring above: it meets the criterion and still solves the greedy game in seconds, but with
+# no exploration after the solve it stalls below the default's 2-minute scores).
 RECIPES = ("seconds", "episodes")
-_EPISODES = ({"noise_solved_scale": 0.0},
-             {"updates_per_transition": 1.0, "explore_with_best": True})
+_EPISODES = ({"actor_lr": 2e-3, "critic_lr": 2e-3, "noise_solved_scale": 0.0},
+             {"updates_per_transition": 0.5, "explore_with_best": True})
 
 
 def default_configs(algorithm: str = "ddpg",

@@ -1,5 +1,6 @@
 import pytest
 
+from tennis_assets.agents import AgentConfig
 from tennis_assets.training import TrainConfig
 
 
@@ -30,13 +31,17 @@ def test_needs_some_budget_and_checkpoint_path():
     assert TrainConfig(court={"ball_scale": 1.2}).court_params().ball_scale == 1.2
 
 
-def test_recipes_differ_only_where_the_episodes_recipe_says():
+def test_recipes_differ_from_the_base_values_only_where_they_say():
     from tennis_assets.training.defaults import default_configs
 
-    agent, train = default_configs("ddpg")
+    base_agent, base_train = AgentConfig(algorithm="ddpg"), TrainConfig()
+    assert default_configs("ddpg") == (base_agent, base_train)
     ep_agent, ep_train = default_configs("ddpg", "episodes")
-    assert ep_agent == agent.replace(noise_solved_scale=0.0)
-    assert ep_train == train.replace(updates_per_transition=1.0, explore_with_best=True)
+    assert ep_agent == base_agent.replace(actor_lr=2e-3, critic_lr=2e-3, noise_solved_scale=0.0)
+    assert ep_train == base_train.replace(updates_per_transition=0.5, explore_with_best=True)
+    # MADDPG's default is the base values with one shared critic.
+    assert default_configs("maddpg") == (AgentConfig(algorithm="maddpg", shared_critic=True),
+                                         base_train)
     assert default_configs("maddpg", "episodes")[0].shared_critic
     with pytest.raises(ValueError, match="recipe"):
         default_configs("ddpg", "fastest")
