@@ -177,7 +177,8 @@ def kill_daemon_mid_run(stack: Stack, run_id: str, container) -> None:
 
 def pipeline(stack: Stack, profile: str) -> list[dict]:
     runs = []
-    for job, partition, assets in job_plan():
+    for step in job_plan():  # one at a time: the stack's training pool holds one step
+        job, partition, assets = step.job, step.partition, step.assets
         if job == "monitor" and champion() is None:
             say("monitor: skipped, no champion was promoted")
             break

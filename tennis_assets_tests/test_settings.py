@@ -1,3 +1,4 @@
+import os
 from pathlib import Path
 
 import pytest
@@ -96,3 +97,14 @@ def test_only_settings_reads_the_environment():
                     isinstance(node.value, ast.Name) and node.value.id == "os":
                 readers.append(f"{path.relative_to(package)}:{node.lineno}")
     assert readers == []
+
+
+def test_training_slots_default_to_the_cores_and_name_a_bad_value(monkeypatch):
+    monkeypatch.delenv("TENNIS_ASSETS_TRAINING_SLOTS", raising=False)
+    assert settings.training_slots() == len(os.sched_getaffinity(0))
+    monkeypatch.setenv("TENNIS_ASSETS_TRAINING_SLOTS", "3")
+    assert settings.training_slots() == 3
+    for bad in ("0", "-1", "two", "1.5"):
+        monkeypatch.setenv("TENNIS_ASSETS_TRAINING_SLOTS", bad)
+        with pytest.raises(ValueError, match="TENNIS_ASSETS_TRAINING_SLOTS"):
+            settings.training_slots()

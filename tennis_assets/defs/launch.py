@@ -76,12 +76,15 @@ class JobLauncher:
         self.instance.launch_run(run.run_id, self.workspace)
         return run.run_id
 
+    def status(self, run_id: str) -> str | None:
+        """The run's final status (SUCCESS, FAILURE, CANCELED), or None while it is not over."""
+        run = self.instance.get_run_by_id(run_id)
+        return run.status.value if run is not None and run.is_finished else None
+
     def wait(self, run_id: str, poll_s: float = 0.5) -> str:
-        while True:
-            run = self.instance.get_run_by_id(run_id)
-            if run is not None and run.is_finished:
-                return run.status.value
+        while (status := self.status(run_id)) is None:
             time.sleep(poll_s)
+        return status
 
     def run(self, job: str, run_config: Mapping[str, Any] | None = None,
             partition: str | None = None, tags: Mapping[str, str] | None = None) -> LaunchedRun:

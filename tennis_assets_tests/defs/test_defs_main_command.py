@@ -11,6 +11,8 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from tennis_assets import settings
+
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[2]
@@ -56,3 +58,29 @@ def test_main_command_materializes_the_graph_and_prints_where_to_look(tmp_path):
                 REPOSITORY_LABEL_TAG: "__repository__@tennis_assets"}))
             assert len(found) == count, job
             assert all(r.remote_job_origin is not None for r in found)
+
+        # The plan's order: the baseline trains while the study tunes (one training slot per
+        # core), the tuned candidate only after the study, promotion after both candidates.
+        by = {(r.dagster_run.job_name, r.dagster_run.tags.get("dagster/partition")): r
+              for r in records}
+        tune, promote = by[("tune", None)], by[("promote", None)]
+        baseline, tuned = by[("retrain", "baseline")], by[("retrain", "tuned")]
+        assert baseline.start_time < tune.end_time
+        assert tuned.start_time >= tune.end_time
+        assert promote.start_time >= max(baseline.end_time, tuned.end_time)
+        assert {p.name: p.limit for p in inst.event_log_storage.get_pool_limits()}[
+            "training"] == settings.training_slots()
+        # Chains of steps run in the run worker's process (no process per step).
+        assert all(r.dagster_run.run_config["execution"] == {"config": {"in_process": {}}}
+                   for r in records)
+
+
+def test_a_training_pool_limit_someone_set_is_kept(tmp_path):
+    from tennis_assets.pipeline import size_training_pool
+
+    with dg.DagsterInstance.local_temp(str(tmp_path)) as inst:
+        assert size_training_pool(inst) == settings.training_slots()
+        inst.event_log_storage.set_concurrency_slots("training", 7)  # as the UI or CLI does
+        assert size_training_pool(inst) == 7
+        assert {p.name: p.limit for p in inst.event_log_storage.get_pool_limits()}[
+            "training"] == 7
