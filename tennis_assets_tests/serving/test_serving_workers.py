@@ -1,0 +1,255 @@
+"""`tennis-assets serve --workers 2`: two worker processes on one port under uvicorn's
+supervisor, their metrics summed through any of them, a replaced worker's series dropped, and
+the same SIGTERM drain as one process: every request received answered, then exit 0."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import psutil
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from tennis_assets.cli import main
+
+from .support import Client, stop_process, wait_until
+from .test_serving_cli import _hammer
+from .test_serving_http import VALID
+
+pytestmark = pytest.mark.slow
+
+
+def _start(registry, name: str, tmp_path: Path, *args: str):
+    log_path = tmp_path / "serve.log"
+    log = open(log_path, "wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tennis_assets.cli", "serve", "--port", "0", "--workers", "2",
+         "--tracking-uri", registry.tracker.tracking_uri, "--model-name", name,
+         "--poll-interval", "0.5", "--monitoring-file", str(tmp_path / "latest.json"), *args],
+        stdout=subprocess.PIPE, stderr=log, text=True)
+    line = proc.stdout.readline()
+    match = re.search(r"with 2 workers from .* on (http://127\.0\.0\.1:(\d+))$", line.strip())
+    if not match:
+        stop_process(proc)
+        log.close()
+        raise AssertionError((line, log_path.read_text()))
+    return proc, log, log_path, match.group(1)
+
+
+def _once(url: str, method: str, path: str, doc=None):
+    """One request on a connection of its own: the kernel hands each new connection to
+    whichever worker accepts first, so a keep-alive client would talk to one worker only."""
+    client = Client(url)
+    try:
+        return client.json(method, path, doc)
+    finally:
+        client.close()
+
+
+def _scrape(url: str, client: Client | None = None) -> dict:
+    """/metrics through ``client``'s worker, else through any."""
+    own = client is None
+    client = client or Client(url)
+    try:
+        status, _, body = client.request("GET", "/metrics")
+    finally:
+        if own:
+            client.close()
+    assert status == 200
+    families = list(text_string_to_metric_families(body.decode()))
+    names = [f.name for f in families]
+    assert len(names) == len(set(names)), "duplicate metric families"
+    return {f.name: f for f in families}
+
+
+def _value(families: dict, family: str, sample: str, **labels) -> float:
+    found = [s.value for s in families[family].samples
+             if s.name == sample and all(s.labels.get(k) == v for k, v in labels.items())]
+    assert len(found) == 1, (sample, labels, found)
+    return found[0]
+
+
+def _pids(families: dict, family: str) -> set[int]:
+    return {int(s.labels["pid"]) for s in families[family].samples}
+
+
+def _worker_pids(url: str) -> set[int]:
+    """Both workers' pids, from /healthz on fresh connections, once both have a model."""
+    seen: set[int] = set()
+
+    def both() -> bool:
+        status, doc = _once(url, "GET", "/healthz")
+        seen.add(doc["pid"])
+        return len(seen) == 2
+    wait_until(both, 60, "both workers to answer", interval=0.01)
+    wait_until(lambda: _value(_scrape(url), "tennis_policy_model_loaded",
+                              "tennis_policy_model_loaded") == 1.0, 60, "both workers' model")
+    return seen
+
+
+@pytest.fixture(scope="module")
+def workers(registry, champion, tmp_path_factory):
+    proc, log, log_path, url = _start(registry, champion[0], tmp_path_factory.mktemp("workers"))
+    try:
+        yield proc, log_path, url, _worker_pids(url)
+    finally:
+        stop_process(proc)
+        log.close()
+
+
+def _access(log_path: Path) -> list[dict]:
+    return [json.loads(line) for line in log_path.read_text().splitlines()
+            if line.startswith("{")]
+
+
+def test_both_workers_answer_and_every_scrape_sums_them(workers, champion):
+    proc, log_path, url, pids = workers
+    before = _scrape(url)
+    ok = dict(sample="tennis_policy_requests_total", endpoint="act", outcome="ok", code="200")
+    acts0 = _value(before, "tennis_policy_requests", **ok)
+    values0 = _value(before, "tennis_policy_action_values", "tennis_policy_action_values_total",
+                     dimension="0")
+    k = 40
+    for _ in range(k):
+        status, doc = _once(url, "POST", "/act", VALID)
+        assert status == 200 and doc["model_version"] == champion[1].version
+    # Access lines are written within 0.2 s; each names the worker that answered.
+    wait_until(lambda: len([a for a in _access(log_path) if a["path"] == "/act"]) >= k, 10,
+               "access lines")
+    assert {a["pid"] for a in _access(log_path) if a["path"] == "/act"} == pids
+
+    # Whichever worker answers the scrape, it counts both workers' requests: one keep-alive
+    # connection to each worker (the pid in /healthz says which), a scrape through each.
+    connections: dict[int, Client] = {}
+
+    def one_per_worker() -> bool:
+        client = Client(url)
+        pid = client.json("GET", "/healthz")[1]["pid"]
+        if pid in connections:
+            client.close()
+        else:
+            connections[pid] = client
+        return len(connections) == 2
+    wait_until(one_per_worker, 30, "a connection to each worker", interval=0.01)
+    for pid, client in connections.items():
+        after = _scrape(url, client)
+        assert client.json("GET", "/healthz")[1]["pid"] == pid
+        client.close()
+        assert _value(after, "tennis_policy_requests", **ok) == acts0 + k
+        # Two players, one value per dimension each, per request (shared action statistics).
+        assert _value(after, "tennis_policy_action_values", "tennis_policy_action_values_total",
+                      dimension="0") == values0 + 2 * k
+        assert _value(after, "tennis_policy_action_value", "tennis_policy_action_value_count",
+                      dimension="0") == values0 + 2 * k
+        # Per-process figures carry the worker's pid, every worker's in every scrape.
+        for family in ("process_resident_memory_bytes", "tennis_policy_process_threads",
+                       "tennis_policy_model_version", "tennis_policy_model_info"):
+            assert _pids(after, family) == pids, family
+    assert "tennis_policy_model_loaded" in after and "python_gc_collections" in after
+    assert "Traceback" not in log_path.read_text()
+
+
+def test_a_worker_that_dies_is_replaced_and_its_series_dropped(workers):
+    proc, log_path, url, pids = workers
+    ok = dict(sample="tennis_policy_requests_total", endpoint="act", outcome="ok", code="200")
+    acts = _value(_scrape(url), "tennis_policy_requests", **ok)
+    victim = min(pids)
+    os.kill(victim, signal.SIGKILL)
+    survivor = (pids - {victim}).pop()
+
+    def replaced():
+        families = _scrape(url)
+        live = _pids(families, "process_resident_memory_bytes")
+        return victim not in live and len(live) == 2 and families
+    families = wait_until(replaced, 60, "the supervisor to replace the killed worker")
+    assert survivor in _pids(families, "tennis_policy_model_version")
+    assert victim not in _pids(families, "tennis_policy_model_version")
+    # Counters keep what the dead worker counted.
+    assert _value(families, "tennis_policy_requests", **ok) >= acts
+    assert proc.poll() is None
+
+
+def test_sigterm_drains_every_worker_then_exits_0(registry, champion, tmp_path):
+    name, info, _ = champion
+    proc, log, log_path, url = _start(registry, name, tmp_path)
+    try:
+        port = int(url.rsplit(":", 1)[1])
+        pids = _worker_pids(url)
+        metrics_dir = Path(re.search(r"metrics in (\S+)", log_path.read_text()).group(1))
+        assert metrics_dir.is_dir() and (metrics_dir.stat().st_mode & 0o777) == 0o700
+
+        answers: list = []
+        failures: list = []
+        stop = threading.Event()
+        threads = [threading.Thread(target=_hammer, args=(url, answers, failures, stop))
+                   for _ in range(4)]
+        for t in threads:
+            t.start()
+        # Requests in flight on several connections (so on both workers, most likely): headers
+        # and half a body sent before SIGTERM, the rest after.
+        body = json.dumps(VALID).encode()
+        in_flight = []
+        for _ in range(6):
+            s = socket.create_connection(("127.0.0.1", port), timeout=10)
+            s.sendall(b"POST /act HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                      b"Content-Length: %d\r\n\r\n" % len(body) + body[:100])
+            in_flight.append(s)
+        wait_until(lambda: len(answers) >= 50, 30, "load to run")
+        proc.send_signal(signal.SIGTERM)
+
+        def refused() -> bool:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                return False
+            except ConnectionRefusedError:
+                return True
+        wait_until(refused, 10, "the listening socket to close")
+        for s in in_flight:
+            s.sendall(body[100:])
+        for s in in_flight:
+            data = b""
+            while chunk := s.recv(65536):
+                data += chunk
+            s.close()
+            head, _, payload = data.partition(b"\r\n\r\n")
+            assert head.startswith(b"HTTP/1.1 200") and b"connection: close" in head.lower()
+            assert len(json.loads(payload)["actions"]) == 2
+        assert proc.wait(20) == 0
+        stop.set()
+        for t in threads:
+            t.join(10)
+        assert answers and all(status == 200 and doc["model_version"] == info.version
+                               for status, doc in answers)
+        assert len(failures) <= len(threads), failures
+        assert not any(psutil.pid_exists(pid) for pid in pids)
+        assert not metrics_dir.exists()
+        text = log_path.read_text()
+        assert "SIGTERM: draining: 2 workers" in text and "stopped: 2 workers drained" in text
+        assert text.count("worker stopped: every request received was answered") == 2
+        assert "Traceback" not in text
+        acts = [a for a in _access(log_path) if a["path"] == "/act" and a["status"] == 200]
+        assert len(acts) == len(answers) + len(in_flight)
+        assert {a["pid"] for a in acts} <= pids
+    finally:
+        stop_process(proc)
+        log.close()
+
+
+@pytest.mark.parametrize("value,why", [("0", "must be >= 1"), ("-2", "must be >= 1"),
+                                       ("65", "at most 64"), ("two", "not a whole number"),
+                                       ("1.5", "not a whole number")])
+def test_bad_worker_counts_are_refused(value, why, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["serve", "--port", "0", "--workers", value])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2
+    assert "error: argument --workers" in err and why in err, err
