@@ -111,11 +111,50 @@ class ActionStats:
         return [hist, total, sat]
 
 
+OBSERVATIONS_HELP = "Observations (court states) answered with actions"
+ACTION_VALUES_HELP = "Action values served, per action dimension"
+
+
+class _NotWritten:
+    def inc(self, amount: float = 1) -> None:
+        pass
+
+
+class SharedCollector:
+    """prometheus-client's MultiProcessCollector (every worker's file, summed), plus two
+    counters that equal a histogram's count or sum, derived here rather than written to the
+    files on every request (each write takes a lock and a store into the shared file, ~1 us):
+    tennis_policy_observations_total is the batch-size histogram's sum, and
+    tennis_policy_action_values_total the action histogram's count."""
+
+    def __init__(self, registry: CollectorRegistry, path: str) -> None:
+        from prometheus_client import multiprocess
+
+        self._files = multiprocess.MultiProcessCollector(None, path=path)
+        registry.register(self)
+
+    def collect(self) -> Iterable[Metric]:
+        for metric in self._files.collect():
+            yield metric
+            if metric.name == "tennis_policy_batch_size":
+                total = sum(s.value for s in metric.samples if s.name.endswith("_sum"))
+                yield CounterMetricFamily("tennis_policy_observations", OBSERVATIONS_HELP,
+                                          value=total)
+            elif metric.name == "tennis_policy_action_value":
+                values = CounterMetricFamily("tennis_policy_action_values", ACTION_VALUES_HELP,
+                                             labels=["dimension"])
+                for s in metric.samples:
+                    if s.name.endswith("_count"):
+                        values.add_metric([s.labels["dimension"]], s.value)
+                yield values
+
+
 class SharedActionStats(ActionStats):
     """ActionStats in prometheus-client's multiprocess mode: the same three metrics, as a
     Histogram and two Counters whose values live in this worker's file, summed over workers at
     scrape time. The bucket counts are still computed by ActionStats (bisect or numpy); each
-    non-empty bucket is then added once, rather than one ``observe`` per action value."""
+    non-empty bucket is then added once, rather than one ``observe`` per action value. The
+    count of values is the histogram's count (SharedCollector), not written a second time."""
 
     def __init__(self, dimensions: int = 2) -> None:
         super().__init__(dimensions)
@@ -123,9 +162,6 @@ class SharedActionStats(ActionStats):
         hist = Histogram("tennis_policy_action_value",
                          "Greedy action values served, per action dimension", ["dimension"],
                          buckets=ACTION_BOUNDS, registry=None)
-        values = Counter("tennis_policy_action_values",
-                         "Action values served, per action dimension", ["dimension"],
-                         registry=None)
         sat = Counter("tennis_policy_action_saturated",
                       f"Action values with |a| >= {SATURATED} (tanh saturated), per action "
                       "dimension", ["dimension"], registry=None)
@@ -133,27 +169,42 @@ class SharedActionStats(ActionStats):
         # Histogram.observe adds to one bucket's value and to the sum; adding a whole bucket
         # count at once needs those values themselves (prometheus-client has no public call
         # for it). Non-cumulative per bucket, as observe stores them.
-        self._shared = [(child._buckets, child._sum, values.labels(str(d)),
-                         sat.labels(str(d))) for d, child in enumerate(children)]
+        self._shared = [(child._buckets, child._sum, sat.labels(str(d)))
+                        for d, child in enumerate(children)]
 
     def observe(self, actions: np.ndarray) -> None:
-        # The in-process counts hold one observation at a time: filled by ActionStats, added
-        # to the shared values, cleared.
+        if actions.size <= 16:
+            self._add_few(actions.ravel().tolist())
+            return
+        # The in-process counts hold one batch at a time: filled by ActionStats, added to the
+        # shared values, cleared.
         with self._one_at_a_time:
             super().observe(actions)
-            for d, (buckets, total, values, sat) in enumerate(self._shared):
-                n = 0
+            for d, (buckets, total, sat) in enumerate(self._shared):
                 for i, c in enumerate(self._counts[d].tolist()):
                     if c:
                         buckets[i].inc(c)
-                        n += c
                 total.inc(float(self._sums[d]))
-                values.inc(n)
                 if self._saturated[d]:
                     sat.inc(int(self._saturated[d]))
             self._counts[:] = 0
             self._sums[:] = 0
             self._saturated[:] = 0
+
+    def _add_few(self, values: list[float]) -> None:
+        # A handful of values: straight to the shared values, one write per value and one sum
+        # per dimension (numpy's fixed costs would dominate, as in ActionStats).
+        dims, shared = self.dimensions, self._shared
+        sums = [0.0] * dims
+        for i, v in enumerate(values):
+            d = i % dims
+            buckets, _, sat = shared[d]
+            buckets[bisect_left(ACTION_BOUNDS, v)].inc(1)
+            sums[d] += v
+            if abs(v) >= SATURATED:
+                sat.inc(1)
+        for d in range(dims):
+            shared[d][1].inc(sums[d])
 
     def collect(self) -> Iterable[Metric]:
         return []  # exported by the MultiProcessCollector
@@ -382,13 +433,21 @@ class ServingMetrics:
         self.registry = registry or CollectorRegistry()
         self.multiprocess = multiprocess_dir is not None
         if self.multiprocess:
+            from prometheus_client import values
+
+            # prometheus_client picks where values live when it is first imported; imported
+            # before the variable was set, this process's values would silently be missing
+            # from every scrape.
+            if (os.environ.get("PROMETHEUS_MULTIPROC_DIR") != multiprocess_dir
+                    or values.ValueClass.__name__ != "MmapedValue"):
+                raise RuntimeError(f"multiprocess metrics in {multiprocess_dir}: "
+                                   "$PROMETHEUS_MULTIPROC_DIR must name it before "
+                                   "prometheus_client is first imported")
             # prometheus-client's multiprocess mode (``workers``): every counter, histogram and
             # gauge below lives in a file of this process under ``multiprocess_dir``; the
             # exposition registry reads all the workers' files, so the metric objects themselves
             # must stay out of it (or each would be exported twice).
-            from prometheus_client import multiprocess
-
-            multiprocess.MultiProcessCollector(self.registry, path=multiprocess_dir)
+            SharedCollector(self.registry, path=multiprocess_dir)
             reg = None
         else:
             reg = self.registry
@@ -417,9 +476,10 @@ class ServingMetrics:
         self.requests = Counter(
             "tennis_policy_requests", "HTTP requests by endpoint, outcome and status code",
             ["endpoint", "outcome", "code"], registry=reg)
-        self.observations = Counter(
-            "tennis_policy_observations", "Observations (court states) answered with actions",
-            registry=reg)
+        # Several workers: derived from batch_size at scrape time (SharedCollector), one file
+        # write less per request.
+        self.observations = _NotWritten() if self.multiprocess else Counter(
+            "tennis_policy_observations", OBSERVATIONS_HELP, registry=reg)
         self.batch_size = Histogram(
             "tennis_policy_batch_size", "Observations per action request",
             buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024), registry=reg)

@@ -253,3 +253,38 @@ def test_bad_worker_counts_are_refused(value, why, capsys):
     err = capsys.readouterr().err
     assert exc.value.code == 2
     assert "error: argument --workers" in err and why in err, err
+
+
+SHARED_VS_SINGLE = """
+import os, sys, tempfile
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp()
+import numpy as np
+from prometheus_client import generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+from tennis_assets.serving.metrics import ActionStats, ServingMetrics
+
+single = ActionStats()
+shared = ServingMetrics(multiprocess_dir=os.environ["PROMETHEUS_MULTIPROC_DIR"],
+                        process_metrics=False)
+rng = np.random.default_rng(0)
+for k in range(200):  # single observations (the bisect path) and batches (numpy)
+    x = np.clip(rng.normal(0, 0.7, (rng.integers(1, 40), 2, 2)), -1, 1).astype(np.float32)
+    x[0, 0, 0] = 1.0  # saturated, and on the last bound
+    single.observe(x[0] if k % 2 else x)
+    shared.act_ok(1e-3, 1e-4, x[0] if k % 2 else x)
+samples = lambda families: {(s.name, tuple(sorted(s.labels.items()))): s.value
+                            for f in families for s in f.samples}
+want = samples(single.collect())
+got = samples(text_string_to_metric_families(generate_latest(shared.registry).decode()))
+assert len(want) == 26 and all(abs(got[k] - v) < 1e-9 * max(1, abs(v))
+                                for k, v in want.items()), (want, got)
+print("same")
+"""
+
+
+def test_shared_action_statistics_equal_the_single_process_ones():
+    """The workers' action statistics (shared files) export what one process's would; in a
+    fresh interpreter, as the variable must be set before prometheus_client is imported."""
+    out = subprocess.run([sys.executable, "-c", SHARED_VS_SINGLE], capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "same", out.stderr
