@@ -92,7 +92,7 @@ def worker_app():
 
     WorkerProtocol.request_timeout_s = cfg.request_timeout_s
     WorkerProtocol.on_rejected = staticmethod(rejected)
-    access = AccessLog() if cfg.access_log else None
+    access = AccessLog(shared=True) if cfg.access_log else None
 
     async def sample_gc() -> None:
         while True:

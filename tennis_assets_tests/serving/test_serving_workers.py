@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import psutil
@@ -28,15 +29,33 @@ from .test_serving_http import VALID
 pytestmark = pytest.mark.slow
 
 
+class _Log:
+    """The server's stderr through a pipe, as a container runtime or systemd reads it (two
+    workers writing to one pipe can interleave writes larger than PIPE_BUF), copied to a file."""
+
+    def __init__(self, proc: subprocess.Popen, path: Path) -> None:
+        self.path, self._file = path, open(path, "wb", buffering=0)
+        self._thread = threading.Thread(target=self._copy, args=(proc.stderr,), daemon=True)
+        self._thread.start()
+
+    def _copy(self, pipe) -> None:
+        while data := pipe.read1(65536):
+            self._file.write(data)
+
+    def close(self) -> None:
+        self._thread.join(10)
+        self._file.close()
+
+
 def _start(registry, name: str, tmp_path: Path, *args: str):
     log_path = tmp_path / "serve.log"
-    log = open(log_path, "wb")
     proc = subprocess.Popen(
         [sys.executable, "-m", "tennis_assets.cli", "serve", "--port", "0", "--workers", "2",
          "--tracking-uri", registry.tracker.tracking_uri, "--model-name", name,
          "--poll-interval", "0.5", "--monitoring-file", str(tmp_path / "latest.json"), *args],
-        stdout=subprocess.PIPE, stderr=log, text=True)
-    line = proc.stdout.readline()
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    log = _Log(proc, log_path)
+    line = proc.stdout.readline().decode()
     match = re.search(r"with 2 workers from .* on (http://127\.0\.0\.1:(\d+))$", line.strip())
     if not match:
         stop_process(proc)
@@ -107,7 +126,10 @@ def workers(registry, champion, tmp_path_factory):
 
 
 def _access(log_path: Path) -> list[dict]:
-    return [json.loads(line) for line in log_path.read_text().splitlines()
+    """Every access line written so far (a line still being copied is left for later); each
+    must be whole JSON, not two workers' writes interleaved."""
+    text = log_path.read_text()
+    return [json.loads(line) for line in text[:text.rfind("\n") + 1].splitlines()
             if line.startswith("{")]
 
 
@@ -288,3 +310,40 @@ def test_shared_action_statistics_equal_the_single_process_ones():
     out = subprocess.run([sys.executable, "-c", SHARED_VS_SINGLE], capture_output=True,
                          text=True, timeout=120)
     assert out.returncode == 0 and out.stdout.strip() == "same", out.stderr
+
+
+ACCESS_WRITER = """
+import asyncio, sys
+from tennis_assets.serving.access_log import AccessLog
+
+async def main():
+    log = AccessLog(shared=True)
+    for i in range(20):
+        for j in range(300):  # ~70 kB a flush, as at 1,500 requests/s
+            log.write({"writer": sys.argv[1], "i": i, "j": j, "pad": "p" * 200})
+        log.flush()
+asyncio.run(main())
+"""
+
+
+def test_access_lines_of_two_workers_stay_whole_on_one_slow_pipe():
+    """A pipe read slowly (a busy log collector) fills; a worker's write larger than PIPE_BUF
+    is then split and the other worker's bytes land inside a line (99 of 12,000 lines broken
+    here before the writes were cut at line ends)."""
+    read, write = os.pipe()
+    procs = [subprocess.Popen([sys.executable, "-c", ACCESS_WRITER, str(k)], stderr=write)
+             for k in range(2)]
+    os.close(write)
+    data = b""
+    try:
+        while chunk := os.read(read, 4096):
+            data += chunk
+            time.sleep(0.0005)
+    finally:
+        os.close(read)
+        for proc in procs:
+            stop_process(proc)
+    lines = [json.loads(line) for line in data.splitlines()]
+    assert len(lines) == 2 * 20 * 300
+    assert [(d["i"], d["j"]) for d in lines if d["writer"] == "1"] == [
+        (i, j) for i in range(20) for j in range(300)]
