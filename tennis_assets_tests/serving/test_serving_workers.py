@@ -200,6 +200,35 @@ def test_a_worker_that_dies_is_replaced_and_its_series_dropped(workers):
     assert proc.poll() is None
 
 
+def test_every_worker_follows_the_alias(registry, tmp_path):
+    """Each worker polls the registry and loads the new champion itself: soon every worker
+    answers with it, and the per-worker version gauges show each one's move."""
+    name = registry.new_name()
+    registry.register(name, seed=3)
+    proc, log, log_path, url = _start(registry, name, tmp_path)
+    try:
+        pids = _worker_pids(url)
+        second, _ = registry.register(name, seed=4)
+
+        def moved() -> bool:
+            versions = _scrape(url)["tennis_policy_model_version"].samples
+            return ({int(s.labels["pid"]) for s in versions} == pids
+                    and all(s.value == float(second.version) for s in versions))
+        wait_until(moved, 30, "both workers to serve the new champion")
+        for _ in range(20):
+            status, doc = _once(url, "POST", "/act", VALID)
+            assert status == 200 and doc["model_version"] == second.version
+        families = _scrape(url)
+        assert _value(families, "tennis_policy_model_reloads", "tennis_policy_model_reloads_total",
+                      result="success") == 4  # two loads in each worker
+        info = families["tennis_policy_model_info"].samples
+        assert {(int(s.labels["pid"]), s.labels["version"]) for s in info if s.value == 1} == {
+            (pid, second.version) for pid in pids}
+    finally:
+        stop_process(proc)
+        log.close()
+
+
 def test_sigterm_drains_every_worker_then_exits_0(registry, champion, tmp_path):
     name, info, _ = champion
     proc, log, log_path, url = _start(registry, name, tmp_path)
