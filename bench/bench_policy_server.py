@@ -450,12 +450,12 @@ def main() -> int:
             if server.startswith("new-w"):
                 o, n = report["new, open loop"], report[f"{server}, open loop"]
                 oc, nc = report["new, closed loop"], report[f"{server}, closed loop"]
+                cpu = nc["server_cpu_per_request_us"] / oc["server_cpu_per_request_us"]
                 print(f"{server} / new (1 worker): closed-loop throughput "
                       f"x{nc['rps'] / oc['rps']:.2f} ({nc['rps']:.0f} / {oc['rps']:.0f} req/s); "
                       f"open-loop p99 x{n['p99_ms'] / o['p99_ms']:.2f} ({n['p99_ms']:.2f} / "
                       f"{o['p99_ms']:.2f} ms), p50 x{n['p50_ms'] / o['p50_ms']:.2f}; CPU per "
-                      f"request x{nc['server_cpu_per_request_us'] / oc['server_cpu_per_request_us']:.2f}"
-                      f" (load average now {_load_average()})")
+                      f"request x{cpu:.2f} (load average now {_load_average()})")
     if args.json:
         args.json.write_text(json.dumps(report, indent=2))
     return 1 if errors else 0

@@ -180,11 +180,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from tennis_assets.tracking.mlflow_tracking import MlflowTracker, default_tracking_uri
     from tennis_assets.tracking.preflight import check_registry_exists
 
-    from tennis_assets.serving.workers import LOG_FORMAT
-
-    # With several workers each line says which process wrote it.
-    logging.basicConfig(level=args.log_level.upper(), format=LOG_FORMAT if args.workers > 1
-                        else "%(asctime)s %(levelname)s %(name)s: %(message)s")
+    log_format = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+    if args.workers > 1:
+        from tennis_assets.serving.workers import LOG_FORMAT as log_format  # says which process
+    logging.basicConfig(level=args.log_level.upper(), format=log_format)
     # A "_created" sample per counter and histogram doubles the exposition for nothing the
     # dashboards or alerts use.
     disable_created_metrics()
@@ -223,12 +222,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def _serve_workers(args: argparse.Namespace, config, tracking_uri: str, monitoring_file) -> int:
-    from tennis_assets.serving.server import _bind
+    from tennis_assets.serving.server import bind_listener
     from tennis_assets.serving.workers import serve_workers
 
     config.check()
     try:
-        sock = _bind(args.host, args.port)
+        sock = bind_listener(args.host, args.port)
     except OSError as exc:
         raise ValueError(f"cannot listen on {args.host}:{args.port} ({exc})") from None
     host, port = sock.getsockname()[:2]

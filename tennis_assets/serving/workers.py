@@ -4,9 +4,10 @@ uvicorn's own supervisor, with prometheus-client's multiprocess mode for the met
 How it fits together, and why:
 
 - uvicorn's ``Multiprocess`` supervisor binds nothing itself here: the socket is bound by the
-  supervisor process (``server._bind``, so ``--port 0`` can print the port it got) and handed to
-  every worker, which all accept on it. It restarts a worker that dies or stops answering its
-  health pings, and stops everything when a worker cannot start (the app factory failed).
+  supervisor process (``server.bind_listener``, so ``--port 0`` can print the port it got) and
+  handed to every worker, which all accept on it. It restarts a worker that dies or stops
+  answering its health pings, and stops everything when a worker cannot start (the app factory
+  failed).
 - uvicorn *spawns* its workers (a fresh interpreter, not a fork), so a worker gets nothing from
   the supervisor's memory: the application comes from the factory ``worker_app`` named by import
   string, the settings from the JSON in ``$TENNIS_SERVE_WORKER``, the HTTP protocol (with its
@@ -209,7 +210,11 @@ def serve_workers(workers: int, sock: socket.socket, config, settings: dict) -> 
             f"{__name__}:worker_app", factory=True, http=f"{__name__}:WorkerProtocol",
             ws="none", lifespan="on", log_config=None, access_log=False, server_header=False,
             limit_concurrency=config.max_concurrency, timeout_keep_alive=config.idle_timeout_s,
-            timeout_graceful_shutdown=config.drain_timeout_s, workers=workers),
+            timeout_graceful_shutdown=config.drain_timeout_s, workers=workers,
+            # A worker that misses a health ping is killed as hung, with the requests it
+            # holds: uvicorn's 5 s is short for a worker importing torch on two busy cores. A
+            # hung worker also holds up the supervisor's loop this long per ping.
+            timeout_worker_healthcheck=10),
             [sock], metrics_dir, config.drain_timeout_s)
         supervisor.run()
         return 0 if supervisor.clean else 1
