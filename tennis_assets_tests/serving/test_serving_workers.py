@@ -90,9 +90,12 @@ def _scrape(url: str, client: Client | None = None) -> dict:
     return {f.name: f for f in families}
 
 
-def _value(families: dict, family: str, sample: str, **labels) -> float:
+def _value(families: dict, family: str, sample: str, default: float | None = None,
+           **labels) -> float:
     found = [s.value for s in families[family].samples
              if s.name == sample and all(s.labels.get(k) == v for k, v in labels.items())]
+    if not found and default is not None:
+        return default  # a label set not counted yet
     assert len(found) == 1, (sample, labels, found)
     return found[0]
 
@@ -117,7 +120,8 @@ def _worker_pids(url: str) -> set[int]:
 
 @pytest.fixture(scope="module")
 def workers(registry, champion, tmp_path_factory):
-    proc, log, log_path, url = _start(registry, champion[0], tmp_path_factory.mktemp("workers"))
+    proc, log, log_path, url = _start(registry, champion[0], tmp_path_factory.mktemp("workers"),
+                                      "--request-timeout", "1", "--max-body-bytes", "4096")
     try:
         yield proc, log_path, url, _worker_pids(url)
     finally:
@@ -178,6 +182,40 @@ def test_both_workers_answer_and_every_scrape_sums_them(workers, champion):
             assert _pids(after, family) == pids, family
     assert "tennis_policy_model_loaded" in after and "python_gc_collections" in after
     assert "Traceback" not in log_path.read_text()
+
+
+def test_every_worker_keeps_the_limits(workers):
+    """The deadline (the worker's protocol class, set up in each spawned worker) and the body
+    limit hold in both workers, and their rejections are counted in the shared metrics."""
+    proc, log_path, url, pids = workers
+    port = int(url.rsplit(":", 1)[1])
+    timeout = dict(sample="tennis_policy_requests_total", endpoint="other", outcome="timeout",
+                   code="408")
+    large = dict(sample="tennis_policy_requests_total", endpoint="act", outcome="too_large",
+                 code="413")
+    before = _scrape(url)
+    slow = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(6)]
+    started = time.monotonic()
+    for s in slow:
+        s.sendall(b"POST /act HTTP/1.1\r\nHost: x\r\n")  # and nothing more
+    for s in slow:
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+        s.close()
+        assert data.startswith(b"HTTP/1.1 408 "), data
+    # --request-timeout 1, not the protocol class's default of 10 s, in whichever worker.
+    assert time.monotonic() - started < 5
+    too_large = {"observations": [[[0.1] * 24] * 2] * 40}  # over 4,096 bytes
+    for _ in range(6):
+        status, doc = _once(url, "POST", "/act", too_large)
+        assert status == 413 and "4096" in doc["error"]
+    after = _scrape(url)
+    assert _value(after, "tennis_policy_requests", **timeout) == _value(
+        before, "tennis_policy_requests", default=0.0, **timeout) + 6
+    assert _value(after, "tennis_policy_requests", **large) == _value(
+        before, "tennis_policy_requests", **large) + 6
+    assert {a["pid"] for a in _access(log_path) if a["status"] == 413} <= pids
 
 
 def test_a_worker_that_dies_is_replaced_and_its_series_dropped(workers):
