@@ -150,11 +150,11 @@ class SharedCollector:
 
 
 class SharedActionStats(ActionStats):
-    """ActionStats in prometheus-client's multiprocess mode: the same three metrics, as a
-    Histogram and two Counters whose values live in this worker's file, summed over workers at
-    scrape time. The bucket counts are still computed by ActionStats (bisect or numpy); each
-    non-empty bucket is then added once, rather than one ``observe`` per action value. The
-    count of values is the histogram's count (SharedCollector), not written a second time."""
+    """ActionStats in prometheus-client's multiprocess mode: the same three metrics, a
+    Histogram and a Counter whose values live in this worker's file, summed over workers at
+    scrape time, and the count of values, which is the histogram's count (SharedCollector).
+    A batch's bucket counts are still computed by ActionStats (numpy) and each non-empty bucket
+    is added once, rather than one ``observe`` per action value."""
 
     def __init__(self, dimensions: int = 2) -> None:
         super().__init__(dimensions)
@@ -432,6 +432,7 @@ class ServingMetrics:
                  process_metrics: bool = True, multiprocess_dir: str | None = None) -> None:
         self.registry = registry or CollectorRegistry()
         self.multiprocess = multiprocess_dir is not None
+        self.gc: SharedGcStats | None = None
         if self.multiprocess:
             from prometheus_client import values
 

@@ -96,7 +96,7 @@ def worker_app():
     access = AccessLog(shared=True) if cfg.access_log else None
 
     async def sample_gc() -> None:
-        while True:
+        while metrics.gc is not None:
             await asyncio.sleep(1.0)
             metrics.gc.sample()
 
@@ -110,7 +110,8 @@ def worker_app():
             # uvicorn runs this after answering every request it had received.
             sampler.cancel()
             source.stop()
-            metrics.gc.sample()
+            if metrics.gc is not None:
+                metrics.gc.sample()
             if access is not None:
                 access.flush()
             log.info("worker stopped: every request received was answered")
