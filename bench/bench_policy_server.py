@@ -2,6 +2,7 @@
 the current server and the one it replaced side by side in one run.
 
     python bench/bench_policy_server.py [--rate 500] [--seconds 10] [--repeats 3]
+    python bench/bench_policy_server.py --workers 1,2    # one worker process against two
 
 The server runs as its own process, exactly as `tennis-assets serve` starts it, answering for a
 champion registered in a temporary MLflow SQLite registry (an untrained learner with the
@@ -20,6 +21,9 @@ The replaced server (stdlib ``http.server`` with a hand-written header parser) i
 history at LEGACY_COMMIT rather than kept in the package: the package carries one server, and the
 comparison stays reproducible as long as the repository's history does. Runs alternate between
 the servers (old, new, old, new...) so a change in the machine's load hits both alike.
+
+Servers ``new-wN`` (or ``--workers 1,N``) run `tennis-assets serve --workers N`; their figures
+are printed as ratios to ``new`` (one process), and the CPU per request is that of all workers.
 
 Each figure is the median over --repeats runs; errors (non-200 or failed connections) must be 0.
 --baseline also runs the open-loop load against a stdlib HTTP server that answers a constant:
@@ -198,7 +202,7 @@ def start_server(uri: str, name: str, log_path: Path, legacy: Path | None = None
     while True:
         try:
             with urllib.request.urlopen(f"{url}/readyz", timeout=2) as resp:
-                if resp.status == 200:
+                if resp.status == 200 and _all_workers_ready(url, extra):
                     return proc, url
         except OSError:
             pass
@@ -206,6 +210,23 @@ def start_server(uri: str, name: str, log_path: Path, legacy: Path | None = None
             proc.kill()
             raise SystemExit(f"server never became ready\n{log_path.read_text()}")
         time.sleep(0.2)
+
+
+def _all_workers_ready(url: str, extra: tuple[str, ...]) -> bool:
+    """/readyz answered for one worker; with --workers N, all N have a model (the smallest
+    model_loaded over live workers is 1) and report their process figures."""
+    if "--workers" not in extra:
+        return True
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    workers = int(extra[extra.index("--workers") + 1])
+    with urllib.request.urlopen(f"{url}/metrics", timeout=5) as resp:
+        families = {f.name: f for f in text_string_to_metric_families(resp.read().decode())}
+    loaded = families["tennis_policy_model_loaded"].samples[0].value == 1.0
+    pids = {s.labels["pid"] for s in families["process_resident_memory_bytes"].samples}
+    return loaded and len(pids) == workers
 
 
 NULL_SERVER = """
@@ -243,11 +264,12 @@ def server_metrics(url: str) -> dict:
 
     with urllib.request.urlopen(f"{url}/metrics", timeout=5) as resp:
         text = resp.read().decode()
-    values = {}
+    values: dict = {}
     for family in text_string_to_metric_families(text):
         for s in family.samples:
             if s.labels.get("endpoint", "act") == "act":
-                values[s.name] = s.value
+                # Summed: with several workers the process figures come once per worker (pid).
+                values[s.name] = values.get(s.name, 0.0) + s.value
     return values
 
 
@@ -325,7 +347,10 @@ def main() -> int:
                     help="keep-alive connections per client process (4)")
     ap.add_argument("--servers", default="old,new",
                     help="which servers, in order: old (git history), new, new-quiet (without "
-                         "access lines) (default old,new)")
+                         "access lines), new-wN (--workers N) (default old,new)")
+    ap.add_argument("--workers", default=None, metavar="N,M",
+                    help="instead of --servers: the new server with each of these worker counts, "
+                         "e.g. 1,2 (the same as --servers new,new-w2)")
     ap.add_argument("--tracking-uri", default=None, help="serve this registry's model instead")
     ap.add_argument("--model-name", default=None)
     ap.add_argument("--baseline", action="store_true",
@@ -333,6 +358,9 @@ def main() -> int:
     ap.add_argument("--json", type=Path, default=None, help="also write the figures here")
     args = ap.parse_args()
     servers = args.servers.split(",")
+    if args.workers:
+        servers = ["new" if n.strip() == "1" else f"new-w{int(n)}"
+                   for n in args.workers.split(",")]
 
     report: dict = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -349,9 +377,11 @@ def main() -> int:
         procs = {}
         try:
             for server in servers:
+                workers = re.fullmatch(r"new-w(\d+)", server)
                 procs[server] = start_server(
                     uri, name, root / f"{server}.log", legacy if server == "old" else None,
-                    ("--no-access-log",) if server == "new-quiet" else ())
+                    ("--no-access-log",) if server == "new-quiet" else
+                    ("--workers", workers.group(1)) if workers else ())
             print(f"{os.cpu_count()} CPUs, load average {_load_average()}; clients: "
                   f"{args.processes} processes x {args.connections} keep-alive connections")
             for server, (proc, url) in procs.items():
@@ -415,6 +445,17 @@ def main() -> int:
                       f"p50 x{n['p50_ms'] / o['p50_ms']:.2f}; closed-loop throughput "
                       f"x{nc['rps'] / oc['rps']:.2f}, CPU per request "
                       f"x{nc['server_cpu_per_request_us'] / oc['server_cpu_per_request_us']:.2f}")
+    if "new" in servers:
+        for server in servers:
+            if server.startswith("new-w"):
+                o, n = report["new, open loop"], report[f"{server}, open loop"]
+                oc, nc = report["new, closed loop"], report[f"{server}, closed loop"]
+                cpu = nc["server_cpu_per_request_us"] / oc["server_cpu_per_request_us"]
+                print(f"{server} / new (1 worker): closed-loop throughput "
+                      f"x{nc['rps'] / oc['rps']:.2f} ({nc['rps']:.0f} / {oc['rps']:.0f} req/s); "
+                      f"open-loop p99 x{n['p99_ms'] / o['p99_ms']:.2f} ({n['p99_ms']:.2f} / "
+                      f"{o['p99_ms']:.2f} ms), p50 x{n['p50_ms'] / o['p50_ms']:.2f}; CPU per "
+                      f"request x{cpu:.2f} (load average now {_load_average()})")
     if args.json:
         args.json.write_text(json.dumps(report, indent=2))
     return 1 if errors else 0

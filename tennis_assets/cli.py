@@ -37,6 +37,15 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _workers(text: str) -> int:
+    from tennis_assets.serving.workers import MAX_WORKERS
+
+    value = _positive_int(text)
+    if value > MAX_WORKERS:
+        raise argparse.ArgumentTypeError(f"{text!r}: at most {MAX_WORKERS} worker processes")
+    return value
+
+
 def _seed(text: str) -> int:
     from tennis_assets.agents.config import check_seed
 
@@ -171,8 +180,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from tennis_assets.tracking.mlflow_tracking import MlflowTracker, default_tracking_uri
     from tennis_assets.tracking.preflight import check_registry_exists
 
-    logging.basicConfig(level=args.log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    log_format = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+    if args.workers > 1:
+        from tennis_assets.serving.workers import LOG_FORMAT as log_format  # says which process
+    logging.basicConfig(level=args.log_level.upper(), format=log_format)
     # A "_created" sample per counter and histogram doubles the exposition for nothing the
     # dashboards or alerts use.
     disable_created_metrics()
@@ -195,9 +206,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
                           max_batch=args.max_batch, request_timeout_s=args.request_timeout,
                           idle_timeout_s=args.idle_timeout, max_concurrency=args.max_concurrency,
                           drain_timeout_s=args.drain_timeout, access_log=not args.no_access_log)
+    monitoring_file = args.monitoring_file or default_monitoring_file()
+    if args.workers > 1:
+        return _serve_workers(args, config, tracker.tracking_uri, monitoring_file)
     try:
-        server = PolicyServer(source, config,
-                              monitoring_file=args.monitoring_file or default_monitoring_file())
+        server = PolicyServer(source, config, monitoring_file=monitoring_file)
     except OSError as exc:
         raise ValueError(f"cannot listen on {args.host}:{args.port} ({exc})") from None
     # The first model loads in the background: the port answers /healthz at once and /readyz
@@ -206,6 +219,26 @@ def cmd_serve(args: argparse.Namespace) -> int:
           flush=True)
     server.serve_forever()
     return 0
+
+
+def _serve_workers(args: argparse.Namespace, config, tracking_uri: str, monitoring_file) -> int:
+    from tennis_assets.serving.server import bind_listener
+    from tennis_assets.serving.workers import serve_workers
+
+    config.check()
+    try:
+        sock = bind_listener(args.host, args.port)
+    except OSError as exc:
+        raise ValueError(f"cannot listen on {args.host}:{args.port} ({exc})") from None
+    host, port = sock.getsockname()[:2]
+    url = f"http://{'[' + host + ']' if ':' in host else host}:{port}"
+    # Connections wait in the socket's backlog until the first worker accepts them.
+    print(f"serving {args.model_name}@{args.alias} with {args.workers} workers from "
+          f"{tracking_uri} on {url}", flush=True)
+    return serve_workers(args.workers, sock, config, {
+        "tracking_uri": tracking_uri, "model_name": args.model_name, "alias": args.alias,
+        "poll_interval_s": args.poll_interval, "log_level": args.log_level,
+        "monitoring_file": str(monitoring_file) if monitoring_file else None})
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -268,6 +301,10 @@ def build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks one)")
     sv.add_argument("--model-name", default="tennis-policy", help="registered model name")
     sv.add_argument("--alias", default="champion", help="registry alias to serve")
+    sv.add_argument("--workers", type=_workers, default=1,
+                    help="worker processes answering on the port (default 1; at most 64); "
+                         "each loads the model and has its own --max-concurrency; metrics are "
+                         "summed over them (prometheus-client multiprocess mode)")
     sv.add_argument("--tracking-uri", default=None,
                     help="MLflow tracking/registry URI (default $MLFLOW_TRACKING_URI, else the "
                          "data directory's SQLite database)")

@@ -6,6 +6,8 @@ Prometheus metrics. No Dagster here; ``tennis-assets serve`` starts it.
 - ``app``: the HTTP endpoints (Starlette).
 - ``protocol``: uvicorn's HTTP protocol with a deadline for receiving each request.
 - ``server``: the application on uvicorn, its limits, start, stop and drain.
+- ``workers``: ``serve --workers N``: uvicorn's supervisor over N worker processes, with
+  prometheus-client's multiprocess metrics.
 - ``metrics``: the Prometheus metrics of the server and its process.
 - ``monitoring``: the latest drift-monitoring result (a JSON file) as Prometheus gauges.
 """

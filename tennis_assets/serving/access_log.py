@@ -12,14 +12,22 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import select
 import sys
 from typing import IO
 
 
 class AccessLog:
-    def __init__(self, stream: IO[bytes] | None = None, interval_s: float = 0.2) -> None:
+    def __init__(self, stream: IO[bytes] | None = None, interval_s: float = 0.2,
+                 shared: bool = False) -> None:
+        """shared: other processes write to the same stderr (several workers). A pipe keeps a
+        write whole only up to PIPE_BUF bytes; a longer one can be split where the pipe is
+        full and another worker's bytes land in the middle of a line. Then the lines go out
+        in writes of whole lines of at most PIPE_BUF bytes each."""
         self.stream = stream
         self.interval_s = interval_s
+        self.shared = shared
         self._lines: list[str] = []
         self._scheduled = False
 
@@ -38,8 +46,26 @@ class AccessLog:
         self._lines.clear()
         stream = self.stream or sys.stderr.buffer
         try:
-            stream.write(data)
-            stream.flush()
+            if self.shared:
+                stream.flush()
+                _write_whole_lines(stream.fileno(), data)
+            else:
+                stream.write(data)
+                stream.flush()
         except (OSError, ValueError):  # a closed or full stderr must not stop the answers
             pass
+
+
+def _write_whole_lines(fd: int, data: bytes, limit: int = select.PIPE_BUF) -> None:
+    start = 0
+    while start < len(data):
+        end = start + limit
+        if end < len(data):
+            cut = data.rfind(b"\n", start, end)
+            # A line longer than PIPE_BUF cannot go out whole: it goes out alone.
+            end = cut + 1 if cut >= start else data.find(b"\n", end) + 1 or len(data)
+        view = memoryview(data)[start:end]
+        while view:
+            view = view[os.write(fd, view):]
+        start = end
 

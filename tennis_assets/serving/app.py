@@ -5,7 +5,7 @@
     POST /invocations  MLflow's scoring protocol: {"inputs": [N][2][24]} or {"instances": ...}
                        -> {"predictions": [N][2][2]}, as `mlflow models serve` answers
     GET  /ping         MLflow's (and SageMaker's) health check: 200 once a model is loaded
-    GET  /healthz      200 while the process runs
+    GET  /healthz      200 while the process runs: {"status": "ok", "pid": <worker pid>}
     GET  /readyz       200 once a model is loaded, else 503
     GET  /metrics      Prometheus exposition (prometheus-client's ASGI app)
 
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from dataclasses import dataclass
 
@@ -63,6 +64,9 @@ class PolicyApp:
     def __init__(self, source: ChampionSource, metrics: ServingMetrics, limits: Limits,
                  access: AccessLog | None) -> None:
         self.source, self.metrics, self.limits, self.access = source, metrics, limits, access
+        # Which process answered: with several workers (``workers``) each has its own model
+        # load, limits and log lines, and a user chasing one needs to know which.
+        self.pid = os.getpid()
 
     def _done(self, request: Request, endpoint: str, started: float, status: int, outcome: str,
               response: Response, batch: int | None = None) -> Response:
@@ -80,7 +84,8 @@ class PolicyApp:
                 "client": f"{client[0]}:{client[1]}" if client else None,
                 "method": scope["method"], "path": scope["path"], "status": status,
                 "outcome": outcome, "duration_ms": round((time.perf_counter() - started) * 1e3, 3),
-                "batch": batch, "model_version": model.version if model else None})
+                "batch": batch, "model_version": model.version if model else None,
+                "pid": self.pid})
         return response
 
     def _reject(self, request: Request, endpoint: str, started: float, exc: BadRequest,
@@ -160,7 +165,7 @@ class PolicyApp:
 
     async def healthz(self, request: Request) -> Response:
         return self._done(request, "healthz", time.perf_counter(), 200, "ok",
-                          _json(200, {"status": "ok"}))
+                          _json(200, {"status": "ok", "pid": self.pid}))
 
     async def readyz(self, request: Request) -> Response:
         started = time.perf_counter()

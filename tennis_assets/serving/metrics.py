@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import logging
 import math
+import os
+import re
 import threading
 from bisect import bisect_left
-from typing import Iterable
+from typing import Callable, Iterable
 
 import numpy as np
 from prometheus_client import (CollectorRegistry, Counter, Gauge, Histogram, Info,
@@ -109,41 +111,174 @@ class ActionStats:
         return [hist, total, sat]
 
 
+OBSERVATIONS_HELP = "Observations (court states) answered with actions"
+ACTION_VALUES_HELP = "Action values served, per action dimension"
+
+
+class _NotWritten:
+    def inc(self, amount: float = 1) -> None:
+        pass
+
+
+class SharedCollector:
+    """prometheus-client's MultiProcessCollector (every worker's file, summed), plus two
+    counters that equal a histogram's count or sum, derived here rather than written to the
+    files on every request (each write takes a lock and a store into the shared file, ~1 us):
+    tennis_policy_observations_total is the batch-size histogram's sum, and
+    tennis_policy_action_values_total the action histogram's count."""
+
+    def __init__(self, registry: CollectorRegistry, path: str) -> None:
+        from prometheus_client import multiprocess
+
+        self._files = multiprocess.MultiProcessCollector(None, path=path)
+        registry.register(self)
+
+    def collect(self) -> Iterable[Metric]:
+        for metric in self._files.collect():
+            yield metric
+            if metric.name == "tennis_policy_batch_size":
+                total = sum(s.value for s in metric.samples if s.name.endswith("_sum"))
+                yield CounterMetricFamily("tennis_policy_observations", OBSERVATIONS_HELP,
+                                          value=total)
+            elif metric.name == "tennis_policy_action_value":
+                values = CounterMetricFamily("tennis_policy_action_values", ACTION_VALUES_HELP,
+                                             labels=["dimension"])
+                for s in metric.samples:
+                    if s.name.endswith("_count"):
+                        values.add_metric([s.labels["dimension"]], s.value)
+                yield values
+
+
+class SharedActionStats(ActionStats):
+    """ActionStats in prometheus-client's multiprocess mode: the same three metrics, a
+    Histogram and a Counter whose values live in this worker's file, summed over workers at
+    scrape time, and the count of values, which is the histogram's count (SharedCollector).
+    A batch's bucket counts are still computed by ActionStats (numpy) and each non-empty bucket
+    is added once, rather than one ``observe`` per action value."""
+
+    def __init__(self, dimensions: int = 2) -> None:
+        super().__init__(dimensions)
+        self._one_at_a_time = threading.Lock()
+        hist = Histogram("tennis_policy_action_value",
+                         "Greedy action values served, per action dimension", ["dimension"],
+                         buckets=ACTION_BOUNDS, registry=None)
+        sat = Counter("tennis_policy_action_saturated",
+                      f"Action values with |a| >= {SATURATED} (tanh saturated), per action "
+                      "dimension", ["dimension"], registry=None)
+        children = [hist.labels(str(d)) for d in range(dimensions)]
+        # Histogram.observe adds to one bucket's value and to the sum; adding a whole bucket
+        # count at once needs those values themselves (prometheus-client has no public call
+        # for it). Non-cumulative per bucket, as observe stores them.
+        self._shared = [(child._buckets, child._sum, sat.labels(str(d)))
+                        for d, child in enumerate(children)]
+
+    def observe(self, actions: np.ndarray) -> None:
+        if actions.size <= 16:
+            self._add_few(actions.ravel().tolist())
+            return
+        # The in-process counts hold one batch at a time: filled by ActionStats, added to the
+        # shared values, cleared.
+        with self._one_at_a_time:
+            super().observe(actions)
+            for d, (buckets, total, sat) in enumerate(self._shared):
+                for i, c in enumerate(self._counts[d].tolist()):
+                    if c:
+                        buckets[i].inc(c)
+                total.inc(float(self._sums[d]))
+                if self._saturated[d]:
+                    sat.inc(int(self._saturated[d]))
+            self._counts[:] = 0
+            self._sums[:] = 0
+            self._saturated[:] = 0
+
+    def _add_few(self, values: list[float]) -> None:
+        # A handful of values: straight to the shared values, one write per value and one sum
+        # per dimension (numpy's fixed costs would dominate, as in ActionStats).
+        dims, shared = self.dimensions, self._shared
+        sums = [0.0] * dims
+        for i, v in enumerate(values):
+            d = i % dims
+            buckets, _, sat = shared[d]
+            buckets[bisect_left(ACTION_BOUNDS, v)].inc(1)
+            sums[d] += v
+            if abs(v) >= SATURATED:
+                sat.inc(1)
+        for d in range(dims):
+            shared[d][1].inc(sums[d])
+
+    def collect(self) -> Iterable[Metric]:
+        return []  # exported by the MultiProcessCollector
+
+
 class HostCollector:
     """psutil figures the standard process collector lacks: threads, and the CPU and memory
-    of the machine (or container) the server shares."""
+    of the machine (or container) the server shares.
 
-    def __init__(self) -> None:
+    ``pids``: with several workers, a callable giving the live workers' pids; each worker's
+    figures then carry a ``pid`` label, read from /proc by whichever worker is scraped, so every
+    scrape shows every worker (CPU since the scraped worker's previous look at that pid).
+    """
+
+    def __init__(self, pids: Callable[[], Iterable[int]] | None = None) -> None:
         import psutil
 
         self._psutil = psutil
-        self._process = psutil.Process()
+        self._pids = pids
+        self._processes: dict[int, object] = {}
         # cpu_percent measures since its previous call: prime it so the first scrape is sane.
         psutil.cpu_percent(interval=None)
-        self._process.cpu_percent(interval=None)
+        if pids is None:
+            self._process(os.getpid())
+
+    def _process(self, pid: int):
+        """(the psutil process, whether its CPU figure was primed before this call)."""
+        process = self._processes.get(pid)
+        if process is not None:
+            return process, True
+        process = self._processes[pid] = self._psutil.Process(pid)
+        process.cpu_percent(interval=None)
+        return process, False
 
     def describe(self) -> Iterable[Metric]:
         return []
 
     def collect(self) -> Iterable[Metric]:
         psutil = self._psutil
+        labels = ["pid"] if self._pids is not None else []
+        threads = GaugeMetricFamily("tennis_policy_process_threads",
+                                    "Threads of the server process", labels=labels)
+        process_cpu = GaugeMetricFamily(
+            "tennis_policy_process_cpu_usage_ratio",
+            "Fraction of the machine's CPU used by the server process since the previous scrape",
+            labels=labels)
+        pids = list(self._pids()) if self._pids is not None else [os.getpid()]
+        for gone in set(self._processes) - set(pids):
+            del self._processes[gone]
         try:
             memory = psutil.virtual_memory()
-            with self._process.oneshot():
-                threads = self._process.num_threads()
-                # A ratio of the whole machine (0..1), like the host figure below.
-                process_cpu = (self._process.cpu_percent(interval=None) / 100.0
-                               / (psutil.cpu_count() or 1))
             host_cpu = psutil.cpu_percent(interval=None) / 100.0
+            cpus = psutil.cpu_count() or 1
+            for pid in pids:
+                try:
+                    process, primed = self._process(pid)
+                    with process.oneshot():
+                        count = process.num_threads()
+                        # A ratio of the whole machine (0..1), like the host figure below;
+                        # none for a worker first seen now (nothing measured yet).
+                        cpu = (process.cpu_percent(interval=None) / 100.0 / cpus
+                               if primed else None)
+                except psutil.NoSuchProcess:  # a worker that exited since the listing
+                    self._processes.pop(pid, None)
+                    continue
+                value = [str(pid)] if labels else []
+                threads.add_metric(value, count)
+                if cpu is not None:
+                    process_cpu.add_metric(value, cpu)
         except Exception as exc:  # a scrape must never fail because /proc hiccuped
             log.debug("psutil collector: %s", exc)
             return []
         return [
-            GaugeMetricFamily("tennis_policy_process_threads", "Threads of the server process",
-                              value=threads),
-            GaugeMetricFamily("tennis_policy_process_cpu_usage_ratio",
-                              "Fraction of the machine's CPU used by the server process since the "
-                              "previous scrape", value=process_cpu),
+            threads, process_cpu,
             GaugeMetricFamily("tennis_host_cpu_usage_ratio",
                               "CPU busy fraction of the whole machine since the previous scrape",
                               value=host_cpu),
@@ -154,12 +289,91 @@ class HostCollector:
         ]
 
 
+_LIVE_FILE = re.compile(r"gauge_livemin_(\d+)\.db$")
+
+
+def live_worker_pids(multiprocess_dir: str) -> list[int]:
+    """The workers alive now: each has the file of its ``livemin`` gauge (model_loaded) from its
+    start until it is marked dead (at its exit, or by the supervisor when it died)."""
+    try:
+        names = os.listdir(multiprocess_dir)
+    except OSError:
+        return [os.getpid()]
+    return sorted(int(m.group(1)) for m in map(_LIVE_FILE.match, names) if m)
+
+
+class WorkerProcessCollector:
+    """prometheus-client's process metrics (CPU seconds, memory, fds, start time) of every live
+    worker, each with a ``pid`` label: its ProcessCollector reads /proc/<pid>, so the scraped
+    worker can report its siblings."""
+
+    def __init__(self, pids: Callable[[], Iterable[int]]) -> None:
+        self._pids = pids
+        self._collectors: dict[int, ProcessCollector] = {}
+
+    def describe(self) -> Iterable[Metric]:
+        return []
+
+    def collect(self) -> Iterable[Metric]:
+        families: dict[str, Metric] = {}
+        pids = list(self._pids())
+        for gone in set(self._collectors) - set(pids):
+            del self._collectors[gone]
+        for pid in pids:
+            collector = self._collectors.get(pid)
+            if collector is None:
+                collector = self._collectors[pid] = ProcessCollector(
+                    pid=lambda pid=pid: pid, registry=None)
+            for family in collector.collect():
+                merged = families.get(family.name)
+                if merged is None:
+                    merged = families[family.name] = Metric(family.name, family.documentation,
+                                                            family.type, family.unit)
+                merged.samples.extend(sample._replace(labels={**sample.labels, "pid": str(pid)})
+                                      for sample in family.samples)
+        return list(families.values())
+
+
+class SharedGcStats:
+    """The garbage collector's counts (what GCCollector exports for one process) as counters
+    summed over the workers. gc.get_stats() is cumulative per process; the increase since the
+    previous ``sample()`` is added, once a second and at the worker's exit (a counter updated
+    inside a gc callback could deadlock on the value lock the collecting thread holds)."""
+
+    def __init__(self) -> None:
+        import gc
+
+        self._gc = gc
+        labels = ["generation"]
+        self._counters = (
+            Counter("python_gc_objects_collected", "Objects collected during gc", labels,
+                    registry=None),
+            Counter("python_gc_objects_uncollectable", "Uncollectable objects found during GC",
+                    labels, registry=None),
+            Counter("python_gc_collections", "Number of times this generation was collected",
+                    labels, registry=None))
+        self._keys = ("collected", "uncollectable", "collections")
+        self._last = [dict.fromkeys(self._keys, 0) for _ in gc.get_stats()]
+        self.sample()
+
+    def sample(self) -> None:
+        for generation, (stats, last) in enumerate(zip(self._gc.get_stats(), self._last)):
+            for counter, key in zip(self._counters, self._keys):
+                increase = stats[key] - last[key]
+                if increase > 0:
+                    counter.labels(str(generation)).inc(increase)
+                    last[key] = stats[key]
+
+
 class GpuCollector:
     """GPU figures where CUDA exists; on a CPU-only machine it yields nothing (never an error).
     Memory allocated by this process comes from torch; device utilisation and used memory from
     NVML (pynvml), when that is installed."""
 
-    def __init__(self) -> None:
+    def __init__(self, per_process: bool = True) -> None:
+        # per_process=False (several workers): no torch figure, which only the worker holding
+        # the memory could read; the NVML figures are the device's, the same from any worker.
+        self._per_process = per_process
         self._nvml = None
         self._cuda = False
         try:
@@ -207,16 +421,45 @@ class GpuCollector:
         except Exception as exc:
             log.debug("GPU collector: %s", exc)
             return []
-        return [allocated] + ([util, used, total] if self._nvml is not None else [])
+        return (([allocated] if self._per_process else [])
+                + ([util, used, total] if self._nvml is not None else []))
 
 
 class ServingMetrics:
     """Every metric the server exports, and the few calls the server makes to update them."""
 
     def __init__(self, registry: CollectorRegistry | None = None,
-                 process_metrics: bool = True) -> None:
-        self.registry = reg = registry or CollectorRegistry()
-        if process_metrics:
+                 process_metrics: bool = True, multiprocess_dir: str | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        self.multiprocess = multiprocess_dir is not None
+        self.gc: SharedGcStats | None = None
+        if self.multiprocess:
+            from prometheus_client import values
+
+            # prometheus_client picks where values live when it is first imported; imported
+            # before the variable was set, this process's values would silently be missing
+            # from every scrape.
+            if (os.environ.get("PROMETHEUS_MULTIPROC_DIR") != multiprocess_dir
+                    or values.ValueClass.__name__ != "MmapedValue"):
+                raise RuntimeError(f"multiprocess metrics in {multiprocess_dir}: "
+                                   "$PROMETHEUS_MULTIPROC_DIR must name it before "
+                                   "prometheus_client is first imported")
+            # prometheus-client's multiprocess mode (``workers``): every counter, histogram and
+            # gauge below lives in a file of this process under ``multiprocess_dir``; the
+            # exposition registry reads all the workers' files, so the metric objects themselves
+            # must stay out of it (or each would be exported twice).
+            SharedCollector(self.registry, path=multiprocess_dir)
+            reg = None
+        else:
+            reg = self.registry
+        if process_metrics and self.multiprocess:
+            pids = lambda: live_worker_pids(multiprocess_dir)  # noqa: E731
+            PlatformCollector(registry=self.registry)
+            self.registry.register(WorkerProcessCollector(pids))
+            self.registry.register(HostCollector(pids))
+            self.registry.register(GpuCollector(per_process=False))
+            self.gc = SharedGcStats()
+        elif process_metrics:
             # process_cpu_seconds_total, process_resident_memory_bytes, open fds, start time.
             ProcessCollector(registry=reg)
             PlatformCollector(registry=reg)
@@ -234,30 +477,47 @@ class ServingMetrics:
         self.requests = Counter(
             "tennis_policy_requests", "HTTP requests by endpoint, outcome and status code",
             ["endpoint", "outcome", "code"], registry=reg)
-        self.observations = Counter(
-            "tennis_policy_observations", "Observations (court states) answered with actions",
-            registry=reg)
+        # Several workers: derived from batch_size at scrape time (SharedCollector), one file
+        # write less per request.
+        self.observations = _NotWritten() if self.multiprocess else Counter(
+            "tennis_policy_observations", OBSERVATIONS_HELP, registry=reg)
         self.batch_size = Histogram(
             "tennis_policy_batch_size", "Observations per action request",
             buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024), registry=reg)
-        self.actions = ActionStats()
-        reg.register(self.actions)
+        if self.multiprocess:
+            self.actions = SharedActionStats()
+        else:
+            self.actions = ActionStats()
+            reg.register(self.actions)
 
-        self.model_info = Info("tennis_policy_model", "The model being served",
-                               registry=reg)
+        # Each worker loads the champion on its own, so with several workers the model gauges
+        # are per worker (a ``pid`` label, dropped when the worker exits), except
+        # model_loaded: the smallest over the live workers, so "no model" alerts while any
+        # worker cannot answer. The multiprocess_mode arguments do nothing in one process.
+        if self.multiprocess:
+            # Info does not work in multiprocess mode: the same series as a gauge, 1 for the
+            # model served and 0 for one this worker served before.
+            self.model_info = Gauge("tennis_policy_model_info", "The model being served",
+                                    ["name", "version", "alias", "run_id", "implementation"],
+                                    registry=reg, multiprocess_mode="liveall")
+            self._info_labels: tuple | None = None
+        else:
+            self.model_info = Info("tennis_policy_model", "The model being served",
+                                   registry=reg)
         self.model_version = Gauge(
             "tennis_policy_model_version",
-            "Registry version of the model being served (NaN until one is loaded)", registry=reg)
+            "Registry version of the model being served (NaN until one is loaded)", registry=reg,
+            multiprocess_mode="liveall")
         self.model_loaded = Gauge("tennis_policy_model_loaded",
                                   "1 when a model is loaded and requests can be answered",
-                                  registry=reg)
+                                  registry=reg, multiprocess_mode="livemin")
         self.model_loaded_at = Gauge(
             "tennis_policy_model_loaded_timestamp_seconds",
-            "Unix time the served model was loaded", registry=reg)
+            "Unix time the served model was loaded", registry=reg, multiprocess_mode="liveall")
         self.model_load_seconds = Gauge(
             "tennis_policy_model_load_duration_seconds",
             "How long loading the served model took (download, build, test inference)",
-            registry=reg)
+            registry=reg, multiprocess_mode="liveall")
         self.reloads = Counter("tennis_policy_model_reloads",
                                "Model loads by result; a failure keeps the old model serving",
                                ["result"], registry=reg)
@@ -295,9 +555,15 @@ class ServingMetrics:
 
     # ---- called by the model source ---------------------------------------------------------
     def model_swapped(self, model) -> None:
-        self.model_info.info({"name": model.name, "version": model.version,
-                              "alias": model.alias, "run_id": model.run_id or "",
-                              "implementation": model.implementation})
+        info = {"name": model.name, "version": model.version, "alias": model.alias,
+                "run_id": model.run_id or "", "implementation": model.implementation}
+        if self.multiprocess:
+            if self._info_labels is not None:
+                self.model_info.labels(*self._info_labels).set(0)
+            self._info_labels = tuple(info.values())
+            self.model_info.labels(*self._info_labels).set(1)
+        else:
+            self.model_info.info(info)
         try:
             self.model_version.set(float(model.version))
         except ValueError:

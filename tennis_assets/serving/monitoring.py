@@ -19,7 +19,7 @@ import logging
 import os
 import threading
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
@@ -36,8 +36,12 @@ class MonitoringCollector:
     """A prometheus_client collector over the monitoring result file."""
 
     def __init__(self, path: str | os.PathLike,
-                 served_version: Callable[[], str | None] | None = None) -> None:
+                 served_version: Callable[[], str | None] | None = None,
+                 errors: Any = None) -> None:
+        """errors: a prometheus_client Counter to count unreadable files in, instead of this
+        collector's own count (several workers: a counter summed over them)."""
         self.path = Path(path)
+        self._errors_counter = errors
         # None: export whatever the file says (no server attached, e.g. a sidecar exporter).
         self.served_version = served_version
         self._lock = threading.Lock()
@@ -72,6 +76,8 @@ class MonitoringCollector:
 
     def _count_error(self, why: str) -> None:
         self._errors += 1
+        if self._errors_counter is not None:
+            self._errors_counter.inc()
         log.warning("monitoring result %s unreadable: %s (keeping the last good result)",
                     self.path, why)
 
@@ -80,8 +86,10 @@ class MonitoringCollector:
         errors = CounterMetricFamily("tennis_monitoring_read_errors",
                                      "Monitoring result files that could not be parsed",
                                      value=self._errors)
+        if self._errors_counter is not None:
+            errors = None
         if result is None:
-            return [errors]
+            return [errors] if errors else []
         served = self.served_version() if self.served_version is not None else None
         if self.served_version is not None and result.model_version != served:
             # The result is about another version (the one before a promotion, or a rollback):
@@ -92,13 +100,12 @@ class MonitoringCollector:
                 "serve (its drift gauges are withheld)", labels=["result_version",
                                                                  "served_version"])
             stale.add_metric([result.model_version, served or ""], 1.0)
-            return [errors, stale]
+            return [errors, stale] if errors else [stale]
 
         def gauge(name: str, doc: str, value: float) -> GaugeMetricFamily:
             return GaugeMetricFamily(name, doc, value=value)
 
         out = [
-            errors,
             gauge("tennis_monitoring_score_mean",
                   "Mean episode score of the champion in the latest monitoring run", result.mean),
             gauge("tennis_monitoring_baseline_score_mean",
@@ -120,6 +127,8 @@ class MonitoringCollector:
         if result.episodes is not None:
             out.append(gauge("tennis_monitoring_episodes",
                              "Episodes played in the latest monitoring run", result.episodes))
+        if errors:
+            out.insert(0, errors)
         info = GaugeMetricFamily("tennis_monitoring_run_info",
                                  "The latest monitoring run (labels); value always 1",
                                  labels=["model_version", "test"])

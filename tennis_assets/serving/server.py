@@ -52,7 +52,7 @@ class ServerConfig:
                 raise ValueError(f"ServerConfig: {name}={getattr(self, name)!r}: must be > 0")
 
 
-def _bind(host: str, port: int, backlog: int = 2048) -> socket.socket:
+def bind_listener(host: str, port: int, backlog: int = 2048) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -130,7 +130,7 @@ class PolicyServer:
         self.access = AccessLog() if cfg.access_log else None
         self.app = create_app(source, self.metrics, Limits(cfg.max_body_bytes, cfg.max_batch),
                               self.access, lifespan=self._lifespan)
-        self.socket = _bind(cfg.host, cfg.port)
+        self.socket = bind_listener(cfg.host, cfg.port)
 
         def rejected(status: int, outcome: str) -> None:
             self.metrics.request("other", outcome, status, 0.0)

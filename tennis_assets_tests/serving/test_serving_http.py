@@ -5,6 +5,7 @@ server keeps serving."""
 from __future__ import annotations
 
 import json
+import os
 import socket
 
 import numpy as np
@@ -70,7 +71,8 @@ def test_invocations_answer_like_the_registered_pyfunc(client, registry, champio
 
 
 def test_health_readiness_and_metrics_endpoints(client, champion):
-    assert client.json("GET", "/healthz") == (200, {"status": "ok"})
+    # The server runs in this process (a thread): the pid says which process answered.
+    assert client.json("GET", "/healthz") == (200, {"status": "ok", "pid": os.getpid()})
     status, doc = client.json("GET", "/readyz")
     assert status == 200 and doc["version"] == champion[1].version and doc["alias"] == "champion"
     status, headers, body = client.request("GET", "/metrics")
