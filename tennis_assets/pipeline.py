@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import platform
 import shutil
 import sys
 import time
@@ -170,6 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--candidate", choices=["baseline", "tuned"], action="append",
                         help="train and evaluate only this candidate (repeatable; default both)")
     args = parser.parse_args(argv)
+    started = time.monotonic()
     home = ensure_dagster_home()
     partitions = tuple(dict.fromkeys(args.candidate or ("baseline", "tuned")))
     runs = materialize_all(args.profile, partitions=partitions)
@@ -206,6 +209,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"MLflow UI        : {uri}")
     else:
         print(f"MLflow UI        : mlflow ui --backend-store-uri {uri}")
+    # With the machine and its load, so the figure can be compared with the README's.
+    print(f"took             : {time.monotonic() - started:.1f} s on {platform.machine()}, "
+          f"{os.cpu_count()} CPUs, load average "
+          + " ".join(f"{x:.2f}" for x in os.getloadavg()))
     # Success means a champion exists now (promoted by this run or kept from an earlier one)
     # and its monitoring ran; drift itself is a finding the monitoring check reports.
     return 0 if runs and all(r.success for r in runs if r.job in ("promote", "monitor")) \

@@ -66,6 +66,41 @@ def training_slots() -> int:
     return slots
 
 
+SERVE_WORKER_ENV = "TENNIS_SERVE_WORKER"
+PROMETHEUS_MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def prometheus_multiproc_dir() -> str:
+    """$PROMETHEUS_MULTIPROC_DIR: where prometheus-client keeps this process's metric values
+    (set by ``serve --workers N`` for its workers; empty: in memory)."""
+    return _get(PROMETHEUS_MULTIPROC_ENV)
+
+
+def serve_worker_settings() -> dict[str, Any]:
+    """$TENNIS_SERVE_WORKER: a policy-server worker's settings, JSON its supervisor wrote."""
+    raw = _get(SERVE_WORKER_ENV)
+    try:
+        value = json.loads(raw) if raw else None
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{SERVE_WORKER_ENV}: not JSON ({exc})") from None
+    if not isinstance(value, dict):
+        raise ValueError(f"{SERVE_WORKER_ENV} is not set: a worker is started by "
+                         "`tennis-assets serve --workers N`, not by hand")
+    return value
+
+
+def use_serve_workers(metrics_dir: str | None, worker_settings: dict[str, Any] | None) -> None:
+    """Hand the worker processes this one spawns their metrics folder and settings (None:
+    take them back)."""
+    for name, value in ((PROMETHEUS_MULTIPROC_ENV, metrics_dir),
+                        (SERVE_WORKER_ENV, None if worker_settings is None
+                         else json.dumps(worker_settings))):
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
 def profile() -> str:
     """$TENNIS_ASSETS_PROFILE: the launchpad's default profile (tiny, quick or full)."""
     name = _get("TENNIS_ASSETS_PROFILE", "quick")

@@ -436,10 +436,12 @@ class ServingMetrics:
         if self.multiprocess:
             from prometheus_client import values
 
+            from tennis_assets.settings import prometheus_multiproc_dir
+
             # prometheus_client picks where values live when it is first imported; imported
             # before the variable was set, this process's values would silently be missing
             # from every scrape.
-            if (os.environ.get("PROMETHEUS_MULTIPROC_DIR") != multiprocess_dir
+            if (prometheus_multiproc_dir() != multiprocess_dir
                     or values.ValueClass.__name__ != "MmapedValue"):
                 raise RuntimeError(f"multiprocess metrics in {multiprocess_dir}: "
                                    "$PROMETHEUS_MULTIPROC_DIR must name it before "

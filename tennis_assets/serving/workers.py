@@ -30,7 +30,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import json
 import logging
 import os
 import shutil
@@ -41,12 +40,12 @@ import time
 
 from uvicorn.supervisors.multiprocess import Multiprocess
 
+from tennis_assets import settings as environment
+
 from .protocol import DeadlineProtocol
 
 log = logging.getLogger(__name__)
 
-SETTINGS_ENV = "TENNIS_SERVE_WORKER"
-MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 # A bound that catches a typo (--workers 80 for 8): every worker holds its own model and
 # polls the registry; more workers than cores only adds memory and context switches.
 MAX_WORKERS = 64
@@ -70,11 +69,11 @@ def worker_app():
     from .model_source import ChampionSource
     from .server import ServerConfig
 
-    settings = json.loads(os.environ[SETTINGS_ENV])
+    settings = environment.serve_worker_settings()
     logging.basicConfig(level=settings["log_level"].upper(), format=LOG_FORMAT)
     disable_created_metrics()
     cfg = ServerConfig(**settings["config"])
-    metrics_dir = os.environ[MULTIPROC_ENV]
+    metrics_dir = environment.prometheus_multiproc_dir()
     metrics = ServingMetrics(multiprocess_dir=metrics_dir)
     source = ChampionSource(MlflowTracker(settings["tracking_uri"]), settings["model_name"],
                             alias=settings["alias"], poll_interval_s=settings["poll_interval_s"])
@@ -202,8 +201,8 @@ def serve_workers(workers: int, sock: socket.socket, config, settings: dict) -> 
     if not 1 < workers <= MAX_WORKERS:
         raise ValueError(f"workers={workers}: must be 2 to {MAX_WORKERS} here")
     metrics_dir = tempfile.mkdtemp(prefix="tennis-serve-metrics-")  # fresh, empty, mode 0700
-    os.environ[MULTIPROC_ENV] = metrics_dir
-    os.environ[SETTINGS_ENV] = json.dumps({**settings, "config": dataclasses.asdict(config)})
+    environment.use_serve_workers(metrics_dir,
+                                  {**settings, "config": dataclasses.asdict(config)})
     log.info("%d workers; their metrics in %s (prometheus-client multiprocess mode)", workers,
              metrics_dir)
     try:
@@ -222,5 +221,4 @@ def serve_workers(workers: int, sock: socket.socket, config, settings: dict) -> 
     finally:
         sock.close()
         shutil.rmtree(metrics_dir, ignore_errors=True)
-        os.environ.pop(MULTIPROC_ENV, None)
-        os.environ.pop(SETTINGS_ENV, None)
+        environment.use_serve_workers(None, None)

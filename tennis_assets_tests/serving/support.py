@@ -7,8 +7,12 @@ import http.client
 import itertools
 import json
 import shutil
+import signal
+import socket
 import subprocess
+import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from tennis_assets.agents import AgentConfig, make_learner
@@ -132,3 +136,83 @@ class Client:
 
     def close(self) -> None:
         self.conn.close()
+
+
+def hammer(url: str, doc: dict, answers: list, failures: list, stop: threading.Event) -> None:
+    """Closed-loop client on one keep-alive connection until the server closes it."""
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    conn = http.client.HTTPConnection(host, int(port), timeout=10)
+    body = json.dumps(doc)
+    try:
+        while not stop.is_set():
+            try:
+                conn.request("POST", "/act", body, {"Content-Type": "application/json"})
+                resp = conn.getresponse()
+                answers.append((resp.status, json.loads(resp.read())))
+            except (OSError, http.client.HTTPException) as exc:
+                # The drain closed this idle connection (or refused a new one): the request
+                # was never received, so it is no request the server dropped.
+                failures.append(type(exc).__name__)
+                return
+    finally:
+        conn.close()
+
+
+@dataclass
+class Drained:
+    answers: list  # (status, body) of every request the load got an answer to
+    failures: list  # connections the drain closed while idle (at most one each)
+    connections: int
+    in_flight: int  # half-sent requests, each answered 200 with the connection closed
+    exit_code: int
+
+
+def sigterm_under_load(proc: subprocess.Popen, url: str, doc: dict, in_flight: int = 3,
+                       connections: int = 4, exit_timeout_s: float = 20.0) -> Drained:
+    """Closed-loop load on ``connections`` keep-alive connections, plus ``in_flight`` requests
+    with their headers and half a body sent; SIGTERM once 50 answers came back; the rest of each
+    body only after the listening socket closed (so the drain had begun). Checks that every
+    half-sent request was answered 200 and its connection closed, and waits for the exit."""
+    port = int(url.rsplit(":", 1)[1])
+    answers: list = []
+    failures: list = []
+    stop = threading.Event()
+    threads = [threading.Thread(target=hammer, args=(url, doc, answers, failures, stop))
+               for _ in range(connections)]
+    for t in threads:
+        t.start()
+    body = json.dumps(doc).encode()
+    pending = []
+    try:
+        for _ in range(in_flight):
+            s = socket.create_connection(("127.0.0.1", port), timeout=10)
+            s.sendall(b"POST /act HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                      b"Content-Length: %d\r\n\r\n" % len(body) + body[:100])
+            pending.append(s)
+        wait_until(lambda: len(answers) >= 50, 30, "load to run")
+        proc.send_signal(signal.SIGTERM)
+
+        def refused() -> bool:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                return False
+            except ConnectionRefusedError:
+                return True
+        wait_until(refused, 10, "the listening socket to close")
+        for s in pending:
+            s.sendall(body[100:])
+        for s in pending:
+            data = b""
+            while chunk := s.recv(65536):
+                data += chunk
+            head, _, payload = data.partition(b"\r\n\r\n")
+            assert head.startswith(b"HTTP/1.1 200") and b"connection: close" in head.lower()
+            assert len(json.loads(payload)["actions"]) == 2
+        code = proc.wait(exit_timeout_s)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(10)
+        for s in pending:
+            s.close()
+    return Drained(answers, failures, connections, in_flight, code)

@@ -4,7 +4,6 @@ the same SIGTERM drain as one process: every request received answered, then exi
 
 from __future__ import annotations
 
-import http.client
 import json
 import os
 import re
@@ -22,8 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tennis_assets.cli import main
 
-from .support import Client, stop_process, wait_until
-from .test_serving_cli import _hammer
+from .support import Client, sigterm_under_load, stop_process, wait_until
 from .test_serving_http import VALID
 
 pytestmark = pytest.mark.slow
@@ -271,54 +269,18 @@ def test_sigterm_drains_every_worker_then_exits_0(registry, champion, tmp_path):
     name, info, _ = champion
     proc, log, log_path, url = _start(registry, name, tmp_path)
     try:
-        port = int(url.rsplit(":", 1)[1])
         pids = _worker_pids(url)
         metrics_dir = Path(re.search(r"metrics in (\S+)", log_path.read_text()).group(1))
         assert metrics_dir.is_dir() and (metrics_dir.stat().st_mode & 0o777) == 0o700
 
-        answers: list = []
-        failures: list = []
-        stop = threading.Event()
-        threads = [threading.Thread(target=_hammer, args=(url, answers, failures, stop))
-                   for _ in range(4)]
-        for t in threads:
-            t.start()
         # Requests in flight on several connections (so on both workers, most likely): headers
         # and half a body sent before SIGTERM, the rest after.
-        body = json.dumps(VALID).encode()
-        in_flight = []
-        for _ in range(6):
-            s = socket.create_connection(("127.0.0.1", port), timeout=10)
-            s.sendall(b"POST /act HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                      b"Content-Length: %d\r\n\r\n" % len(body) + body[:100])
-            in_flight.append(s)
-        wait_until(lambda: len(answers) >= 50, 30, "load to run")
-        proc.send_signal(signal.SIGTERM)
-
-        def refused() -> bool:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                return False
-            except ConnectionRefusedError:
-                return True
-        wait_until(refused, 10, "the listening socket to close")
-        for s in in_flight:
-            s.sendall(body[100:])
-        for s in in_flight:
-            data = b""
-            while chunk := s.recv(65536):
-                data += chunk
-            s.close()
-            head, _, payload = data.partition(b"\r\n\r\n")
-            assert head.startswith(b"HTTP/1.1 200") and b"connection: close" in head.lower()
-            assert len(json.loads(payload)["actions"]) == 2
-        assert proc.wait(20) == 0
-        stop.set()
-        for t in threads:
-            t.join(10)
+        run = sigterm_under_load(proc, url, VALID, in_flight=6)
+        assert run.exit_code == 0
+        answers = run.answers
         assert answers and all(status == 200 and doc["model_version"] == info.version
                                for status, doc in answers)
-        assert len(failures) <= len(threads), failures
+        assert len(run.failures) <= run.connections, run.failures
         assert not any(psutil.pid_exists(pid) for pid in pids)
         assert not metrics_dir.exists()
         text = log_path.read_text()
@@ -326,7 +288,7 @@ def test_sigterm_drains_every_worker_then_exits_0(registry, champion, tmp_path):
         assert text.count("worker stopped: every request received was answered") == 2
         assert "Traceback" not in text
         acts = [a for a in _access(log_path) if a["path"] == "/act" and a["status"] == 200]
-        assert len(acts) == len(answers) + len(in_flight)
+        assert len(acts) == len(answers) + run.in_flight
         assert {a["pid"] for a in acts} <= pids
     finally:
         stop_process(proc)
