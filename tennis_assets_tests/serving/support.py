@@ -12,6 +12,7 @@ import socket
 import subprocess
 import threading
 import time
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -93,6 +94,22 @@ def wait_until(predicate, timeout: float, what: str, interval: float = 0.05):
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {what}")
         time.sleep(interval)
+
+
+def wait_for_http(proc: subprocess.Popen, url: str, timeout_s: float, what: str,
+                  log_path: Path, interval: float = 0.1) -> None:
+    """Until GET ``url`` answers 200; fails at once, with the tail of the process's log, if the
+    process exits first."""
+    def answered() -> bool:
+        if proc.poll() is not None:
+            raise AssertionError(f"{what} exited with {proc.returncode}:\n"
+                                 f"{log_path.read_text()[-4000:]}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as resp:
+                return resp.status == 200
+        except OSError:
+            return False
+    wait_until(answered, timeout_s, f"{what} to answer {url}", interval)
 
 
 def start_server(registry: Registry, name: str, monitoring_file=None, poll: float = 0.2,

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from .support import wait_until
+from .support import wait_for_http
 
 pytestmark = pytest.mark.slow
 
@@ -69,16 +69,7 @@ def test_mlflow_models_serve_answers_like_the_policy_server(registry, champion, 
         stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:
-        def pinged() -> bool:
-            if proc.poll() is not None:
-                raise AssertionError(f"mlflow models serve exited with {proc.returncode}:\n"
-                                     f"{log_path.read_text()[-4000:]}")
-            try:
-                with urllib.request.urlopen(f"{url}/ping", timeout=2) as resp:
-                    return resp.status == 200
-            except OSError:
-                return False
-        wait_until(pinged, 600, "mlflow models serve to answer /ping", interval=1.0)
+        wait_for_http(proc, f"{url}/ping", 600, "mlflow models serve", log_path, interval=1.0)
 
         obs = np.random.default_rng(5).standard_normal((4, 2, 24)).astype(np.float32)
         for key in ("inputs", "instances"):

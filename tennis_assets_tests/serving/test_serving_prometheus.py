@@ -17,7 +17,7 @@ import pytest
 from tennis_assets_tests.system_services import missing
 import yaml
 
-from .support import Client, stop_process, wait_until
+from .support import Client, stop_process, wait_for_http, wait_until
 from .test_serving_http import VALID
 
 pytestmark = pytest.mark.slow
@@ -68,16 +68,7 @@ def prometheus(server, monitoring_file, tmp_path_factory):
         stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
-        def ready() -> bool:
-            if proc.poll() is not None:
-                raise AssertionError(f"prometheus exited with {proc.returncode}: "
-                                     f"{(root / 'prometheus.log').read_text()[-2000:]}")
-            try:
-                with urllib.request.urlopen(f"{base}/-/ready", timeout=1) as resp:
-                    return resp.status == 200
-            except OSError:
-                return False
-        wait_until(ready, 30, "prometheus to be ready", interval=0.1)
+        wait_for_http(proc, f"{base}/-/ready", 30, "prometheus", root / "prometheus.log")
         yield base
     finally:
         stop_process(proc)
