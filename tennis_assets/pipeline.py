@@ -17,6 +17,7 @@ candidate take.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -25,7 +26,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from tennis_assets import settings
 
@@ -127,7 +128,7 @@ def materialize_all(profile: str = "quick", instance=None,
     plan = job_plan(partitions)
     done: dict[str, LaunchedRun | None] = {}  # None: skipped
     running: dict[str, tuple[str, float]] = {}  # key -> (run id, start)
-    with JobLauncher.open(instance) as launcher:
+    with JobLauncher.open(instance) as launcher, _say_what_was_running(running):
         while len(done) < len(plan):
             for step in plan:
                 if step.key in done or step.key in running or \
@@ -136,7 +137,6 @@ def materialize_all(profile: str = "quick", instance=None,
                 if step.job == "monitor" and not _has_champion(instance):
                     done[step.key] = None  # nothing to watch
                     continue
-                print(f"[pipeline] {step.key} ...", flush=True)
                 run_id = launcher.launch(
                     step.job, partition=step.partition,
                     # INFO, not the default DEBUG: a person reads this console, not every event.
@@ -146,6 +146,7 @@ def materialize_all(profile: str = "quick", instance=None,
                                 "loggers": {"console": {"config": {"log_level": "INFO"}}}},
                     tags={"trigger": "tennis_assets.pipeline"})
                 running[step.key] = (run_id, time.monotonic())
+                print(f"[pipeline] {step.key} ... (run {run_id})", flush=True)
             for key, (run_id, started) in list(running.items()):
                 status = launcher.status(run_id)
                 if status is not None:
@@ -156,6 +157,21 @@ def materialize_all(profile: str = "quick", instance=None,
                           flush=True)
             time.sleep(0.5)
     return [done[s.key] for s in plan if done.get(s.key) is not None]
+
+
+@contextlib.contextmanager
+def _say_what_was_running(running: dict[str, tuple[str, float]]) -> Iterator[None]:
+    """On Ctrl-C, name the runs that were in flight: a terminal's Ctrl-C reaches their run
+    workers too (a training run saves its resume state and fails; re-executing it continues),
+    but a signal sent to this process alone leaves them running."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        for key, (run_id, _) in running.items():
+            print(f"[pipeline] interrupted while {key} (run {run_id}) was in flight: see its "
+                  "page in the Dagster UI; a training run that was interrupted keeps its "
+                  "resume state for 'Re-execute from failure'", flush=True)
+        raise
 
 
 def _has_champion(instance) -> bool:
@@ -175,7 +191,11 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     home = ensure_dagster_home()
     partitions = tuple(dict.fromkeys(args.candidate or ("baseline", "tuned")))
-    runs = materialize_all(args.profile, partitions=partitions)
+    try:
+        runs = materialize_all(args.profile, partitions=partitions)
+    except KeyboardInterrupt:
+        print("[pipeline] interrupted", flush=True)
+        return 130
     from tennis_assets.defs.store import ModelStore
 
     store = ModelStore()

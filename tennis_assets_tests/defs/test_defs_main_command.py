@@ -84,3 +84,45 @@ def test_a_training_pool_limit_someone_set_is_kept(tmp_path):
         assert size_training_pool(inst) == 7
         assert {p.name: p.limit for p in inst.event_log_storage.get_pool_limits()}[
             "training"] == 7
+
+
+def test_ctrl_c_names_the_runs_in_flight_and_exits_130(tmp_path):
+    """Ctrl-C in the terminal reaches the command and the run workers it launched (one process
+    group): the command says which runs were in flight and exits 130, and no run is left
+    running afterwards."""
+    import signal
+    import time
+
+    env = {**os.environ, "TENNIS_ASSETS_HOME": str(tmp_path)}
+    for name in ("DAGSTER_HOME", "MLFLOW_TRACKING_URI", "TENNIS_ASSETS_OPTUNA_STORAGE",
+                 "TENNIS_ASSETS_ALERT_WEBHOOK"):
+        env.pop(name, None)
+    # A terminal's foreground job gets SIGINT's default action; a test runner's child may not.
+    code = ("import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler);"
+            "sys.argv = ['pipeline', '--profile', 'tiny'];"
+            "runpy.run_module('tennis_assets.pipeline', run_name='__main__')")
+    proc = subprocess.Popen([sys.executable, "-c", code], cwd=REPO, env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    lines = []
+    try:
+        for line in proc.stdout:
+            lines.append(line)
+            if line.startswith("[pipeline] retrain[baseline] ... (run "):
+                break
+        os.killpg(proc.pid, signal.SIGINT)
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    lines += out.splitlines(keepends=True)
+    assert proc.returncode == 130, "".join(lines)
+    assert "[pipeline] interrupted\n" in lines, "".join(lines)
+    in_flight = [line for line in lines if line.startswith("[pipeline] interrupted while ")]
+    assert any("retrain[baseline] (run " in line for line in in_flight), "".join(lines)
+    with dg.DagsterInstance.local_temp(str(tmp_path / "dagster")) as inst:
+        deadline = time.monotonic() + 60
+        while any(not r.is_finished for r in inst.get_runs()) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert all(r.is_finished for r in inst.get_runs()), \
+            [(r.job_name, r.status) for r in inst.get_runs()]
