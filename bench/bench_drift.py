@@ -47,7 +47,7 @@ def main() -> None:
         return kind == "eval" and bool(info["complete"]) and info["greedy_mean"] >= 0.9
 
     t0 = time.perf_counter()
-    result = train(agent.replace(seed=args.seed), cfg.replace(max_seconds=150, seed=args.seed),
+    result = train(agent, cfg.replace(max_seconds=150, seed=args.seed),
                    progress=False, callback=certified)
     print(f"trained in {time.perf_counter() - t0:.1f} s ({result.updates} updates, best greedy "
           f"mean {result.best_greedy_mean:.3f})")

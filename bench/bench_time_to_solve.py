@@ -100,10 +100,10 @@ def main() -> None:
     print("# train:", json.dumps({k: v for k, v in train_base.to_dict().items()
                                   if k in ("num_courts", "updates_per_transition",
                                            "explore_with_best", "eval_every_updates",
-                                           "eval_episodes", "target_score")}))
+                                           "selection_episodes", "target_score")}))
     rows = []
     for seed in range(args.first_seed, args.first_seed + args.seeds):
-        ac = agent_base.replace(seed=seed)
+        ac = agent_base
         t_wall = time.perf_counter()
         if args.budget:
             tc = train_base.replace(seed=seed, max_seconds=args.budget_seconds,
@@ -160,7 +160,7 @@ def main() -> None:
                 # reported beside the criterion (early-stopped evaluations count in full).
                 before = r.eval_history[r.eval_history["episodes"]
                                         <= (row["udacity_episodes"] or 10**12)]
-                row["eval_episodes_before_udacity"] = int(len(before) * tc.eval_episodes)
+                row["eval_episodes_before_udacity"] = int(len(before) * tc.selection_episodes)
             sec = f"{row['seconds']:.1f} s" if row["solved"] else f"not solved in {limit:.0f} s"
             print(f"seed {seed}: {sec}; updates {row['updates']}, env steps {row['env_steps']}, "
                   f"episodes {row['episodes']}; time: updates {row['update_frac']:.0%}, eval "

@@ -40,9 +40,9 @@ TRIAL_SECONDS = 12.0
 
 
 def _configs(seed: int):
-    from tennis_assets.defs.config import TuningConfig
+    from tennis_assets import tuning
 
-    agent, train = TuningConfig(profile="quick", seed=seed).build()
+    agent, train = tuning.trial_configs(tuning.study_config("quick", sampler_seed=seed), "quick")
     # One training thread per trial: two trials share the two CPUs.
     return agent.replace(torch_threads=1), train.replace(max_seconds=TRIAL_SECONDS)
 

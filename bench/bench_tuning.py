@@ -23,22 +23,20 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 def study_for_seed(seed: int):
     from tennis_assets import tuning
-    from tennis_assets.defs.config import TuningConfig
-
-    config = TuningConfig(profile="quick", seed=seed)
-    agent, train = config.build()
+    config = tuning.study_config("quick", sampler_seed=seed)
+    agent, train = tuning.trial_configs(config, "quick")
     study = tuning.open_study(f"bench-{seed}", None, seed=seed, sampler="tpe", pruner="median",
                               warmup_updates=tuning.prune_warmup(train.max_updates))
     tuning.enqueue_baseline(study, agent)
-    tuning.optimize(study, config.resolved()["n_trials"], agent, train)
+    tuning.optimize(study, config.n_trials, agent, train)
     return study
 
 
 def judged(seed: int, tuned_params: dict | None) -> float:
-    from tennis_assets.defs.config import TrainingConfig
     from tennis_assets.training import evaluate, final_seed, greedy, train
+    from tennis_assets.workflow.candidate import candidate_configs
 
-    agent, cfg = TrainingConfig(profile="quick", seed=seed).build(tuned_params)
+    agent, cfg = candidate_configs("quick", train_overrides={"seed": seed}, tuned=tuned_params)
     result = train(agent, cfg, progress=False)
     return evaluate(greedy(result.learner), episodes=100, seed=final_seed(seed, 1)).mean
 

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
+from tennis_assets.config.options import SET_HELP, add_model_options, given, merge_given
 from tennis_assets.files import DiskFullError
 
 # What the user has to fix, here and in the core: ValueError from every config's validation (and
@@ -46,44 +47,6 @@ def _workers(text: str) -> int:
     return value
 
 
-def _seed(text: str) -> int:
-    from tennis_assets.agents.config import check_seed
-
-    try:
-        return check_seed(int(text) if text.lstrip("-").isdigit() else text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def _key_values(pairs: Sequence[str]) -> dict:
-    """--set actor_lr=0.002 --set batch_size=256: values parsed as JSON where they parse."""
-    out = {}
-    for pair in pairs:
-        key, sep, raw = pair.partition("=")
-        if not sep or not key:
-            raise ValueError(f"--set expects NAME=VALUE, got {pair!r}")
-        try:
-            out[key] = json.loads(raw)
-        except json.JSONDecodeError:
-            out[key] = raw
-    return out
-
-
-def _split_overrides(values: dict) -> tuple[dict, dict]:
-    from tennis_assets.agents import AgentConfig
-    from tennis_assets.training import TrainConfig
-
-    agent_keys = set(AgentConfig().to_dict())
-    train_keys = set(TrainConfig().to_dict())
-    unknown = sorted(set(values) - agent_keys - train_keys)
-    if unknown:
-        raise ValueError(f"unknown setting(s) {unknown}; agent settings: "
-                         f"{sorted(agent_keys)}; training settings: {sorted(train_keys)}")
-    agent = {k: v for k, v in values.items() if k in agent_keys}
-    train = {k: v for k, v in values.items() if k in train_keys and k not in agent_keys}
-    return agent, train
-
-
 def _print_eval(evaluation, label: str) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -102,33 +65,15 @@ def _print_eval(evaluation, label: str) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from tennis_assets.agents.config import check_seed
-    from tennis_assets.experiment import TrainingInterrupted, run_experiment
+    from tennis_assets.experiment import TrainingInterrupted, experiment_models, run_experiment
 
-    values = _key_values(args.set)
-    seed = args.seed
-    if "seed" in values:
-        # One seed drives the learner and the training run alike: --set seed is --seed.
-        from_set = check_seed(values.pop("seed"), "--set seed")
-        if seed is not None and from_set != seed:
-            raise ValueError(f"--seed {seed} and --set seed={from_set} disagree; give one")
-        seed = from_set
-    agent_overrides, train_overrides = _split_overrides(values)
-    if args.courts:
-        train_overrides["num_courts"] = args.courts
-    # Flags left out stay out: a resumed run takes them from its checkpoint, a new run from the
-    # defaults.
-    given = {} if args.seconds is None else {"max_seconds": args.seconds}
+    given = merge_given(args, experiment_models())
+    settings = {name: value for values in given.values() for name, value in values.items()}
     try:
-        result = run_experiment(
-            algorithm=args.algorithm, seed=seed, out_dir=args.out,
-            eval_episodes=args.eval_episodes, agent_overrides=agent_overrides,
-            train_overrides=train_overrides, resume_from=args.resume,
-            progress=not args.no_progress, gif=not args.no_gif, overwrite=args.overwrite,
-            **given)
+        result = run_experiment(**settings)
     except TrainingInterrupted as stop:
-        print(f"{stop}\ncontinue with: tennis-assets train --algorithm {stop.algorithm} "
-              f"--seed {stop.seed} --resume {stop.resume_path}", file=sys.stderr)
+        print(f"{stop}\ncontinue with: tennis-assets train --resume {stop.resume_path}",
+              file=sys.stderr)
         # The shell's convention for a process ended by a signal: 128 + its number.
         return 143 if "SIGTERM" in stop.result.stop_reason else 130
     training = result.report["training"]
@@ -138,34 +83,47 @@ def cmd_train(args: argparse.Namespace) -> int:
     if solved:
         print(f"first greedy mean >= 0.5 over 100 fresh episodes after {solved['seconds']:.1f} s "
               f"({int(solved['updates'])} updates, {int(solved['episodes'])} episodes)")
-    _print_eval(result.evaluation, f"greedy evaluation on {args.eval_episodes} fresh episodes")
+    episodes = result.evaluation.episodes
+    _print_eval(result.evaluation, f"greedy evaluation on {episodes} fresh episodes")
     print(f"results in {result.out_dir}")
     for name, path in result.paths.items():
         print(f"  {name:15s} {path}")
     return 0 if result.evaluation.solved else 3
 
 
-def cmd_evaluate(args: argparse.Namespace) -> int:
+def _court(args: argparse.Namespace):
     from tennis_assets.sim import CourtParams
-    from tennis_assets.training import evaluate, greedy, load_learner
 
+    return CourtParams(**dict(getattr(args, "court", None) or []))
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from tennis_assets.training import evaluate, final_seed, greedy, load_learner
+    from tennis_assets.workflow.evaluation import EvaluationConfig
+
+    config = EvaluationConfig(**given(args, EvaluationConfig))
     learner = load_learner(args.checkpoint)
-    court = CourtParams(**_key_values(args.court))
-    evaluation = evaluate(greedy(learner), episodes=args.episodes, seed=args.seed, params=court)
-    _print_eval(evaluation, f"{args.checkpoint}: {args.episodes} fresh episodes, seed {args.seed}")
+    seed = final_seed(0, config.eval_seed)
+    evaluation = evaluate(greedy(learner), episodes=config.eval_episodes, seed=seed,
+                          params=_court(args))
+    _print_eval(evaluation, f"{args.checkpoint}: {config.eval_episodes} fresh episodes "
+                            f"(evaluation seed {config.eval_seed})")
     return 0
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    from tennis_assets.sim import CourtParams, ScriptedSwingPolicy, render_episode_gif
+    from tennis_assets.sim import RallyConfig, ScriptedSwingPolicy, render_episode_gif
     from tennis_assets.training import greedy, load_learner
+    from tennis_assets.workflow.evaluation import EvaluationConfig
 
+    rally = RallyConfig(**given(args, RallyConfig))
+    frames = EvaluationConfig(**given(args, EvaluationConfig)).gif_max_frames
     if args.checkpoint == "scripted":
         policy = ScriptedSwingPolicy()
     else:
         policy = greedy(load_learner(args.checkpoint))
-    court = CourtParams(**_key_values(args.court))
-    path, score, length = render_episode_gif(policy, args.out, params=court, seed=args.seed)
+    path, score, length = render_episode_gif(policy, rally.gif_path, params=_court(args),
+                                             seed=rally.rally_seed, max_frames=frames)
     print(f"wrote {path}: score {score:.2f} over {length} decisions")
     return 0
 
@@ -242,56 +200,33 @@ def _serve_workers(args: argparse.Namespace, config, tracking_uri: str, monitori
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from tennis_assets.experiment import experiment_models
+    from tennis_assets.sim.rally_config import RallyConfig
+    from tennis_assets.training.config import TrainConfig
+    from tennis_assets.workflow.evaluation import EvaluationConfig
+
     parser = argparse.ArgumentParser(prog="tennis-assets", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    train = sub.add_parser("train", help="train and evaluate a team; write the run's artifacts")
-    train.add_argument("--algorithm", choices=["ddpg", "maddpg"], default=None,
-                       help="ddpg: self-play with one shared actor and critic (default, fastest);"
-                            " maddpg: per-player actors with centralised critics (with --resume: "
-                            "the checkpoint's)")
-    train.add_argument("--seed", type=_seed, default=None,
-                       help="seed of the learner and the training run, 0 to 4294967295 "
-                            "(default 0; with --resume: the checkpoint's)")
-    train.add_argument("--seconds", type=_positive_float, default=None,
-                       help="training budget in wall seconds (default 60; with --resume the "
-                            "run's own budget, which counts the seconds before the checkpoint)")
-    train.add_argument("--courts", type=_positive_int, default=None,
-                       help="courts simulated side by side while training")
-    train.add_argument("--eval-episodes", type=_positive_int, default=100)
-    train.add_argument("--resume", default=None, metavar="PATH",
-                       help="continue the run whose resume.safetensors this is, with the run's "
-                            "own configuration (from the checkpoint), in its folder unless --out "
-                            "says otherwise. Only the budget and checkpointing may change "
-                            "(--seconds, --eval-episodes, --set max_seconds/max_updates/"
-                            "max_episodes/stop_when_solved/checkpoint_*/device/torch_threads); "
-                            "any other flag or --set that differs from the checkpoint is an "
-                            "error naming it")
-    train.add_argument("--out", default=None,
-                       help="output folder (default: a new folder under "
-                            "$TENNIS_ASSETS_HOME/runs); refused if it holds a run's results, "
-                            "unless --overwrite")
-    train.add_argument("--overwrite", action="store_true",
-                       help="let --out replace the results of an earlier run in that folder")
-    train.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
-                       help="override a hyperparameter, e.g. --set actor_lr=0.002")
-    train.add_argument("--no-progress", action="store_true")
-    train.add_argument("--no-gif", action="store_true")
+    train = sub.add_parser("train", help="train and evaluate a team; write the run's artifacts",
+                           description="Every option sets the field of the same name of the "
+                                       "configuration models below.")
+    for model in experiment_models():
+        add_model_options(train, model)
+    train.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help=SET_HELP)
     train.set_defaults(func=cmd_train)
 
     ev = sub.add_parser("evaluate", help="greedy evaluation of a checkpoint on fresh episodes")
     ev.add_argument("checkpoint")
-    ev.add_argument("--episodes", type=_positive_int, default=100)
-    ev.add_argument("--seed", type=_seed, default=2_024)
-    ev.add_argument("--court", action="append", default=[], metavar="NAME=VALUE",
-                    help="court parameter, e.g. --court gravity=-19.62 --court ball_scale=1.5")
+    add_model_options(ev, EvaluationConfig, only=("eval_episodes", "eval_seed"))
+    add_model_options(ev, TrainConfig, only=("court",), title="the court")
     ev.set_defaults(func=cmd_evaluate)
 
     rp = sub.add_parser("replay", help="write an animated GIF of one greedy episode")
     rp.add_argument("checkpoint", help="a checkpoint, or 'scripted' for the hand-written policy")
-    rp.add_argument("--out", type=Path, default=Path("rally.gif"))
-    rp.add_argument("--seed", type=_seed, default=0)
-    rp.add_argument("--court", action="append", default=[], metavar="NAME=VALUE")
+    add_model_options(rp, RallyConfig)
+    add_model_options(rp, EvaluationConfig, only=("gif_max_frames",))
+    add_model_options(rp, TrainConfig, only=("court",), title="the court")
     rp.set_defaults(func=cmd_replay)
 
     sv = sub.add_parser("serve", help="serve the registered champion's actions over HTTP, with "
@@ -335,6 +270,8 @@ def build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--log-level", default="info",
                     choices=["debug", "info", "warning", "error"])
     sv.set_defaults(func=cmd_serve)
+    # Each command's own parser, by name (its options are what a user can set).
+    parser.commands = dict(sub.choices)  # type: ignore[attr-defined]
     return parser
 
 

@@ -18,9 +18,10 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
-
+from tennis_assets.config.model import ConfigError, ConfigModel, FieldError, unknown_name
+from tennis_assets.config.partial import layered
 from tennis_assets.files import atomic_write_text
 from tennis_assets.settings import runs_dir
 from tennis_assets.tracking.run_info import git_commit, machine_info, package_versions
@@ -31,7 +32,6 @@ ARTIFACTS = {**CANDIDATE_FILES, **EVALUATION_FILES, "resume": "resume.safetensor
              "report": "report.json"}
 # What marks a folder as holding a run's results: its artifacts and the checkpoints' JSON copies.
 RESULT_FILES = (*ARTIFACTS.values(), "checkpoint.json", "resume.json")
-DEFAULT_SECONDS = 60.0
 # What a resumed run may change: its budget, how often it saves, where it runs. Anything else
 # would make it a different run than the one whose state it continues.
 RESUME_ADJUSTABLE = {
@@ -40,7 +40,49 @@ RESUME_ADJUSTABLE = {
                  "checkpoint_path", "checkpoint_every_seconds", "checkpoint_every_updates",
                  "checkpoint_include_buffer"),
 }
-_UNSET: Any = object()  # "not given": a new run's DEFAULT_SECONDS, a resumed run's own budget
+
+
+class ExperimentConfig(ConfigModel):
+    """Where one experiment writes, and how it shows its progress."""
+
+    out: str | None = None
+    """Output folder (default: a new folder under $TENNIS_ASSETS_HOME/runs); refused if it
+    holds a run's results, unless overwrite."""
+    overwrite: bool = False
+    """Let out replace the results of an earlier run in that folder."""
+    resume: str | None = None
+    """Continue the run whose resume.safetensors this is, with the run's own configuration,
+    in its folder unless out says otherwise; only the budget and checkpointing may change."""
+    progress: bool = True
+    """Show a live progress bar while training."""
+
+
+def _models() -> tuple[type[ConfigModel], ...]:
+    from tennis_assets.agents import AgentConfig
+    from tennis_assets.training import TrainConfig
+    from tennis_assets.workflow.evaluation import EvaluationConfig
+
+    return (AgentConfig, TrainConfig, EvaluationConfig, ExperimentConfig)
+
+
+def experiment_models() -> tuple[type[ConfigModel], ...]:
+    """The models whose fields ``run_experiment`` (and ``tennis-assets train``) take by name."""
+    return _models()
+
+
+def _route(settings: Mapping[str, Any]) -> dict[type[ConfigModel], dict[str, Any]]:
+    """Each setting to the one model that declares it (field names are unique)."""
+    models = _models()
+    owners = {name: m for m in models for name in m.model_fields}
+    unknown = sorted(set(settings) - set(owners))
+    if unknown:
+        raise ConfigError([FieldError("run_experiment", (name,),
+                                      unknown_name(name, sorted(owners), "setting"))
+                           for name in unknown])
+    out: dict[type[ConfigModel], dict[str, Any]] = {m: {} for m in models}
+    for name, value in settings.items():
+        out[owners[name]][name] = value
+    return out
 
 
 class TrainingInterrupted(Exception):
@@ -73,17 +115,6 @@ class ExperimentResult:
     evaluation: Any  # tennis_assets.training.EvalResult
 
 
-def _apply_overrides(config: Any, overrides: dict[str, Any] | None, what: str) -> Any:
-    if not overrides:
-        return config
-    data = config.to_dict()
-    unknown = sorted(set(overrides) - set(data))
-    if unknown:
-        raise ValueError(f"unknown {what} setting(s) {unknown}; known: {sorted(data)}")
-    data.update(overrides)
-    return type(config).from_dict(data)
-
-
 def environment_info() -> dict[str, Any]:
     """What a reader of a report needs to reproduce or compare its figures (the same facts the
     tracked runs carry as tags)."""
@@ -91,9 +122,8 @@ def environment_info() -> dict[str, Any]:
             "git_commit": git_commit()}
 
 
-def _resumed_configs(resume_from: Path, algorithm: str | None, seed: int | None,
-                     agent_overrides: dict[str, Any], train_overrides: dict[str, Any]
-                     ) -> tuple[Any, Any]:
+def _resumed_configs(resume_from: Path, agent_given: dict[str, Any],
+                     train_given: dict[str, Any]) -> tuple[Any, Any]:
     """The checkpoint's own agent and training configs, with only RESUME_ADJUSTABLE settings
     changed; any other given value that differs from the checkpoint's is an error naming it."""
     from tennis_assets.agents import AgentConfig
@@ -109,32 +139,22 @@ def _resumed_configs(resume_from: Path, algorithm: str | None, seed: int | None,
         agent = AgentConfig.from_dict(doc["agent_config"])
         train = TrainConfig.from_dict(doc["train_config"])
     except (KeyError, TypeError, ValueError) as e:
-        raise CheckpointError(f"checkpoint {resume_from}: invalid configuration ({e})") from e
-    given = {"agent": dict(agent_overrides), "training": dict(train_overrides)}
-    if algorithm is not None:
-        given["agent"]["algorithm"] = algorithm
-    if seed is not None:
-        given["agent"]["seed"] = given["training"]["seed"] = seed
+        raise CheckpointError(f"checkpoint {resume_from}: invalid configuration ({e})") from None
     differing = []
-    for what, config in (("agent", agent), ("training", train)):
-        stored = config.to_dict()
-        unknown = sorted(set(given[what]) - set(stored))
-        if unknown:
-            raise ValueError(f"unknown {what} setting(s) {unknown}; known: {sorted(stored)}")
+    for what, config, values in (("agent", agent, agent_given), ("training", train, train_given)):
+        stored = config.model_dump()
         differing += [f"{key}: checkpoint {stored[key]!r}, given {value!r}"
-                      for key, value in sorted(given[what].items())
+                      for key, value in sorted(values.items())
                       if key not in RESUME_ADJUSTABLE[what] and value != stored[key]]
-    differing = list(dict.fromkeys(differing))  # seed is in both configs: name it once
     if differing:
         raise ValueError(
             f"resuming {resume_from} continues that run with its own configuration, but these "
             f"settings differ from it: {'; '.join(differing)}. Leave them out to continue the "
             f"run (only {', '.join(RESUME_ADJUSTABLE['training'] + RESUME_ADJUSTABLE['agent'])}"
             " may change), or start a new run without --resume")
-    adjust = {what: {k: v for k, v in given[what].items() if k in RESUME_ADJUSTABLE[what]}
-              for what in given}
-    return (_apply_overrides(agent, adjust["agent"], "agent"),
-            _apply_overrides(train, adjust["training"], "training"))
+    adjust = {what: {k: v for k, v in values.items() if k in RESUME_ADJUSTABLE[what]}
+              for what, values in (("agent", agent_given), ("training", train_given))}
+    return layered(agent, adjust["agent"]), layered(train, adjust["training"])
 
 
 def _holds_results(folder: Path) -> list[str]:
@@ -190,87 +210,91 @@ def _clear_results(folder: Path, keep: Path | None) -> None:
         path.unlink(missing_ok=True)
 
 
-def run_experiment(
-    algorithm: str | None = None,
-    seed: int | None = None,
-    max_seconds: float | None = _UNSET,
-    out_dir: str | os.PathLike | None = None,
-    eval_episodes: int = 100,
-    agent_overrides: dict[str, Any] | None = None,
-    train_overrides: dict[str, Any] | None = None,
-    resume_from: str | os.PathLike | None = None,
-    progress: bool = True,
-    gif: bool = True,
-    overwrite: bool = False,
-) -> ExperimentResult:
-    """Train ``algorithm`` (default ddpg) with its tuned defaults, evaluate the result greedily
-    on ``eval_episodes`` fresh episodes (seeds disjoint from training and model selection), and
-    write the checkpoint, histories, learning curve, rally GIF and report into ``out_dir``
-    (default: a new folder under the data directory's runs/).
+@dataclass(frozen=True)
+class _Plan:
+    """An experiment's configuration, resolved and checked before anything is written."""
 
-    seed: default 0. max_seconds: the training budget (None: no time limit), default 60 s.
-    out_dir: refused if it holds another run's results, unless ``overwrite`` (which removes
-    them first).
-    resume_from: continue that run's checkpoint with the run's own configuration (agent and
-    training, from the checkpoint), in the checkpoint's folder unless ``out_dir`` says
-    otherwise. algorithm, seed and overrides, where given, must agree with it, except the
-    budget and checkpoint settings in RESUME_ADJUSTABLE; max_seconds defaults to the run's own.
+    agent: Any  # AgentConfig
+    train: Any  # TrainConfig
+    evaluation: Any  # EvaluationConfig
+    experiment: ExperimentConfig
+    resume: Path | None
+    own_checkpoint_path: bool
 
-    Everything is checked (configs, checkpoint, folder, memory) before a folder is created."""
-    # Imported here so `tennis-assets --help` and the Dagster layer's definitions stay fast.
-    from tennis_assets.agents.config import check_seed
-    from tennis_assets.training import final_seed
+
+def plan_experiment(**settings: Any) -> _Plan:
+    """The configurations ``run_experiment`` would use, checked (values, checkpoint, folder,
+    memory) without creating or writing anything."""
+    from tennis_assets.agents import AgentConfig
+    from tennis_assets.training import TrainConfig
     from tennis_assets.training.defaults import default_configs
     from tennis_assets.training.memory import check_memory
+    from tennis_assets.workflow.evaluation import EvaluationConfig
+
+    routed = _route(settings)
+    experiment = ExperimentConfig(**routed[ExperimentConfig])
+    evaluation = EvaluationConfig(**routed[EvaluationConfig])
+    agent_given, train_given = routed[AgentConfig], routed[TrainConfig]
+    resume = None if experiment.resume is None else Path(experiment.resume)
+    if resume is not None:
+        if not resume.is_file():
+            raise FileNotFoundError(f"resume: no checkpoint at {resume}")
+        agent, train = _resumed_configs(resume, agent_given, train_given)
+    else:
+        agent, train = default_configs(agent_given.get("algorithm", "ddpg"))
+        agent, train = layered(agent, agent_given), layered(train, train_given)
+    _choose_out_dir(experiment.out, resume, experiment.overwrite)
+    # The loop writes the full training state (buffer, optimizer, history) to resume.safetensors
+    # in the run's folder; checkpoint.safetensors holds only the selected policy. The memory
+    # check needs only to know that the buffer is saved, so the folder can wait.
+    own = "checkpoint_path" not in train_given
+    if own:
+        train = train.replace(checkpoint_path=ARTIFACTS["resume"])
+    check_memory(agent, train, eval_episodes=evaluation.eval_episodes)
+    return _Plan(agent, train, evaluation, experiment, resume, own)
+
+
+def _open_folder(plan: _Plan, stamp: str) -> tuple[Path, bool]:
+    """(the run's folder, whether this run created it)."""
+    out = _choose_out_dir(plan.experiment.out, plan.resume, plan.experiment.overwrite)
+    created = out is None or not out.exists()
+    if out is None:
+        return _make_default_out_dir(plan.agent.algorithm, plan.train.seed, stamp), True
+    out.mkdir(parents=True, exist_ok=True)
+    if plan.experiment.overwrite:
+        _clear_results(out, keep=plan.resume)
+    return out, created
+
+
+def run_experiment(**settings: Any) -> ExperimentResult:
+    """Train with the algorithm's tuned defaults, evaluate the result greedily on fresh
+    episodes (seeds disjoint from training and model selection), and write the checkpoint,
+    histories, learning curve, rally GIF and report into one folder.
+
+    ``settings``: any field of AgentConfig, TrainConfig, EvaluationConfig or ExperimentConfig
+    by name (names are unique), e.g. ``run_experiment(seed=0, max_seconds=60, out="RUN")``.
+    ``resume`` continues that run's checkpoint with the run's own configuration; other given
+    settings must agree with it, except the budget and checkpoint settings in
+    RESUME_ADJUSTABLE. Everything is checked (configs, checkpoint, folder, memory) before a
+    folder is created."""
+    from tennis_assets.sim.params import SOLVED_SCORE
+    from tennis_assets.training import final_seed
     from tennis_assets.workflow.candidate import train_candidate
     from tennis_assets.workflow.evaluation import evaluate_candidate
 
-    if isinstance(eval_episodes, bool) or not isinstance(eval_episodes, int) or eval_episodes < 1:
-        raise ValueError(f"eval_episodes={eval_episodes!r} must be an integer >= 1")
-    if seed is not None:
-        seed = check_seed(seed)
-    agent_overrides, train_overrides = dict(agent_overrides or {}), dict(train_overrides or {})
-    if max_seconds is not _UNSET:
-        train_overrides = {"max_seconds": max_seconds, **train_overrides}
-    resume = None if resume_from is None else Path(resume_from)
-    if resume is not None:
-        if not resume.is_file():
-            raise FileNotFoundError(f"resume_from: no checkpoint at {resume}")
-        agent_config, train_config = _resumed_configs(resume, algorithm, seed, agent_overrides,
-                                                      train_overrides)
-    else:
-        agent_config, train_config = default_configs(algorithm or "ddpg")
-        seed = 0 if seed is None else seed
-        agent_config = _apply_overrides(agent_config, {"seed": seed, **agent_overrides},
-                                        "agent")
-        train_config = _apply_overrides(
-            train_config, {"seed": seed, "max_seconds": DEFAULT_SECONDS, **train_overrides},
-            "training")
-    algorithm, seed = agent_config.algorithm, agent_config.seed
-    out = _choose_out_dir(out_dir, resume, overwrite)
-    # The loop writes the full training state (buffer, optimizer, history) to resume.safetensors
-    # in the run's folder; checkpoint.safetensors below holds only the selected policy. The
-    # memory check needs only to know that the buffer is saved, so the folder can wait.
-    own_checkpoint_path = "checkpoint_path" not in train_overrides
-    if own_checkpoint_path:
-        train_config = train_config.replace(checkpoint_path=ARTIFACTS["resume"])
-    check_memory(agent_config, train_config, eval_episodes=eval_episodes)
-
+    plan = plan_experiment(**settings)
+    agent_config, train_config, evaluation = plan.agent, plan.train, plan.evaluation
+    algorithm, seed, resume = agent_config.algorithm, train_config.seed, plan.resume
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    created = out is None or not out.exists()
-    if out is None:
-        out = _make_default_out_dir(algorithm, seed, stamp)
-    else:
-        out.mkdir(parents=True, exist_ok=True)
-        if overwrite:
-            _clear_results(out, keep=resume)
-    if own_checkpoint_path:
+    out, created = _open_folder(plan, stamp)
+    if plan.own_checkpoint_path:
         train_config = train_config.replace(checkpoint_path=str(out / ARTIFACTS["resume"]))
     paths = {name: out / filename for name, filename in ARTIFACTS.items()}
 
     started = time.perf_counter()
     try:
-        trained = train_candidate(agent_config, train_config, out, progress=progress,
+        trained = train_candidate(agent_config, train_config, out,
+                                  progress=plan.experiment.progress,
                                   resume_from=None if resume is None else str(resume),
                                   title=f"{algorithm} seed {seed}: best greedy mean {{best:.2f}}")
     except BaseException:
@@ -281,17 +305,19 @@ def run_experiment(
     if trained.result.interrupted:
         raise TrainingInterrupted(trained.result, paths["resume"], out, algorithm, seed)
     judged = evaluate_candidate(trained.learner, out, label=f"{algorithm} seed {seed}",
-                                episodes=eval_episodes, seed=final_seed(seed),
-                                court=train_config.court_params(),
-                                threshold=train_config.target_score,
+                                episodes=evaluation.eval_episodes,
+                                seed=final_seed(seed, evaluation.eval_seed),
+                                court=train_config.court, threshold=SOLVED_SCORE,
+                                latency_samples=evaluation.latency_samples,
+                                rally_max_frames=evaluation.gif_max_frames,
                                 # The replay is one more fresh episode, not a scored one.
-                                rally_seed=final_seed(seed, 9_999) if gif else None)
+                                rally_seed=final_seed(seed, 9_999) if evaluation.gif else None)
     paths.update(judged.paths)
-    if not gif:
+    if not evaluation.gif:
         del paths["rally"]
         # Only an earlier run (continued or overwritten here) can have left one.
         (out / ARTIFACTS["rally"]).unlink(missing_ok=True)
-    result, evaluation = trained.result, judged.evaluation
+    result, evaluated = trained.result, judged.evaluation
 
     report = {
         "algorithm": algorithm,
@@ -300,6 +326,7 @@ def run_experiment(
         "resumed_from": None if resume is None else str(resume),
         "agent_config": agent_config.to_dict(),
         "train_config": train_config.to_dict(),
+        "evaluation_config": evaluation.to_dict(),
         "training": result.summary(),
         "evaluation": judged.block,
         "latency": judged.latency,
@@ -309,4 +336,4 @@ def run_experiment(
         "artifacts": {name: p.name for name, p in paths.items()},
     }
     atomic_write_text(paths["report"], json.dumps(report, indent=2, default=float))
-    return ExperimentResult(out, paths, report, result, evaluation)
+    return ExperimentResult(out, paths, report, result, evaluated)

@@ -29,6 +29,8 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from tennis_assets import settings
+from tennis_assets.config.options import add_model_options, given
+from tennis_assets.workflow.candidate import CANDIDATES, CandidateConfig
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -79,7 +81,7 @@ class PlannedRun:
         return f"{self.job}[{self.partition}]" if self.partition else self.job
 
 
-def job_plan(partitions: tuple[str, ...] = ("baseline", "tuned")) -> list[PlannedRun]:
+def job_plan(partitions: tuple[str, ...] = CANDIDATES) -> list[PlannedRun]:
     """The runs of the whole graph, in an order that also works one at a time
     (scripts/stack_drive.py launches them so through the compose stack's webserver).
 
@@ -109,7 +111,7 @@ def size_training_pool(instance) -> int:
 
 def materialize_all(profile: str = "quick", instance=None,
                     extra_config: dict[str, dict[str, Any]] | None = None,
-                    partitions: tuple[str, ...] = ("baseline", "tuned")) -> list:
+                    partitions: tuple[str, ...] = CANDIDATES) -> list:
     """Tune (when the tuned candidate is wanted), train and evaluate each candidate, promote,
     then monitor the champion for drift; each a run of the named job, launched as the UI
     launches it, as soon as the runs it waits for have finished (job_plan). Returns the runs in
@@ -184,15 +186,16 @@ def _has_champion(instance) -> bool:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tennis_assets.pipeline",
                                      description=__doc__.split("\n\n")[0])
-    parser.add_argument("--profile", choices=["tiny", "quick", "full"], default="quick")
-    parser.add_argument("--candidate", choices=["baseline", "tuned"], action="append",
-                        help="train and evaluate only this candidate (repeatable; default both)")
+    add_model_options(parser, CandidateConfig, only=("profile",))
+    parser.add_argument("--candidate", choices=CANDIDATES, action="append",
+                        help="train and evaluate only this candidate (repeatable; default all)")
     args = parser.parse_args(argv)
     started = time.monotonic()
     home = ensure_dagster_home()
-    partitions = tuple(dict.fromkeys(args.candidate or ("baseline", "tuned")))
+    partitions = tuple(dict.fromkeys(args.candidate or CANDIDATES))
+    profile = CandidateConfig(**given(args, CandidateConfig)).profile
     try:
-        runs = materialize_all(args.profile, partitions=partitions)
+        runs = materialize_all(profile, partitions=partitions)
     except KeyboardInterrupt:
         print("[pipeline] interrupted", flush=True)
         return 130

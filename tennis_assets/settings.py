@@ -16,8 +16,6 @@ from pathlib import Path
 from typing import Any
 
 DATA_DIR_ENV = "TENNIS_ASSETS_HOME"
-PROFILES = ("tiny", "quick", "full")
-DRIFT_SEVERITIES = ("warning", "critical")
 
 
 def _get(name: str, default: str = "") -> str:
@@ -103,9 +101,11 @@ def use_serve_workers(metrics_dir: str | None, worker_settings: dict[str, Any] |
 
 def profile() -> str:
     """$TENNIS_ASSETS_PROFILE: the launchpad's default profile (tiny, quick or full)."""
+    from tennis_assets.profiles import PROFILE_NAMES
+
     name = _get("TENNIS_ASSETS_PROFILE", "quick")
-    if name not in PROFILES:
-        raise ValueError(f"TENNIS_ASSETS_PROFILE={name!r}: expected one of {list(PROFILES)}")
+    if name not in PROFILE_NAMES:
+        raise ValueError(f"TENNIS_ASSETS_PROFILE={name!r}: expected one of {list(PROFILE_NAMES)}")
     return name
 
 
@@ -118,21 +118,27 @@ def production_court() -> dict[str, Any]:
         values = json.loads(raw)
     except json.JSONDecodeError as exc:
         raise ValueError(f"TENNIS_ASSETS_COURT is not JSON ({exc}): {raw!r}") from None
+    from tennis_assets.config.model import ConfigError
     from tennis_assets.sim import CourtParams
 
-    CourtParams.from_dict(values)  # names an unknown or bad field
+    try:
+        CourtParams.from_dict(values)
+    except ConfigError as exc:
+        raise ValueError(f"TENNIS_ASSETS_COURT: {exc}") from None
     return values
 
 
 def retrain_on_drift() -> str | None:
     """$TENNIS_ASSETS_RETRAIN_ON_DRIFT: the least severe drift that retrains (warning, the
     default, or critical), or None for off."""
+    from tennis_assets.training.drift import SEVERITIES
+
     value = _get("TENNIS_ASSETS_RETRAIN_ON_DRIFT", "warning").lower()
     if value == "off":
         return None
-    if value not in DRIFT_SEVERITIES:
+    if value not in SEVERITIES[1:]:
         raise ValueError(f"TENNIS_ASSETS_RETRAIN_ON_DRIFT={value!r}: expected one of "
-                         f"{list(DRIFT_SEVERITIES) + ['off']}")
+                         f"{list(SEVERITIES[1:]) + ['off']}")
     return value
 
 

@@ -35,6 +35,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
+from tennis_assets.tuning_config import PRUNERS, TuningConfig
+
 log = logging.getLogger(__name__)
 
 # Field of AgentConfig -> (kind, choices or (low, high), log scale). Learning rates, target-update
@@ -50,13 +52,6 @@ SEARCH_SPACE: dict[str, tuple[str, Any, bool]] = {
     "critic_hidden": ("categorical", (64, 128, 256), False),
     "gamma": ("float", (0.95, 0.995), False),
 }
-# tpe: Bayesian (the default); random; cmaes: the evolution strategy CMA-ES on the float
-# parameters; nsga2: the genetic algorithm NSGA-II, made for the multi-objective study; qmc:
-# quasi-random (Sobol) points that cover the space evenly; gp: a Gaussian-process Bayesian search.
-SAMPLERS = ("tpe", "random", "cmaes", "nsga2", "qmc", "gp")
-# CMA-ES adapts one search distribution to a single score; it has no notion of a Pareto front.
-SINGLE_OBJECTIVE_SAMPLERS = ("cmaes",)
-PRUNERS = ("median", "hyperband", "successive_halving", "none")
 # Trials before a model-based sampler (TPE, GP) takes over from random points, and NSGA-II's
 # generation size: studies here are 4-20 trials, so optuna's defaults (10 trials, 50 per
 # generation) would make the whole study random.
@@ -248,19 +243,11 @@ def make_storage(url: str | None, heartbeat_interval: int | None = HEARTBEAT_INT
     return optuna.storages.JournalStorage(backend)
 
 
-def check_sampler(name: str, multi_objective: bool) -> str:
-    if name not in SAMPLERS:
-        raise ValueError(f"tuning sampler={name!r}: expected one of {SAMPLERS}")
-    if multi_objective and name in SINGLE_OBJECTIVE_SAMPLERS:
-        raise ValueError(f"tuning sampler={name!r} optimizes a single objective; for "
-                         f"multi_objective use nsga2, tpe, gp, qmc or random")
-    return name
-
-
 def make_sampler(name: str, seed: int, multi_objective: bool = False):
     import optuna
 
-    check_sampler(name, multi_objective)
+    # The choice is TuningConfig's to check; this only dispatches on it.
+    TuningConfig(sampler=name, multi_objective=multi_objective)
     with warnings.catch_warnings():
         # GP, QMC and CMA-ES's margin options are marked experimental in optuna 5.0.
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -372,6 +359,23 @@ class TrialScore:
     seconds: float
     updates: int
     pruned: bool
+
+
+def study_config(profile: str, **overrides: Any) -> TuningConfig:
+    """The study configuration of ``profile`` with ``overrides`` (TuningConfig fields)."""
+    from tennis_assets.profiles import resolve
+
+    return resolve(TuningConfig(), profile, overrides)
+
+
+def trial_configs(config: TuningConfig, profile: str) -> tuple[Any, Any]:
+    """(AgentConfig, TrainConfig) of one trial: the profile's baseline candidate, trained for
+    the trial's budget (never stopped early: the study compares whole budgets)."""
+    from tennis_assets.workflow.candidate import candidate_configs
+
+    agent, train = candidate_configs(profile, train_overrides={"seed": config.sampler_seed})
+    return agent, train.replace(max_seconds=config.trial_max_seconds,
+                                max_updates=config.trial_max_updates, stop_when_solved=False)
 
 
 def run_trial(trial, agent_config, train_config, params: Sequence[str],

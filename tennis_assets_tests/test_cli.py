@@ -17,7 +17,7 @@ def run_cli(*args, cwd=None, env=None):
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
     path = tmp_path_factory.mktemp("ckpt") / "policy.safetensors"
-    save_checkpoint(path, make_learner(AgentConfig(seed=1)), include_buffer=False)
+    save_checkpoint(path, make_learner(AgentConfig(), 1), include_buffer=False)
     return path
 
 

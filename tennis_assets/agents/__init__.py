@@ -17,17 +17,18 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def make_learner(config: AgentConfig):
+def make_learner(config: AgentConfig, seed: int = 0):
+    """A new learner of ``config``, its weights, buffer sampling and noise seeded by ``seed``."""
     if not isinstance(config, AgentConfig):
         raise TypeError(f"make_learner expects an AgentConfig, got {type(config).__name__}")
     if config.algorithm == "ddpg":
         from .ddpg import DDPGLearner
 
-        return DDPGLearner(config)
+        return DDPGLearner(config, seed)
     if config.algorithm == "maddpg":
         from .maddpg import MADDPGLearner
 
-        return MADDPGLearner(config)
+        return MADDPGLearner(config, seed)
     raise ValueError(f"AgentConfig.algorithm={config.algorithm!r}: unknown algorithm")
 
 

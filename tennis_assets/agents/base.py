@@ -33,8 +33,9 @@ class Learner:
     config: AgentConfig
 
     def __init__(self, config: AgentConfig, members: int, actor_in: int, critic_in: int,
-                 row_width: int, critic_members: int | None = None) -> None:
+                 row_width: int, critic_members: int | None = None, seed: int = 0) -> None:
         self.config = config
+        self.seed = seed
         if config.torch_threads > 0 and torch.get_num_threads() != config.torch_threads:
             torch.set_num_threads(config.torch_threads)
         self.device = resolve_device(config.device)
@@ -47,7 +48,7 @@ class Learner:
         })
         kw = {"dtype": torch.float32, "device": self.device}
         self.params = torch.zeros(self.layout.size, **kw)
-        self.layout.init(self.params, torch.Generator().manual_seed(int(config.seed)))
+        self.layout.init(self.params, torch.Generator().manual_seed(int(seed)))
         self.target = self.params.clone()
         self.grad = torch.zeros(self.layout.size, **kw)
         self.p = self.layout.views(self.params)
@@ -63,9 +64,9 @@ class Learner:
             wd[c_sl] = config.weight_decay
         self.optimizer = FlatAdam(self.params, lr, wd)
         self.buffer = ReplayBuffer(config.buffer_size, row_width, members=members,
-                                   device=self.device, seed=config.seed + 1)
+                                   device=self.device, seed=seed + 1)
         self.noise = DecayingNoise(config.noise, config.noise_sigma, config.noise_sigma_min,
-                                   config.noise_decay, config.ou_theta, seed=config.seed + 2,
+                                   config.noise_decay, config.ou_theta, seed=seed + 2,
                                    eval_decay=config.noise_eval_decay,
                                    solved_scale=config.noise_solved_scale)
         self.nstep = NStepWindow(config.n_step, config.gamma) if config.n_step > 1 else None
@@ -83,7 +84,7 @@ class Learner:
                         and not config.compile_update)
         self._graph: Any = None
         self.target_generator = torch.Generator(device=self.device)
-        self.target_generator.manual_seed(int(config.seed) + 3)
+        self.target_generator.manual_seed(int(seed) + 3)
         self.updates = 0
         self.transitions = 0
         # The actor that plays exploring (training) steps, when it is not the one being trained;

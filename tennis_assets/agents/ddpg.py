@@ -16,7 +16,7 @@ from .config import AgentConfig
 
 
 class DDPGLearner(Learner):
-    def __init__(self, config: AgentConfig) -> None:
+    def __init__(self, config: AgentConfig, seed: int = 0) -> None:
         if config.algorithm != "ddpg":
             raise ValueError(f"DDPGLearner needs algorithm='ddpg', got {config.algorithm!r}")
         o, a = config.obs_size, config.action_size
@@ -24,7 +24,7 @@ class DDPGLearner(Learner):
         self._o, self._a = o, a
         self._own_action_cols = slice(o, o + a)
         super().__init__(config, members=1, actor_in=o, critic_in=o + a,
-                         row_width=2 * o + a + 2)
+                         row_width=2 * o + a + 2, seed=seed)
 
     def _actor_input(self, obs: torch.Tensor) -> torch.Tensor:
         return obs.reshape(1, -1, self.config.obs_size)

@@ -21,7 +21,7 @@ from .config import AgentConfig
 
 
 class MADDPGLearner(Learner):
-    def __init__(self, config: AgentConfig) -> None:
+    def __init__(self, config: AgentConfig, seed: int = 0) -> None:
         if config.algorithm != "maddpg":
             raise ValueError(f"MADDPGLearner needs algorithm='maddpg', got {config.algorithm!r}")
         if config.num_agents != 2:
@@ -36,7 +36,7 @@ class MADDPGLearner(Learner):
         # decision problem for both seats, so one critic learns from twice the data.
         super().__init__(config, members=2, actor_in=o, critic_in=2 * o + 2 * a,
                          row_width=4 * o + 2 * a + 2,
-                         critic_members=1 if config.shared_critic else 2)
+                         critic_members=1 if config.shared_critic else 2, seed=seed)
 
     def _actor_input(self, obs: torch.Tensor) -> torch.Tensor:
         return obs.transpose(0, 1)  # [2, N, obs]: member i plays agent i

@@ -11,6 +11,7 @@ import json
 import dagster as dg
 
 from tennis_assets import settings
+from tennis_assets.training.drift import SEVERITIES as DRIFT_VERDICTS
 from tennis_assets.workflow.promotion import Champion, Evidence, decide
 
 from .config import PARTITIONS
@@ -20,7 +21,7 @@ from .jobs import monitor, promote, retrain
 REPORT_KEY = dg.AssetKey("evaluation_report")
 PRODUCTION_KEY = dg.AssetKey("production_model")
 MONITORING_KEY = dg.AssetKey("production_monitoring")
-SEVERITY_ORDER = settings.DRIFT_SEVERITIES
+SEVERITY_ORDER = DRIFT_VERDICTS[1:]
 
 
 def _meta(record, name: str, default=None):
@@ -129,7 +130,7 @@ def retrain_on_drift(context: dg.SensorEvaluationContext):
         requests.append(dg.RunRequest(
             run_key=f"drift-{record.storage_id}", partition_key=partition,
             run_config={"ops": {"trained_agents": {"config": {
-                "court": court, "init_checkpoint": "champion"}}}},
+                "train": {"court": court}, "init_checkpoint": "champion"}}}},
             tags={"trigger": "retrain_on_drift", "monitoring_run_id": record.run_id,
                   "drift_severity": severity, "court": json.dumps(court, sort_keys=True),
                   "champion_version": str(_meta(record, "model_version"))}))

@@ -21,6 +21,7 @@ _LAZY = {
     "record_episode": ".render",
     "render_episode_gif": ".render",
     "court_state": ".render",
+    "RallyConfig": ".rally_config",
 }
 
 __all__ = ["CourtParams", *_LAZY]

@@ -1,61 +1,38 @@
-"""Court parameters: the game's constants that a user may perturb.
+"""Court parameters: the game's constants that a user may perturb, and the game's own rules
+that other layers read (how many courts make sense, what counts as solved).
 
 The defaults reproduce the ML-Agents 0.4 Tennis build (see the project's tennis spec).
 """
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
-from typing import Any
+from typing import Annotated
 
-from tennis_assets.config_io import DictConfig
+from pydantic import Field
+
+from tennis_assets.config.model import ConfigModel
+
+# The Udacity benchmark's rule for Tennis: a greedy mean of 0.5 over fresh episodes (each episode
+# scored as the better player's sum) solves the game.
+SOLVED_SCORE = 0.5
+
+Courts = Annotated[int, Field(ge=1)]
+"""How many courts are simulated side by side."""
 
 
-@dataclass(frozen=True)
-class CourtParams(DictConfig):
-    """Environment parameters of one court (shared by every court of a ``VecTennis``).
+class CourtParams(ConfigModel):
+    """Environment parameters of one court (shared by every court of a ``VecTennis``)."""
 
-    ball_scale: multiplies the ball radius (0.5).
-    racket_angle_deg: tilt of the racket; its hitting face normal is (cos, sin) of this angle
-        for the left player, mirrored for the right. Must lie strictly between 0 and 90.
-    gravity: vertical acceleration of ball and rackets, negative (default -9.81).
-    real_ball_velocity: False reproduces the 0.4 build's observation bug (fields 6-7 repeat the
-        agent's own velocity); True puts the ball's velocity there.
-    max_decisions: decisions per episode before truncation (default 1000).
-    """
-
-    ball_scale: float = 1.0
-    racket_angle_deg: float = 55.0
-    gravity: float = -9.81
+    ball_scale: float = Field(1.0, gt=0.0, le=10.0)
+    """Multiplies the ball radius (0.5); at most 10, or the ball cannot be served on a half
+    court."""
+    racket_angle_deg: float = Field(55.0, gt=0.0, lt=90.0)
+    """Tilt of the racket: its hitting face normal is (cos, sin) of this angle for the left
+    player, mirrored for the right."""
+    gravity: float = Field(-9.81, lt=0.0)
+    """Vertical acceleration of ball and rackets (negative: pointing down)."""
     real_ball_velocity: bool = False
-    max_decisions: int = 1000
-
-    def __post_init__(self) -> None:
-        def bad(field: str, value: Any, need: str) -> ValueError:
-            return ValueError(f"CourtParams.{field} must be {need}, got {value!r}")
-
-        def real(field: str, value: Any) -> float:
-            # bool is an int subclass; a True ball_scale is a caller bug, not 1.0.
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise bad(field, value, "a real number")
-            if not math.isfinite(value):
-                raise bad(field, value, "finite")
-            return float(value)
-
-        if real("ball_scale", self.ball_scale) <= 0.0:
-            raise bad("ball_scale", self.ball_scale, "positive")
-        # A ball wider than the gap between back wall and net cannot be served without an ending.
-        if self.ball_scale > 10.0:
-            raise bad("ball_scale", self.ball_scale, "at most 10 (the ball must fit on a half court)")
-        angle = real("racket_angle_deg", self.racket_angle_deg)
-        if not 0.0 < angle < 90.0:
-            raise bad("racket_angle_deg", self.racket_angle_deg, "strictly between 0 and 90 degrees")
-        if real("gravity", self.gravity) >= 0.0:
-            raise bad("gravity", self.gravity, "negative (pointing down)")
-        if not isinstance(self.real_ball_velocity, bool):
-            raise bad("real_ball_velocity", self.real_ball_velocity, "a bool")
-        if isinstance(self.max_decisions, bool) or not isinstance(self.max_decisions, int):
-            raise bad("max_decisions", self.max_decisions, "an int")
-        if self.max_decisions < 1:
-            raise bad("max_decisions", self.max_decisions, ">= 1")
+    """False reproduces the 0.4 build's observation bug (fields 6-7 repeat the agent's own
+    velocity); True puts the ball's velocity there."""
+    max_decisions: int = Field(1000, ge=1)
+    """Decisions per episode before truncation."""

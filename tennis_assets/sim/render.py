@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
@@ -153,7 +152,7 @@ def record_episode(
     """
     params = params or CourtParams()
     if max_decisions is not None:
-        params = dataclasses.replace(params, max_decisions=int(max_decisions))
+        params = params.replace(max_decisions=int(max_decisions))
     env = VecTennis(1, params, seed=seed, auto_reset=False)
     obs = env.reset(seed=seed)  # the same serve as VecTennis(1, params, seed=seed) shows
     states = [court_state(env.snapshot())]

@@ -1,15 +1,28 @@
-"""Training loops, greedy evaluation, checkpoints and learning-curve plots."""
+"""Training loops, greedy evaluation, checkpoints and learning-curve plots.
 
-from .checkpoints import CheckpointError, load_checkpoint, load_learner, save_checkpoint
+torch loads on first use of a learner-facing name: the configuration model alone is what the
+Dagster launchpad, the CLI's option parser and every sensor tick read."""
+
+import importlib
+from typing import Any
+
 from .config import TrainConfig
-from .evaluation import EvalResult, evaluate, final_seed, greedy, selection_seed
-from .loop import TrainResult, train
-from .memory import MemoryEstimate, MemoryLimitError, check_memory, estimate_memory
-from .plots import plot_learning_curve
 
-__all__ = [
-    "CheckpointError", "EvalResult", "MemoryEstimate", "MemoryLimitError", "TrainConfig",
-    "TrainResult", "check_memory", "estimate_memory", "evaluate", "final_seed", "greedy",
-    "load_checkpoint", "load_learner", "plot_learning_curve", "save_checkpoint",
-    "selection_seed", "train",
-]
+_LAZY = {
+    "CheckpointError": ".checkpoints", "load_checkpoint": ".checkpoints",
+    "load_learner": ".checkpoints", "save_checkpoint": ".checkpoints",
+    "EvalResult": ".evaluation", "evaluate": ".evaluation", "final_seed": ".evaluation",
+    "greedy": ".evaluation", "selection_seed": ".evaluation",
+    "TrainResult": ".loop", "train": ".loop",
+    "MemoryEstimate": ".memory", "MemoryLimitError": ".memory", "check_memory": ".memory",
+    "estimate_memory": ".memory",
+    "plot_learning_curve": ".plots",
+}
+
+__all__ = ["TrainConfig", *_LAZY]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

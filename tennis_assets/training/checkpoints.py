@@ -86,6 +86,23 @@ def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
     return _parse_doc(path, meta)
 
 
+# Fields that moved since format version 1 was first written; a document of either age reads
+# the same. (checkpoint field -> where it lives now)
+_MOVED = {("agent_config", "seed"): ("train_config", "seed"),
+          ("train_config", "eval_episodes"): ("train_config", "selection_episodes")}
+
+
+def _migrate(doc: dict[str, Any]) -> dict[str, Any]:
+    for (old_section, old), (new_section, new) in _MOVED.items():
+        section = doc.get(old_section)
+        if isinstance(section, dict) and old in section:
+            value = section.pop(old)
+            target = doc.get(new_section)
+            if isinstance(target, dict):
+                target.setdefault(new, value)
+    return doc
+
+
 def _check_exists(path: Path) -> None:
     if not path.exists():
         raise CheckpointError(f"checkpoint {path}: file not found")
@@ -107,7 +124,7 @@ def _parse_doc(path: Path, meta: dict[str, str]) -> dict[str, Any]:
     if doc.get("format_version") != FORMAT_VERSION:
         raise CheckpointError(f"checkpoint {path}: format version {doc.get('format_version')!r}, "
                               f"this code reads version {FORMAT_VERSION}")
-    return doc
+    return _migrate(doc)
 
 
 def load_checkpoint(path: str | os.PathLike, learner: Learner | None = None, *,
@@ -124,12 +141,12 @@ def load_checkpoint(path: str | os.PathLike, learner: Learner | None = None, *,
     try:
         stored = AgentConfig.from_dict(doc["agent_config"])
     except (KeyError, TypeError, ValueError) as e:
-        raise CheckpointError(f"checkpoint {path}: invalid agent config ({e})") from e
+        raise CheckpointError(f"checkpoint {path}: invalid agent config ({e})") from None
     for expected in (expected_config, learner.config if learner is not None else None):
         if expected is None:
             continue
-        # Seed and device do not change what the tensors mean.
-        free = ("seed", "device", "torch_threads", *(RETUNABLE if retune else ()))
+        # Device and threads do not change what the tensors mean.
+        free = ("device", "torch_threads", *(RETUNABLE if retune else ()))
         diff = {k: (v, getattr(expected, k)) for k, v in stored.to_dict().items()
                 if k not in free and getattr(expected, k) != v}
         if diff:
@@ -142,7 +159,7 @@ def load_checkpoint(path: str | os.PathLike, learner: Learner | None = None, *,
         raise CheckpointError(f"checkpoint {path}: unreadable or corrupt safetensors file ({e})") \
             from e
     if learner is None:
-        learner = make_learner(stored)
+        learner = make_learner(stored, stored_seed(doc))
     try:
         learner.load_state_dict(tensors)
         learner.load_extra_state(doc.get("learner_extra") or {})
@@ -174,5 +191,10 @@ def load_learner(path: str | os.PathLike, device: str | None = None) -> Learner:
     cfg = AgentConfig.from_dict(doc["agent_config"])
     if device is not None:
         cfg = cfg.replace(device=device)
-    learner, _ = load_checkpoint(path, make_learner(cfg))
+    learner, _ = load_checkpoint(path, make_learner(cfg, stored_seed(doc)))
     return learner
+
+
+def stored_seed(doc: dict[str, Any]) -> int:
+    """The seed of the run that wrote a checkpoint document (0 if it names none)."""
+    return int((doc.get("train_config") or {}).get("seed", 0))

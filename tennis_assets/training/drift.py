@@ -15,39 +15,34 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Literal, Sequence, get_args
 
 import numpy as np
 
-from tennis_assets.config_io import DictConfig
+from pydantic import Field
+
+from tennis_assets.config.model import ConfigModel
 
 TEST_NAME = "mann-whitney-u (one-sided, monitored < baseline)"
-SEVERITIES = ("none", "warning", "critical")
+Severity = Literal["warning", "critical"]
+# In increasing order; "none" is the verdict when no rule holds.
+SEVERITIES: tuple[str, ...] = ("none", *get_args(Severity))
 
 
-@dataclass(frozen=True)
-class DriftRule(DictConfig):
-    """Drift of this severity when p < max_p_value and baseline mean - monitored mean >=
-    min_mean_drop."""
+class DriftRule(ConfigModel):
+    """Drift of ``severity`` when the test's p-value < max_p_value and the mean score fell by at
+    least min_mean_drop."""
 
-    severity: str = "warning"
-    max_p_value: float = 0.01
-    min_mean_drop: float = 0.1
-
-    def __post_init__(self) -> None:
-        if self.severity not in SEVERITIES[1:]:
-            raise ValueError(f"DriftRule.severity must be one of {SEVERITIES[1:]}, "
-                             f"got {self.severity!r}")
-        if not (isinstance(self.max_p_value, (int, float)) and 0 < self.max_p_value < 1):
-            raise ValueError(f"DriftRule.max_p_value must lie strictly between 0 and 1, "
-                             f"got {self.max_p_value!r}")
-        if not (isinstance(self.min_mean_drop, (int, float)) and
-                math.isfinite(self.min_mean_drop) and self.min_mean_drop >= 0):
-            raise ValueError(f"DriftRule.min_mean_drop must be a finite number >= 0, "
-                             f"got {self.min_mean_drop!r}")
+    severity: Severity = "warning"
+    """The drift's severity when this rule holds (the most severe rule that holds wins)."""
+    max_p_value: float = Field(0.01, gt=0.0, lt=1.0)
+    """The rule holds below this p-value..."""
+    min_mean_drop: float = Field(0.1, ge=0.0)
+    """...and with at least this drop of the mean score from the baseline."""
 
 
-DEFAULT_RULES = (DriftRule("warning", 0.01, 0.1), DriftRule("critical", 0.001, 0.5))
+DEFAULT_RULES = (DriftRule(severity="warning", max_p_value=0.01, min_mean_drop=0.1),
+                 DriftRule(severity="critical", max_p_value=0.001, min_mean_drop=0.5))
 
 
 @dataclass

@@ -137,7 +137,7 @@ def train(agent_config: AgentConfig, train_config: TrainConfig, progress: bool =
 
     cfg = train_config
     court_params = cfg.court_params()
-    learner = make_learner(agent_config)
+    learner = make_learner(agent_config, cfg.seed)
     env_seed = cfg.seed
     episodes_rows: list[dict[str, Any]] = []
     eval_rows: list[dict[str, Any]] = []
@@ -310,7 +310,7 @@ def train(agent_config: AgentConfig, train_config: TrainConfig, progress: bool =
                     and (cfg.eval_gate <= 0 or avg100 >= cfg.eval_gate)):
                 last_eval_updates = learner.updates
                 decide = cfg.eval_early_stop and solved_greedy is None
-                ev = evaluate(greedy(learner), episodes=cfg.eval_episodes,
+                ev = evaluate(greedy(learner), episodes=cfg.selection_episodes,
                               seed=selection_seed(cfg.seed, n_evals), params=court_params,
                               threshold=cfg.target_score, stop_when_decided=decide,
                               env=eval_env)

@@ -91,9 +91,9 @@ def simulator_bytes_per_court() -> int:
 def _learner_shape(agent_config) -> tuple[int, int, int, int]:
     """(buffer members, row width, bytes per element, network parameters) of the learner this
     config builds, from a learner with a one-row buffer on the CPU (same layout, nothing big)."""
-    probe = agent_config.replace(buffer_size=1, batch_size=1, learning_starts=0, seed=0,
+    probe = agent_config.replace(buffer_size=1, batch_size=1, learning_starts=0,
                                  device="cpu", compile_update=False, torch_threads=0)
-    # Configs are mutable dataclasses (unhashable): cache on their JSON.
+    # Cached on the JSON: the probe depends on the values alone.
     return _probe_shape(json.dumps(probe.to_dict(), sort_keys=True))
 
 
@@ -123,7 +123,7 @@ def estimate_memory(agent_config, train_config, eval_episodes: int = 0) -> Memor
         obs_act = agent_config.obs_size + agent_config.action_size
         learner += agent_config.n_step * agents * (obs_act * 4 + 8) + 8
     per_court = simulator_bytes_per_court() + learner
-    courts = train_config.num_courts + max(train_config.eval_episodes,
+    courts = train_config.num_courts + max(train_config.selection_episodes,
                                            train_config.final_eval_episodes, eval_episodes)
     # Saving the buffer into a resume checkpoint clones it (ReplayBuffer.state_tensors); on a
     # GPU the clone stays there and a copy comes to main memory.
@@ -228,7 +228,7 @@ def check_memory(agent_config, train_config, eval_episodes: int = 0,
     eval_part = eval_courts * est.bytes_per_court if courts_part else 0
     if eval_part > buffer_part and eval_courts > train_config.num_courts:
         fit = (have - (need - eval_part)) // est.bytes_per_court
-        fixes.append(f"evaluation episodes <= {max(fit, 1):,} (eval_episodes, "
+        fixes.append(f"evaluation episodes <= {max(fit, 1):,} (selection_episodes, "
                      "final_eval_episodes and the final evaluation's episodes: one court each)")
     if not fixes:
         fixes.append("lower num_courts and buffer_size together")

@@ -6,9 +6,34 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Literal, Mapping, get_args
+
+from pydantic import Field
+
+from tennis_assets import settings
+from tennis_assets.config.model import ConfigModel
+from tennis_assets.profiles import ProfileName
 
 log = logging.getLogger(__name__)
+
+Environment = Literal["builtin", "unity"]
+# The candidates the platform trains side by side: the tuned defaults, and the study's best.
+Candidate = Literal["baseline", "tuned"]
+CANDIDATES: tuple[str, ...] = get_args(Candidate)
+
+
+class CandidateConfig(ConfigModel):
+    """Where a candidate comes from: which profile sizes it, what it plays, where its weights
+    start."""
+
+    profile: ProfileName = Field(default_factory=settings.profile)
+    """tiny (tests; its agents cannot learn), quick (minutes), full; default
+    $TENNIS_ASSETS_PROFILE, else quick."""
+    environment: Environment = "builtin"
+    """builtin: the numba simulator; unity: a Unity build or Editor through mlagents-envs."""
+    init_checkpoint: str | None = None
+    """Start from these weights: a .safetensors checkpoint path, or 'champion' for the
+    registered champion."""
 
 CANDIDATE_FILES = {
     "checkpoint": "checkpoint.safetensors",
@@ -37,6 +62,19 @@ class WarmStart:
     start_mean: float
 
 
+def candidate_configs(profile: str, agent_overrides: Mapping[str, Any] | None = None,
+                      train_overrides: Mapping[str, Any] | None = None,
+                      tuned: Mapping[str, Any] | None = None) -> tuple[Any, Any]:
+    """(AgentConfig, TrainConfig) of a candidate: the algorithm's tuned defaults, the profile,
+    the study's best values (``tuned``), then what the run sets; each validated once."""
+    from tennis_assets.profiles import resolve
+    from tennis_assets.training.defaults import default_configs
+
+    agent, train = default_configs((agent_overrides or {}).get("algorithm", "ddpg"))
+    return (resolve(agent, profile, dict(tuned or {}), agent_overrides),
+            resolve(train, profile, train_overrides))
+
+
 def warm_start(checkpoint: str | Path, agent_config, train_config, workdir: Path) -> WarmStart:
     """Continue from a checkpoint's weights under this run's budget.
 
@@ -48,10 +86,9 @@ def warm_start(checkpoint: str | Path, agent_config, train_config, workdir: Path
     from tennis_assets.training.loop import warm_start_checkpoint
 
     stored = AgentConfig.from_dict(read_metadata(checkpoint)["agent_config"])
-    agent = stored.replace(seed=agent_config.seed, device=agent_config.device,
-                           torch_threads=agent_config.torch_threads)
+    agent = stored.replace(device=agent_config.device, torch_threads=agent_config.torch_threads)
     learner = load_learner(checkpoint)
-    start = evaluate(greedy(learner), episodes=train_config.eval_episodes,
+    start = evaluate(greedy(learner), episodes=train_config.selection_episodes,
                      seed=selection_seed(train_config.seed, 9_999),
                      params=train_config.court_params())
     resume = warm_start_checkpoint(Path(workdir) / "warm_start.safetensors", learner,
@@ -105,11 +142,6 @@ def train_candidate(agent_config, train_config, out_dir: str | Path, *, title: s
     from tennis_assets.tracking.resource_usage import ResourceUsage
     from tennis_assets.training import plot_learning_curve, save_checkpoint, train
 
-    from tennis_assets.training import check_memory
-
-    # Before any folder or allocation: courts and a buffer that cannot fit fail here, naming
-    # num_courts and buffer_size, not as an out-of-memory kill later.
-    check_memory(agent_config, train_config, eval_episodes=train_config.eval_episodes)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {name: out / filename for name, filename in CANDIDATE_FILES.items()}

@@ -13,8 +13,28 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pydantic import Field
+
+from tennis_assets.config.model import ConfigModel, Seed
 
 EVALUATION_FILES = {"histogram": "score_histogram.png", "rally": "rally.gif"}
+
+
+class EvaluationConfig(ConfigModel):
+    """How a candidate is judged: greedy episodes, latency, pictures."""
+
+    eval_episodes: int = Field(100, ge=1, json_schema_extra={"cli_aliases": ["--episodes"]})
+    """Fresh greedy episodes the candidate (and the champion, on the same ones) plays."""
+    eval_seed: Seed = 0
+    """Offset into the fresh evaluation seeds (disjoint from training and model selection)."""
+    max_latency_ms: float = Field(5.0, gt=0.0)
+    """latency_under_threshold warns when the p95 of one greedy decision exceeds this."""
+    gif: bool = True
+    """Render one greedy rally as an animated GIF."""
+    gif_max_frames: int = Field(300, ge=1)
+    """Decisions shown in the rally GIF."""
+    latency_samples: int = Field(200, ge=1)
+    """Single decisions timed for the latency percentiles."""
 # The gates whose failure means a broken candidate (its run fails); the others are findings.
 BLOCKING_GATES = ("solves_tennis",)
 

@@ -14,12 +14,44 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Sequence
 
+from pydantic import Field
+
+from tennis_assets.config.model import ConfigModel, Seed
+from tennis_assets.sim.params import CourtParams
+from tennis_assets.training.drift import DEFAULT_RULES, DriftRule
+
 # Seeds of monitoring episodes: a range of their own, away from training, model selection
 # (1e9...) and final evaluation (2e9...), so production is never judged on episodes it was
 # selected or evaluated on.
 MONITOR_SEED_BASE = 3_000_000_000
 # The baseline of a champion that has no recorded evaluation: a replay on its court.
 REFERENCE_SEED = 2_999_999_000
+
+
+class MonitoringConfig(ConfigModel):
+    """How the champion is played on the production court and judged for drift."""
+
+    monitor_episodes: int = Field(100, ge=10)
+    """Greedy episodes the champion plays (the drift test needs at least 10)."""
+    monitor_seed: Seed | None = None
+    """Episode seed; None: fresh for every run."""
+    court: CourtParams | None = None
+    """The production court; None: $TENNIS_ASSETS_COURT, else the court the champion was
+    judged on."""
+    rules: list[DriftRule] = Field(default_factory=lambda: list(DEFAULT_RULES), min_length=1)
+    """Drift rules; the most severe that holds names the drift's severity."""
+    output_dir: str | None = None
+    """Where latest.json goes for the policy server's drift metrics (None: <data dir>/
+    monitoring)."""
+
+    def production_court(self) -> dict[str, Any]:
+        """The court overrides production plays on: this config's court, else
+        $TENNIS_ASSETS_COURT ({} for neither: the champion's own court decides)."""
+        if self.court is not None:
+            return self.court.changes()
+        from tennis_assets import settings
+
+        return settings.production_court()
 
 
 def court_for_champion(configured: dict[str, Any] | None, version_tags: dict[str, str]

@@ -8,7 +8,7 @@ run to ``history.jsonl``); the policy server reads it at scrape time::
      "p_value": 0.0001, "test": "mann-whitney-u", "drifted": true, "severity": "critical"}
 
 The latest file is replaced atomically, so a reader sees the old result or the new one.
-No numpy, torch or Dagster here: the policy server imports it.
+No torch or Dagster here: the policy server imports it.
 """
 
 from __future__ import annotations
@@ -22,8 +22,10 @@ from pathlib import Path
 from typing import Any
 
 from tennis_assets.files import atomic_write_text
+from tennis_assets.training.drift import SEVERITIES as DRIFT_VERDICTS
 
-SEVERITIES = {"none": 0, "warning": 1, "critical": 2}
+# The severity as the number the policy server exports (the drift verdicts in order).
+SEVERITIES = {name: level for level, name in enumerate(DRIFT_VERDICTS)}
 
 
 def default_monitoring_file() -> Path:

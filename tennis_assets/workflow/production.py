@@ -21,9 +21,18 @@ import time
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
+from tennis_assets.config.model import ConfigModel
 from tennis_assets.files import StagedFile, to_json
 
 LOCK_NAME = ".promotion.lock"
+
+
+class ProductionConfig(ConfigModel):
+    """How production moves."""
+
+    rollback: bool = False
+    """Instead of promoting the challenger, make the 'previous' version champion again (the
+    rollback job sets this)."""
 
 
 class PromotionBusy(RuntimeError):

@@ -15,6 +15,33 @@ import math
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
+from pydantic import Field
+
+from tennis_assets.config.model import ConfigModel
+from tennis_assets.workflow.candidate import Candidate
+
+
+class ChallengerConfig(ConfigModel):
+    """Which candidate becomes the challenger, and what its replay demands before it may
+    replace the champion."""
+
+    partition: Candidate | None = None
+    """The candidate to promote; None: the best one the promotion rule accepts."""
+    report_run_id: str | None = None
+    """Only the report of this run (the promotion sensor sets it)."""
+    replay_episodes: int = Field(100, ge=1)
+    """Fresh episodes on which the challenger (and the champion) is replayed through the
+    registry before the champion alias moves."""
+    champion_margin: float = Field(0.05, ge=0.0)
+    """challenger_not_worse_than_champion: mean >= champion mean - margin on the same
+    episodes."""
+
+
+def confirmation_seed(version: str) -> int:
+    """A seed range of its own (training, selection, evaluation and monitoring have theirs):
+    the challenger is confirmed on episodes it was never judged on."""
+    return 2_500_000_000 + (int(version) % 100_000) * 1_000
+
 
 @dataclass(frozen=True)
 class Evidence:

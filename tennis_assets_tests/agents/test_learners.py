@@ -10,7 +10,7 @@ ALGS = ["ddpg", "maddpg"]
 
 def small(alg, **kw):
     base = dict(algorithm=alg, actor_hidden=32, critic_hidden=32, batch_size=32,
-                buffer_size=2000, learning_starts=64, seed=0)
+                buffer_size=2000, learning_starts=64)
     base.update(kw)
     return AgentConfig(**base)
 
@@ -103,7 +103,7 @@ def test_repeated_updates_reduce_critic_loss_on_a_fixed_batch(alg):
 @pytest.mark.parametrize("alg", ALGS)
 def test_same_seed_same_run_different_seed_different_weights(alg):
     def run(seed):
-        learner = make_learner(small(alg, seed=seed))
+        learner = make_learner(small(alg), seed)
         fill(learner, seed=5)
         for _ in range(10):
             learner.update()
@@ -160,7 +160,7 @@ def test_state_dict_round_trip_gives_identical_actions(alg):
     for _ in range(5):
         learner.update()
     state = learner.state_dict(include_buffer=True)
-    other = make_learner(small(alg, seed=123))
+    other = make_learner(small(alg), 123)
     other.load_state_dict(state)
     other.load_extra_state(learner.extra_state())
     obs = np.random.default_rng(2).standard_normal((4, 2, 24)).astype(np.float32)
@@ -229,9 +229,9 @@ def test_target_policy_smoothing_adds_clipped_noise_to_target_actions(alg):
 
 
 def test_behaviour_weights_play_exploring_steps_and_the_trained_ones_greedy_steps():
-    cfg = AgentConfig(noise_sigma=0.0, noise_sigma_min=0.0, seed=0)
+    cfg = AgentConfig(noise_sigma=0.0, noise_sigma_min=0.0)
     learner = make_learner(cfg)
-    other = make_learner(cfg.replace(seed=1))
+    other = make_learner(cfg, 1)
     obs = np.random.default_rng(0).normal(size=(3, 2, cfg.obs_size)).astype(np.float32)
     mine, theirs = learner.act(obs), other.act(obs)
     assert not np.allclose(mine, theirs)

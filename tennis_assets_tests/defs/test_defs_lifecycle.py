@@ -85,9 +85,9 @@ def scenario(tmp_path_factory, mlflow_uri, good_checkpoint, okay_checkpoint,
 
     def warm(path, **evaluation):
         # One update on top of the stored weights: model selection keeps the starting weights.
-        return {"trained_agents": {"init_checkpoint": str(path), "max_updates": 1},
-                "evaluation_report": {"episodes": 50, **evaluation},
-                "challenger_model": {"episodes": 50}}
+        return {"trained_agents": {"init_checkpoint": str(path), "train": {"max_updates": 1}},
+                "evaluation_report": {"eval_episodes": 50, **evaluation},
+                "challenger_model": {"replay_episodes": 50}}
 
     out = {"root": root, "resources": resources}
     with dg.instance_for_test() as instance:
@@ -99,7 +99,7 @@ def scenario(tmp_path_factory, mlflow_uri, good_checkpoint, okay_checkpoint,
         out["S1"] = promote_better_model.evaluate_tick(dg.build_sensor_context(instance=instance))
         request = out["S1"].run_requests[0].run_config["ops"]["challenger_model"]["config"]
         out["P"] = run_job(instance, defs, "promote",
-                           config={"challenger_model": {**request, "episodes": 50}})
+                           config={"challenger_model": {**request, "replay_episodes": 50}})
         out["pointer_after_P"] = (root / "models/production/champion.json").read_text()
         monitor_cursor = _drain(monitor_new_champion, instance, None, {})
 
@@ -107,18 +107,18 @@ def scenario(tmp_path_factory, mlflow_uri, good_checkpoint, okay_checkpoint,
         _destroy_model_files(mlflow_uri, out["G"].output_for_node("trained_agents")
                              .mlflow_run_id)
         out["G_promote"] = run_job(instance, defs, "promote",
-                                   config={"challenger_model": {"episodes": 50}})
+                                   config={"challenger_model": {"replay_episodes": 50}})
 
         out["B"] = run_job(instance, defs, "run_pipeline", "tuned",
                            warm(good_checkpoint, max_latency_ms=1e-6))
         ctx = dg.build_sensor_context(instance=instance, cursor=monitor_cursor)
         out["M_tick"] = monitor_new_champion.evaluate_tick(ctx)
         out["M"] = run_job(instance, defs, "monitor", config={
-            "production_monitoring": {"episodes": 30,
+            "production_monitoring": {"monitor_episodes": 30,
                                       "output_dir": str(root / "monitoring")}})
         out["E"] = run_job(instance, defs, "retrain", "baseline", {
-            "trained_agents": {"init_checkpoint": "champion", "max_updates": 1},
-            "evaluation_report": {"episodes": 50}})
+            "trained_agents": {"init_checkpoint": "champion", "train": {"max_updates": 1}},
+            "evaluation_report": {"eval_episodes": 50}})
         out["C"] = run_job(instance, defs, "retrain", "baseline")
         out["D"] = run_job(instance, defs, "run_pipeline", "tuned",
                            {"trained_agents": {"init_checkpoint": str(sabotaged_checkpoint)}})

@@ -29,7 +29,8 @@ DRIFTED_COURT = {"max_decisions": 50}
 def _monitor(instance, resources, root, court=None, seed=11):
     from tennis_assets.defs.assets import production_monitoring
 
-    config = {"episodes": 100, "seed": seed, "output_dir": str(root / "monitoring")}
+    config = {"monitor_episodes": 100, "monitor_seed": seed,
+              "output_dir": str(root / "monitoring")}
     if court:
         config["court"] = court
     return dg.materialize([production_monitoring], instance=instance, resources=resources,
@@ -50,15 +51,15 @@ def scenario(tmp_path_factory, mlflow_uri, good_checkpoint):
         out["A"] = materialize(instance, resources, "baseline",
                                ["trained_agents", "evaluation_report"],
                                {"trained_agents": {"init_checkpoint": str(good_checkpoint),
-                                                   "max_updates": 1},
-                                "evaluation_report": {"episodes": 100}})
+                                                   "train": {"max_updates": 1}},
+                                "evaluation_report": {"eval_episodes": 100}})
         request = promote_better_model.evaluate_tick(
             dg.build_sensor_context(instance=instance)).run_requests[0]
         config = request.run_config["ops"]["challenger_model"]["config"]
         out["P"] = dg.materialize(all_defs(), selection=["challenger_model", "production_model"],
                                   instance=instance, resources=resources,
                                   run_config={"ops": {"challenger_model": {"config": {
-                                      **config, "episodes": 50}}}},
+                                      **config, "replay_episodes": 50}}}},
                                   raise_on_error=False)
         out["M0"] = _monitor(instance, resources, root)
         out["latest_M0"] = json.loads((root / "monitoring/latest.json").read_text())
@@ -73,8 +74,9 @@ def scenario(tmp_path_factory, mlflow_uri, good_checkpoint):
         drift_request = out["S"].run_requests[0]
         ops = drift_request.run_config["ops"]
         # The sensor's request as the daemon would launch it, on the tiny profile's budget.
-        ops["trained_agents"]["config"].update({"profile": "tiny", "max_updates": 50})
-        ops["evaluation_report"] = {"config": {"profile": "tiny", "episodes": 50}}
+        ops["trained_agents"]["config"].update({"profile": "tiny"})
+        ops["trained_agents"]["config"].setdefault("train", {})["max_updates"] = 50
+        ops["evaluation_report"] = {"config": {"profile": "tiny", "eval_episodes": 50}}
         out["R"] = dg.materialize(all_defs(), selection=["trained_agents", "evaluation_report"],
                                   partition_key=drift_request.partition_key, instance=instance,
                                   resources=resources, run_config=drift_request.run_config,
@@ -142,7 +144,7 @@ def test_sensor_retrains_only_the_drifted_court_once(scenario):
     request = requests[0]
     assert request.partition_key == "baseline"
     config = request.run_config["ops"]["trained_agents"]["config"]
-    assert config["court"] == DRIFTED_COURT
+    assert config["train"]["court"] == DRIFTED_COURT
     assert config["init_checkpoint"] == "champion"
     assert request.tags["trigger"] == "retrain_on_drift"
     assert request.tags["monitoring_run_id"] == scenario["M1"].run_id
@@ -152,7 +154,9 @@ def test_sensor_retrains_only_the_drifted_court_once(scenario):
 def test_retraining_runs_and_is_judged_on_the_drifted_court(scenario):
     result = scenario["R"]
     agent = result.output_for_node("trained_agents")
-    assert agent.train_config["court"] == DRIFTED_COURT
+    from tennis_assets.sim import CourtParams
+
+    assert CourtParams(**agent.train_config["court"]).changes() == DRIFTED_COURT
     assert agent.extra["resource_usage"]["cpu_seconds"] > 0
     report = result.output_for_node("evaluation_report")
     assert report["champion"]["version"] == "1"
@@ -173,14 +177,14 @@ def test_monitoring_without_a_champion_fails_clearly(tmp_path, mlflow_uri):
 
 
 def test_drift_rules_are_validated():
-    from tennis_assets.defs.config import MonitoringConfig
+    from tennis_assets.defs.config import check_run_config
 
-    with pytest.raises(Exception, match="max_p_value"):
-        MonitoringConfig(rules=[{"severity": "warning", "max_p_value": 2.0}])
-    with pytest.raises(Exception, match="episodes"):
-        MonitoringConfig(episodes=3)
-    with pytest.raises(Exception, match="gravity"):
-        MonitoringConfig(court={"gravity": 9.81})
+    for config, path in [({"rules": [{"severity": "warning", "max_p_value": 2.0}]},
+                           "rules.0.max_p_value"),
+                          ({"monitor_episodes": 3}, "monitor_episodes"),
+                          ({"court": {"gravity": 9.81}}, "court.gravity")]:
+        with pytest.raises(ValueError, match=f"ops.production_monitoring.config.{path}"):
+            check_run_config({"ops": {"production_monitoring": {"config": config}}})
 
 
 def test_daily_monitoring_schedule():
@@ -202,11 +206,12 @@ def test_production_court_from_environment(monkeypatch):
     from tennis_assets.defs.config import MonitoringConfig
 
     monkeypatch.setenv("TENNIS_ASSETS_COURT", '{"ball_scale": 2.0}')
-    assert MonitoringConfig().court_values() == {"ball_scale": 2.0}
-    assert MonitoringConfig(court={"gravity": -12.0}).court_values() == {"gravity": -12.0}
+    assert MonitoringConfig().core().production_court() == {"ball_scale": 2.0}
+    assert MonitoringConfig(court={"gravity": -12.0}).core().production_court() == \
+        {"gravity": -12.0}
     monkeypatch.setenv("TENNIS_ASSETS_COURT", '{"ball_size": 2.0}')
     with pytest.raises(ValueError, match="ball_size"):
-        MonitoringConfig().court_values()
+        MonitoringConfig().core().production_court()
     monkeypatch.setenv("TENNIS_ASSETS_COURT", "big ball")
     with pytest.raises(ValueError, match="TENNIS_ASSETS_COURT is not JSON"):
-        MonitoringConfig().court_values()
+        MonitoringConfig().core().production_court()

@@ -33,7 +33,7 @@ def test_tiny_training_is_tracked_offline_in_neptune_as_in_mlflow(tmp_path, mlfl
                                          neptune_mode="auto")
     with dg.DagsterInstance.ephemeral() as instance:
         result = materialize(instance, resources, "baseline", ["trained_agents"],
-                             config={"trained_agents": {"max_updates": 100}})
+                             config={"trained_agents": {"train": {"max_updates": 100}}})
     assert result.success
     files = list((tmp_path / "home" / "neptune").rglob("run_operations.sqlite3"))
     assert len(files) == 1

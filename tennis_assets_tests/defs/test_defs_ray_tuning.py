@@ -10,7 +10,7 @@ import optuna
 import pytest
 
 from tennis_assets import ray_tuning, tuning
-from tennis_assets.defs.config import TuningConfig
+from tennis_assets.tuning import study_config, trial_configs
 
 pytestmark = pytest.mark.slow
 PARAMS = ["actor_lr", "tau"]
@@ -30,7 +30,7 @@ def local_ray():
 @pytest.fixture(scope="module")
 def configs():
     # Four segments of 25 updates, a greedy evaluation in each.
-    return TuningConfig(profile="tiny", trial_max_updates=100).build()
+    return trial_configs(study_config("tiny", trial_max_updates=100), "tiny")
 
 
 def test_optuna_search_with_asha_lands_in_the_tuning_study_asset(local_ray, tmp_path,

@@ -44,8 +44,9 @@ JOB = textwrap.dedent('''
         ).get_job_def("train")
 
     RUN_CONFIG = {"ops": {"trained_agents": {"config": {
-        "profile": "tiny", "max_seconds": 120, "max_updates": int(os.environ["FAULT_UPDATES"]),
-        "checkpoint_every_seconds": 1.0}}}}
+        "profile": "tiny", "train": {"max_seconds": 120,
+                                     "max_updates": int(os.environ["FAULT_UPDATES"]),
+                                     "checkpoint_every_seconds": 1.0}}}}}
 
     if __name__ == "__main__":
         instance = dg.DagsterInstance.get()

@@ -15,7 +15,7 @@ from tennis_assets.files import DiskFullError
 from tennis_assets.training import TrainConfig, load_checkpoint, save_checkpoint
 
 AGENT = AgentConfig(algorithm="ddpg", actor_hidden=16, critic_hidden=16, buffer_size=20_000,
-                    batch_size=32, seed=0, device="cpu")
+                    batch_size=32, device="cpu")
 
 
 def test_a_full_disk_keeps_the_earlier_checkpoint_whole(small_disk):
@@ -25,7 +25,7 @@ def test_a_full_disk_keeps_the_earlier_checkpoint_whole(small_disk):
     saved = path.read_bytes()
     small_disk.fill()
 
-    second = make_learner(AGENT.replace(seed=1))
+    second = make_learner(AGENT, 1)
     with pytest.raises(DiskFullError) as caught:
         save_checkpoint(path, second)
     message = str(caught.value)
@@ -40,7 +40,7 @@ def _train(out, updates: int = 200):
     from tennis_assets.workflow.candidate import train_candidate
 
     train = TrainConfig(num_courts=2, max_seconds=None, max_updates=updates, warmup_steps=64,
-                        eval_every_updates=100, eval_episodes=2, checkpoint_every_updates=50,
+                        eval_every_updates=100, selection_episodes=2, checkpoint_every_updates=50,
                         checkpoint_path=str(out / "resume.safetensors"))
     return train_candidate(AGENT, train, out, title="full disk {best:.2f}")
 

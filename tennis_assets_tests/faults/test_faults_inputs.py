@@ -18,7 +18,7 @@ from tennis_assets.training.checkpoints import read_metadata
 # a resumed run that fell back to the defaults would show.
 TINY = ["--no-gif", "--no-progress", "--eval-episodes", "5", "--courts", "2",
         "--set", "buffer_size=2000", "--set", "learning_starts=64", "--set", "batch_size=32",
-        "--set", "max_updates=40", "--set", "eval_every_updates=20", "--set", "eval_episodes=5",
+        "--set", "max_updates=40", "--set", "eval_every_updates=20", "--set", "selection_episodes=5",
         "--set", "actor_lr=0.002"]
 
 
@@ -81,13 +81,13 @@ def test_a_huge_buffer_is_refused_before_any_folder(tmp_path):
 @pytest.mark.parametrize("seed", ["-1", "abc", str(2**32)])
 def test_a_bad_seed_names_the_parameter(tmp_path, seed):
     out = run_cli(tmp_path / "home", "train", "--seed", seed)
-    assert_input_error(out, "seed must be a whole number in [0, 4294967295]", seed)
+    assert_input_error(out, "seed: must be a whole number in [0, 4294967295]", seed)
     assert not (tmp_path / "home").exists()
 
 
 def test_a_bad_seed_through_set_names_the_parameter(tmp_path):
     out = run_cli(tmp_path / "home", "train", "--set", "seed=true")
-    assert_input_error(out, "seed must be a whole number in [0, 4294967295]", "True")
+    assert_input_error(out, "seed: must be a whole number in [0, 4294967295]", "True")
     assert not (tmp_path / "home").exists()
 
 
@@ -127,7 +127,7 @@ def test_reusing_out_keeps_the_first_run_then_overwrite_replaces_it(first_run, h
     again = run_cli(home, "train", *TINY, "--seed", "1", "--out", str(copy), "--overwrite")
     assert again.returncode in (0, 3), again.stderr[-2000:]
     report = json.loads((copy / "report.json").read_text())
-    assert report["seed"] == 1 and report["agent_config"]["seed"] == 1
+    assert report["seed"] == 1 and report["train_config"]["seed"] == 1
     assert read_metadata(copy / "resume.safetensors")["train_config"]["seed"] == 1
     assert not (copy / "rally.gif").exists()  # --no-gif: this run made none
     assert sorted(p.name for p in copy.iterdir()) == sorted(before)

@@ -54,7 +54,7 @@ def _trained_run(registry: Registry, seed: int) -> tuple[str, str]:
     from tennis_assets.training import save_checkpoint
 
     learner = make_learner(AgentConfig(actor_hidden=16, critic_hidden=16, buffer_size=256,
-                                       seed=seed, device="cpu"))
+                                       device="cpu"), seed)
     path = save_checkpoint(registry.root / "ckpt" / f"run-{seed}.safetensors", learner,
                            include_buffer=False)
     with registry.tracker.start_run(f"run-{seed}") as run:

@@ -177,15 +177,15 @@ def test_a_bad_evaluation_value_fails_the_run_before_training(tmp_path):
     # Dagster builds evaluation_report's config only when its step starts, after training; the
     # run's first resource set-up checks it instead.
     message = _first_step_failure(tmp_path, f"sqlite:///{tmp_path}/mlflow.db",
-                                  {"evaluation_report": {"episodes": 0}})
-    assert "ops.evaluation_report.config.episodes" in message
+                                  {"evaluation_report": {"eval_episodes": 0}})
+    assert "ops.evaluation_report.config.eval_episodes" in message
     assert "greater than or equal to 1 (got 0)" in message
     assert not (tmp_path / "models").exists() and not (tmp_path / "assets").exists()
 
 
 def test_courts_that_do_not_fit_in_memory_fail_the_run_before_training(tmp_path):
     message = _first_step_failure(tmp_path, f"sqlite:///{tmp_path}/mlflow.db",
-                                  {"trained_agents": {"num_courts": 10**9}})
+                                  {"trained_agents": {"train": {"num_courts": 10**9}}})
     assert "num_courts" in message and "1000000000" in message.replace(",", "")
     assert not (tmp_path / "models").exists() and not (tmp_path / "assets").exists()
 
@@ -223,7 +223,7 @@ MULTIPROCESS = textwrap.dedent('''
         result = dg.execute_job(
             dg.reconstructable(retrain), dg.DagsterInstance.get(),
             run_config={"ops": {"trained_agents": {"config": {"profile": "tiny"}},
-                                "evaluation_report": {"config": {"episodes": 0}}}},
+                                "evaluation_report": {"config": {"eval_episodes": 0}}}},
             tags={"dagster/partition": "baseline"}, raise_on_error=False)
         for event in result.all_events:
             if event.is_step_start or event.is_step_failure or event.is_successful_output:
@@ -249,5 +249,5 @@ def test_multiprocess_runs_fail_at_their_first_step(tmp_path):
     # trained_agents fails in its resource set-up, before it starts; nothing else runs.
     assert events == [["STEP_FAILURE", "trained_agents"]]
     error = next(line for line in done.stdout.splitlines() if line.startswith("ERROR"))
-    assert "ops.evaluation_report.config.episodes" in error
+    assert "ops.evaluation_report.config.eval_episodes" in error
     assert not (root / "models").exists() and not (root / "assets").exists()

@@ -22,7 +22,7 @@ from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState
 
 from tennis_assets import tuning
-from tennis_assets.defs.config import TuningConfig
+from tennis_assets.tuning import study_config, trial_configs
 
 HEARTBEAT_S, GRACE_S = 1, 2
 
@@ -31,10 +31,10 @@ HEARTBEAT_S, GRACE_S = 1, 2
 WORKER = f"""
 import sys
 from tennis_assets import tuning
-from tennis_assets.defs.config import TuningConfig
+from tennis_assets.tuning import study_config, trial_configs
 
-agent, train = TuningConfig(profile="tiny", trial_max_seconds=300.0,
-                            trial_max_updates=10_000_000).build()
+agent, train = trial_configs(study_config("tiny", trial_max_seconds=300.0,
+                            trial_max_updates=10_000_000), "tiny")
 study = tuning.open_study("hb", sys.argv[1], pruner="none", create=False,
                           heartbeat_interval={HEARTBEAT_S}, grace_period={GRACE_S})
 tuning.optimize(study, 1, agent, train, params=["tau"], batch="run-1", worker=0)
@@ -142,7 +142,7 @@ def test_a_killed_workers_trial_is_failed_retried_once_and_none_is_left_running(
     assert proc.returncode == -signal.SIGKILL
     assert [t.state for t in _stored(url)] == [TrialState.FAIL, TrialState.WAITING]
 
-    agent, train = TuningConfig(profile="tiny", trial_max_updates=50).build()
+    agent, train = trial_configs(study_config("tiny", trial_max_updates=50), "tiny")
     tuning.run_study("hb", url, 2, agent, train, params=["tau"], pruner="none",
                      heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S)
 
@@ -241,7 +241,7 @@ def test_a_worker_killed_during_another_workers_trial_is_retried_by_its_next_tri
                 worker.kill()
                 worker.wait(timeout=30)
 
-        agent, train = TuningConfig(profile="tiny", trial_max_updates=50).build()
+        agent, train = trial_configs(study_config("tiny", trial_max_updates=50), "tiny")
         ran = tuning.optimize(study, 2, agent, train, params=["tau"], on_trial=kill_worker)
     finally:
         worker.kill()

@@ -33,12 +33,12 @@ print(json.dumps({"worker": worker, "n_trials": n, "trials": numbers}))
 
 
 def test_three_worker_processes_share_a_study_on_redis(redis_server):
-    from tennis_assets.defs.config import TuningConfig
+    from tennis_assets.tuning import study_config, trial_configs
 
     url = redis_server.url()
     # Wall-clock bound trials, so that the workers' trials overlap.
-    agent, train = TuningConfig(profile="tiny", trial_max_seconds=2.0,
-                                trial_max_updates=1_000_000).build()
+    agent, train = trial_configs(study_config("tiny", trial_max_seconds=2.0,
+                                trial_max_updates=1_000_000), "tiny")
     configs = json.dumps([agent.to_dict(), train.to_dict()])
     tuning.open_study("redis-workers", url, pruner="none")  # created once, as create_study does
     shares = tuning.split_trials(6, 3)

@@ -5,7 +5,7 @@ import optuna
 import pytest
 
 from tennis_assets import tuning
-from tennis_assets.defs.config import TuningConfig
+from tennis_assets.tuning import study_config, trial_configs
 
 
 def test_shares_are_exact_and_never_empty():
@@ -13,11 +13,11 @@ def test_shares_are_exact_and_never_empty():
     assert tuning.split_trials(2, 5) == [1, 1]
     assert sum(tuning.split_trials(20, 6)) == 20
     with pytest.raises(ValueError, match="n_workers"):
-        TuningConfig(profile="tiny", n_trials=2, n_workers=3)
+        study_config("tiny", n_trials=2, n_workers=3)
 
 
 def test_a_rerun_worker_completes_its_share_and_no_more(tmp_path):
-    agent, train = TuningConfig(profile="tiny", trial_max_updates=50).build()
+    agent, train = trial_configs(study_config("tiny", trial_max_updates=50), "tiny")
     url = f"journal:{tmp_path / 'shares.log'}"
     study = tuning.open_study("s", url, pruner="none")
     # A worker that died mid-trial: one finished trial and one left RUNNING in its batch.

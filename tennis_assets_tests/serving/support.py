@@ -43,8 +43,8 @@ class Registry:
         """Registers a seeded learner; ``champion=False`` leaves it as the challenger, out of the
         server's sight until promoted."""
         learner = make_learner(AgentConfig(algorithm=algorithm, actor_hidden=16,
-                                           critic_hidden=16, buffer_size=256, seed=seed,
-                                           device="cpu"))
+                                           critic_hidden=16, buffer_size=256, device="cpu"),
+                               seed)
         path = save_checkpoint(self.root / "ckpt" / f"{name}-{seed}.safetensors", learner,
                                include_buffer=False)
         with self.tracker.start_run(f"{name}-{seed}") as run:

@@ -42,7 +42,7 @@ def test_invalid_values_name_the_field_and_value(field, value):
 
 def test_frozen_and_unknown_fields():
     p = CourtParams()
-    with pytest.raises(AttributeError):
+    with pytest.raises(ValueError, match="frozen"):
         p.gravity = -1.0  # type: ignore[misc]
     with pytest.raises(ValueError, match="unknown"):
         CourtParams.from_dict({"gravty": -9.81})

@@ -27,7 +27,7 @@ def tracker(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
-    learner = make_learner(AgentConfig(actor_hidden=16, critic_hidden=16, seed=3))
+    learner = make_learner(AgentConfig(actor_hidden=16, critic_hidden=16), 3)
     path = tmp_path_factory.mktemp("ckpt") / "policy.safetensors"
     return save_checkpoint(path, learner, include_buffer=False), learner
 

@@ -15,7 +15,7 @@ CFG = dict(actor_hidden=32, critic_hidden=32, batch_size=32, buffer_size=5000,
 
 
 def trained(alg="ddpg", seed=0):
-    learner = make_learner(AgentConfig(algorithm=alg, seed=seed, **CFG))
+    learner = make_learner(AgentConfig(algorithm=alg, **CFG), seed)
     rng = np.random.default_rng(seed)
     for _ in range(30):
         obs = rng.standard_normal((4, 2, 24)).astype(np.float32)
@@ -95,7 +95,7 @@ def test_resume_continues_the_run(tmp_path):
     ac = AgentConfig(**CFG)
     path = str(tmp_path / "run.safetensors")
     tc = TrainConfig(num_courts=4, max_seconds=None, max_updates=150, eval_every_updates=100,
-                     eval_episodes=5, seed=3, checkpoint_path=path, checkpoint_every_updates=50)
+                     selection_episodes=5, seed=3, checkpoint_path=path, checkpoint_every_updates=50)
     first = train(ac, tc, progress=False)
     assert first.updates == 150
     second = train(ac, tc.replace(max_updates=300), progress=False, resume_from=path)

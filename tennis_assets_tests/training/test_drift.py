@@ -59,11 +59,11 @@ def test_bad_samples_are_named(monitored, baseline, match):
 
 def test_rules_are_validated():
     with pytest.raises(ValueError, match="severity"):
-        DriftRule("fatal")
+        DriftRule(severity="fatal")
     with pytest.raises(ValueError, match="max_p_value"):
-        DriftRule("warning", 1.5)
+        DriftRule(severity="warning", max_p_value=1.5)
     with pytest.raises(ValueError, match="min_mean_drop"):
-        DriftRule("warning", 0.01, -1)
+        DriftRule(severity="warning", max_p_value=0.01, min_mean_drop=-1)
     with pytest.raises(ValueError, match="at least one"):
         score_drift([1, 2], [1, 2], rules=[])
     assert [r.severity for r in DEFAULT_RULES] == ["warning", "critical"]

@@ -14,7 +14,7 @@ from tennis_assets.training.export import INPUT, export_actor_onnx, onnx_session
 
 @pytest.mark.parametrize("algorithm", ["ddpg", "maddpg"])
 def test_actor_module_and_its_onnx_export_match_learner_act(algorithm, tmp_path):
-    learner = make_learner(AgentConfig(algorithm=algorithm, buffer_size=256, seed=4,
+    learner = make_learner(AgentConfig(algorithm=algorithm, buffer_size=256,
                                        device="cpu"))
     module = ActorModule.from_learner(learner)
     session = onnx_session(export_actor_onnx(learner, tmp_path / "actor.onnx"))
@@ -36,7 +36,7 @@ def test_actor_module_and_its_onnx_export_match_learner_act(algorithm, tmp_path)
 
 
 def test_actor_module_is_torch_exportable():
-    learner = make_learner(AgentConfig(buffer_size=256, seed=4, device="cpu"))
+    learner = make_learner(AgentConfig(buffer_size=256, device="cpu"), 4)
     module = ActorModule.from_learner(learner)
     batch = torch.export.Dim("batch", min=1)
     example = torch.zeros(3, 2, 24)

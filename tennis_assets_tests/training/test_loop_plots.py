@@ -13,7 +13,7 @@ SMALL = dict(actor_hidden=32, critic_hidden=32, batch_size=32, buffer_size=5000,
 @pytest.mark.parametrize("alg", ["ddpg", "maddpg"])
 def test_tiny_run_has_finite_weights_and_well_formed_history(alg, capsys):
     tc = TrainConfig(num_courts=4, max_seconds=None, max_updates=200, eval_every_updates=100,
-                     eval_episodes=5, seed=1, final_eval_episodes=5)
+                     selection_episodes=5, seed=1, final_eval_episodes=5)
     res = train(AgentConfig(algorithm=alg, **SMALL), tc, progress=False)
     assert capsys.readouterr().out == ""  # progress=False is silent
     assert res.updates == 200 and res.stop_reason == "max_updates"
@@ -55,7 +55,7 @@ def test_best_weights_are_kept(monkeypatch):
 
     monkeypatch.setattr(loop, "evaluate", fake)
     tc = TrainConfig(num_courts=4, max_seconds=None, max_updates=400, eval_every_updates=100,
-                     eval_episodes=2, seed=0)
+                     selection_episodes=2, seed=0)
     res = train(AgentConfig(**SMALL), tc, progress=False)
     assert res.best_greedy_mean == 0.9 and res.best_updates == 200
     assert np.array_equal(res.learner.act(np.ones((1, 2, 24), np.float32)), snapshots[1])
@@ -63,7 +63,7 @@ def test_best_weights_are_kept(monkeypatch):
 
 def test_learning_curve_png(tmp_path):
     tc = TrainConfig(num_courts=4, max_seconds=None, max_updates=100, eval_every_updates=50,
-                     eval_episodes=3)
+                     selection_episodes=3)
     res = train(AgentConfig(**SMALL), tc, progress=False)
     for x in ("episode", "seconds"):
         out = plot_learning_curve(res.history, res.eval_history, tmp_path / f"c_{x}.png",
@@ -92,7 +92,7 @@ def test_loop_feeds_evaluations_to_evidence_based_noise_and_runs_the_options(alg
     ac = AgentConfig(algorithm=alg, noise_decay=1.0, noise_eval_decay=0.5, n_step=3,
                      target_noise=0.2, **extra, **SMALL)
     tc = TrainConfig(num_courts=4, max_seconds=None, max_updates=300, eval_every_updates=100,
-                     eval_episodes=5, seed=3)
+                     selection_episodes=5, seed=3)
     res = train(ac, tc, progress=False)
     improving = np.sum(np.diff(np.maximum.accumulate(
         np.r_[-np.inf, res.eval_history["greedy_mean"].to_numpy()])) > 0)
@@ -107,7 +107,7 @@ def test_explore_with_best_hands_the_best_weights_to_exploring_steps_after_a_sol
     # behaviour is the best evaluated weights, and the solve scales the noise away.
     ac = AgentConfig(noise_solved_scale=0.0, **SMALL)
     tc = TrainConfig(num_courts=4, max_seconds=None, max_updates=300, eval_every_updates=100,
-                     eval_episodes=5, seed=3, target_score=-1.0, explore_with_best=True)
+                     selection_episodes=5, seed=3, target_score=-1.0, explore_with_best=True)
     res = train(ac, tc, progress=False)
     assert res.solved_greedy is not None
     assert res.learner._behaviour_actor is not None

@@ -26,11 +26,11 @@ def _resources(tmp_path) -> dict:
 
 
 def test_config_choices_and_validation():
-    assert TrainingConfig(environment="unity").environment.value == "unity"
+    assert TrainingConfig(environment="unity").candidate().environment == "unity"
     with pytest.raises(Exception, match="base_port=70000: must be a TCP port"):
         UnityEnvironmentResource(base_port=70000)
-    with pytest.raises(Exception, match="tuning runs on the builtin simulator only"):
-        TuningConfig(environment="unity")
+    # A study's trials train on the built-in simulator: its config has no environment.
+    assert "environment" not in TuningConfig.model_fields
 
 
 @pytest.mark.slow
@@ -42,8 +42,8 @@ def test_trained_agents_on_unity(port, peer_thread, tmp_path):
     resources = _resources(tmp_path)
     run_config = {
         "ops": {"trained_agents": {"config": {
-            "profile": "tiny", "environment": "unity", "max_updates": 60,
-            "eval_every_updates": 30, "eval_episodes": 3}}},
+            "profile": "tiny", "environment": "unity",
+            "train": {"max_updates": 60, "eval_every_updates": 30, "selection_episodes": 3}}}},
         "resources": {"unity_environment": {"config": {"base_port": port, "timeout_s": 10,
                                                        "time_scale": 5.0}}},
     }
@@ -71,9 +71,10 @@ def test_candidate_trained_on_a_build_is_evaluated_on_the_build(port, launcher, 
     resources = _resources(tmp_path)
     run_config = {
         "ops": {"trained_agents": {"config": {
-                    "profile": "tiny", "environment": "unity", "max_updates": 60,
-                    "eval_every_updates": 30, "eval_episodes": 3}},
-                "evaluation_report": {"config": {"profile": "tiny", "episodes": 6,
+                    "profile": "tiny", "environment": "unity",
+                    "train": {"max_updates": 60, "eval_every_updates": 30,
+                              "selection_episodes": 3}}},
+                "evaluation_report": {"config": {"profile": "tiny", "eval_episodes": 6,
                                                  "latency_samples": 5}}},
         "resources": {"unity_environment": {"config": {
             "file_name": str(build), "base_port": port, "timeout_s": 60}}},

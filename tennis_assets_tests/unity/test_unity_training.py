@@ -15,7 +15,7 @@ from .conftest import free_port
 pytestmark = pytest.mark.filterwarnings("ignore:distutils Version classes:DeprecationWarning")
 
 SMALL = dict(actor_hidden=32, critic_hidden=32, batch_size=32, buffer_size=5000,
-             learning_starts=128, seed=4)
+             learning_starts=128)
 
 
 @pytest.mark.slow
@@ -24,7 +24,7 @@ def test_a_short_training_run_through_the_protocol_matches_in_process(port, peer
     peer_thread(port, courts=4)
     peer_thread(eval_port, courts=5)
     tc = TrainConfig(num_courts=4, max_seconds=None, max_updates=300, eval_every_updates=100,
-                     eval_episodes=5, final_eval_episodes=5, seed=3)
+                     selection_episodes=5, final_eval_episodes=5, seed=3)
     with UnityTennis(base_port=port, timeout_s=10) as env, \
             UnityTennis(base_port=eval_port, timeout_s=10) as eval_env:
         remote = train(AgentConfig(**SMALL), tc, progress=False, env=env, eval_env=eval_env)
@@ -43,7 +43,7 @@ def test_a_short_training_run_through_the_protocol_matches_in_process(port, peer
 def test_training_on_the_training_env_alone_evaluates_there_too(port, peer_thread):
     peer, _ = peer_thread(port, courts=2)
     tc = TrainConfig(num_courts=8, max_seconds=None, max_updates=60, eval_every_updates=30,
-                     eval_episodes=3, seed=1)
+                     selection_episodes=3, seed=1)
     with UnityTennis(base_port=port, timeout_s=10) as env:
         res = train(AgentConfig(**SMALL), tc, progress=False, env=env)
     assert res.updates == 60 and len(res.eval_history) == 2

@@ -8,7 +8,7 @@ from typing import Any
 import dagster as dg
 
 
-from ..config import Environment, EvaluationConfig
+from ..config import EvaluationConfig
 from ..environment import UnityEnvironmentResource
 from ..gates import (beats_champion, latency_under_threshold, report_check_results,
                      solves_tennis)
@@ -56,29 +56,30 @@ def evaluation_report(context: dg.AssetExecutionContext, config: EvaluationConfi
     ``beats_champion`` records whether it is better, which the promotion rule reads.
     """
     from tennis_assets.sim import CourtParams
+    from tennis_assets.sim.params import SOLVED_SCORE
     from tennis_assets.tracking import run_tags
     from tennis_assets.training import final_seed
     from tennis_assets.workflow.evaluation import (candidate_report, evaluate_candidate,
                                                    track_report)
 
     partition = context.partition_key
-    settings = config.resolved()
-    court = dict(trained_agents.train_config.get("court", {}))
+    settings = config.core()
+    court = CourtParams.from_dict(trained_agents.train_config.get("court", {})).changes()
     train_seed = int(trained_agents.train_config.get("seed", 0))
-    seed = final_seed(train_seed, 1 + config.seed)
+    seed = final_seed(train_seed, 1 + settings.eval_seed)
     tracker = mlflow.tracker()
-    on_unity = trained_agents.extra.get("environment") == Environment.unity.value
+    on_unity = trained_agents.extra.get("environment") == "unity"
     env = unity_environment.open(seed=seed) if on_unity else None
     try:
         with tempfile.TemporaryDirectory() as tmp:
             champ_learner, info = _champion(context, tracker, mlflow.registered_model, tmp)
         judged = evaluate_candidate(
             trained_agents.learner(), model_store.report_dir(partition, context.run.run_id),
-            label=partition, episodes=settings["episodes"], seed=seed,
-            court=CourtParams(**court), threshold=config.target_score,
-            latency_samples=settings["latency_samples"],
-            rally_seed=final_seed(train_seed, 9_999) if config.gif else None,
-            rally_max_frames=settings["gif_max_frames"], champion_learner=champ_learner, env=env)
+            label=partition, episodes=settings.eval_episodes, seed=seed,
+            court=CourtParams(**court), threshold=SOLVED_SCORE,
+            latency_samples=settings.latency_samples,
+            rally_seed=final_seed(train_seed, 9_999) if settings.gif else None,
+            rally_max_frames=settings.gif_max_frames, champion_learner=champ_learner, env=env)
     finally:
         if env is not None:
             env.close()
@@ -89,9 +90,9 @@ def evaluation_report(context: dg.AssetExecutionContext, config: EvaluationConfi
         context.log.warning(f"champion v{info.version} plays another game: not compared")
 
     report = candidate_report(
-        judged, partition=partition, court=court, target=config.target_score,
-        max_latency_ms=config.max_latency_ms, champion=champion,
-        environment=trained_agents.extra.get("environment", Environment.builtin.value),
+        judged, partition=partition, court=court, target=SOLVED_SCORE,
+        max_latency_ms=settings.max_latency_ms, champion=champion,
+        environment=trained_agents.extra.get("environment", "builtin"),
         dagster_run_id=context.run.run_id,
         candidate={"train_dagster_run_id": trained_agents.dagster_run_id,
                    "train_mlflow_run_id": trained_agents.mlflow_run_id,
@@ -128,4 +129,4 @@ def evaluation_report(context: dg.AssetExecutionContext, config: EvaluationConfi
         "candidate_mlflow_run_id": dg.MetadataValue.text(trained_agents.mlflow_run_id or ""),
         **run_link("trained_in", trained_agents.dagster_run_id),
     })
-    yield from report_check_results(report, config.target_score, config.max_latency_ms)
+    yield from report_check_results(report, SOLVED_SCORE, settings.max_latency_ms)

@@ -39,21 +39,22 @@ def production_monitoring(context: dg.AssetExecutionContext, config: MonitoringC
     from tennis_assets.settings import data_dir
     from tennis_assets.tracking import run_tags
     from tennis_assets.training import load_learner
-    from tennis_assets.training.drift import DriftRule
     from tennis_assets.workflow.monitoring import (court_for_champion, monitor_champion,
                                                    monitoring_seed)
     from tennis_assets.workflow.monitoring_file import write_result
 
     tracker, name = mlflow.tracker(), mlflow.registered_model
+    settings = config.core()
     info = tracker.champion(name)
     if info is None:
         raise dg.Failure(f"no model has the 'champion' alias in {name!r}: nothing to monitor; "
                          "materialize production_model first")
-    court, court_source = court_for_champion(config.court_values(), info.tags)
+    court, court_source = court_for_champion(settings.production_court(), info.tags)
     judged_court = court_for_champion(None, info.tags)[0]
-    episodes = config.resolved_episodes()
-    seed = config.seed if config.seed is not None else monitoring_seed(context.run.run_id)
-    rules = [DriftRule(r.severity.value, r.max_p_value, r.min_mean_drop) for r in config.rules]
+    episodes = settings.monitor_episodes
+    seed = settings.monitor_seed if settings.monitor_seed is not None \
+        else monitoring_seed(context.run.run_id)
+    rules = settings.rules
     eval_run = info.tags.get("eval_mlflow_run_id")
     baseline = tracker.metric_series(eval_run, "episode_score") if eval_run else None
     with tempfile.TemporaryDirectory() as tmp:
@@ -78,7 +79,7 @@ def production_monitoring(context: dg.AssetExecutionContext, config: MonitoringC
                            partition=info.tags.get("partition"), court=court,
                            court_source=court_source, seed=seed,
                            dagster_run_id=context.run.run_id, mlflow_run_id=run.run_id)
-    out_dir = Path(config.output_dir) if config.output_dir else data_dir() / "monitoring"
+    out_dir = Path(settings.output_dir) if settings.output_dir else data_dir() / "monitoring"
     latest = write_result(out_dir, value)
     yield dg.Output(value, metadata={
         "model_version": dg.MetadataValue.text(info.version),

@@ -33,13 +33,15 @@ def challenger_model(context: dg.AssetExecutionContext, config: ChallengerConfig
     from tennis_assets.workflow.promotion import Champion, Evidence, choose, version_record
 
     tracker, name = mlflow.tracker(), mlflow.registered_model
+    settings = config.core()
     current = tracker.champion(name)
     champion = Champion(current.version if current else None, current.run_id if current else None)
     # A run that also evaluated a candidate (run_pipeline) promotes that candidate or none.
-    partition = config.partition or context.run.tags.get("dagster/partition")
+    partition = settings.partition or context.run.tags.get("dagster/partition")
     reports = {p: r for p, r in model_store.latest_reports().items()
                if (partition is None or p == partition)
-               and (config.report_run_id is None or r["dagster_run_id"] == config.report_run_id)}
+               and (settings.report_run_id is None
+                    or r["dagster_run_id"] == settings.report_run_id)}
     best, passed_over = choose([Evidence.from_report(r) for r in reports.values()], champion)
     if best is None:
         context.log.info("no challenger: " + ("; ".join(f"{p}: {why}" for p, why in
@@ -82,15 +84,17 @@ def challenger_model(context: dg.AssetExecutionContext, config: ChallengerConfig
                 "before the champion alias moves.")
 def challenger_checks(context: dg.AssetCheckExecutionContext, challenger_model: dict,
                       config: ChallengerConfig, mlflow: MlflowResource):
-    from tennis_assets.workflow.promotion import replay_registered
+    from tennis_assets.sim.params import SOLVED_SCORE
+    from tennis_assets.workflow.promotion import confirmation_seed, replay_registered
 
+    settings = config.core()
     version, court = challenger_model["version"], challenger_model["court"]
-    episodes, seed = config.resolved_episodes(), config.confirmation_seed(version)
+    episodes, seed = settings.replay_episodes, confirmation_seed(version)
     try:
         with tempfile.TemporaryDirectory() as tmp:
             verdict = replay_registered(mlflow.tracker(), challenger_model["model_name"],
-                                        version, court, episodes, seed, config.target_score,
-                                        config.champion_margin, tmp)
+                                        version, court, episodes, seed, SOLVED_SCORE,
+                                        settings.champion_margin, tmp)
         failure = None
     except Exception as exc:  # noqa: BLE001 - any failure to load or play is the finding
         verdict, failure = None, f"{type(exc).__name__}: {exc}"
@@ -121,15 +125,16 @@ def production_model(context: dg.AssetExecutionContext, config: PromotionConfig,
     from tennis_assets.workflow.production import move_champion
 
     tracker, name = mlflow.tracker(), mlflow.registered_model
-    if not config.rollback and challenger_model is None:
+    rollback = config.core().rollback
+    if not rollback and challenger_model is None:
         raise dg.Failure("no challenger_model has been materialized: nothing to promote")
     try:
         value = move_champion(tracker, name, model_store.production_pointer(),
-                              version=None if config.rollback else challenger_model["version"],
-                              rollback=config.rollback, run_id=context.run.run_id)
+                              version=None if rollback else challenger_model["version"],
+                              rollback=rollback, run_id=context.run.run_id)
     except RuntimeError as exc:
-        raise dg.Failure(f"{'rollback' if config.rollback else 'promotion'}: {exc}") from None
-    if config.rollback:
+        raise dg.Failure(f"{'rollback' if rollback else 'promotion'}: {exc}") from None
+    if rollback:
         context.log.warning(f"rolled back {name} to v{value['version']}")
     # Everything below is what the registry said after the move, as the pointer file says it.
     return dg.Output(value, metadata={
@@ -140,7 +145,7 @@ def production_model(context: dg.AssetExecutionContext, config: PromotionConfig,
         "court": dg.MetadataValue.json(value["court"]),
         "previous_version": dg.MetadataValue.text(value["previous_version"] or "none"),
         "changed": dg.MetadataValue.bool(value["changed"]),
-        "rollback": dg.MetadataValue.bool(config.rollback),
+        "rollback": dg.MetadataValue.bool(rollback),
         "mlflow_run_id": dg.MetadataValue.text(value["mlflow_run_id"] or ""),
         "mlflow_run": dg.MetadataValue.url(tracker.run_url(value["mlflow_run_id"])),
         "model_version": dg.MetadataValue.url(tracker.model_url(name, value["version"])),

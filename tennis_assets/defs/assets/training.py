@@ -8,7 +8,7 @@ from typing import Any
 
 import dagster as dg
 
-from ..config import Environment, TrainingConfig
+from ..config import TrainingConfig
 from ..environment import UnityEnvironmentResource
 from ..gates import check_history, check_weights, history_has_no_nan, weights_finite
 from ..metadata import frame_md, image_md, rounded, run_link
@@ -17,8 +17,7 @@ from ..resources import MlflowResource
 from ..store import ModelStore, TrainedAgent
 
 
-def _init_checkpoint(config: TrainingConfig, mlflow: MlflowResource, tmp: str) -> str | None:
-    init = config.init_checkpoint
+def _init_checkpoint(init: str | None, mlflow: MlflowResource, tmp: str) -> str | None:
     if init != "champion":
         return init
     tracker = mlflow.tracker()
@@ -29,12 +28,12 @@ def _init_checkpoint(config: TrainingConfig, mlflow: MlflowResource, tmp: str) -
     return str(tracker.champion_checkpoint(champion, Path(tmp) / "champion"))
 
 
-def _track(run, trained, partition: str, config: TrainingConfig, unity: dict | None) -> str:
+def _track(run, trained, partition: str, candidate, unity: dict | None) -> str:
     result, h, e = trained.result, trained.result.history, trained.result.eval_history
     run.log_params({"agent": trained.agent_config.to_dict(),
                     "train": trained.train_config.to_dict(), "partition": partition,
-                    "init_checkpoint": config.init_checkpoint,
-                    "environment": config.environment.value, "profile": config.profile.value,
+                    "init_checkpoint": candidate.init_checkpoint,
+                    "environment": candidate.environment, "profile": candidate.profile,
                     **({"unity": unity} if unity else {})})
     run.log_series("episode_score", h["score"].tolist(), h["episode"].tolist())
     run.log_series("avg100", h["avg100"].tolist(), h["episode"].tolist())
@@ -79,6 +78,7 @@ def trained_agents(context: dg.AssetExecutionContext, config: TrainingConfig,
             raise dg.Failure("the 'tuned' partition needs a tuning_study with at least one "
                              "completed trial; materialize tuning_study first")
         tuned = dict(tuning_study["best_params"])
+    candidate = config.candidate()
     agent_cfg, train_cfg = config.build(tuned)
     out_dir = model_store.agent_dir(partition, context.run.run_id)
     # Kept per run lineage: a re-execution or retry of this run continues where it stopped.
@@ -91,16 +91,16 @@ def trained_agents(context: dg.AssetExecutionContext, config: TrainingConfig,
     with tempfile.TemporaryDirectory() as tmp, \
             mlflow.start_run(f"train-{partition}", tags) as run:
         # A resumed run's state already holds its warm-started weights.
-        init = None if resume_from else _init_checkpoint(config, mlflow, tmp)
+        init = None if resume_from else _init_checkpoint(candidate.init_checkpoint, mlflow, tmp)
         env, unity = None, None
-        if config.environment == Environment.unity:
+        if candidate.environment == "unity":
             # Training and its evaluations play on the build; the learner takes its sizes.
             env = unity_environment.open(seed=train_cfg.seed)
             agent_cfg = agent_cfg.replace(obs_size=env.obs_size, action_size=env.action_size)
             unity = unity_environment.describe()
         context.log.info(f"training {partition}: budget {train_cfg.max_seconds} s / "
                          f"{train_cfg.max_updates} updates"
-                         + (f", warm start from {config.init_checkpoint}" if init else "")
+                         + (f", warm start from {candidate.init_checkpoint}" if init else "")
                          + (f", resuming from {resume_from}" if resume_from else ""))
         try:
             trained = train_candidate(agent_cfg, train_cfg, out_dir, init_checkpoint=init,
@@ -113,7 +113,7 @@ def trained_agents(context: dg.AssetExecutionContext, config: TrainingConfig,
             raise dg.Failure(interruption(trained.result, resume, "re-execute this run (or let "
                                                                   "the run retry)"),
                              metadata={"resume_state": dg.MetadataValue.path(str(resume))})
-        model_source = _track(run, trained, partition, config, unity)
+        model_source = _track(run, trained, partition, candidate, unity)
     # Done and tracked: the state (replay buffer included) is no longer needed to continue.
     for path in (resume, resume.with_suffix(".json")):
         path.unlink(missing_ok=True)
@@ -127,8 +127,8 @@ def trained_agents(context: dg.AssetExecutionContext, config: TrainingConfig,
         agent_config=trained.agent_config.to_dict(), train_config=trained.train_config.to_dict(),
         summary=result.summary(), dagster_run_id=context.run.run_id, mlflow_run_id=run.run_id,
         mlflow_run_url=run.url, extra={"model_source": model_source, "tuned_params": tuned,
-                                       "init_checkpoint": config.init_checkpoint,
-                                       "environment": config.environment.value,
+                                       "init_checkpoint": candidate.init_checkpoint,
+                                       "environment": candidate.environment,
                                        "resource_usage": usage})
     yield dg.Output(value, metadata={
         **rounded({"best_greedy_mean": result.best_greedy_mean, "seconds": result.seconds,

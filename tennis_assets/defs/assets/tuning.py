@@ -19,12 +19,11 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
-from pydantic import Field
 
 from tennis_assets.files import atomic_write_json
 from tennis_assets.redaction import redact_url
 
-from ..config import Engine, TuningConfig
+from ..config import TuningConfig
 from ..metadata import frame_md, image_md
 from ..resources import MlflowResource, OptunaResource
 
@@ -58,12 +57,19 @@ class _JsonHandoff(dg.IOManager):
         return json.loads(self._path(context.upstream_output).read_text())
 
 
-def _study_args(config: TuningConfig) -> dict[str, Any]:
+def _storage(core, optuna_storage: OptunaResource) -> tuple[str, str]:
+    """(the study's storage URL, the same with any password masked)."""
+    if core.storage:
+        return core.storage, redact_url(core.storage)
+    return optuna_storage.url(), optuna_storage.display()
+
+
+def _study_args(core) -> dict[str, Any]:
     from tennis_assets.tuning import prune_warmup
 
-    return {"sampler": config.sampler.value, "pruner": config.pruner.value,
-            "multi_objective": config.multi_objective,
-            "warmup_updates": prune_warmup(config.resolved()["trial_max_updates"])}
+    return {"sampler": core.sampler, "pruner": core.pruner,
+            "multi_objective": core.multi_objective,
+            "warmup_updates": prune_warmup(core.trial_max_updates)}
 
 
 @dg.op(out=dg.DynamicOut(dict, io_manager_key=HANDOFF_IO),
@@ -75,23 +81,24 @@ def create_study(context: dg.OpExecutionContext, config: TuningConfig,
     del mlflow
     from tennis_assets import tuning
 
-    n_trials = config.resolved()["n_trials"]
-    url = optuna_storage.url()
-    if config.engine == Engine.ray:
+    core = config.core()
+    n_trials = core.n_trials
+    url, shown = _storage(core, optuna_storage)
+    if core.engine == "ray":
         from tennis_assets.ray_tuning import check_installed
 
         try:
-            check_installed(config.ray_searcher.value)
+            check_installed(core.ray_searcher)
         except ValueError as exc:
             raise dg.Failure(str(exc), allow_retries=False) from None
     # Created here, once, so that workers only ever join it (no race to create tables or study).
-    study = tuning.open_study(config.study_name, url, seed=config.seed, **_study_args(config))
+    study = tuning.open_study(core.study_name, url, seed=core.sampler_seed, **_study_args(core))
     # Ray's searchers take the baseline as their first point to evaluate instead.
-    if config.engine == Engine.optuna and \
-            tuning.enqueue_baseline(study, config.build()[0], config.params):
+    if core.engine == "optuna" and \
+            tuning.enqueue_baseline(study, config.build()[0], core.params):
         context.log.info("new study: its first trial is the baseline configuration")
-    shares = tuning.split_trials(n_trials, config.n_workers)
-    context.log.info(f"study {config.study_name!r} in {optuna_storage.display()}: "
+    shares = tuning.split_trials(n_trials, core.n_workers)
+    context.log.info(f"study {core.study_name!r} in {shown}: "
                      f"{n_trials} more trial(s) in {len(shares)} worker(s) of "
                      f"{shares}")
     for worker, n in enumerate(shares):
@@ -105,29 +112,29 @@ def _run_share(context, config: TuningConfig, url: str, n_trials: int, batch: st
                worker: int, sampler_seed: int, create: bool) -> list[int]:
     from tennis_assets import tuning
 
+    core = config.core()
     agent, train = config.build()
-    study = tuning.open_study(config.study_name, url, seed=sampler_seed, create=create,
-                              **_study_args(config))
+    study = tuning.open_study(core.study_name, url, seed=sampler_seed, create=create,
+                              **_study_args(core))
 
     def on_trial(study, trial) -> None:
         context.log.info(f"trial {trial.number}: {trial.state.name} values={trial.values} "
                          f"params={trial.params}")
 
-    if config.engine == Engine.ray:
+    if core.engine == "ray":
         from tennis_assets import ray_tuning, settings
 
-        address = config.ray_address or settings.ray_address()
+        address = core.ray_address or settings.ray_address()
         context.log.info(f"trials on Ray at {redact_url(address) or 'a local instance'}: "
-                         f"{config.ray_searcher.value} searcher, {config.ray_scheduler.value} "
-                         f"scheduler")
+                         f"{core.ray_searcher} searcher, {core.ray_scheduler} scheduler")
         numbers = ray_tuning.run_ray_study(
-            study, n_trials, agent, train, params=config.params,
-            searcher=config.ray_searcher.value, scheduler=config.ray_scheduler.value,
-            sampler=config.sampler.value, seed=sampler_seed, address=address,
+            study, n_trials, agent, train, params=core.params,
+            searcher=core.ray_searcher, scheduler=core.ray_scheduler,
+            sampler=core.sampler, seed=sampler_seed, address=address,
             storage_path=settings.ray_storage(), batch=batch, on_trial=on_trial)
     else:
-        numbers = tuning.optimize(study, n_trials, agent, train, params=config.params,
-                                  multi_objective=config.multi_objective, on_trial=on_trial,
+        numbers = tuning.optimize(study, n_trials, agent, train, params=core.params,
+                                  multi_objective=core.multi_objective, on_trial=on_trial,
                                   batch=batch, worker=worker)
     context.log.info(f"worker {worker} (pid {os.getpid()}) ran trials {numbers}")
     return numbers
@@ -139,8 +146,10 @@ def _run_share(context, config: TuningConfig, url: str, n_trials: int, batch: st
 def tune_trials(context: dg.OpExecutionContext, config: TuningConfig,
                 optuna_storage: OptunaResource, share: dict) -> dict:
     # Distinct seeds: workers that sample at the same moment must not propose the same points.
-    numbers = _run_share(context, config, optuna_storage.url(), share["n_trials"], share["batch"],
-                         share["worker"], config.seed + share["worker"], create=False)
+    core = config.core()
+    numbers = _run_share(context, config, _storage(core, optuna_storage)[0], share["n_trials"],
+                         share["batch"], share["worker"], core.sampler_seed + share["worker"],
+                         create=False)
     return {"batch": share["batch"], "worker": share["worker"], "n_trials": share["n_trials"],
             "trials": numbers, "pid": os.getpid()}
 
@@ -153,33 +162,31 @@ def summarize_study(context: dg.OpExecutionContext, config: TuningConfig,
     from tennis_assets import tuning
     from tennis_assets.tracking import run_tags
 
-    resolved = config.resolved()
-    study = tuning.open_study(config.study_name, optuna_storage.url(), seed=config.seed,
-                              create=False, **_study_args(config))
+    core = config.core()
+    url, storage = _storage(core, optuna_storage)
+    study = tuning.open_study(core.study_name, url, seed=core.sampler_seed, create=False,
+                              **_study_args(core))
     try:
         tuning.check_batch(study, workers[0]["batch"], workers)
     except ValueError as exc:
         raise dg.Failure(str(exc), metadata={"workers": dg.MetadataValue.json(workers)}) from None
     summary = tuning.summarize(study, workers[0]["batch"])
-    storage = optuna_storage.display()
     with mlflow.start_run("tuning_study", run_tags(context.run.run_id, asset="tuning_study")) as run, \
             tempfile.TemporaryDirectory() as tmp:
+        # The storage goes in redacted (optuna_storage.display()), never as configured.
+        skip = {"params", "storage"} | ({"ray_searcher", "ray_scheduler", "ray_address"}
+                                        if core.engine != "ray" else set())
+        params = core.model_dump(exclude=skip)
         report = tuning.track_study(run, study, summary, tmp, {
-            "study_name": config.study_name, "storage": storage,
-            "sampler": config.sampler.value, "pruner": config.pruner.value,
-            "engine": config.engine.value,
-            **({"ray_searcher": config.ray_searcher.value,
-                "ray_scheduler": config.ray_scheduler.value}
-               if config.engine == Engine.ray else {}),
-            "multi_objective": config.multi_objective, **resolved, "n_workers": len(workers),
-            "params": ",".join(config.params or sorted(tuning.SEARCH_SPACE))})
+            **params, "storage": storage, "n_workers": len(workers),
+            "params": ",".join(core.params or sorted(tuning.SEARCH_SPACE))})
         pictures = {name: image_md(report[name], name.replace("_", " "))
                     for name in ("optimization_history", "param_importances")}
 
-    value = {"study_name": config.study_name, "storage": storage, **summary,
-             "min_completed_trials": resolved["min_completed_trials"],
-             "multi_objective": config.multi_objective, "mlflow_run_id": run.run_id,
-             "n_workers": len(workers), "engine": config.engine.value}
+    value = {"study_name": core.study_name, "storage": storage, **summary,
+             "min_completed_trials": core.min_completed_trials,
+             "multi_objective": core.multi_objective, "mlflow_run_id": run.run_id,
+             "n_workers": len(workers), "engine": core.engine}
     return dg.Output(value, metadata={
         "best_score": dg.MetadataValue.float(round(summary["best_score"] or 0.0, 4)),
         "best_params": dg.MetadataValue.json(value["best_params"]),
@@ -202,8 +209,8 @@ def _tuning_config(values: dict) -> dict:
     # at launch: Dagster reports anything else a mapping raises as an "unexpected error".
     from ..config import build_config
 
-    config = build_config(TuningConfig, values, "ops.tuning_study.config")
-    values = {"config": config.model_dump(mode="json")}
+    build_config(TuningConfig, values, "ops.tuning_study.config")
+    values = {"config": dict(values)}
     return {"create_study": values, "tune_trials": values, "summarize_study": values}
 
 
@@ -242,23 +249,21 @@ with warnings.catch_warnings():
 
 
 class TuningWorkerConfig(TuningConfig):
-    """Join a running study: same fields as the tuning_study asset, plus where the study is."""
-
-    storage: str = Field(default="", description="the study's storage URL; empty: the "
-                                                 "optuna_storage resource's")
+    """Join a running study: the tuning_study asset's fields (``storage``: where the study
+    is; empty: the optuna_storage resource's)."""
 
 
 @dg.op(pool="training", tags={"stage": "tuning"},
        description="Join an existing study by name and storage and run n_trials more trials.")
 def join_study(context: dg.OpExecutionContext, config: TuningWorkerConfig,
                optuna_storage: OptunaResource) -> None:
-    url = config.storage or optuna_storage.url()
+    core = config.core()
+    url = _storage(core, optuna_storage)[0]
     # A seed of its own per run: two joined workers must not replay each other's samples.
-    seed = config.seed + 1000 + zlib.crc32(context.run_id.encode()) % 1_000_000
-    n_trials = config.resolved()["n_trials"]
-    numbers = _run_share(context, config, url, n_trials, batch=context.run_id, worker=0,
+    seed = core.sampler_seed + 1000 + zlib.crc32(context.run_id.encode()) % 1_000_000
+    numbers = _run_share(context, config, url, core.n_trials, batch=context.run_id, worker=0,
                          sampler_seed=seed, create=False)
-    context.log.info(f"joined study {config.study_name!r} in {redact_url(url)}: ran trials "
+    context.log.info(f"joined study {core.study_name!r} in {redact_url(url)}: ran trials "
                      f"{numbers}")
 
 
