@@ -76,9 +76,9 @@ def cmd_train(args: argparse.Namespace) -> int:
               file=sys.stderr)
         # The shell's convention for a process ended by a signal: 128 + its number.
         return 143 if "SIGTERM" in stop.result.stop_reason else 130
-    training = result.report["training"]
+    training = result.report.training
     solved = training.get("solved_greedy")
-    print(f"trained {result.report['algorithm']} for {training['seconds']:.1f} s: "
+    print(f"trained {result.report.algorithm} for {training['seconds']:.1f} s: "
           f"{training['updates']} updates, {training['episodes']} episodes")
     if solved:
         print(f"first greedy mean >= 0.5 over 100 fresh episodes after {solved['seconds']:.1f} s "

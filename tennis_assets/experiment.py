@@ -6,12 +6,11 @@ command line:
 
     from tennis_assets.experiment import run_experiment
     result = run_experiment(algorithm="ddpg", seed=0, max_seconds=60)
-    result.report["evaluation"]["mean"]
+    result.report.evaluation.mean
 """
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
 import time
@@ -20,13 +19,22 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Mapping
 
-from tennis_assets.config.model import ConfigError, ConfigModel, FieldError, unknown_name
+from tennis_assets.agents.config import AgentConfig
+from tennis_assets.config.model import (ConfigError, ConfigModel, FieldError, Record,
+                                        unknown_name)
+from tennis_assets.training.config import TrainConfig
 from tennis_assets.config.partial import layered
 from tennis_assets.files import atomic_write_text
 from tennis_assets.settings import runs_dir
 from tennis_assets.tracking.run_info import git_commit, machine_info, package_versions
 from tennis_assets.workflow.candidate import CANDIDATE_FILES
-from tennis_assets.workflow.evaluation import EVALUATION_FILES, score_histogram  # noqa: F401
+from tennis_assets.workflow.evaluation import (EVALUATION_FILES, EvaluationConfig,
+                                               EvaluationSummary, Latency, Rally,
+                                               score_histogram)
+
+__all__ = ["ARTIFACTS", "ExperimentConfig", "ExperimentResult", "RunFolderInUse", "RunReport",
+           "TrainingInterrupted", "experiment_models", "plan_experiment", "run_experiment",
+           "score_histogram"]
 
 ARTIFACTS = {**CANDIDATE_FILES, **EVALUATION_FILES, "resume": "resume.safetensors",
              "report": "report.json"}
@@ -57,22 +65,14 @@ class ExperimentConfig(ConfigModel):
     """Show a live progress bar while training."""
 
 
-def _models() -> tuple[type[ConfigModel], ...]:
-    from tennis_assets.agents import AgentConfig
-    from tennis_assets.training import TrainConfig
-    from tennis_assets.workflow.evaluation import EvaluationConfig
-
-    return (AgentConfig, TrainConfig, EvaluationConfig, ExperimentConfig)
-
-
 def experiment_models() -> tuple[type[ConfigModel], ...]:
     """The models whose fields ``run_experiment`` (and ``tennis-assets train``) take by name."""
-    return _models()
+    return (AgentConfig, TrainConfig, EvaluationConfig, ExperimentConfig)
 
 
 def _route(settings: Mapping[str, Any]) -> dict[type[ConfigModel], dict[str, Any]]:
     """Each setting to the one model that declares it (field names are unique)."""
-    models = _models()
+    models = experiment_models()
     owners = {name: m for m in models for name in m.model_fields}
     unknown = sorted(set(settings) - set(owners))
     if unknown:
@@ -106,11 +106,33 @@ class RunFolderInUse(FileExistsError):
     """``out_dir`` already holds another run's results."""
 
 
+class RunReport(Record):
+    """report.json of one experiment: its configuration, what training did, how the result
+    played on fresh episodes, and where and with what it ran."""
+
+    algorithm: str
+    seed: int
+    created: str
+    resumed_from: str | None = None
+    agent_config: AgentConfig
+    train_config: TrainConfig
+    evaluation_config: EvaluationConfig
+    training: dict[str, Any]
+    """The training run's summary (TrainResult.summary())."""
+    evaluation: EvaluationSummary
+    latency: Latency
+    rally: Rally | None = None
+    wall_seconds: float
+    environment: dict[str, Any]
+    """Machine, package versions and git commit."""
+    artifacts: dict[str, str]
+
+
 @dataclass
 class ExperimentResult:
     out_dir: Path
     paths: dict[str, Path]
-    report: dict[str, Any]
+    report: RunReport
     train_result: Any  # tennis_assets.training.TrainResult
     evaluation: Any  # tennis_assets.training.EvalResult
 
@@ -319,21 +341,12 @@ def run_experiment(**settings: Any) -> ExperimentResult:
         (out / ARTIFACTS["rally"]).unlink(missing_ok=True)
     result, evaluated = trained.result, judged.evaluation
 
-    report = {
-        "algorithm": algorithm,
-        "seed": seed,
-        "created": stamp,
-        "resumed_from": None if resume is None else str(resume),
-        "agent_config": agent_config.to_dict(),
-        "train_config": train_config.to_dict(),
-        "evaluation_config": evaluation.to_dict(),
-        "training": result.summary(),
-        "evaluation": judged.block,
-        "latency": judged.latency,
-        "rally": judged.rally,
-        "wall_seconds": time.perf_counter() - started,
-        "environment": environment_info(),
-        "artifacts": {name: p.name for name, p in paths.items()},
-    }
-    atomic_write_text(paths["report"], json.dumps(report, indent=2, default=float))
+    report = RunReport(
+        algorithm=algorithm, seed=seed, created=stamp,
+        resumed_from=None if resume is None else str(resume), agent_config=agent_config,
+        train_config=train_config, evaluation_config=evaluation, training=result.summary(),
+        evaluation=judged.summary, latency=judged.latency, rally=judged.rally,
+        wall_seconds=time.perf_counter() - started, environment=environment_info(),
+        artifacts={name: p.name for name, p in paths.items()})
+    atomic_write_text(paths["report"], report.to_json())
     return ExperimentResult(out, paths, report, result, evaluated)

@@ -206,16 +206,17 @@ def main(argv: list[str] | None = None) -> int:
     for run in runs:
         print(f"{run.job:13s} [{run.partition or '-':8s}] run {run.run_id}: {run.status}")
     for partition, report in sorted(store.latest_reports().items()):
-        ev = report["evaluation"]
-        print(f"  {partition:8s} greedy mean {ev['mean']:.3f} over {ev['episodes']} fresh "
-              f"episodes; gates {report['gates']}")
+        ev = report.evaluation
+        print(f"  {partition:8s} greedy mean {ev.mean:.3f} over {ev.episodes} fresh "
+              f"episodes; gates {report.gates.model_dump()}")
     from tennis_assets.tracking.mlflow_tracking import default_tracking_uri
+    from tennis_assets.workflow.production import read_pointer
 
-    champion = store.production_pointer()
-    if champion.exists():
-        doc = json.loads(champion.read_text())
-        print(f"\nchampion         : {doc['model_name']} v{doc['version']} ({doc['partition']}, "
-              f"greedy mean {doc['eval_mean']:.3f}); pointer {champion}")
+    pointer = store.production_pointer()
+    champion = read_pointer(pointer)
+    if champion is not None:
+        print(f"\nchampion         : {champion.model_name} v{champion.version} "
+              f"({champion.partition}, greedy mean {champion.eval_mean:.3f}); pointer {pointer}")
     else:
         print("\nchampion pointer : none promoted")
     from tennis_assets.settings import data_dir

@@ -6,6 +6,8 @@ import tempfile
 
 import dagster as dg
 
+from tennis_assets.workflow.production import ChampionRecord
+
 from .assets import production_model, tuning_study
 from .resources import MlflowResource
 
@@ -29,18 +31,18 @@ def enough_completed_trials(tuning_study: dict) -> dg.AssetCheckResult:
 
 @dg.asset_check(asset=production_model, description="The registered champion loads from the "
                                                      "MLflow registry as a pyfunc model and plays.")
-def promoted_model_loads_and_plays(production_model: dict,
+def promoted_model_loads_and_plays(production_model: ChampionRecord,
                                    mlflow: MlflowResource) -> dg.AssetCheckResult:
     import numpy as np
 
     from tennis_assets.sim import VecTennis
 
     tracker = mlflow.tracker()
-    info = tracker.champion(production_model["model_name"])
-    if info is None or info.version != production_model["version"]:
+    info = tracker.champion(production_model.model_name)
+    if info is None or info.version != production_model.version:
         return dg.AssetCheckResult(passed=False, metadata={
             "reason": f"champion alias points at {info.version if info else 'nothing'}, "
-                      f"expected v{production_model['version']}"})
+                      f"expected v{production_model.version}"})
     with tempfile.TemporaryDirectory() as tmp:
         model = tracker.load_policy(info, tmp)
     env = VecTennis(num_courts=4, seed=123)

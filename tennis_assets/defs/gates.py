@@ -17,7 +17,7 @@ from typing import Any
 
 import dagster as dg
 
-from tennis_assets.workflow.evaluation import BLOCKING_GATES
+from tennis_assets.workflow.evaluation import BLOCKING_GATES, EvaluationReport
 from tennis_assets.workflow.promotion import compare_with_champion
 
 from .partitions import agent_partitions
@@ -80,34 +80,34 @@ def check_history(history, eval_history, partition: str) -> dg.AssetCheckResult:
                   "nan_greedy_means": nan_evals})
 
 
-def report_check_results(report: dict[str, Any], target: float, max_latency_ms: float
+def report_check_results(report: EvaluationReport, target: float, max_latency_ms: float
                          ) -> list[dg.AssetCheckResult]:
-    gates, partition = report["gates"], report["partition"]
-    mean = report["evaluation"]["mean"]
-    champion = report.get("champion") or {}
-    versus = compare_with_champion(mean, champion.get("mean"), champion.get("version"))
-    p95 = report["latency"]["p95_ms"]
+    gates, partition, ev = report.gates, report.partition, report.evaluation
+    champion = report.champion
+    versus = compare_with_champion(ev.mean, champion.mean if champion else None,
+                                   champion.version if champion else None)
+    p95 = report.latency.p95_ms
     return [
         dg.AssetCheckResult(
-            check_name="solves_tennis", asset_key=REPORT, passed=gates["solves_tennis"],
+            check_name="solves_tennis", asset_key=REPORT, passed=gates.solves_tennis,
             severity=dg.AssetCheckSeverity.ERROR,
-            description=f"[{partition}] greedy mean {mean:.3f} "
-                        f"{'>=' if gates['solves_tennis'] else '<'} {target} over "
-                        f"{report['evaluation']['episodes']} fresh episodes",
-            metadata={"partition": partition, "mean": round(mean, 3), "target": target,
-                      "episodes": report["evaluation"]["episodes"]}),
+            description=f"[{partition}] greedy mean {ev.mean:.3f} "
+                        f"{'>=' if gates.solves_tennis else '<'} {target} over "
+                        f"{ev.episodes} fresh episodes",
+            metadata={"partition": partition, "mean": round(ev.mean, 3), "target": target,
+                      "episodes": ev.episodes}),
         dg.AssetCheckResult(
-            check_name="beats_champion", asset_key=REPORT, passed=gates["beats_champion"],
+            check_name="beats_champion", asset_key=REPORT, passed=gates.beats_champion,
             severity=dg.AssetCheckSeverity.WARN,
             description=f"[{partition}] {versus.reason}",
-            metadata={"partition": partition, "mean": round(mean, 3),
-                      "champion_version": champion.get("version") or "none",
-                      "champion_mean": round(champion["mean"], 3) if champion else None}),
+            metadata={"partition": partition, "mean": round(ev.mean, 3),
+                      "champion_version": (champion.version if champion else None) or "none",
+                      "champion_mean": round(champion.mean, 3) if champion else None}),
         dg.AssetCheckResult(
             check_name="latency_under_threshold", asset_key=REPORT,
-            passed=gates["latency_under_threshold"], severity=dg.AssetCheckSeverity.WARN,
+            passed=gates.latency_under_threshold, severity=dg.AssetCheckSeverity.WARN,
             description=f"[{partition}] p95 {p95:.3g} ms (threshold {max_latency_ms} ms)",
             metadata={"partition": partition, "p95_ms": round(p95, 4),
-                      "p50_ms": round(report["latency"]["p50_ms"], 4),
+                      "p50_ms": round(report.latency.p50_ms, 4),
                       "threshold_ms": max_latency_ms}),
     ]

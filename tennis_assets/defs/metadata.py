@@ -9,6 +9,9 @@ from typing import Any, Sequence
 
 import dagster as dg
 
+from tennis_assets.config.metadata import (FilePath, Json, Link, Metadata, MetaValue, Picture,
+                                           RunLink, Table)
+
 # Event-log rows are stored in the instance database: an oversized GIF would bloat every query.
 MAX_INLINE_BYTES = 1_500_000
 
@@ -59,3 +62,43 @@ def run_link(name: str, run_id: str | None) -> dict[str, dg.MetadataValue]:
     if not run_id:
         return {}
     return {name: dg.MetadataValue.dagster_run(run_id)}
+
+
+def dagster_metadata(values: Metadata) -> dict[str, dg.MetadataValue]:
+    """A record's ``metadata()`` as Dagster renders it: each kind of value one way."""
+    out: dict[str, dg.MetadataValue] = {}
+    for name, value in values.items():
+        rendered = _render(name, value)
+        if rendered is not None:
+            out[name] = rendered
+    return out
+
+
+def _render(name: str, value: MetaValue) -> dg.MetadataValue | None:
+    if isinstance(value, bool):
+        return dg.MetadataValue.bool(value)
+    if isinstance(value, int):
+        return dg.MetadataValue.int(value)
+    if isinstance(value, float):
+        return rounded({name: value})[name]
+    if value is None:
+        return dg.MetadataValue.text("none")
+    if isinstance(value, str):
+        return dg.MetadataValue.text(value)
+    return _render_wrapped(value)
+
+
+def _render_wrapped(value: MetaValue) -> dg.MetadataValue | None:
+    if isinstance(value, Link):
+        return dg.MetadataValue.url(value.url)
+    if isinstance(value, FilePath):
+        return dg.MetadataValue.path(value.path)
+    if isinstance(value, Picture):
+        return image_md(value.path, value.alt)
+    if isinstance(value, Table):
+        return table_md(value.rows, value.columns)
+    if isinstance(value, RunLink):
+        return dg.MetadataValue.dagster_run(value.run_id) if value.run_id else None
+    if isinstance(value, Json):
+        return dg.MetadataValue.json(value.value)
+    raise TypeError(f"no Dagster rendering for {type(value).__name__}")

@@ -8,60 +8,25 @@ JSON, histories are CSV.
 
 from __future__ import annotations
 
+import importlib
 import json
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
 
+from tennis_assets.config.model import Record
 from tennis_assets.files import atomic_write_text, to_json
 from tennis_assets.settings import data_dir
+from tennis_assets.workflow.candidate import TrainedAgent
+from tennis_assets.workflow.evaluation import EvaluationReport
+
+__all__ = ["JsonIOManager", "ModelStore", "TrainedAgent"]
 
 
 def _root(base_dir: str, default: str) -> Path:
     # Resolved per call, not at import: the data directory may be set after Definitions load.
     return Path(base_dir).expanduser() if base_dir else data_dir() / default
-
-
-@dataclass
-class TrainedAgent:
-    """One trained candidate: where its checkpoint and histories are, and how it was made."""
-
-    partition: str
-    checkpoint: str
-    history_csv: str
-    eval_history_csv: str
-    learning_curve: str
-    agent_config: dict[str, Any]
-    train_config: dict[str, Any]
-    summary: dict[str, Any]
-    dagster_run_id: str
-    mlflow_run_id: str | None = None
-    mlflow_run_url: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def history(self):
-        import pandas as pd
-
-        return pd.read_csv(self.history_csv)
-
-    def eval_history(self):
-        import pandas as pd
-
-        return pd.read_csv(self.eval_history_csv)
-
-    def learner(self):
-        from tennis_assets.training import load_learner
-
-        return load_learner(self.checkpoint, device="cpu")
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "TrainedAgent":
-        return cls(**data)
 
 
 class ModelStore(dg.ConfigurableResource):
@@ -92,11 +57,10 @@ class ModelStore(dg.ConfigurableResource):
     def _latest_path(self, partition: str) -> Path:
         return self.root() / "evaluation_report" / partition / "latest.json"
 
-    def write_latest_report(self, partition: str, report: dict[str, Any]) -> None:
-        atomic_write_text(self._latest_path(partition),
-                          to_json(report, indent=2))
+    def write_latest_report(self, partition: str, report: EvaluationReport) -> None:
+        atomic_write_text(self._latest_path(partition), report.to_json())
 
-    def latest_reports(self) -> dict[str, dict[str, Any]]:
+    def latest_reports(self) -> dict[str, EvaluationReport]:
         """The newest evaluation report of each candidate partition that has one."""
         out = {}
         base = self.root() / "evaluation_report"
@@ -104,7 +68,7 @@ class ModelStore(dg.ConfigurableResource):
             for folder in sorted(base.iterdir()):
                 path = folder / "latest.json"
                 if path.is_file():
-                    out[folder.name] = json.loads(path.read_text())
+                    out[folder.name] = EvaluationReport.from_json(path.read_text(), str(path))
         return out
 
     def production_pointer(self) -> Path:
@@ -113,11 +77,20 @@ class ModelStore(dg.ConfigurableResource):
         return self.root() / "production" / "champion.json"
 
 
-_TYPES = {"TrainedAgent": TrainedAgent}
+def _record_type(name: str) -> type[Record]:
+    """The record class a stored value names (``module:Class``), only ever a Record of this
+    package: a stored value never chooses what code runs."""
+    module, _, cls = name.partition(":")
+    if not module.startswith("tennis_assets."):
+        raise ValueError(f"stored value of unknown type {name!r}")
+    found = getattr(importlib.import_module(module), cls, None)
+    if not (isinstance(found, type) and issubclass(found, Record)):
+        raise ValueError(f"stored value of unknown type {name!r}")
+    return found
 
 
 class JsonIOManager(dg.ConfigurableIOManager):
-    """Stores each asset value (a JSON-able dict, or a TrainedAgent) as one JSON file per
+    """Stores each asset value (a JSON-able dict, or a typed record) as one JSON file per
     partition under ``<data dir>/assets``. Unpartitioned readers of a partitioned asset get a
     dict {partition: value} of the partitions that exist."""
 
@@ -132,8 +105,9 @@ class JsonIOManager(dg.ConfigurableIOManager):
             return
         # The run's partition key is not this asset's when the asset is unpartitioned.
         partition = context.asset_partition_key if context.has_asset_partitions else None
-        if hasattr(obj, "to_dict") and type(obj).__name__ in _TYPES:
-            doc = {"__type__": type(obj).__name__, "value": obj.to_dict()}
+        if isinstance(obj, Record):
+            doc = {"__type__": f"{type(obj).__module__}:{type(obj).__name__}",
+                   "value": obj.to_dict()}
         else:
             doc = {"__type__": "json", "value": obj}
         atomic_write_text(self._path(context.asset_key, partition),
@@ -142,7 +116,11 @@ class JsonIOManager(dg.ConfigurableIOManager):
     def _read(self, path: Path) -> Any:
         doc = json.loads(path.read_text())
         kind = doc.get("__type__")
-        return _TYPES[kind].from_dict(doc["value"]) if kind in _TYPES else doc["value"]
+        if kind == "TrainedAgent":  # stored before records named their module
+            kind = "tennis_assets.workflow.candidate:TrainedAgent"
+        if kind in (None, "json"):
+            return doc["value"]
+        return _record_type(kind).model_validate(doc["value"])
 
     def read(self, asset_key: dg.AssetKey, partition: str | None) -> Any:
         path = self._path(asset_key, partition)

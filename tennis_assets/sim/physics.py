@@ -165,10 +165,30 @@ def _ball_racket_contact(s, ist, agent, p):
 def _physics_step(s, ist, act, p, r0, r1):
     """One 0.02 s physics step of one court. Returns (ended, reward0, reward1) with the
     decision's running rewards updated."""
-    g = p[P_G]
+    _apply_actions(s, act)
+    _move_bodies(s, p[P_G])
+    _keep_rackets_on_court(s, p[P_REST_Y], p[P_WALL_REF])
+    for a in range(2):
+        _ball_racket_contact(s, ist, a, p)
     r = p[P_BALL_R]
+    loser = _point_loser(s, ist, r)
+    if loser != -2:
+        # -0.01 to the loser, the other's decision reward zeroed.
+        if loser == NO_HITTER:
+            loser = RIGHT  # the original's "else" branch: nobody counts as the right player
+        if loser == RIGHT:
+            return True, r0 + REWARD_END, 0.0
+        return True, 0.0, r1 + REWARD_END
+    r0, r1 = _over_line(s, ist, r, r0, r1)
+    # Clamp the ball's velocity.
+    s[BVX] = _clip(s[BVX], -MAX_BALL_SPEED, MAX_BALL_SPEED)
+    s[BVY] = _clip(s[BVY], -MAX_BALL_SPEED, MAX_BALL_SPEED)
+    return False, r0, r1
 
-    # 1. Apply the action: jump check, set vx toward the net, net-side limit.
+
+@njit(cache=True, inline="always")
+def _apply_actions(s, act):
+    """Jump check, set vx toward the net, net-side limit."""
     for a in range(2):
         side = 1.0 - 2.0 * a
         if _clip(act[a, 1], -1.0, 1.0) > 0.5 and s[RY + a] < JUMP_BELOW_Y:
@@ -177,7 +197,10 @@ def _physics_step(s, ist, act, p, r0, r1):
         if side * s[RX + a] < NET_LIMIT:
             s[RX + a] = side * NET_LIMIT
 
-    # 2. Gravity, then move every body (semi-implicit Euler).
+
+@njit(cache=True, inline="always")
+def _move_bodies(s, g):
+    """Gravity, then move every body (semi-implicit Euler)."""
     s[BVY] += g * DT
     s[BX] += s[BVX] * DT
     s[BY] += s[BVY] * DT
@@ -186,9 +209,10 @@ def _physics_step(s, ist, act, p, r0, r1):
         s[RX + a] += s[RVX + a] * DT
         s[RY + a] += s[RVY + a] * DT
 
-    # 3. Rackets stay above the floor and inside their back wall.
-    rest_y = p[P_REST_Y]
-    wall_ref = p[P_WALL_REF]
+
+@njit(cache=True, inline="always")
+def _keep_rackets_on_court(s, rest_y, wall_ref):
+    """Rackets stay above the floor and inside their back wall."""
     for a in range(2):
         side = 1.0 - 2.0 * a
         if s[RY + a] < rest_y:
@@ -200,33 +224,31 @@ def _physics_step(s, ist, act, p, r0, r1):
             if side * s[RVX + a] > 0.0:
                 s[RVX + a] = 0.0
 
-    # 4. Ball-racket contact.
-    for a in range(2):
-        _ball_racket_contact(s, ist, a, p)
 
-    # 5. Endings: floor, back wall, net. -0.01 to the loser, the other's decision reward zeroed.
+@njit(cache=True, inline="always")
+def _point_loser(s, ist, r):
+    """Who lost the point, or -2 when it goes on: the floor (the side it landed on), the back
+    wall or the net (the last hitter)."""
     bx = s[BX]
     by = s[BY]
-    loser = -2
     if by - r <= FLOOR_Y and abs(bx) <= FLOOR_HALF_WIDTH:
-        loser = LEFT if bx < 0.0 else RIGHT
-    elif (bx - r <= -WALL_X or bx + r >= WALL_X) and by - r <= WALL_TOP:
-        loser = ist[LAST]
-    else:
-        qx = _clip(bx, -NET_HALF_WIDTH, NET_HALF_WIDTH)
-        qy = _clip(by, NET_BOTTOM, NET_TOP)
-        if (bx - qx) ** 2 + (by - qy) ** 2 <= r * r:
-            loser = ist[LAST]
-    if loser != -2:
-        if loser == NO_HITTER:
-            loser = RIGHT  # the original's "else" branch: nobody counts as the right player
-        if loser == RIGHT:
-            return True, r0 + REWARD_END, 0.0
-        return True, 0.0, r1 + REWARD_END
+        return LEFT if bx < 0.0 else RIGHT
+    if (bx - r <= -WALL_X or bx + r >= WALL_X) and by - r <= WALL_TOP:
+        return ist[LAST]
+    qx = _clip(bx, -NET_HALF_WIDTH, NET_HALF_WIDTH)
+    qy = _clip(by, NET_BOTTOM, NET_TOP)
+    if (bx - qx) ** 2 + (by - qy) ** 2 <= r * r:
+        return ist[LAST]
+    return -2
 
-    # 6. Over line: the ball leaving the band |x| < r (y in [-1, 9]) on the other side from
-    #    where it entered. The reward goes to the left player if it hit last, else to the right
-    #    player; then the last hitter becomes the left player (the original's quirk).
+
+@njit(cache=True, inline="always")
+def _over_line(s, ist, r, r0, r1):
+    """The ball leaving the band |x| < r (y in [-1, 9]) on the other side from where it entered
+    pays the left player if it hit last, else the right player; then the last hitter becomes
+    the left player (the original's quirk)."""
+    bx = s[BX]
+    by = s[BY]
     in_band = abs(bx) < r and OVER_BOTTOM <= by <= OVER_TOP
     if ist[BAND] == 0:
         if in_band:
@@ -239,11 +261,7 @@ def _physics_step(s, ist, act, p, r0, r1):
                 r0 += REWARD_OVER
             ist[LAST] = LEFT
         ist[BAND] = 0
-
-    # 7. Clamp the ball's velocity.
-    s[BVX] = _clip(s[BVX], -MAX_BALL_SPEED, MAX_BALL_SPEED)
-    s[BVY] = _clip(s[BVY], -MAX_BALL_SPEED, MAX_BALL_SPEED)
-    return False, r0, r1
+    return r0, r1
 
 
 @njit(cache=True)

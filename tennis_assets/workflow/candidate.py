@@ -8,10 +8,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Literal, Mapping, get_args
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from tennis_assets import settings
-from tennis_assets.config.model import ConfigModel
+from tennis_assets.agents.config import AgentConfig
+from tennis_assets.config.metadata import FilePath, Json, Link, Metadata, Picture, RunLink
+from tennis_assets.config.model import ConfigModel, Record
+from tennis_assets.training.config import TrainConfig
 from tennis_assets.profiles import ProfileName
 
 log = logging.getLogger(__name__)
@@ -41,6 +44,75 @@ CANDIDATE_FILES = {
     "eval_history": "eval_history.csv",
     "learning_curve": "learning_curve.png",
 }
+
+
+class TrainedAgent(Record):
+    """One trained candidate: where its checkpoint and histories are, and how it was made (the
+    trained_agents asset's value; evaluation reads the checkpoint it names)."""
+
+    partition: str
+    checkpoint: str
+    history_csv: str
+    eval_history_csv: str
+    learning_curve: str
+    agent_config: AgentConfig
+    train_config: TrainConfig
+    summary: dict[str, Any]
+    """The training run's summary (TrainResult.summary())."""
+    dagster_run_id: str | None = None
+    mlflow_run_id: str | None = None
+    mlflow_run_url: str | None = None
+    model_source: str | None = None
+    """The MLflow model the training run logged (what a registration points at)."""
+    tuned_params: dict[str, Any] = {}
+    init_checkpoint: str | None = None
+    environment: str = "builtin"
+    resource_usage: dict[str, float] = {}
+    warm_start_mean: float | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _earlier_shape(cls, data: Any) -> Any:
+        # Values stored before the record was typed kept five fields in a free-form "extra".
+        if isinstance(data, dict) and "extra" in data:
+            data = {**{k: v for k, v in data.items() if k != "extra"}, **data["extra"]}
+        return data
+
+    def history(self):
+        import pandas as pd
+
+        return pd.read_csv(self.history_csv)
+
+    def eval_history(self):
+        import pandas as pd
+
+        return pd.read_csv(self.eval_history_csv)
+
+    def learner(self):
+        from tennis_assets.training import load_learner
+
+        return load_learner(self.checkpoint, device="cpu")
+
+    def metadata(self) -> Metadata:
+        summary, usage = self.summary, self.resource_usage
+        return {
+            "best_greedy_mean": summary.get("best_greedy_mean"),
+            "seconds": summary.get("seconds"), "warm_start_mean": self.warm_start_mean,
+            "cpu_seconds": usage.get("cpu_seconds"),
+            "cpu_percent_mean": usage.get("cpu_percent_mean"),
+            "memory_rss_peak_mb": usage.get("memory_rss_peak_bytes", 0.0) / 2**20,
+            "updates": int(summary.get("updates", 0)),
+            "episodes": int(summary.get("episodes", 0)),
+            "stop_reason": str(summary.get("stop_reason", "")),
+            "solved_greedy": Json(summary.get("solved_greedy") or {}),
+            "checkpoint": FilePath(self.checkpoint),
+            "learning_curve": Picture(self.learning_curve, "learning curve"),
+            "agent_config": Json(self.agent_config.to_dict()),
+            "tuned_params": Json(self.tuned_params),
+            "mlflow_run": Link(self.mlflow_run_url) if self.mlflow_run_url else None,
+            "mlflow_run_id": self.mlflow_run_id,
+            "dagster_run": RunLink(self.dagster_run_id),
+        }
 
 
 @dataclass

@@ -15,7 +15,8 @@ from typing import Any
 import numpy as np
 from pydantic import Field
 
-from tennis_assets.config.model import ConfigModel, Seed
+from tennis_assets.config.metadata import Json, Link, Metadata, Picture, RunLink
+from tennis_assets.config.model import ConfigModel, Record, Seed
 
 EVALUATION_FILES = {"histogram": "score_histogram.png", "rally": "rally.gif"}
 
@@ -39,18 +40,143 @@ class EvaluationConfig(ConfigModel):
 BLOCKING_GATES = ("solves_tennis",)
 
 
+class EvaluationSummary(Record):
+    """What a report says of one greedy evaluation."""
+
+    mean: float
+    median: float
+    std: float
+    solved: bool
+    """mean >= threshold."""
+    mean_length: float
+    latency_per_decision_s: float
+    episodes: int
+    complete: bool
+    """False when stopped early because the threshold was already decided."""
+    seconds: float
+    seed: int
+    threshold: float
+    score_histogram: dict[str, int]
+    scores: list[float]
+
+    @classmethod
+    def of(cls, ev: Any, seed: int) -> "EvaluationSummary":
+        """From a tennis_assets.training.EvalResult played from ``seed``."""
+        return cls(**ev.summary(), seed=int(seed), threshold=ev.threshold,
+                   score_histogram=score_histogram(ev.scores),
+                   scores=[round(float(s), 2) for s in ev.scores])
+
+
+class Latency(Record):
+    """Milliseconds for one greedy decision on one court (what a policy server pays)."""
+
+    p50_ms: float
+    p95_ms: float
+    mean_ms: float
+    samples: int
+    per_decision_batched_us: float | None = None
+
+
+class ChampionComparison(Record):
+    """The champion on the very same episodes."""
+
+    mean: float
+    median: float
+    solved: bool
+    scores: list[float]
+    version: str | None = None
+    run_id: str | None = None
+    partition: str | None = None
+
+
+class Rally(Record):
+    """The rendered greedy rally."""
+
+    score: float
+    length: int
+
+
+class Gates(Record):
+    """The quality gates of an evaluation report."""
+
+    solves_tennis: bool
+    """Greedy mean >= the game's target: a broken candidate fails it (blocking)."""
+    beats_champion: bool
+    """Strictly better than the champion on the same episodes (a decision, not a fault)."""
+    latency_under_threshold: bool
+    """p95 of one greedy decision under the threshold (a warning)."""
+
+    def blocking_passed(self) -> bool:
+        return all(getattr(self, name) for name in BLOCKING_GATES)
+
+
+class CandidateRef(Record):
+    """Where a judged candidate came from."""
+
+    train_dagster_run_id: str | None = None
+    train_mlflow_run_id: str | None = None
+    checkpoint: str
+    model_source: str | None = None
+    agent_config: dict[str, Any] = {}
+
+
+class EvaluationReport(Record):
+    """One candidate judged: what evaluate_candidate measured, the champion it was compared
+    with, the gates, and the runs and files it came from."""
+
+    partition: str
+    court: dict[str, Any]
+    """The court overrides it was judged on ({}: the default court)."""
+    environment: str = "builtin"
+    evaluation: EvaluationSummary
+    latency: Latency
+    champion: ChampionComparison | None = None
+    rally: Rally | None = None
+    gates: Gates
+    candidate: CandidateRef | None = None
+    dagster_run_id: str | None = None
+    mlflow_run_id: str | None = None
+    mlflow_run_url: str | None = None
+    histogram_png: str | None = None
+    rally_gif: str | None = None
+    learning_curve_png: str | None = None
+
+    @property
+    def gates_passed(self) -> bool:
+        """Every blocking gate passed: a broken candidate is one that did not."""
+        return self.gates.blocking_passed()
+
+    def metadata(self) -> Metadata:
+        ev, champion = self.evaluation, self.champion
+        return {
+            "mean": ev.mean, "median": ev.median, "std": ev.std,
+            "latency_p95_ms": self.latency.p95_ms,
+            "champion_mean": champion.mean if champion else None,
+            "episodes": ev.episodes, "solved": ev.solved, "gates_passed": self.gates_passed,
+            "champion_version": champion.version if champion and champion.version else "none",
+            "court": Json(self.court),
+            "score_histogram": Picture(self.histogram_png, "score histogram"),
+            "learning_curve": Picture(self.learning_curve_png, "learning curve"),
+            "rally": Picture(self.rally_gif, "rally"),
+            "mlflow_run": Link(self.mlflow_run_url) if self.mlflow_run_url else None,
+            "mlflow_run_id": self.mlflow_run_id,
+            "candidate_mlflow_run_id": self.candidate.train_mlflow_run_id
+            if self.candidate else None,
+            "trained_in": RunLink(self.candidate.train_dagster_run_id if self.candidate else None),
+        }
+
+    def comparison_row(self) -> dict[str, Any]:
+        return {"candidate": self.partition, "mean": self.evaluation.mean,
+                "solved": self.evaluation.solved, "p95_ms": self.latency.p95_ms,
+                "gates_passed": self.gates_passed,
+                "dagster_run": (self.dagster_run_id or "")[:8]}
+
+
 def score_histogram(scores: np.ndarray) -> dict[str, int]:
     """Counts of evaluation scores in 0.5-wide bins (the game's ceiling is about 2.7)."""
     edges = np.arange(0.0, 3.01, 0.5)
     counts, _ = np.histogram(np.clip(scores, 0.0, 3.0), bins=edges)
     return {f"{lo:.1f}-{hi:.1f}": int(c) for lo, hi, c in zip(edges[:-1], edges[1:], counts)}
-
-
-def evaluation_block(ev, seed: int) -> dict[str, Any]:
-    """What a report says of one greedy evaluation."""
-    return {**ev.summary(), "seed": int(seed), "threshold": ev.threshold,
-            "score_histogram": score_histogram(ev.scores),
-            "scores": [round(float(s), 2) for s in ev.scores]}
 
 
 def single_decision_latency(learner, samples: int, obs=None) -> dict[str, float]:
@@ -93,12 +219,28 @@ def plot_histogram(scores, path: Path, title: str) -> Path:
 
 @dataclass
 class CandidateEvaluation:
+    """What evaluate_candidate measured, before it becomes a report."""
+
     evaluation: Any  # tennis_assets.training.EvalResult
-    block: dict[str, Any]
-    latency: dict[str, float]
-    champion: dict[str, Any] | None  # mean/median/solved of the champion on the same episodes
+    summary: EvaluationSummary
+    latency: Latency
+    champion: ChampionComparison | None  # the champion on the same episodes
     paths: dict[str, Path]
-    rally: dict[str, float] | None
+    rally: Rally | None
+
+
+def _champion_on_the_same_episodes(champion_learner, learner, episodes: int, seed: int, court,
+                                   threshold: float, env) -> ChampionComparison | None:
+    """The champion played on the very same episodes (``evaluate`` re-seeds the environment);
+    a champion of another game (other observation or action sizes) is not compared."""
+    from tennis_assets.training import evaluate, greedy
+
+    if champion_learner is None or not _same_game(champion_learner, learner):
+        return None
+    champ = evaluate(greedy(champion_learner), episodes=episodes, seed=seed, params=court,
+                     threshold=threshold, env=env)
+    return ChampionComparison(mean=champ.mean, median=champ.median, solved=champ.solved,
+                              scores=[round(float(s), 2) for s in champ.scores])
 
 
 def evaluate_candidate(learner, out_dir: str | Path, *, label: str, episodes: int, seed: int,
@@ -107,8 +249,7 @@ def evaluate_candidate(learner, out_dir: str | Path, *, label: str, episodes: in
                        champion_learner=None, env=None) -> CandidateEvaluation:
     """Greedy evaluation of ``learner`` on ``episodes`` fresh episodes from ``seed``.
 
-    champion_learner: plays the very same episodes (``evaluate`` re-seeds the environment);
-    a champion of another game (other observation or action sizes) is not compared.
+    champion_learner: plays the very same episodes.
     env: judge on this environment (a Unity build) instead of the built-in court; no rally is
     rendered then (the replay shows the built-in physics, not the game that was judged).
     rally_seed None: no rally replay."""
@@ -119,16 +260,10 @@ def evaluate_candidate(learner, out_dir: str | Path, *, label: str, episodes: in
     ev = evaluate(greedy(learner), episodes=episodes, seed=seed, params=court,
                   threshold=threshold, env=env)
     sample = env.reset()[:1] if env is not None else None
-    latency = single_decision_latency(learner, latency_samples, sample)
-    latency["per_decision_batched_us"] = ev.latency_per_decision_s * 1e6
-
-    champion = None
-    if champion_learner is not None and _same_game(champion_learner, learner):
-        champ = evaluate(greedy(champion_learner), episodes=episodes, seed=seed, params=court,
-                         threshold=threshold, env=env)
-        champion = {"mean": champ.mean, "median": champ.median, "solved": champ.solved,
-                    "scores": [round(float(s), 2) for s in champ.scores]}
-
+    latency = Latency(**single_decision_latency(learner, latency_samples, sample),
+                      per_decision_batched_us=ev.latency_per_decision_s * 1e6)
+    champion = _champion_on_the_same_episodes(champion_learner, learner, episodes, seed, court,
+                                              threshold, env)
     paths = {"histogram": plot_histogram(
         ev.scores, out / EVALUATION_FILES["histogram"],
         f"{label}: {ev.episodes} fresh episodes, mean {ev.mean:.3f}")}
@@ -140,66 +275,65 @@ def evaluate_candidate(learner, out_dir: str | Path, *, label: str, episodes: in
             greedy(learner), out / EVALUATION_FILES["rally"], params=court, seed=rally_seed,
             max_decisions=rally_max_frames, max_frames=rally_max_frames)
         paths["rally"] = gif
-        rally = {"score": float(score), "length": int(length)}
-    return CandidateEvaluation(ev, evaluation_block(ev, seed), latency, champion, paths, rally)
+        rally = Rally(score=float(score), length=int(length))
+    return CandidateEvaluation(ev, EvaluationSummary.of(ev, seed), latency, champion, paths,
+                               rally)
 
 
 def _same_game(a, b) -> bool:
     return (a.config.obs_size, a.config.action_size) == (b.config.obs_size, b.config.action_size)
 
 
-def report_gates(report: dict[str, Any], target: float, max_latency_ms: float
-                 ) -> dict[str, bool]:
-    """The quality gates of an evaluation report: it solves (mean >= target), it beats the
-    champion on the same episodes (the promotion rule's comparison), its p95 latency is under
-    the threshold."""
+def judge_gates(summary: EvaluationSummary, latency: Latency,
+                champion: ChampionComparison | None, target: float,
+                max_latency_ms: float) -> Gates:
+    """The quality gates: it solves (mean >= target), it beats the champion on the same
+    episodes (the promotion rule's comparison), its p95 latency is under the threshold."""
     from tennis_assets.workflow.promotion import compare_with_champion
 
-    mean = report["evaluation"]["mean"]
-    champion = report.get("champion") or {}
-    return {
-        "solves_tennis": bool(math.isfinite(mean) and mean >= target - 1e-9),
-        "beats_champion": compare_with_champion(mean, champion.get("mean")).promote,
-        "latency_under_threshold": bool(report["latency"]["p95_ms"] <= max_latency_ms),
-    }
+    mean = summary.mean
+    return Gates(
+        solves_tennis=bool(math.isfinite(mean) and mean >= target - 1e-9),
+        beats_champion=compare_with_champion(mean, champion.mean if champion else None).promote,
+        latency_under_threshold=bool(latency.p95_ms <= max_latency_ms))
 
 
 def candidate_report(judged: CandidateEvaluation, *, partition: str, court: dict[str, Any],
-                     target: float, max_latency_ms: float, champion: dict[str, Any] | None,
-                     **context: Any) -> dict[str, Any]:
+                     target: float, max_latency_ms: float,
+                     champion: ChampionComparison | None, **context: Any) -> EvaluationReport:
     """The evaluation report of one candidate: what ``evaluate_candidate`` measured, the
-    champion it was compared with, the gates and whether the blocking ones passed. ``context``
-    (the runs and files it came from) is kept as given."""
-    report: dict[str, Any] = {
-        "partition": partition, "court": court, **context,
-        "evaluation": judged.block, "latency": judged.latency, "champion": champion,
-        "rally": judged.rally,
-    }
-    report["gates"] = report_gates(report, target, max_latency_ms)
-    report["gates_passed"] = all(report["gates"][name] for name in BLOCKING_GATES)
-    return report
+    champion it was compared with (with its registry identity) and the gates. ``context``: the
+    report's other fields (the runs and files it came from)."""
+    return EvaluationReport(
+        partition=partition, court=court, evaluation=judged.summary, latency=judged.latency,
+        champion=champion, rally=judged.rally,
+        gates=judge_gates(judged.summary, judged.latency, champion, target, max_latency_ms),
+        histogram_png=str(judged.paths["histogram"]),
+        rally_gif=str(judged.paths["rally"]) if "rally" in judged.paths else None, **context)
 
 
-def track_report(run, report: dict[str, Any], judged: CandidateEvaluation,
-                 out_dir: str | Path) -> Path:
+def track_report(run, report: EvaluationReport, judged: CandidateEvaluation,
+                 out_dir: str | Path) -> EvaluationReport:
     """Record a candidate report in a tracker run (params, per-episode scores, metrics, gates
-    as tags, the report and its pictures as artifacts); the report learns its run's id and URL
-    and is written to ``out_dir``/report.json."""
-    from tennis_assets.files import atomic_write_json
+    as tags, the report and its pictures as artifacts); returns the report with its run's id
+    and URL, written to ``out_dir``/report.json."""
+    from tennis_assets.files import atomic_write_text
 
-    ev, champion = judged.evaluation, report.get("champion")
-    run.log_params({"episodes": ev.episodes, "seed": report["evaluation"]["seed"],
-                    "court": report["court"], "target_score": ev.threshold,
-                    "candidate_run_id": report["candidate"]["train_mlflow_run_id"],
-                    "champion_version": champion["version"] if champion else None})
+    ev, champion = judged.evaluation, report.champion
+    run.log_params({"episodes": ev.episodes, "seed": report.evaluation.seed,
+                    "court": report.court, "target_score": ev.threshold,
+                    "candidate_run_id": report.candidate.train_mlflow_run_id
+                    if report.candidate else None,
+                    "champion_version": champion.version if champion else None})
     run.log_series("episode_score", [float(s) for s in ev.scores])
     run.log_metrics({"mean": ev.mean, "median": ev.median, "std": ev.std, "solved": ev.solved,
-                     "latency_p95_ms": judged.latency["p95_ms"],
-                     "champion_mean": champion["mean"] if champion else None,
-                     "gates_passed": report["gates_passed"]})
-    run.set_tags({f"gate.{k}": v for k, v in report["gates"].items()})
-    report["mlflow_run_id"], report["mlflow_run_url"] = run.run_id, run.url
-    path = atomic_write_json(Path(out_dir) / "report.json", report)
+                     "latency_p95_ms": report.latency.p95_ms,
+                     "champion_mean": champion.mean if champion else None,
+                     "gates_passed": report.gates_passed})
+    run.set_tags({f"gate.{k}": v for k, v in report.gates.model_dump().items()})
+    report = report.model_copy(update={"mlflow_run_id": run.run_id, "mlflow_run_url": run.url})
+    path = Path(out_dir) / "report.json"
+    atomic_write_text(path, report.to_json())
     for artifact in (path, *judged.paths.values()):
         run.log_artifact(artifact, "evaluation")
-    return path
+    return report

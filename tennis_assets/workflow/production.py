@@ -21,8 +21,9 @@ import time
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
-from tennis_assets.config.model import ConfigModel
-from tennis_assets.files import StagedFile, to_json
+from tennis_assets.config.metadata import Json, Link, Metadata
+from tennis_assets.config.model import ConfigModel, Record
+from tennis_assets.files import StagedFile
 
 LOCK_NAME = ".promotion.lock"
 
@@ -79,27 +80,62 @@ def register_challenger(tracker, name: str, lock_folder: str | os.PathLike, sour
                                            description=description)
 
 
+class ChampionRecord(Record):
+    """What production is: the champion as its registered version says, the move that made
+    it, and the version it replaced. The pointer file (``champion.json``) holds exactly this,
+    and so does the production_model asset's value."""
+
+    model_name: str
+    version: str
+    partition: str | None = None
+    mlflow_run_id: str | None = None
+    """The training run the champion's model version came from."""
+    eval_mlflow_run_id: str | None = None
+    source: str | None = None
+    eval_mean: float | None = None
+    court: dict[str, Any] = {}
+    """The court overrides it was judged on."""
+    dagster_run_id: str | None = None
+    """The run that moved production."""
+    previous_version: str | None = None
+    changed: bool = True
+    """False: the move found this version already champion."""
+    rollback: bool = False
+
+    def metadata(self, model_url: str | None = None, run_url: str | None = None) -> Metadata:
+        return {
+            "version": self.version, "model_name": self.model_name,
+            "partition": str(self.partition), "eval_mean": self.eval_mean,
+            "court": Json(self.court), "previous_version": self.previous_version or "none",
+            "changed": self.changed, "rollback": self.rollback,
+            "mlflow_run_id": self.mlflow_run_id or "",
+            "mlflow_run": Link(run_url) if run_url else None,
+            "model_version": Link(model_url) if model_url else None,
+        }
+
+
 def production_record(tracker, name: str, champion, previous_version: str | None,
-                      changed: bool, rollback: bool, run_id: str | None) -> dict[str, Any]:
+                      changed: bool, rollback: bool, run_id: str | None) -> ChampionRecord:
     """What the pointer file and the production asset say about the champion ``champion`` (a
     ChampionInfo): every field read from its registered version."""
     tags = champion.tags
-    return {"model_name": name, "version": champion.version, "partition": tags.get("partition"),
-            "mlflow_run_id": champion.run_id,
-            "eval_mlflow_run_id": tags.get("eval_mlflow_run_id"), "source": champion.source,
-            "eval_mean": champion.eval_mean, "court": json.loads(tags.get("court") or "{}"),
-            "dagster_run_id": run_id, "previous_version": previous_version,
-            "changed": changed, "rollback": rollback}
+    return ChampionRecord(
+        model_name=name, version=champion.version, partition=tags.get("partition"),
+        mlflow_run_id=champion.run_id, eval_mlflow_run_id=tags.get("eval_mlflow_run_id"),
+        source=champion.source, eval_mean=champion.eval_mean,
+        court=json.loads(tags.get("court") or "{}"), dagster_run_id=run_id,
+        previous_version=previous_version, changed=changed, rollback=rollback)
 
 
-def read_pointer(pointer: str | os.PathLike) -> dict[str, Any] | None:
+def read_pointer(pointer: str | os.PathLike) -> ChampionRecord | None:
+    """The champion the pointer file names, None when there is none yet."""
     path = Path(pointer)
-    return json.loads(path.read_text()) if path.exists() else None
+    return ChampionRecord.from_json(path.read_text(), str(path)) if path.exists() else None
 
 
 def move_champion(tracker, name: str, pointer: str | os.PathLike, *, version: str | None = None,
                   rollback: bool = False, run_id: str | None = None,
-                  lock_timeout_s: float = 300.0) -> dict[str, Any]:
+                  lock_timeout_s: float = 300.0) -> ChampionRecord:
     """Make challenger ``version`` the champion (the old one becomes ``previous``), or with
     ``rollback`` swap champion and previous; then write ``pointer``. Idempotent: promoting the
     version that already is champion changes nothing but a stale pointer. Raises RuntimeError
@@ -137,7 +173,7 @@ def move_champion(tracker, name: str, pointer: str | os.PathLike, *, version: st
         value = production_record(tracker, name, target, expected_previous, changed, rollback,
                                   run_id)
         # Staged first: a disk too full for the pointer stops the move before the alias moves.
-        staged = StagedFile(pointer, to_json(value, indent=2))
+        staged = StagedFile(pointer, value.to_json())
         try:
             if changed:
                 if rollback:
@@ -151,7 +187,7 @@ def move_champion(tracker, name: str, pointer: str | os.PathLike, *, version: st
                 # The registry is the truth: the pointer follows it even if someone outside
                 # the lock moved an alias meanwhile.
                 staged.discard()
-                value, staged = actual, StagedFile(pointer, to_json(actual, indent=2))
+                value, staged = actual, StagedFile(pointer, actual.to_json())
             staged.commit()
         except BaseException:
             staged.discard()

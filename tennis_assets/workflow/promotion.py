@@ -17,8 +17,10 @@ from typing import Any, Callable, Iterable
 
 from pydantic import Field
 
-from tennis_assets.config.model import ConfigModel
+from tennis_assets.config.metadata import Json, Link, Metadata, RunLink
+from tennis_assets.config.model import ConfigModel, Record
 from tennis_assets.workflow.candidate import Candidate
+from tennis_assets.workflow.evaluation import CandidateRef, EvaluationReport
 
 
 class ChallengerConfig(ConfigModel):
@@ -56,16 +58,42 @@ class Evidence:
     report_run_id: str | None = None
 
     @classmethod
-    def from_report(cls, report: dict[str, Any]) -> "Evidence":
+    def from_report(cls, report: EvaluationReport) -> "Evidence":
         """From an evaluation report (the evaluation_report asset's value)."""
-        champion = report.get("champion") or {}
-        return cls(partition=report["partition"],
-                   train_run_id=report["candidate"]["train_mlflow_run_id"],
-                   mean=float(report["evaluation"]["mean"]),
-                   blocking_gates_passed=bool(report.get("gates_passed")),
-                   compared_version=champion.get("version"),
-                   champion_mean=champion.get("mean"),
-                   report_run_id=report["dagster_run_id"])
+        champion = report.champion
+        return cls(partition=report.partition,
+                   train_run_id=report.candidate.train_mlflow_run_id
+                   if report.candidate else None,
+                   mean=float(report.evaluation.mean),
+                   blocking_gates_passed=report.gates_passed,
+                   compared_version=champion.version if champion else None,
+                   champion_mean=champion.mean if champion else None,
+                   report_run_id=report.dagster_run_id)
+
+
+class ChallengerRecord(Record):
+    """The candidate registered as the registry's ``challenger``, awaiting its replay."""
+
+    model_name: str
+    version: str
+    partition: str
+    train_mlflow_run_id: str | None = None
+    report_dagster_run_id: str | None = None
+    court: dict[str, Any] = {}
+    eval_mean: float
+    champion_version: str | None = None
+    """The champion it was judged against (None: there was none)."""
+    passed_over: dict[str, str] = {}
+    """Why each other candidate was not chosen."""
+
+    def metadata(self, model_url: str | None = None) -> Metadata:
+        return {
+            "version": self.version, "partition": self.partition, "eval_mean": self.eval_mean,
+            "champion_version": self.champion_version or "none", "court": Json(self.court),
+            "passed_over": Json(self.passed_over),
+            "model_version": Link(model_url) if model_url else None,
+            "report_run": RunLink(self.report_dagster_run_id),
+        }
 
 
 @dataclass(frozen=True)
@@ -157,26 +185,25 @@ def confirm(mean: float, finite_actions: bool, champion_mean: float | None, targ
     return Confirmation(plays, solves, not_worse, mean, champion_mean, reasons)
 
 
-def version_record(report: dict[str, Any], run_id: str, mlflow_run_url: Callable[[str], str],
+def version_record(report: EvaluationReport, run_id: str, mlflow_run_url: Callable[[str], str],
                    dagster_run_url: Callable[[str], str]) -> tuple[dict[str, Any], str]:
     """(tags, description) of the model version registered from ``report`` by Dagster run
     ``run_id``: the court it was judged on, its partition, the evaluation's seed, episodes and
     score, and links to the runs that trained, judged and registered it."""
-    ev, candidate = report["evaluation"], report["candidate"]
-    court = report.get("court") or {}
-    tags = {"partition": report["partition"], "court": json.dumps(court),
-            "eval_mean": round(ev["mean"], 4), "eval_episodes": ev["episodes"],
-            "eval_seed": ev["seed"], "eval_mlflow_run_id": report.get("mlflow_run_id"),
-            "eval_mlflow_run_url": report.get("mlflow_run_url"),
-            "train_mlflow_run_url": mlflow_run_url(candidate["train_mlflow_run_id"]),
-            "report_dagster_run_id": report["dagster_run_id"],
-            "report_dagster_run_url": dagster_run_url(report["dagster_run_id"]),
-            "train_dagster_run_id": candidate["train_dagster_run_id"],
+    ev, candidate = report.evaluation, report.candidate or CandidateRef(checkpoint="")
+    report_run = report.dagster_run_id or ""
+    tags = {"partition": report.partition, "court": json.dumps(report.court),
+            "eval_mean": round(ev.mean, 4), "eval_episodes": ev.episodes,
+            "eval_seed": ev.seed, "eval_mlflow_run_id": report.mlflow_run_id,
+            "eval_mlflow_run_url": report.mlflow_run_url,
+            "train_mlflow_run_url": mlflow_run_url(candidate.train_mlflow_run_id or ""),
+            "report_dagster_run_id": report_run,
+            "report_dagster_run_url": dagster_run_url(report_run),
+            "train_dagster_run_id": candidate.train_dagster_run_id,
             "dagster_run_id": run_id, "dagster_run_url": dagster_run_url(run_id)}
-    description = (f"{report['partition']} candidate: greedy mean {ev['mean']:.3f} over "
-                   f"{ev['episodes']} fresh episodes (seed {ev['seed']}) on court "
-                   f"{court or 'default'}; Dagster run "
-                   f"{dagster_run_url(report['dagster_run_id'])}")
+    description = (f"{report.partition} candidate: greedy mean {ev.mean:.3f} over "
+                   f"{ev.episodes} fresh episodes (seed {ev.seed}) on court "
+                   f"{report.court or 'default'}; Dagster run {dagster_run_url(report_run)}")
     return tags, description
 
 

@@ -12,7 +12,7 @@ from ..config import EvaluationConfig
 from ..environment import UnityEnvironmentResource
 from ..gates import (beats_champion, latency_under_threshold, report_check_results,
                      solves_tennis)
-from ..metadata import image_md, rounded, run_link, table_md
+from ..metadata import dagster_metadata, table_md
 from ..partitions import agent_partitions
 from ..resources import MlflowResource
 from ..store import ModelStore, TrainedAgent
@@ -28,13 +28,11 @@ def _champion(context, tracker, name: str, tmp: str):
     return load_learner(tracker.champion_checkpoint(info, tmp), device="cpu"), info
 
 
-def _comparison(reports: dict[str, dict[str, Any]], champion: dict | None) -> list[dict]:
-    rows = [{"candidate": p, "mean": r["evaluation"]["mean"], "solved": r["evaluation"]["solved"],
-             "p95_ms": r["latency"]["p95_ms"], "gates_passed": r["gates_passed"],
-             "dagster_run": r["dagster_run_id"][:8]} for p, r in sorted(reports.items())]
+def _comparison(reports, champion) -> list[dict[str, Any]]:
+    rows = [r.comparison_row() for _, r in sorted(reports.items())]
     if champion is not None:
-        rows.append({"candidate": f"champion v{champion['version']} (same episodes)",
-                     "mean": champion["mean"], "solved": champion["solved"]})
+        rows.append({"candidate": f"champion v{champion.version} (same episodes)",
+                     "mean": champion.mean, "solved": champion.solved})
     return rows
 
 
@@ -59,16 +57,16 @@ def evaluation_report(context: dg.AssetExecutionContext, config: EvaluationConfi
     from tennis_assets.sim.params import SOLVED_SCORE
     from tennis_assets.tracking import run_tags
     from tennis_assets.training import final_seed
-    from tennis_assets.workflow.evaluation import (candidate_report, evaluate_candidate,
-                                                   track_report)
+    from tennis_assets.workflow.evaluation import (CandidateRef, candidate_report,
+                                                   evaluate_candidate, track_report)
 
     partition = context.partition_key
     settings = config.core()
-    court = CourtParams.from_dict(trained_agents.train_config.get("court", {})).changes()
-    train_seed = int(trained_agents.train_config.get("seed", 0))
+    court = trained_agents.train_config.court.changes()
+    train_seed = trained_agents.train_config.seed
     seed = final_seed(train_seed, 1 + settings.eval_seed)
     tracker = mlflow.tracker()
-    on_unity = trained_agents.extra.get("environment") == "unity"
+    on_unity = trained_agents.environment == "unity"
     env = unity_environment.open(seed=seed) if on_unity else None
     try:
         with tempfile.TemporaryDirectory() as tmp:
@@ -83,50 +81,33 @@ def evaluation_report(context: dg.AssetExecutionContext, config: EvaluationConfi
     finally:
         if env is not None:
             env.close()
-    champion = None if judged.champion is None else {
-        **judged.champion, "version": info.version, "run_id": info.run_id,
-        "partition": info.tags.get("partition")}
+    champion = None if judged.champion is None else judged.champion.model_copy(update={
+        "version": info.version, "run_id": info.run_id,
+        "partition": info.tags.get("partition")})
     if info is not None and champion is None:
         context.log.warning(f"champion v{info.version} plays another game: not compared")
 
     report = candidate_report(
         judged, partition=partition, court=court, target=SOLVED_SCORE,
         max_latency_ms=settings.max_latency_ms, champion=champion,
-        environment=trained_agents.extra.get("environment", "builtin"),
-        dagster_run_id=context.run.run_id,
-        candidate={"train_dagster_run_id": trained_agents.dagster_run_id,
-                   "train_mlflow_run_id": trained_agents.mlflow_run_id,
-                   "checkpoint": trained_agents.checkpoint,
-                   "model_source": trained_agents.extra.get("model_source"),
-                   "agent_config": trained_agents.agent_config},
-        paths={"histogram": str(judged.paths["histogram"]),
-               "rally_gif": str(judged.paths["rally"]) if "rally" in judged.paths else None,
-               "learning_curve": trained_agents.learning_curve})
-    ev = judged.evaluation
+        environment=trained_agents.environment,
+        dagster_run_id=context.run.run_id, learning_curve_png=trained_agents.learning_curve,
+        candidate=CandidateRef(train_dagster_run_id=trained_agents.dagster_run_id,
+                               train_mlflow_run_id=trained_agents.mlflow_run_id,
+                               checkpoint=trained_agents.checkpoint,
+                               model_source=trained_agents.model_source,
+                               agent_config=trained_agents.agent_config.to_dict()))
     out_dir = model_store.report_dir(partition, context.run.run_id)
     with mlflow.start_run(f"evaluate-{partition}", run_tags(
             context.run.run_id, asset="evaluation_report", partition=partition,
             candidate_run_id=trained_agents.mlflow_run_id,
             **{"dagster.run_url": mlflow.dagster_run_url(context.run.run_id)})) as run:
-        track_report(run, report, judged, out_dir)
+        report = track_report(run, report, judged, out_dir)
 
     model_store.write_latest_report(partition, report)
+    others = {p: r for p, r in model_store.latest_reports().items()}
     yield dg.Output(report, metadata={
-        **rounded({"mean": ev.mean, "median": ev.median, "std": ev.std,
-                   "latency_p95_ms": judged.latency["p95_ms"],
-                   "champion_mean": champion["mean"] if champion else None}),
-        "episodes": dg.MetadataValue.int(ev.episodes),
-        "solved": dg.MetadataValue.bool(ev.solved),
-        "gates_passed": dg.MetadataValue.bool(report["gates_passed"]),
-        "champion_version": dg.MetadataValue.text(champion["version"] if champion else "none"),
-        "court": dg.MetadataValue.json(court),
-        "score_histogram": image_md(judged.paths["histogram"], "score histogram"),
-        "learning_curve": image_md(trained_agents.learning_curve, "learning curve"),
-        "rally": image_md(judged.paths.get("rally"), "rally"),
-        "comparison": table_md(_comparison(model_store.latest_reports(), champion)),
-        "mlflow_run": dg.MetadataValue.url(run.url),
-        "mlflow_run_id": dg.MetadataValue.text(run.run_id),
-        "candidate_mlflow_run_id": dg.MetadataValue.text(trained_agents.mlflow_run_id or ""),
-        **run_link("trained_in", trained_agents.dagster_run_id),
+        **dagster_metadata(report.metadata()),
+        "comparison": table_md(_comparison(others, champion)),
     })
     yield from report_check_results(report, SOLVED_SCORE, settings.max_latency_ms)

@@ -10,7 +10,10 @@ import tempfile
 import dagster as dg
 
 from ..config import ChallengerConfig, PromotionConfig
-from ..metadata import rounded, run_link
+from tennis_assets.workflow.production import ChampionRecord
+from tennis_assets.workflow.promotion import ChallengerRecord
+
+from ..metadata import dagster_metadata, rounded
 from ..resources import MlflowResource
 from ..store import ModelStore
 
@@ -30,7 +33,8 @@ def challenger_model(context: dg.AssetExecutionContext, config: ChallengerConfig
     materialized, nothing downstream runs, and the run still succeeds: a candidate that is not
     better than the champion is a finding, not a failure."""
     from tennis_assets.workflow.production import register_challenger
-    from tennis_assets.workflow.promotion import Champion, Evidence, choose, version_record
+    from tennis_assets.workflow.promotion import (ChallengerRecord, Champion, Evidence, choose,
+                                                  version_record)
 
     tracker, name = mlflow.tracker(), mlflow.registered_model
     settings = config.core()
@@ -41,7 +45,7 @@ def challenger_model(context: dg.AssetExecutionContext, config: ChallengerConfig
     reports = {p: r for p, r in model_store.latest_reports().items()
                if (partition is None or p == partition)
                and (settings.report_run_id is None
-                    or r["dagster_run_id"] == settings.report_run_id)}
+                    or r.dagster_run_id == settings.report_run_id)}
     best, passed_over = choose([Evidence.from_report(r) for r in reports.values()], champion)
     if best is None:
         context.log.info("no challenger: " + ("; ".join(f"{p}: {why}" for p, why in
@@ -52,24 +56,18 @@ def challenger_model(context: dg.AssetExecutionContext, config: ChallengerConfig
     tags, description = version_record(report, context.run.run_id, tracker.run_url,
                                        mlflow.dagster_run_url)
     info = register_challenger(tracker, name, model_store.production_pointer().parent,
-                               source=report["candidate"]["model_source"],
+                               source=report.candidate.model_source if report.candidate
+                               else None,
                                run_id=best.train_run_id, tags=tags, description=description)
     context.log.info(f"challenger: {name} v{info.version} ({best.partition}, mean "
                      f"{best.mean:.3f}); champion {champion.version or 'none'}")
-    value = {"model_name": name, "version": info.version, "partition": best.partition,
-             "train_mlflow_run_id": best.train_run_id, "report_dagster_run_id":
-             best.report_run_id, "court": report.get("court") or {}, "eval_mean": best.mean,
-             "champion_version": champion.version}
-    yield dg.Output(value, metadata={
-        "version": dg.MetadataValue.text(info.version),
-        "partition": dg.MetadataValue.text(best.partition),
-        **rounded({"eval_mean": best.mean}),
-        "champion_version": dg.MetadataValue.text(champion.version or "none"),
-        "court": dg.MetadataValue.json(value["court"]),
-        "passed_over": dg.MetadataValue.json(passed_over),
-        "model_version": dg.MetadataValue.url(tracker.model_url(name, info.version)),
-        **run_link("report_run", best.report_run_id),
-    })
+    value = ChallengerRecord(
+        model_name=name, version=info.version, partition=best.partition,
+        train_mlflow_run_id=best.train_run_id, report_dagster_run_id=best.report_run_id,
+        court=report.court, eval_mean=best.mean, champion_version=champion.version,
+        passed_over=passed_over)
+    yield dg.Output(value, metadata=dagster_metadata(
+        value.metadata(tracker.model_url(name, info.version))))
 
 
 @dg.multi_asset_check(
@@ -82,17 +80,17 @@ def challenger_model(context: dg.AssetExecutionContext, config: ChallengerConfig
                "(within the margin)."))],
     description="Replay the challenger and the champion through their registered MLflow models "
                 "before the champion alias moves.")
-def challenger_checks(context: dg.AssetCheckExecutionContext, challenger_model: dict,
+def challenger_checks(context: dg.AssetCheckExecutionContext, challenger_model: ChallengerRecord,
                       config: ChallengerConfig, mlflow: MlflowResource):
     from tennis_assets.sim.params import SOLVED_SCORE
     from tennis_assets.workflow.promotion import confirmation_seed, replay_registered
 
     settings = config.core()
-    version, court = challenger_model["version"], challenger_model["court"]
+    version, court = challenger_model.version, challenger_model.court
     episodes, seed = settings.replay_episodes, confirmation_seed(version)
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            verdict = replay_registered(mlflow.tracker(), challenger_model["model_name"],
+            verdict = replay_registered(mlflow.tracker(), challenger_model.model_name,
                                         version, court, episodes, seed, SOLVED_SCORE,
                                         settings.champion_margin, tmp)
         failure = None
@@ -104,8 +102,8 @@ def challenger_checks(context: dg.AssetCheckExecutionContext, challenger_model: 
         yield dg.AssetCheckResult(
             asset_key="challenger_model", check_name=check, passed=bool(passed),
             severity=dg.AssetCheckSeverity.ERROR,
-            description=f"v{version} ({challenger_model['partition']}): {reason}",
-            metadata={"version": version, "partition": challenger_model["partition"],
+            description=f"v{version} ({challenger_model.partition}): {reason}",
+            metadata={"version": version, "partition": challenger_model.partition,
                       "episodes": episodes, "seed": seed, "court": dg.MetadataValue.json(court),
                       **({} if verdict is None else rounded(
                           {"mean": verdict.mean, "champion_mean": verdict.champion_mean}))})
@@ -116,8 +114,8 @@ def challenger_checks(context: dg.AssetCheckExecutionContext, challenger_model: 
     group_name="production", kinds={"mlflow"}, pool="promotion", tags={"stage": "production"},
 )
 def production_model(context: dg.AssetExecutionContext, config: PromotionConfig,
-                     challenger_model: dict | None, mlflow: MlflowResource,
-                     model_store: ModelStore) -> dg.Output[dict]:
+                     challenger_model: ChallengerRecord | None, mlflow: MlflowResource,
+                     model_store: ModelStore) -> dg.Output[ChampionRecord]:
     """The champion: the registry's ``champion`` alias moved to the challenger that passed its
     checks (the old champion keeps ``previous``), or with ``rollback: true`` (the ``rollback``
     job) moved back to ``previous``. The pointer file is written from the registry afterwards,
@@ -130,24 +128,15 @@ def production_model(context: dg.AssetExecutionContext, config: PromotionConfig,
         raise dg.Failure("no challenger_model has been materialized: nothing to promote")
     try:
         value = move_champion(tracker, name, model_store.production_pointer(),
-                              version=None if rollback else challenger_model["version"],
+                              version=None if rollback else challenger_model.version,
                               rollback=rollback, run_id=context.run.run_id)
     except RuntimeError as exc:
         raise dg.Failure(f"{'rollback' if rollback else 'promotion'}: {exc}") from None
     if rollback:
-        context.log.warning(f"rolled back {name} to v{value['version']}")
+        context.log.warning(f"rolled back {name} to v{value.version}")
     # Everything below is what the registry said after the move, as the pointer file says it.
     return dg.Output(value, metadata={
-        "version": dg.MetadataValue.text(value["version"]),
-        "model_name": dg.MetadataValue.text(name),
-        "partition": dg.MetadataValue.text(str(value["partition"])),
-        **rounded({"eval_mean": value["eval_mean"]}),
-        "court": dg.MetadataValue.json(value["court"]),
-        "previous_version": dg.MetadataValue.text(value["previous_version"] or "none"),
-        "changed": dg.MetadataValue.bool(value["changed"]),
-        "rollback": dg.MetadataValue.bool(rollback),
-        "mlflow_run_id": dg.MetadataValue.text(value["mlflow_run_id"] or ""),
-        "mlflow_run": dg.MetadataValue.url(tracker.run_url(value["mlflow_run_id"])),
-        "model_version": dg.MetadataValue.url(tracker.model_url(name, value["version"])),
+        **dagster_metadata(value.metadata(tracker.model_url(name, value.version),
+                                          tracker.run_url(value.mlflow_run_id))),
         "pointer": dg.MetadataValue.path(str(model_store.production_pointer())),
     })

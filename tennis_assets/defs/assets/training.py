@@ -11,7 +11,7 @@ import dagster as dg
 from ..config import TrainingConfig
 from ..environment import UnityEnvironmentResource
 from ..gates import check_history, check_weights, history_has_no_nan, weights_finite
-from ..metadata import frame_md, image_md, rounded, run_link
+from ..metadata import dagster_metadata, frame_md
 from ..partitions import agent_partitions
 from ..resources import MlflowResource
 from ..store import ModelStore, TrainedAgent
@@ -118,37 +118,21 @@ def trained_agents(context: dg.AssetExecutionContext, config: TrainingConfig,
     for path in (resume, resume.with_suffix(".json")):
         path.unlink(missing_ok=True)
 
-    result, usage = trained.result, trained.resource_usage
+    result = trained.result
     value = TrainedAgent(
         partition=partition, checkpoint=str(trained.paths["checkpoint"]),
         history_csv=str(trained.paths["history"]),
         eval_history_csv=str(trained.paths["eval_history"]),
         learning_curve=str(trained.paths["learning_curve"]),
-        agent_config=trained.agent_config.to_dict(), train_config=trained.train_config.to_dict(),
+        agent_config=trained.agent_config, train_config=trained.train_config,
         summary=result.summary(), dagster_run_id=context.run.run_id, mlflow_run_id=run.run_id,
-        mlflow_run_url=run.url, extra={"model_source": model_source, "tuned_params": tuned,
-                                       "init_checkpoint": candidate.init_checkpoint,
-                                       "environment": candidate.environment,
-                                       "resource_usage": usage})
+        mlflow_run_url=run.url, model_source=model_source, tuned_params=tuned,
+        init_checkpoint=candidate.init_checkpoint, environment=candidate.environment,
+        resource_usage=trained.resource_usage, warm_start_mean=trained.warm_start_mean)
     yield dg.Output(value, metadata={
-        **rounded({"best_greedy_mean": result.best_greedy_mean, "seconds": result.seconds,
-                   "warm_start_mean": trained.warm_start_mean,
-                   "cpu_seconds": usage["cpu_seconds"],
-                   "cpu_percent_mean": usage["cpu_percent_mean"],
-                   "memory_rss_peak_mb": usage["memory_rss_peak_bytes"] / 2**20}),
-        "updates": dg.MetadataValue.int(result.updates),
-        "episodes": dg.MetadataValue.int(result.episodes),
-        "stop_reason": dg.MetadataValue.text(result.stop_reason),
-        "solved_greedy": dg.MetadataValue.json(result.solved_greedy or {}),
-        "checkpoint": dg.MetadataValue.path(str(trained.paths["checkpoint"])),
-        "learning_curve": image_md(trained.paths["learning_curve"], "learning curve"),
+        **dagster_metadata(value.metadata()),
         "history_tail": frame_md(result.history.tail(10)),
         "eval_history": frame_md(result.eval_history),
-        "agent_config": dg.MetadataValue.json(trained.agent_config.to_dict()),
-        "tuned_params": dg.MetadataValue.json(tuned),
-        "mlflow_run": dg.MetadataValue.url(run.url),
-        "mlflow_run_id": dg.MetadataValue.text(run.run_id),
-        **run_link("dagster_run", context.run.run_id),
     })
     yield check_weights(result.learner, partition)
     yield check_history(result.history, result.eval_history, partition)
