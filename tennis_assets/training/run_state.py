@@ -94,6 +94,12 @@ class RunState:
             raise CheckpointError(f"checkpoint {path}: malformed resume state ({e})") from e
 
 
+def check_resume_document(path: str | os.PathLike, doc: dict[str, Any]) -> None:
+    """A CheckpointError naming ``path`` unless its JSON document ``doc`` holds a resume state:
+    what a caller checks before it creates folders or starts work."""
+    RunState.from_progress(doc.get("progress"), path, best_params=None)
+
+
 def save_resume(path: str | os.PathLike, learner: Learner, train_config: Any, state: RunState,
                 seconds: float, include_buffer: bool = True) -> Path:
     """Write the resume checkpoint: the learner's state, ``state`` at ``seconds`` of training,
