@@ -3,9 +3,10 @@
 from .checkpoints import CheckpointError, load_checkpoint, load_learner, save_checkpoint
 from .config import TrainConfig
 from .evaluation import EvalResult, evaluate, final_seed, greedy, selection_seed
-from .loop import TrainResult, train
+from .loop import train
 from .memory import MemoryEstimate, MemoryLimitError, check_memory, estimate_memory
 from .plots import plot_learning_curve
+from .result import TrainResult
 
 __all__ = [
     "CheckpointError", "EvalResult", "MemoryEstimate", "MemoryLimitError", "TrainConfig",
