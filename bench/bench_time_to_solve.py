@@ -26,25 +26,39 @@ and score them on 500 fresh episodes with seeds disjoint from the selection eval
     # a profile's recipe: stop at a certified greedy 2.2, then score on 100 fresh episodes
     python bench/bench_time_to_solve.py --seeds 3 --max-seconds 60 \
         --train target_score=2.2 final_eval_episodes=100
+
+--compare-ref REF: the same seeds (time-to-solve mode) with the code at git ref REF and with this
+working tree, each seed in a fresh process per tree, alternating which tree goes first so that
+the machine's load hits both alike. Prints per seed the updates and training episodes to the
+greedy solve for each tree, whether the solving weights are the same to the bit (a sha256 of
+them), each tree's updates per second (updates over the seconds spent in updates), and the
+ratio this/ref, then the median ratio; with --rounds R each tree runs each seed R times
+(alternating, updates/s their median). REF is checked out with ``git archive`` into a
+temporary folder.
+
+    python bench/bench_time_to_solve.py --seeds 5 --first-seed 100 --compare-ref main --rounds 3
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
+import io
 import json
 import os
 import platform
+import statistics
+import subprocess
 import sys
+import tarfile
+import tempfile
 import time
+from typing import Any
 
 import numpy as np
-import torch
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from tennis_assets.agents.base import resolve_device  # noqa: E402
-from tennis_assets.training import train  # noqa: E402
-from tennis_assets.training.defaults import RECIPES, default_configs  # noqa: E402
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROW = "ROW "  # a worker's result line
 
 
 def parse_sets(items: list[str]) -> dict:
@@ -65,10 +79,10 @@ def med(values: list[float]) -> float:
     return float(np.median(vals)) if vals else float("nan")
 
 
-def main() -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--algorithm", choices=["ddpg", "maddpg"], default="ddpg")
-    ap.add_argument("--recipe", choices=RECIPES, default="seconds",
+    ap.add_argument("--recipe", choices=["seconds", "episodes"], default="seconds",
                     help="training/defaults.py: fewest seconds (default) or fewest episodes")
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--first-seed", type=int, default=0)
@@ -83,11 +97,36 @@ def main() -> None:
     ap.add_argument("--set", nargs="*", default=[], help="AgentConfig overrides key=value")
     ap.add_argument("--train", nargs="*", default=[], help="TrainConfig overrides key=value")
     ap.add_argument("--json", default=None, help="also write the rows to this JSON file")
-    args = ap.parse_args()
+    ap.add_argument("--compare-ref", default=None, metavar="REF",
+                    help="run the same seeds with the code at git ref REF too (see above)")
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="--compare-ref: runs per seed and tree, alternating (median updates/s)")
+    ap.add_argument("--worker-tree", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--worker-warmup", action="store_true", help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.compare_ref and (args.budget or args.udacity):
+        ap.error("--compare-ref compares the time-to-solve mode: leave out --budget/--udacity")
+    return args
+
+
+def use_tree(tree: str | None) -> None:
+    """Import tennis_assets from ``tree`` (default: this working tree), ahead of any install."""
+    sys.path.insert(0, tree or REPO)
+
+
+def configs(args: argparse.Namespace) -> tuple[Any, Any]:
+    from tennis_assets.training.defaults import default_configs
 
     agent_base, train_base = default_configs(args.algorithm, args.recipe)
-    agent_base = agent_base.replace(**parse_sets(args.set))
-    train_base = train_base.replace(**parse_sets(args.train))
+    return (agent_base.replace(**parse_sets(args.set)),
+            train_base.replace(**parse_sets(args.train)))
+
+
+def print_header(args: argparse.Namespace, agent_base: Any, train_base: Any) -> None:
+    import torch
+
+    from tennis_assets.agents.base import resolve_device
+
     device = str(resolve_device(agent_base.device))
     gpu = f"GPU {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else "no GPU"
     print(f"# machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cpus, "
@@ -100,104 +139,262 @@ def main() -> None:
     print("# train:", json.dumps({k: v for k, v in train_base.to_dict().items()
                                   if k in ("num_courts", "updates_per_transition",
                                            "explore_with_best", "eval_every_updates",
-                                           "selection_episodes", "target_score")}))
+                                           "eval_episodes", "selection_episodes",
+                                           "target_score")}))
+
+
+def budget_row(args: argparse.Namespace, seed: int, ac: Any, train_base: Any) -> dict:
+    from tennis_assets.training import train
+
+    tc = train_base.replace(seed=seed, max_seconds=args.budget_seconds, stop_when_solved=False,
+                            keep_best=True, final_eval_episodes=args.final_episodes)
+    r = train(ac, tc, progress=False)
+    assert r.final_eval is not None  # final_eval_episodes > 0
+    row = {"seed": seed, "final_mean": r.final_eval.mean,
+           "final_median": r.final_eval.median, "best_selection_mean": r.best_greedy_mean,
+           "best_at_updates": r.best_updates, "updates": r.updates,
+           "episodes": r.episodes, "seconds": r.seconds,
+           "first_solve_s": (r.solved_greedy or {}).get("seconds"),
+           "udacity_episodes": (r.solved_udacity or {}).get("episodes"),
+           "udacity_s": (r.solved_udacity or {}).get("seconds")}
+    print(f"seed {seed}: greedy mean over {args.final_episodes} fresh episodes "
+          f"{row['final_mean']:.3f} (median {row['final_median']:.2f}); best selection "
+          f"{row['best_selection_mean']:.3f} at {row['best_at_updates']} updates; "
+          f"{r.updates} updates, {r.episodes} episodes; first solve "
+          f"{row['first_solve_s']}; udacity {row['udacity_episodes']} episodes "
+          f"{row['udacity_s']} s; load {os.getloadavg()[0]:.2f}", flush=True)
+    return row
+
+
+def solve_run(args: argparse.Namespace, seed: int, ac: Any, train_base: Any) -> tuple[Any, Any]:
+    """One seed's run: to the first greedy solve, or (--udacity) to the Udacity criterion."""
+    from tennis_assets.training import train
+
+    limit = args.max_seconds or (120.0 if args.algorithm == "ddpg" else 300.0)
+    if not args.udacity:
+        tc = train_base.replace(seed=seed, max_seconds=limit, stop_when_solved=True)
+        return train(ac, tc, progress=False), tc
+    # One run to the Udacity criterion with evaluations at the normal cadence (the evidence
+    # that noise decay reads). Up to the first solve it is the very run the time-to-solve
+    # mode makes (evaluations leave the learner's state alone), so the greedy figures come
+    # from it too.
+    from tennis_assets.training.evaluation import reaches
+
+    tc = train_base.replace(seed=seed, max_seconds=args.udacity_budget, stop_when_solved=False)
+
+    def criterion(kind: str, info: dict) -> bool:
+        return (kind == "episode" and info["episode"] >= 100
+                and reaches(info["avg100"], tc.target_score))
+
+    return train(ac, tc, progress=False, callback=criterion), tc
+
+
+def solve_row(args: argparse.Namespace, seed: int, ac: Any, train_base: Any) -> dict:
+    r, tc = solve_run(args, seed, ac, train_base)
+    s, tm = r.solved_greedy or {}, r.timing
+    row = {"seed": seed, "solved": r.solved_greedy is not None,
+           "seconds": s.get("seconds"), "updates": s.get("updates"),
+           "env_steps": s.get("env_steps"), "episodes": s.get("episodes"),
+           "update_frac": tm["update"] / tm["total"],
+           "eval_frac": tm["evaluate"] / tm["total"],
+           "sim_frac": (tm["simulate"] + tm["act"] + tm["store"]) / tm["total"],
+           "updates_per_s": r.updates / max(tm["update"], 1e-9),
+           "udacity_episodes": (r.solved_udacity or {}).get("episodes"),
+           "udacity_s": (r.solved_udacity or {}).get("seconds"),
+           "udacity_updates": (r.solved_udacity or {}).get("updates"),
+           # The returned (best, here the solving) weights, to the bit.
+           "weights_sha256": hashlib.sha256(
+               r.learner.params.detach().cpu().numpy().tobytes()).hexdigest()[:16]}
+    if r.final_eval is not None:  # --train final_eval_episodes=N: the returned weights
+        row["fresh_mean"] = r.final_eval.mean  # on N fresh, never-selected episodes
+        print(f"seed {seed}: greedy mean over {r.final_eval.episodes} fresh episodes "
+              f"{r.final_eval.mean:.3f} after {r.seconds:.1f} s ({r.stop_reason})", flush=True)
+    if args.udacity:
+        # Greedy evaluation episodes are not training episodes, but they are played:
+        # reported beside the criterion (early-stopped evaluations count in full).
+        before = r.eval_history[r.eval_history["episodes"]
+                                <= (row["udacity_episodes"] or 10**12)]
+        per_eval = getattr(tc, "selection_episodes", None) or tc.eval_episodes
+        row["eval_episodes_before_udacity"] = int(len(before) * per_eval)
+    sec = f"{row['seconds']:.1f} s" if row["solved"] else f"not solved in {tc.max_seconds:.0f} s"
+    print(f"seed {seed}: {sec}; updates {row['updates']}, env steps {row['env_steps']}, "
+          f"episodes {row['episodes']}; time: updates {row['update_frac']:.0%}, eval "
+          f"{row['eval_frac']:.0%}, sim+act+store {row['sim_frac']:.0%}; "
+          f"{row['updates_per_s']:.0f} updates/s; udacity {row['udacity_episodes']} "
+          f"episodes {row['udacity_s']} s; load {os.getloadavg()[0]:.2f}", flush=True)
+    return row
+
+
+def print_budget_table(args: argparse.Namespace, rows: list[dict]) -> None:
+    finals = [r["final_mean"] for r in rows]
+    print(f"| seed | greedy mean / {args.final_episodes} fresh | best selection mean | "
+          "updates | episodes |")
+    print("|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['seed']} | {r['final_mean']:.3f} | {r['best_selection_mean']:.3f} | "
+              f"{r['updates']} | {r['episodes']} |")
+    print(f"median {med(finals):.3f}, min {min(finals):.3f}; every seed >= 2.0: "
+          f"{all(f >= 2.0 for f in finals)}")
+
+
+def fmt(v: Any, f: str = "{:.1f}") -> str:
+    return "-" if v is None else f.format(v)
+
+
+def print_solve_table(rows: list[dict]) -> None:
+    print("| seed | solved | seconds | updates | env steps | episodes | udacity episodes | "
+          "udacity s |")
+    print("|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['seed']} | {r['solved']} | {fmt(r['seconds'])} | {fmt(r['updates'], '{}')}"
+              f" | {fmt(r['env_steps'], '{}')} | {fmt(r['episodes'], '{}')} | "
+              f"{fmt(r['udacity_episodes'], '{}')} | {fmt(r['udacity_s'])} |")
+    solved = sum(r["solved"] for r in rows)
+    # Unsolved seeds count as +inf so the median never flatters a run that failed.
+    secs = sorted(r["seconds"] if r["solved"] else float("inf") for r in rows)
+    print(f"solved {solved}/{len(rows)}; median seconds {float(np.median(secs)):.1f}; "
+          f"median updates {med([r['updates'] for r in rows]):.0f}; median episodes "
+          f"{med([r['episodes'] for r in rows]):.0f}; median udacity episodes "
+          f"{med([r['udacity_episodes'] for r in rows])} ("
+          f"{sum(r['udacity_episodes'] is not None for r in rows)}/{len(rows)} reached it)")
+
+
+def seed_rows(args: argparse.Namespace) -> list[dict]:
+    agent_base, train_base = configs(args)
+    if args.worker_tree is None:
+        print_header(args, agent_base, train_base)
     rows = []
     for seed in range(args.first_seed, args.first_seed + args.seeds):
-        ac = agent_base
+        # The run's seed: the learner's own field in trees before the configuration redesign
+        # (--compare-ref runs them too), TrainConfig's alone after it.
+        ac = agent_base.replace(seed=seed) if "seed" in agent_base.to_dict() else agent_base
         t_wall = time.perf_counter()
-        if args.budget:
-            tc = train_base.replace(seed=seed, max_seconds=args.budget_seconds,
-                                    stop_when_solved=False, keep_best=True,
-                                    final_eval_episodes=args.final_episodes)
-            r = train(ac, tc, progress=False)
-            row = {"seed": seed, "final_mean": r.final_eval.mean,
-                   "final_median": r.final_eval.median, "best_selection_mean": r.best_greedy_mean,
-                   "best_at_updates": r.best_updates, "updates": r.updates,
-                   "episodes": r.episodes, "seconds": r.seconds,
-                   "first_solve_s": (r.solved_greedy or {}).get("seconds"),
-                   "udacity_episodes": (r.solved_udacity or {}).get("episodes"),
-                   "udacity_s": (r.solved_udacity or {}).get("seconds")}
-            print(f"seed {seed}: greedy mean over {args.final_episodes} fresh episodes "
-                  f"{row['final_mean']:.3f} (median {row['final_median']:.2f}); best selection "
-                  f"{row['best_selection_mean']:.3f} at {row['best_at_updates']} updates; "
-                  f"{r.updates} updates, {r.episodes} episodes; first solve "
-                  f"{row['first_solve_s']}; udacity {row['udacity_episodes']} episodes "
-                  f"{row['udacity_s']} s; load {os.getloadavg()[0]:.2f}", flush=True)
-        else:
-            limit = args.max_seconds or (120.0 if args.algorithm == "ddpg" else 300.0)
-            if args.udacity:
-                # One run to the Udacity criterion with evaluations at the normal cadence (the
-                # evidence that noise decay reads). Up to the first solve it is the very run the
-                # time-to-solve mode makes (evaluations leave the learner's state alone), so the
-                # greedy figures come from it too.
-                limit = args.udacity_budget
-                tc = train_base.replace(seed=seed, max_seconds=limit, stop_when_solved=False)
-                r = train(ac, tc, progress=False,
-                          callback=lambda kind, info: kind == "episode" and info["episode"] >= 100
-                          and info["avg100"] >= tc.target_score - 1e-6)
-            else:
-                tc = train_base.replace(seed=seed, max_seconds=limit, stop_when_solved=True)
-                r = train(ac, tc, progress=False)
-            s = r.solved_greedy or {}
-            tm = r.timing
-            row = {"seed": seed, "solved": r.solved_greedy is not None,
-                   "seconds": s.get("seconds"), "updates": s.get("updates"),
-                   "env_steps": s.get("env_steps"), "episodes": s.get("episodes"),
-                   "update_frac": tm["update"] / tm["total"],
-                   "eval_frac": tm["evaluate"] / tm["total"],
-                   "sim_frac": (tm["simulate"] + tm["act"] + tm["store"]) / tm["total"],
-                   "updates_per_s": r.updates / max(tm["update"], 1e-9),
-                   "udacity_episodes": (r.solved_udacity or {}).get("episodes"),
-                   "udacity_s": (r.solved_udacity or {}).get("seconds"),
-                   "udacity_updates": (r.solved_udacity or {}).get("updates")}
-            if r.final_eval is not None:  # --train final_eval_episodes=N: the returned weights
-                row["fresh_mean"] = r.final_eval.mean  # on N fresh, never-selected episodes
-                print(f"seed {seed}: greedy mean over {r.final_eval.episodes} fresh episodes "
-                      f"{r.final_eval.mean:.3f} after {r.seconds:.1f} s ({r.stop_reason})",
-                      flush=True)
-            if args.udacity:
-                # Greedy evaluation episodes are not training episodes, but they are played:
-                # reported beside the criterion (early-stopped evaluations count in full).
-                before = r.eval_history[r.eval_history["episodes"]
-                                        <= (row["udacity_episodes"] or 10**12)]
-                row["eval_episodes_before_udacity"] = int(len(before) * tc.selection_episodes)
-            sec = f"{row['seconds']:.1f} s" if row["solved"] else f"not solved in {limit:.0f} s"
-            print(f"seed {seed}: {sec}; updates {row['updates']}, env steps {row['env_steps']}, "
-                  f"episodes {row['episodes']}; time: updates {row['update_frac']:.0%}, eval "
-                  f"{row['eval_frac']:.0%}, sim+act+store {row['sim_frac']:.0%}; "
-                  f"{row['updates_per_s']:.0f} updates/s; udacity {row['udacity_episodes']} "
-                  f"episodes {row['udacity_s']} s; load {os.getloadavg()[0]:.2f}", flush=True)
+        run = budget_row if args.budget else solve_row
+        row = run(args, seed, ac, train_base)
         row["wall"] = time.perf_counter() - t_wall
         rows.append(row)
+    return rows
 
+
+# ---- --compare-ref: the same seeds with two trees, side by side ----------------------------
+def git(*cmd: str) -> str:
+    return subprocess.run(["git", "-C", REPO, *cmd], check=True, capture_output=True,
+                          text=True).stdout.strip()
+
+
+def export_ref(ref: str, into: str) -> str:
+    """The files of ``ref`` under ``into`` (``git archive``); returns its short commit id."""
+    commit = git("rev-parse", "--short", f"{ref}^{{commit}}")
+    data = subprocess.run(["git", "-C", REPO, "archive", "--format=tar", commit], check=True,
+                          capture_output=True).stdout
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        tar.extractall(into, filter="data")
+    return commit
+
+
+def worker_args(args: argparse.Namespace, tree: str, seed: int) -> list[str]:
+    cmd = [sys.executable, os.path.abspath(__file__), "--worker-tree", tree, "--seeds", "1",
+           "--first-seed", str(seed), "--algorithm", args.algorithm, "--recipe", args.recipe]
+    if args.max_seconds is not None:
+        cmd += ["--max-seconds", str(args.max_seconds)]
+    if args.set:
+        cmd += ["--set", *args.set]
+    if args.train:
+        cmd += ["--train", *args.train]
+    return cmd
+
+
+def run_worker(cmd: list[str]) -> dict:
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=tempfile.gettempdir(),
+                          check=False)
+    rows = [line[len(ROW):] for line in done.stdout.splitlines() if line.startswith(ROW)]
+    if done.returncode != 0 or not rows:
+        sys.exit(f"worker failed ({' '.join(cmd)}):\n{done.stderr[-3000:]}")
+    return json.loads(rows[-1])
+
+
+def compare(args: argparse.Namespace) -> None:
+    with tempfile.TemporaryDirectory(prefix="bench-ref-") as tmp:
+        ref_commit = export_ref(args.compare_ref, tmp)
+        dirty = " with uncommitted changes" if git("status", "--porcelain") else ""
+        trees = {"ref": tmp, "this": REPO}
+        head = git("rev-parse", "--short", "HEAD")
+        print_header(args, *configs(args))
+        print(f"# ref: {args.compare_ref} = {ref_commit}; this: {head}{dirty} ({REPO})")
+        for tree in trees.values():  # numba compiles (and caches) each tree's simulator once
+            subprocess.run([sys.executable, os.path.abspath(__file__), "--worker-tree", tree,
+                            "--worker-warmup"], check=True, cwd=tempfile.gettempdir())
+        pairs = []
+        for i, seed in enumerate(range(args.first_seed, args.first_seed + args.seeds)):
+            runs: dict[str, list[dict]] = {"ref": [], "this": []}
+            for k in range(args.rounds):
+                order = ["ref", "this"] if (i + k) % 2 == 0 else ["this", "ref"]
+                for name in order:
+                    runs[name].append(run_worker(worker_args(args, trees[name], seed)))
+                print_pair(seed, runs["ref"][-1], runs["this"][-1], order[0])
+            pairs.append((seed, merged(runs["ref"]), merged(runs["this"])))
+    print_compare_table(args, pairs)
+
+
+def merged(rows: list[dict]) -> dict:
+    """One tree's rounds of a seed: its first row, with the median updates/s, and the weights
+    hash only if every round agreed (a run that differs from itself is no baseline)."""
+    out = dict(rows[0])
+    out["updates_per_s"] = statistics.median(r["updates_per_s"] for r in rows)
+    if any((r["weights_sha256"], r["updates"]) != (out["weights_sha256"], out["updates"])
+           for r in rows):
+        out["weights_sha256"] = "differs between rounds"
+    return out
+
+
+def print_pair(seed: int, ref: dict, this: dict, first: str) -> None:
+    print(f"seed {seed} ({first} first): updates {ref['updates']} / {this['updates']}, episodes "
+          f"{ref['episodes']} / {this['episodes']}, updates/s {ref['updates_per_s']:.0f} / "
+          f"{this['updates_per_s']:.0f}; load {os.getloadavg()[0]:.2f}", flush=True)
+
+
+def print_compare_table(args: argparse.Namespace, pairs: list[tuple[int, dict, dict]]) -> None:
+    print()
+    print(f"({args.rounds} run(s) per seed and tree; updates/s: their median)")
+    print("| seed | updates to solve (ref / this) | episodes (ref / this) | same weights | "
+          "updates/s ref | updates/s this | this/ref |")
+    print("|---|---|---|---|---|---|---|")
+    ratios, same = [], 0
+    for seed, ref, this in pairs:
+        ratio = this["updates_per_s"] / ref["updates_per_s"]
+        ratios.append(ratio)
+        identical = ref["weights_sha256"] == this["weights_sha256"]
+        same += identical and ref["updates"] == this["updates"]
+        print(f"| {seed} | {fmt(ref['updates'], '{}')} / {fmt(this['updates'], '{}')} | "
+              f"{fmt(ref['episodes'], '{}')} / {fmt(this['episodes'], '{}')} | "
+              f"{'yes' if identical else 'NO'} | {ref['updates_per_s']:.0f} | "
+              f"{this['updates_per_s']:.0f} | {ratio:.3f} |")
+    print(f"same updates and weights on {same}/{len(pairs)} seeds; updates/s this/ref: median "
+          f"{statistics.median(ratios):.3f} (min {min(ratios):.3f}, max {max(ratios):.3f}); "
+          f"load average now {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+
+
+def main() -> None:
+    args = parse_args()
+    use_tree(args.worker_tree)
+    if args.worker_warmup:
+        from tennis_assets.sim import VecTennis
+
+        env = VecTennis(num_courts=2, seed=0)
+        env.step(np.zeros((2, env.num_agents, env.action_size), np.float32))
+        return
+    if args.compare_ref:
+        compare(args)
+        return
+    rows = seed_rows(args)
+    if args.worker_tree is not None:
+        print(ROW + json.dumps(rows[0], default=float))
+        return
     print()
     if args.budget:
-        finals = [r["final_mean"] for r in rows]
-        print(f"| seed | greedy mean / {args.final_episodes} fresh | best selection mean | "
-              "updates | episodes |")
-        print("|---|---|---|---|---|")
-        for r in rows:
-            print(f"| {r['seed']} | {r['final_mean']:.3f} | {r['best_selection_mean']:.3f} | "
-                  f"{r['updates']} | {r['episodes']} |")
-        print(f"median {med(finals):.3f}, min {min(finals):.3f}; every seed >= 2.0: "
-              f"{all(f >= 2.0 for f in finals)}")
+        print_budget_table(args, rows)
     else:
-        print("| seed | solved | seconds | updates | env steps | episodes | udacity episodes | "
-              "udacity s |")
-        print("|---|---|---|---|---|---|---|---|")
-        for r in rows:
-            fmt = lambda v, f="{:.1f}": "-" if v is None else f.format(v)  # noqa: E731
-            print(f"| {r['seed']} | {r['solved']} | {fmt(r['seconds'])} | {fmt(r['updates'], '{}')}"
-                  f" | {fmt(r['env_steps'], '{}')} | {fmt(r['episodes'], '{}')} | "
-                  f"{fmt(r['udacity_episodes'], '{}')} | {fmt(r['udacity_s'])} |")
-        solved = sum(r["solved"] for r in rows)
-        # Unsolved seeds count as +inf so the median never flatters a run that failed.
-        secs = sorted(r["seconds"] if r["solved"] else float("inf") for r in rows)
-        print(f"solved {solved}/{len(rows)}; median seconds {float(np.median(secs)):.1f}; "
-              f"median updates {med([r['updates'] for r in rows]):.0f}; median episodes "
-              f"{med([r['episodes'] for r in rows]):.0f}; median udacity episodes "
-              f"{med([r['udacity_episodes'] for r in rows])} ("
-              f"{sum(r['udacity_episodes'] is not None for r in rows)}/{len(rows)} reached it)")
+        print_solve_table(rows)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(rows, f, indent=2, default=float)

@@ -28,6 +28,7 @@ from bench_time_to_solve import parse_sets  # noqa: E402
 
 from tennis_assets.training import train  # noqa: E402
 from tennis_assets.training.defaults import RECIPES, default_configs  # noqa: E402
+from tennis_assets.training.evaluation import reaches  # noqa: E402
 
 
 def main() -> None:
@@ -48,7 +49,8 @@ def main() -> None:
           f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
     def at_criterion(kind, info):
-        return kind == "episode" and info["episode"] >= 100 and info["avg100"] >= 0.5 - 1e-6
+        return (kind == "episode" and info["episode"] >= 100
+                and reaches(info["avg100"], tc.target_score))
 
     r = train(ac, tc, progress=False, callback=at_criterion)
     h, e = r.history, r.eval_history

@@ -33,7 +33,7 @@ import time
 
 import numpy as np
 import torch
-import torch.nn as nn
+from torch import nn
 
 from tennis_assets.agents import AgentConfig, make_learner
 
@@ -63,9 +63,8 @@ def graph_matches_eager(cfg: AgentConfig, updates: int = 50) -> float:
     for _ in range(updates):
         batch = eager.buffer.sample(cfg.batch_size)
         with torch.no_grad():
-            eager._update_fn(batch)
-            eager._step()
-            graphed._graph_update(batch)
+            eager.run_update(batch)
+            graphed.run_update(batch)
     torch.cuda.synchronize()
     return float((eager.params - graphed.params).abs().max())
 

@@ -151,12 +151,14 @@ def _resumed_configs(resume_from: Path, agent_given: dict[str, Any],
     from tennis_assets.agents import AgentConfig
     from tennis_assets.training import CheckpointError, TrainConfig
     from tennis_assets.training.checkpoints import read_metadata
+    from tennis_assets.training.run_state import check_resume_document
 
     doc = read_metadata(resume_from)
     if not doc.get("train_config"):
         raise CheckpointError(f"checkpoint {resume_from} holds no training configuration (it "
                               "was not written by a training run); resume from a run's "
                               "resume.safetensors, or start a new run")
+    check_resume_document(resume_from, doc)
     try:
         agent = AgentConfig.from_dict(doc["agent_config"])
         train = TrainConfig.from_dict(doc["train_config"])

@@ -1,18 +1,22 @@
-"""What DDPG self-play and MADDPG share: devices, flat weights with a hand-written update,
-Adam, soft target updates, exploration, and tensor-only state dicts."""
+"""What DDPG self-play and MADDPG share: the device, flat weights and their update, acting with
+exploration, storing transitions, and tensor-only state dicts. A subclass gives the row layout:
+how a transition becomes replay rows, and where a sampled row's pieces sit."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import torch
 
+from .adam import FlatAdam
 from .config import AgentConfig
-from .networks import FlatAdam, FlatLayout, mlp_backward, mlp_forward, mlp_forward_saved
+from .networks import FlatLayout, Layers, actor_actions, forward
 from .noise import DecayingNoise
 from .nstep import NStepWindow
 from .replay import ReplayBuffer
+from .update import EagerUpdate, GraphedUpdate, Losses
 
 
 def resolve_device(name: str) -> torch.device:
@@ -24,13 +28,14 @@ def resolve_device(name: str) -> torch.device:
 
 
 class Learner:
-    """Common machinery; subclasses define the row layout and ``_update``.
+    """Common machinery; subclasses define the row layout (``_rows`` and the batch slices).
 
     All network weights live in one flat vector ``params`` (targets in ``target``, gradients in
     ``grad``); ``p``, ``t`` and ``g`` hold the per-network layer views into them.
     """
 
     config: AgentConfig
+    own_action_cols: slice  # where the member's own action sits in the critic input
 
     def __init__(self, config: AgentConfig, members: int, actor_in: int, critic_in: int,
                  row_width: int, critic_members: int | None = None, seed: int = 0) -> None:
@@ -42,27 +47,7 @@ class Learner:
         self.members = members
         # A critic shared by all members sees all members' rows as one batch.
         self.critic_members = members if critic_members is None else critic_members
-        self.layout = FlatLayout({
-            "actor": (members, actor_in, config.actor_hidden, config.action_size),
-            "critic": (self.critic_members, critic_in, config.critic_hidden, 1),
-        })
-        kw = {"dtype": torch.float32, "device": self.device}
-        self.params = torch.zeros(self.layout.size, **kw)
-        self.layout.init(self.params, torch.Generator().manual_seed(int(seed)))
-        self.target = self.params.clone()
-        self.grad = torch.zeros(self.layout.size, **kw)
-        self.p = self.layout.views(self.params)
-        self.t = self.layout.views(self.target)
-        self.g = self.layout.views(self.grad)
-        a_sl, c_sl = self.layout.net_slices["actor"], self.layout.net_slices["critic"]
-        self.critic_slice = c_sl
-        lr = torch.empty(self.layout.size, **kw)
-        lr[a_sl], lr[c_sl] = config.actor_lr, config.critic_lr
-        wd = None
-        if config.weight_decay > 0:  # on the critic only, as in the DDPG paper
-            wd = torch.zeros(self.layout.size, **kw)
-            wd[c_sl] = config.weight_decay
-        self.optimizer = FlatAdam(self.params, lr, wd)
+        self._init_weights(actor_in, critic_in)
         self.buffer = ReplayBuffer(config.buffer_size, row_width, members=members,
                                    device=self.device, seed=seed + 1)
         self.noise = DecayingNoise(config.noise, config.noise_sigma, config.noise_sigma_min,
@@ -72,32 +57,48 @@ class Learner:
         self.nstep = NStepWindow(config.n_step, config.gamma) if config.n_step > 1 else None
         # The bootstrap discount: with n-step rows the target looks n steps ahead.
         self.bootstrap_gamma = config.gamma ** config.n_step
-        # The gradient computation, eager or (compile_update) through torch.compile; see
-        # bench/bench_update_impl.py for which is faster where.
-        self._update_fn = self._update_tensors
-        if config.compile_update:
-            self._update_fn = torch.compile(self._update_tensors, dynamic=False)
-        # cuda_graph_update: the whole step after sampling (gradients, clip, Adam, targets) as
-        # one CUDA graph, captured at the first update: a 64-unit update is ~100 tiny kernels,
-        # and on a GPU their launches, not their arithmetic, are the cost.
-        self.graphed = (config.cuda_graph_update and self.device.type == "cuda"
-                        and not config.compile_update)
-        self._graph: Any = None
         self.target_generator = torch.Generator(device=self.device)
         self.target_generator.manual_seed(int(seed) + 3)
+        # The update after sampling (agents/update.py): one CUDA graph on a GPU unless
+        # compile_update asks for torch.compile; eager (or compiled) everywhere else.
+        self.graphed = (config.cuda_graph_update and self.device.type == "cuda"
+                        and not config.compile_update)
+        self.run_update: Callable[[torch.Tensor], Losses] = (
+            GraphedUpdate(self) if self.graphed
+            else EagerUpdate(self, compiled=config.compile_update))
         self.updates = 0
         self.transitions = 0
         # The actor that plays exploring (training) steps, when it is not the one being trained;
         # see set_behaviour.
-        self._behaviour_actor: list | None = None
+        self._behaviour_actor: Layers | None = None
+
+    def _init_weights(self, actor_in: int, critic_in: int) -> None:
+        """The flat weights, their targets and gradients, and Adam with the actor's and the
+        critic's learning rates (weight decay on the critic only, as in the DDPG paper)."""
+        cfg = self.config
+        self.layout = FlatLayout({
+            "actor": (self.members, actor_in, cfg.actor_hidden, cfg.action_size),
+            "critic": (self.critic_members, critic_in, cfg.critic_hidden, 1),
+        })
+        kw: dict[str, Any] = {"dtype": torch.float32, "device": self.device}
+        self.params = torch.zeros(self.layout.size, **kw)
+        self.layout.init(self.params, torch.Generator().manual_seed(int(self.seed)))
+        self.target = self.params.clone()
+        self.grad = torch.zeros(self.layout.size, **kw)
+        self.p = self.layout.views(self.params)
+        self.t = self.layout.views(self.target)
+        self.g = self.layout.views(self.grad)
+        a_sl, c_sl = self.layout.net_slices["actor"], self.layout.net_slices["critic"]
+        self.critic_slice = c_sl
+        lr = torch.empty(self.layout.size, **kw)
+        lr[a_sl], lr[c_sl] = cfg.actor_lr, cfg.critic_lr
+        wd = None
+        if cfg.weight_decay > 0:
+            wd = torch.zeros(self.layout.size, **kw)
+            wd[c_sl] = cfg.weight_decay
+        self.optimizer = FlatAdam(self.params, lr, wd)
 
     # ---- acting -----------------------------------------------------------------------------
-    def _actor_input(self, obs: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
-
-    def _actions_out(self, out: torch.Tensor, n: int) -> torch.Tensor:
-        raise NotImplementedError
-
     @torch.inference_mode()
     def act(self, obs: np.ndarray, explore: bool = False) -> np.ndarray:
         """obs [N, 2, 24] -> actions [N, 2, 2] in [-1, 1]. explore adds decaying noise."""
@@ -105,12 +106,12 @@ class Learner:
         if obs_np.ndim != 3 or obs_np.shape[1:] != (self.config.num_agents, self.config.obs_size):
             raise ValueError(f"act: obs of shape {obs_np.shape}, expected "
                              f"[N, {self.config.num_agents}, {self.config.obs_size}]")
-        x = torch.from_numpy(obs_np).to(self.device)
         actor = self.p["actor"]
         if explore and self._behaviour_actor is not None:
             actor = self._behaviour_actor
-        out = mlp_forward(actor, self._actor_input(x)).tanh_()
-        actions = self._actions_out(out, obs_np.shape[0]).cpu().numpy()
+        x = torch.from_numpy(obs_np).to(self.device)
+        actions = actor_actions(actor, x, self.config.num_agents,
+                                self.config.obs_size).cpu().numpy()
         if explore:
             actions = actions + self.noise.sample(actions.shape)
             np.clip(actions, -1.0, 1.0, out=actions)
@@ -156,54 +157,50 @@ class Learner:
         self.buffer.add(rows)
         self.transitions += rows.shape[0] * rows.shape[1]
 
-    def _rows(self, obs, actions, rewards, next_obs, terminated) -> np.ndarray:
+    def _rows(self, obs: np.ndarray, actions: np.ndarray, rewards: np.ndarray,
+              next_obs: np.ndarray, terminated: np.ndarray) -> np.ndarray:
+        """One vectorized step as replay rows [k, members, width]."""
         raise NotImplementedError
 
     def ready(self) -> bool:
         return len(self.buffer) >= max(self.config.learning_starts, self.config.batch_size)
 
     def update(self, report: bool = True) -> dict[str, Any]:
-        """One gradient step on critic and actor plus a soft target update. Returns {} (and does
-        nothing) until the buffer holds learning_starts samples, then the losses: floats, or
-        with report=False 0-dim tensors, so that a GPU is not waited for at every update."""
+        """One update (agents/update.py) on a sampled batch. Returns {} (and does nothing)
+        until the buffer holds learning_starts samples, then the losses: floats, or with
+        report=False 0-dim tensors, so that a GPU is not waited for at every update."""
         if not self.ready():
             return {}
         with torch.no_grad():
             batch = self.buffer.sample(self.config.batch_size)
-            if self.graphed:
-                critic_loss, actor_loss = self._graph_update(batch)
-            else:
-                critic_loss, actor_loss = self._update_fn(batch)
-                self._step()
+            critic_loss, actor_loss = self.run_update(batch)
         self.updates += 1
         if report:
             return {"critic_loss": float(critic_loss), "actor_loss": float(actor_loss)}
         return {"critic_loss": critic_loss, "actor_loss": actor_loss}
 
-    # Layout hooks: how a sampled batch [members, B, width] splits into the pieces of an update.
-    def _critic_input(self, batch: torch.Tensor) -> torch.Tensor:
+    # Row layout: how a sampled batch [members, B, width] splits into the pieces of an update.
+    def critic_input(self, batch: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
-    def _own_obs(self, batch: torch.Tensor) -> torch.Tensor:
+    def own_obs(self, batch: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
-    def _reward_done(self, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def reward_done(self, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         raise NotImplementedError
 
-    def _target_critic_input(self, batch: torch.Tensor) -> torch.Tensor:
+    def target_critic_input(self, batch: torch.Tensor) -> torch.Tensor:
         """Critic input at the next state with the target actors' actions."""
         raise NotImplementedError
 
-    def _policy_critic_input(self, batch: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+    def policy_critic_input(self, batch: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
         """Critic input at the current state with the member's own action replaced."""
         raise NotImplementedError
 
-    _own_action_cols: slice  # where the member's own action sits in the critic input
-
-    def _target_actions(self, next_obs: torch.Tensor) -> torch.Tensor:
+    def target_actions(self, next_obs: torch.Tensor) -> torch.Tensor:
         """The target actors' actions at the next state; with target_noise > 0, TD3's target
         policy smoothing (clipped Gaussian noise, then back into [-1, 1])."""
-        act = mlp_forward(self.t["actor"], next_obs).tanh_()
+        act = forward(self.t["actor"], next_obs)[0].tanh_()
         cfg = self.config
         if cfg.target_noise > 0:
             eps = torch.randn(act.shape, generator=self.target_generator, device=act.device)
@@ -211,118 +208,11 @@ class Learner:
             act.add_(eps).clamp_(-1.0, 1.0)
         return act
 
-    def _cv(self, x: torch.Tensor) -> torch.Tensor:
+    def critic_view(self, x: torch.Tensor) -> torch.Tensor:
         """[members, B, k] -> the critic's [critic_members, members * B / critic_members, k]."""
         if self.critic_members == self.members:
             return x
         return x.reshape(self.critic_members, -1, x.shape[-1])
-
-    def _update(self, batch: torch.Tensor) -> tuple[float, float]:
-        critic_loss, actor_loss = self._update_fn(batch)
-        return float(critic_loss), float(actor_loss)
-
-    def _update_tensors(self, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """One DDPG-style step for every ensemble member; writes gradients into ``grad``.
-
-        Losses are, per member, the mean over the batch; members are summed (each agent's
-        gradient has the scale of a single-agent DDPG update):
-          critic: (Q(x, a) - y)^2,  y = r + gamma^n * (1 - terminated) * Q'(x', mu'(o'))
-          (n = n_step; with n > 1, r is the n-step return and "terminated" the column
-          agents/nstep.py defines)
-          actor:  -Q(x, mu(o)) + preact_penalty * mean(pre_tanh^2), critic weights held fixed.
-        """
-        cfg = self.config
-        n_batch = batch.shape[1]
-        p, t, g = self.p, self.t, self.g
-        rew, done = self._reward_done(batch)
-        cv = self._cv
-        q_next = mlp_forward(t["critic"], cv(self._target_critic_input(batch)))
-        y = torch.addcmul(cv(rew), q_next, cv(1.0 - done), value=self.bootstrap_gamma)
-
-        critic_in = cv(self._critic_input(batch))
-        q, h1, h2 = mlp_forward_saved(p["critic"], critic_in)
-        td = q - y
-        mlp_backward(p["critic"], critic_in, h1, h2, td * (2.0 / n_batch), g["critic"])
-
-        own_obs = self._own_obs(batch)
-        pre, a1, a2 = mlp_forward_saved(p["actor"], own_obs)
-        action = pre.tanh()
-        pol_in = cv(self._policy_critic_input(batch, action))
-        q_pi, c1, c2 = mlp_forward_saved(p["critic"], pol_in)
-        d_action = mlp_backward(p["critic"], pol_in, c1, c2,
-                                torch.full_like(q_pi, -1.0 / n_batch), None,
-                                input_cols=self._own_action_cols).reshape(action.shape)
-        # through tanh, plus the gradient of the pre-activation penalty
-        d_pre = d_action.mul_(1.0 - action.square()).add_(
-            pre, alpha=2.0 * cfg.preact_penalty / (n_batch * pre.shape[-1]))
-        mlp_backward(p["actor"], own_obs, a1, a2, d_pre, g["actor"])
-
-        m = self.members
-        critic_loss = td.square().mean() * m
-        actor_loss = (cfg.preact_penalty * pre.square().mean() - q_pi.mean()) * m
-        return critic_loss, actor_loss
-
-    def _step(self) -> None:
-        """Apply the gradients ``_update`` wrote into ``grad``: clip, Adam, soft targets."""
-        clip = self.config.critic_grad_clip
-        if clip > 0:
-            g = self.grad[self.critic_slice]
-            norm = float(g.norm())
-            if norm > clip:
-                g.mul_(clip / (norm + 1e-6))
-        self.optimizer.step(self.grad)
-        self.target.lerp_(self.params, self.config.tau)
-
-    def _graph_body(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """What the CUDA graph holds: _update_tensors and _step with no host synchronisation
-        (the clip decides on the device, Adam's step count is a device tensor)."""
-        losses = self._update_tensors(self._static_batch)
-        clip = self.config.critic_grad_clip
-        if clip > 0:
-            g = self.grad[self.critic_slice]
-            norm = g.norm()
-            g.mul_(torch.where(norm > clip, clip / (norm + 1e-6), torch.ones_like(norm)))
-        self._step_t.add_(1.0)
-        self.optimizer.step_on_device(self.grad, self._step_t)
-        self.target.lerp_(self.params, self.config.tau)
-        return losses
-
-    def _graph_update(self, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        if self._graph is None:
-            self._capture(batch)
-        self._static_batch.copy_(batch)
-        self._graph.replay()
-        self.optimizer.step_count += 1
-        return self._static_losses
-
-    def _capture(self, batch: torch.Tensor) -> None:
-        """Capture _graph_body after a few warm-up runs on a side stream (cuBLAS and the caching
-        allocator set themselves up there, as torch.cuda.graphs asks); the warm-up's changes to
-        the weights, Adam and the target generator are undone, so capturing changes nothing."""
-        self._static_batch = batch.clone()
-        self._step_t = torch.full((), float(self.optimizer.step_count), dtype=torch.float32,
-                                  device=self.device)
-        opt = self.optimizer
-        saved = [t.clone() for t in (self.params, self.target, opt.exp_avg, opt.exp_avg_sq,
-                                      self._step_t)]
-        gen_state = self.target_generator.get_state()
-        side = torch.cuda.Stream(device=self.device)
-        side.wait_stream(torch.cuda.current_stream(self.device))
-        with torch.cuda.stream(side):
-            for _ in range(3):
-                self._graph_body()
-        torch.cuda.current_stream(self.device).wait_stream(side)
-        for t, v in zip((self.params, self.target, opt.exp_avg, opt.exp_avg_sq, self._step_t),
-                        saved):
-            t.copy_(v)
-        self.target_generator.set_state(gen_state)
-        graph = torch.cuda.CUDAGraph()
-        if self.config.target_noise > 0:
-            # A generator of our own draws inside the graph only once registered with it.
-            graph.register_generator_state(self.target_generator)
-        with torch.cuda.graph(graph):
-            self._static_losses = self._graph_body()
-        self._graph = graph
 
     # ---- state ------------------------------------------------------------------------------
     def state_dict(self, include_buffer: bool = False) -> dict[str, torch.Tensor]:
@@ -362,10 +252,8 @@ class Learner:
                 self.optimizer.exp_avg.copy_(state["optim.exp_avg"])
                 self.optimizer.exp_avg_sq.copy_(state["optim.exp_avg_sq"])
         if "counters" in state:
-            self.updates, self.transitions, self.optimizer.step_count = (
-                int(v) for v in state["counters"].tolist())
-            if self._graph is not None:  # the graph reads Adam's step count from the device
-                self._step_t.fill_(float(self.optimizer.step_count))
+            self.updates, self.transitions, steps = (int(v) for v in state["counters"].tolist())
+            self.optimizer.set_step_count(steps)  # a captured CUDA graph reads it there too
         buf = {k[len("buffer."):]: v for k, v in state.items() if k.startswith("buffer.")}
         if buf:
             self.buffer.load_state_tensors(buf)

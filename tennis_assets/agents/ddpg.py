@@ -3,7 +3,7 @@
 Each player's observation is already mirrored (it always sees itself at negative x with +x toward
 the net), so the two players face the same decision problem and one network can play both sides.
 Both players' transitions go into one buffer, which doubles the data per environment step.
-The update itself (Lillicrap et al. 2015, with a pre-tanh penalty) is ``Learner._update``.
+The update itself (Lillicrap et al. 2015, with a pre-tanh penalty) is ``agents/update.py``.
 """
 
 from __future__ import annotations
@@ -22,36 +22,31 @@ class DDPGLearner(Learner):
         o, a = config.obs_size, config.action_size
         # Row: obs, action, reward, next obs, terminated.
         self._o, self._a = o, a
-        self._own_action_cols = slice(o, o + a)
+        self.own_action_cols = slice(o, o + a)
         super().__init__(config, members=1, actor_in=o, critic_in=o + a,
                          row_width=2 * o + a + 2, seed=seed)
 
-    def _actor_input(self, obs: torch.Tensor) -> torch.Tensor:
-        return obs.reshape(1, -1, self.config.obs_size)
-
-    def _actions_out(self, out: torch.Tensor, n: int) -> torch.Tensor:
-        return out.reshape(n, self.config.num_agents, self.config.action_size)
-
-    def _rows(self, obs, actions, rewards, next_obs, terminated) -> np.ndarray:
+    def _rows(self, obs: np.ndarray, actions: np.ndarray, rewards: np.ndarray,
+              next_obs: np.ndarray, terminated: np.ndarray) -> np.ndarray:
         n, m = obs.shape[0], obs.shape[1]
         done = np.broadcast_to(terminated.astype(np.float32)[:, None, None], (n, m, 1))
         rows = np.concatenate([obs, actions, rewards[..., None], next_obs, done], axis=-1)
         return rows.reshape(n * m, 1, -1)  # every player's transition is a sample
 
-    def _critic_input(self, batch):
+    def critic_input(self, batch: torch.Tensor) -> torch.Tensor:
         return batch[..., : self._o + self._a]
 
-    def _own_obs(self, batch):
+    def own_obs(self, batch: torch.Tensor) -> torch.Tensor:
         return batch[..., : self._o]
 
-    def _reward_done(self, batch):
+    def reward_done(self, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         i = self._o + self._a
         return batch[..., i: i + 1], batch[..., -1:]
 
-    def _target_critic_input(self, batch):
+    def target_critic_input(self, batch: torch.Tensor) -> torch.Tensor:
         nxt = batch[..., self._o + self._a + 1: 2 * self._o + self._a + 1]
-        next_act = self._target_actions(nxt)
+        next_act = self.target_actions(nxt)
         return torch.cat([nxt, next_act], -1)
 
-    def _policy_critic_input(self, batch, action):
+    def policy_critic_input(self, batch: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
         return torch.cat([batch[..., : self._o], action], -1)

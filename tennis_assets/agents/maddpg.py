@@ -30,7 +30,7 @@ class MADDPGLearner(Learner):
         # Row (agent i's perspective): o_i, o_j, a_i, a_j, r_i, o'_i, o'_j, terminated.
         self._o, self._a = o, a
         self._i_rew = 2 * o + 2 * a
-        self._own_action_cols = slice(2 * o, 2 * o + a)
+        self.own_action_cols = slice(2 * o, 2 * o + a)
         # shared_critic: one critic for both players. Rows are already in the player's own view
         # (own observation and action first), which the mirrored observations make the same
         # decision problem for both seats, so one critic learns from twice the data.
@@ -38,13 +38,8 @@ class MADDPGLearner(Learner):
                          row_width=4 * o + 2 * a + 2,
                          critic_members=1 if config.shared_critic else 2, seed=seed)
 
-    def _actor_input(self, obs: torch.Tensor) -> torch.Tensor:
-        return obs.transpose(0, 1)  # [2, N, obs]: member i plays agent i
-
-    def _actions_out(self, out: torch.Tensor, n: int) -> torch.Tensor:
-        return out.transpose(0, 1)
-
-    def _rows(self, obs, actions, rewards, next_obs, terminated) -> np.ndarray:
+    def _rows(self, obs: np.ndarray, actions: np.ndarray, rewards: np.ndarray,
+              next_obs: np.ndarray, terminated: np.ndarray) -> np.ndarray:
         swap = [1, 0]
         n = obs.shape[0]
 
@@ -55,22 +50,22 @@ class MADDPGLearner(Learner):
         return np.concatenate([both(obs), both(actions), rewards[..., None], both(next_obs),
                                done], axis=-1)
 
-    def _critic_input(self, batch):
+    def critic_input(self, batch: torch.Tensor) -> torch.Tensor:
         return batch[..., : self._i_rew]
 
-    def _own_obs(self, batch):
+    def own_obs(self, batch: torch.Tensor) -> torch.Tensor:
         return batch[..., : self._o]
 
-    def _reward_done(self, batch):
+    def reward_done(self, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return batch[..., self._i_rew: self._i_rew + 1], batch[..., -1:]
 
-    def _target_critic_input(self, batch):
+    def target_critic_input(self, batch: torch.Tensor) -> torch.Tensor:
         o = self._o
         nxt = batch[..., self._i_rew + 1: self._i_rew + 1 + 2 * o]
-        next_act = self._target_actions(nxt[..., :o])
+        next_act = self.target_actions(nxt[..., :o])
         # Member i wants (a'_i, a'_j): the other member's actions are the same tensor, flipped.
         return torch.cat([nxt, next_act, next_act.flip(0)], -1)
 
-    def _policy_critic_input(self, batch, action):
+    def policy_critic_input(self, batch: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
         o, a = self._o, self._a
         return torch.cat([batch[..., : 2 * o], action, batch[..., 2 * o + a: 2 * o + 2 * a]], -1)

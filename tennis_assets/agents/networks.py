@@ -1,18 +1,12 @@
-"""Ensembles of small MLPs in one flat parameter vector, with a hand-written backward pass.
+"""Ensembles of small three-layer MLPs in one flat parameter vector: where each network's
+layers sit (``FlatLayout``), the one forward pass, and its hand-written backward pass.
 
-Why not nn.Module + autograd + torch.optim: at 128-unit layers and batch 128 one DDPG update is
-~10 matrix products of ~50 us each, but autograd, AccumulateGrad and torch.optim.Adam's per-tensor
-bookkeeping added more than twice that again on this 2-core CPU (2.1 ms per update measured with
-autograd and fused Adam). Here:
-
-- every network of a learner (actor, critic, and for MADDPG both agents' copies as ensemble
-  members with weights [members, in, out], one ``torch.baddbmm`` per layer) lives in ONE flat
-  tensor, so Adam is a handful of element-wise ops over one vector and the soft target update is
-  a single ``lerp_``;
-- the backward pass is written out (three layers, ReLU, linear output) and writes gradients
-  straight into views of a flat gradient vector, so nothing needs zeroing and no graph is built.
-
-``tennis_assets_tests/agents`` checks these gradients against autograd.
+Every network of a learner (actor, critic, and for MADDPG both agents' copies as ensemble
+members with weights [members, in, out], one ``torch.baddbmm`` per layer) lives in ONE flat
+tensor, so Adam (``adam``) is a handful of element-wise ops over one vector and the soft target
+update a single ``lerp_``. The backward pass is written out (ReLU, ReLU, linear output) and
+writes gradients straight into views of a flat gradient vector, so nothing needs zeroing and no
+graph is built. Why by hand, and what holds it to autograd: ``update``.
 """
 
 from __future__ import annotations
@@ -64,21 +58,43 @@ class FlatLayout:
             flat[off: off + n] = vals.to(flat.device)
 
 
-def mlp_forward(p: list[torch.Tensor], x: torch.Tensor) -> torch.Tensor:
-    """x: [members, batch, in] -> [members, batch, out] (linear output)."""
-    w1, b1, w2, b2, w3, b3 = p
-    h = torch.baddbmm(b1, x, w1).relu_()
-    h = torch.baddbmm(b2, h, w2).relu_()
-    return torch.baddbmm(b3, h, w3)
+Layers = list[torch.Tensor]  # one ensemble's w1, b1, w2, b2, w3, b3 (views into a flat vector)
 
 
-def mlp_forward_saved(p: list[torch.Tensor], x: torch.Tensor
-                      ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Forward keeping the hidden activations the backward pass needs: (out, h1, h2)."""
+def _linear(b: torch.Tensor, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    # An ensemble's members as a batch dimension (the learners), or one network's 2-D weights
+    # (the exported self-play actor: ONNX writes addmm as one Gemm, which ONNX Runtime ran about
+    # 30% faster than the batched MatMul for one observation).
+    return torch.baddbmm(b, x, w) if x.dim() == 3 else torch.addmm(b, x, w)
+
+
+def forward(p: Layers, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The one forward pass: x [members, batch, in] -> (out [members, batch, out], h1, h2), or
+    the same without the members dimension for 2-D weights.
+
+    Linear output (an actor's caller applies tanh); h1 and h2 are the hidden activations that
+    ``backward`` needs (no extra work: they are computed anyway)."""
     w1, b1, w2, b2, w3, b3 = p
-    h1 = torch.baddbmm(b1, x, w1).relu_()
-    h2 = torch.baddbmm(b2, h1, w2).relu_()
-    return torch.baddbmm(b3, h2, w3), h1, h2
+    h1 = _linear(b1, x, w1).relu_()
+    h2 = _linear(b2, h1, w2).relu_()
+    return _linear(b3, h2, w3), h1, h2
+
+
+def actor_actions(p: Layers, obs: torch.Tensor, seats: int, obs_size: int) -> torch.Tensor:
+    """Greedy actions: obs [N, seats, obs_size] -> [N, seats, action_size] in [-1, 1].
+
+    ``p``: a learner's actor layers [members, in, out], where one member plays every seat
+    (DDPG self-play: the seats' observations are one batch) or member i plays seat i (MADDPG);
+    or one network's 2-D layers [in, out] for every seat (``ActorModule``'s self-play actor).
+    The learners act, and ``ActorModule`` (the ONNX export) runs, through this function."""
+    action_size = p[4].shape[-1]
+    if p[0].dim() == 2:
+        x = obs.reshape(-1, obs_size)
+    elif p[0].shape[0] == 1:
+        x = obs.reshape(1, -1, obs_size)
+    else:
+        return forward(p, obs.transpose(0, 1))[0].tanh_().transpose(0, 1)
+    return forward(p, x)[0].tanh_().reshape(-1, seats, action_size)
 
 
 def _relu_back(grad: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
@@ -86,10 +102,9 @@ def _relu_back(grad: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
     return torch.ops.aten.threshold_backward(grad, act, 0.0)
 
 
-def mlp_backward(p: list[torch.Tensor], x: torch.Tensor, h1: torch.Tensor, h2: torch.Tensor,
-                 dy: torch.Tensor, grads: list[torch.Tensor] | None,
-                 input_cols: slice | None = None) -> torch.Tensor | None:
-    """Backward of ``mlp_forward`` for output gradient ``dy`` [members, batch, out].
+def backward(p: Layers, x: torch.Tensor, h1: torch.Tensor, h2: torch.Tensor, dy: torch.Tensor,
+             grads: Layers | None, input_cols: slice | None = None) -> torch.Tensor | None:
+    """Backward of ``forward`` for output gradient ``dy`` [members, batch, out].
 
     Writes parameter gradients into ``grads`` (views, overwritten, not accumulated) unless it is
     None (weights held fixed, as the critic is inside the actor's loss). Returns the gradient with
@@ -111,44 +126,3 @@ def mlp_backward(p: list[torch.Tensor], x: torch.Tensor, h1: torch.Tensor, h2: t
     if input_cols is None:
         return None
     return torch.bmm(dz1, w1[:, input_cols, :].transpose(1, 2))
-
-
-class FlatAdam:
-    """Adam (Kingma & Ba) over one flat vector with a per-element learning rate, so the actor and
-    the critic keep their own rates inside the same few element-wise ops. Weight decay is the
-    coupled L2 form of torch.optim.Adam, per element too."""
-
-    def __init__(self, params: torch.Tensor, lr: torch.Tensor, weight_decay: torch.Tensor | None,
-                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8) -> None:
-        self.params, self.lr, self.weight_decay = params, lr, weight_decay
-        self.beta1, self.beta2, self.eps = betas[0], betas[1], eps
-        self.exp_avg = torch.zeros_like(params)
-        self.exp_avg_sq = torch.zeros_like(params)
-        self.step_count = 0
-
-    def step(self, grad: torch.Tensor) -> None:
-        self.step_count += 1
-        if self.weight_decay is not None:
-            grad = grad.addcmul(self.params, self.weight_decay)
-        self.exp_avg.lerp_(grad, 1.0 - self.beta1)
-        self.exp_avg_sq.mul_(self.beta2).addcmul_(grad, grad, value=1.0 - self.beta2)
-        bc1 = 1.0 - self.beta1 ** self.step_count
-        bc2_sqrt = math.sqrt(1.0 - self.beta2 ** self.step_count)
-        # p -= lr * (m / bc1) / (sqrt(v / bc2) + eps), rearranged to avoid a full-size division
-        denom = self.exp_avg_sq.sqrt().add_(self.eps * bc2_sqrt)
-        upd = torch.div(self.exp_avg, denom).mul_(self.lr)
-        self.params.add_(upd, alpha=-bc2_sqrt / bc1)
-
-    def step_on_device(self, grad: torch.Tensor, step: torch.Tensor) -> None:
-        """``step`` with the step count as a device tensor (already incremented), so the bias
-        corrections need no host value: what a CUDA graph can replay. The caller keeps
-        step_count in step."""
-        if self.weight_decay is not None:
-            grad = grad.addcmul(self.params, self.weight_decay)
-        self.exp_avg.lerp_(grad, 1.0 - self.beta1)
-        self.exp_avg_sq.mul_(self.beta2).addcmul_(grad, grad, value=1.0 - self.beta2)
-        bc1 = 1.0 - torch.pow(self.beta1, step)
-        bc2_sqrt = (1.0 - torch.pow(self.beta2, step)).sqrt_()
-        denom = self.exp_avg_sq.sqrt().add_(bc2_sqrt * self.eps)
-        upd = torch.div(self.exp_avg, denom).mul_(self.lr)
-        self.params.sub_(upd.mul_(bc2_sqrt / bc1))

@@ -13,7 +13,7 @@ _LAZY = {
     "load_learner": ".checkpoints", "save_checkpoint": ".checkpoints",
     "EvalResult": ".evaluation", "evaluate": ".evaluation", "final_seed": ".evaluation",
     "greedy": ".evaluation", "selection_seed": ".evaluation",
-    "TrainResult": ".loop", "train": ".loop",
+    "TrainResult": ".result", "train": ".loop",
     "MemoryEstimate": ".memory", "MemoryLimitError": ".memory", "check_memory": ".memory",
     "estimate_memory": ".memory",
     "plot_learning_curve": ".plots",

@@ -168,6 +168,18 @@ def load_checkpoint(path: str | os.PathLike, learner: Learner | None = None, *,
     return learner, doc
 
 
+def read_tensor(path: str | os.PathLike, name: str) -> Any:
+    """The tensor ``name`` of the checkpoint ``path`` (a torch tensor on the CPU), or None if it
+    holds none by that name."""
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            # safe_open has no __contains__: keys() it is.
+            return f.get_tensor(name) if name in f.keys() else None  # noqa: SIM118
+    except (SafetensorError, OSError, ValueError) as e:
+        raise CheckpointError(f"checkpoint {path}: unreadable or corrupt safetensors file ({e})") \
+            from e
+
+
 def without_buffer(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
     """A copy of the checkpoint ``src`` at ``dst`` without its replay buffer: networks, optimizer
     moments, counters and progress, what another run can continue from at a fraction of the

@@ -12,8 +12,8 @@ weights picked as "best" are never scored on the very episodes that picked them.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 
@@ -23,6 +23,15 @@ SELECTION_SEED_BASE = 1_000_000_000
 FINAL_SEED_BASE = 2_000_000_000
 # The end-of-episode penalty is the only negative reward, at most once per player per episode.
 END_PENALTY = 0.01
+# Scores are exact multiples of 0.01 (rewards are +0.1 and -0.01) but arrive as float32 sums; this
+# tolerance makes "mean >= target" mean what it says.
+SCORE_TOLERANCE = 1e-6
+
+
+def reaches(total: float, target: float, count: int = 1) -> bool:
+    """Whether ``count`` scores summing to ``total`` (or one mean, with count 1) reach ``target``
+    on average: the one "solved" rule, for greedy evaluations and for the last-100 average."""
+    return bool(total >= target * count - SCORE_TOLERANCE)
 
 
 def selection_seed(run_seed: int, k: int) -> int:
@@ -91,9 +100,6 @@ def evaluate(act_fn: Callable[[np.ndarray], np.ndarray], episodes: int = 100, se
     lengths = np.zeros(n, dtype=np.int32)
     active = slot < n
     act_time, calls, decisions = 0.0, 0, 0
-    # Scores are exact multiples of 0.01 (rewards are +0.1 and -0.01), but arrive as float32 sums;
-    # rounding to 0.01 and a small tolerance make "mean >= 0.5" mean what it says.
-    need = threshold * n - 1e-6
     complete = True
     while active.any():
         t0 = time.perf_counter()
@@ -117,14 +123,14 @@ def evaluate(act_fn: Callable[[np.ndarray], np.ndarray], episodes: int = 100, se
             # Episodes not started yet score at least -0.01 (one end penalty).
             bound = np.where(np.isnan(scores), -END_PENALTY, scores)
             bound[slot[active]] = np.round(sums[active].max(axis=1) - END_PENALTY, 2)
-            if bound.sum() >= need:
+            if reaches(bound.sum(), threshold, n):
                 scores = bound
                 complete = False
                 break
     mean = float(scores.mean())
     return EvalResult(
         scores=scores, mean=mean, median=float(np.median(scores)), std=float(scores.std()),
-        solved=bool(scores.sum() >= need), mean_length=float(lengths.mean()),
+        solved=reaches(scores.sum(), threshold, n), mean_length=float(lengths.mean()),
         latency_per_decision_s=act_time / max(calls * k, 1),
         latency_per_call_s=act_time / max(calls, 1), episodes=n, complete=complete,
         decisions=decisions, seconds=time.perf_counter() - t_start, threshold=threshold,

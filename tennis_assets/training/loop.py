@@ -1,15 +1,36 @@
-"""The training loop: vectorized rollouts on VecTennis, updates, greedy evaluation, model
-selection, first-solve records, checkpoints and a rich progress bar."""
+"""The training loop, top to bottom: stop?, collect, update, evaluate, checkpoint.
+
+``train`` builds the learner and the environment, restores a resume state when given one, and
+hands them to a ``Trainer``, one session of the run, whose loop repeats:
+
+1. stop?       a stop signal (Ctrl-C, SIGTERM) or a spent budget (seconds, updates, episodes)
+               ends the run;
+2. collect     one step on every court: the exploring policy acts (uniform random actions
+               during warm-up), the simulator steps, the learner stores the transitions, and
+               finished episodes are recorded (with the Udacity criterion: last 100 >= target);
+3. update      ``updates_per_transition`` gradient updates per stored player transition, the
+               fraction carried over from step to step;
+4. evaluate    every ``eval_every_updates`` updates a greedy evaluation on fresh episodes:
+               model selection, the first greedy solve, evidence for the noise; a solve (with
+               ``stop_when_solved``) or the callback may end the run here;
+5. checkpoint  every ``checkpoint_every_updates`` updates or ``checkpoint_every_seconds``, the
+               resume state.
+
+Then ``finish``: the final resume checkpoint, the best weights restored (``keep_best``), an
+optional final evaluation on seeds disjoint from model selection, and the ``TrainResult``.
+
+What the run carries across sessions is one ``RunState`` (run_state.py: one writer, one reader
+of the resume checkpoint). What a ``Trainer`` holds beside it belongs to the session: the clock,
+timings, the carried-over update credit, the last observations.
+"""
 
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections import deque
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -20,102 +41,32 @@ from tennis_assets.files import DiskFullError
 from tennis_assets.sim import VecTennis
 
 from .config import TrainConfig
-from .evaluation import EvalResult, evaluate, final_seed, greedy, selection_seed
+from .evaluation import (
+    EvalResult,
+    evaluate,
+    final_seed,
+    greedy,
+    reaches,
+    selection_seed,
+)
+from .progress_bar import ProgressBar
+from .result import EPISODE_COLUMNS, EVAL_COLUMNS, TrainResult
+from .run_state import RunState, load_resume, save_resume, warm_start_checkpoint
 from .signals import StopSignals
+
+__all__ = ["EPISODE_COLUMNS", "EVAL_COLUMNS", "TrainResult", "Trainer", "train",
+           "warm_start_checkpoint"]
 
 log = logging.getLogger(__name__)
 
-EPISODE_COLUMNS = ["episode", "court", "score", "length", "seconds", "updates", "env_steps",
-                   "avg100"]
-EVAL_COLUMNS = ["eval", "updates", "seconds", "env_steps", "episodes", "greedy_mean", "complete",
-                "solved", "eval_seconds", "mean_length"]
-
-
-@dataclass
-class TrainResult:
-    learner: Learner
-    agent_config: AgentConfig
-    train_config: TrainConfig
-    history: pd.DataFrame  # one row per finished training episode (EPISODE_COLUMNS)
-    eval_history: pd.DataFrame  # one row per greedy evaluation (EVAL_COLUMNS)
-    # First greedy mean >= target over eval_episodes fresh episodes: seconds (wall, from the
-    # start of the run to the end of that evaluation), updates, env_steps (court-decisions),
-    # episodes (training episodes finished). None if never reached.
-    solved_greedy: dict[str, float] | None
-    # Udacity criterion: first time the last 100 training episodes (exploration on) average
-    # >= target: episodes (the index of the 100th episode of that window) and seconds.
-    solved_udacity: dict[str, float] | None
-    best_greedy_mean: float
-    best_updates: int
-    seconds: float
-    updates: int
-    env_steps: int
-    episodes: int
-    stop_reason: str
-    timing: dict[str, float] = field(default_factory=dict)  # wall seconds per activity
-    final_eval: EvalResult | None = None
-    # The last resume state written to train_config.checkpoint_path ({"updates", "seconds"}),
-    # None if none was; and each save that found the disk full (training went on without it).
-    last_saved: dict[str, float] | None = None
-    checkpoint_failures: list[str] = field(default_factory=list)
-    resumes: int = 0  # how many times this run was continued from a resume state
-
-    @property
-    def interrupted(self) -> bool:
-        """Stopped by Ctrl-C or SIGTERM (the resume state was saved, when it has a path)."""
-        return self.stop_reason.startswith("interrupted")
-
-    def summary(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "seconds": self.seconds, "updates": self.updates, "env_steps": self.env_steps,
-            "episodes": self.episodes, "best_greedy_mean": self.best_greedy_mean,
-            "best_updates": self.best_updates, "stop_reason": self.stop_reason,
-            "solved_greedy": self.solved_greedy, "solved_udacity": self.solved_udacity,
-            "timing": self.timing, "last_saved": self.last_saved,
-            "checkpoint_failures": self.checkpoint_failures, "resumes": self.resumes,
-        }
-        if self.final_eval is not None:
-            out["final_eval"] = self.final_eval.summary()
-        return out
-
-
-class _Progress:
-    """A rich live bar, or nothing at all when disabled."""
-
-    def __init__(self, enabled: bool, cfg: TrainConfig) -> None:
-        self.enabled, self.cfg, self._last = enabled, cfg, 0.0
-        if not enabled:
-            return
-        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-        self.progress = Progress(
-            TextColumn("[bold]training"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
-            TimeElapsedColumn(), TextColumn("{task.fields[info]}"), transient=False)
-        self.task = self.progress.add_task("train", total=1.0, info="")
-        self.progress.start()
-
-    def update(self, frac: float, updates: int, episodes: int, avg100: float, greedy: float,
-               force: bool = False) -> None:
-        if not self.enabled:
-            return
-        now = time.perf_counter()
-        if not force and now - self._last < 0.25:  # redrawing every step would cost real time
-            return
-        self._last = now
-        g = "-" if not np.isfinite(greedy) else f"{greedy:.3f}"
-        info = (f"updates {updates}  episodes {episodes}  avg100 {avg100:.3f}  "
-                f"greedy {g}")
-        self.progress.update(self.task, completed=min(frac, 1.0), info=info)
-
-    def close(self) -> None:
-        if self.enabled:
-            self.progress.stop()
+Callback = Callable[[str, dict[str, Any]], bool | None]
+# A resumed session's simulator starts from another seed: its in-flight points are not saved.
+RESUME_SEED_STRIDE = 7919
 
 
 def train(agent_config: AgentConfig, train_config: TrainConfig, progress: bool = True,
-          callback: Callable[[str, dict[str, Any]], bool | None] | None = None,
-          resume_from: str | None = None, env=None, eval_env=None,
-          retune: bool = False) -> TrainResult:
+          callback: Callback | None = None, resume_from: str | None = None, env: Any = None,
+          eval_env: Any = None, retune: bool = False) -> TrainResult:
     """Train a learner on VecTennis and return it with its history.
 
     callback(kind, info) is called with kind "episode" (info: one history row) and "eval"
@@ -133,268 +84,270 @@ def train(agent_config: AgentConfig, train_config: TrainConfig, progress: bool =
     retune: ``resume_from`` may hold other values of the checkpoint's RETUNABLE hyperparameters
     (another trial's state, in population-based training); this run uses ``agent_config``'s.
     """
-    from .checkpoints import load_checkpoint, save_checkpoint
-
     cfg = train_config
-    court_params = cfg.court_params()
+    if env is not None and (env.obs_size, env.action_size) != (agent_config.obs_size,
+                                                                agent_config.action_size):
+        raise ValueError(f"env has {env.obs_size} observations and {env.action_size} actions "
+                         f"per agent, the learner {agent_config.obs_size} and "
+                         f"{agent_config.action_size}; set AgentConfig.obs_size/action_size")
     learner = make_learner(agent_config, cfg.seed)
-    env_seed = cfg.seed
-    episodes_rows: list[dict[str, Any]] = []
-    eval_rows: list[dict[str, Any]] = []
-    env_steps = episodes = n_evals = 0
-    seconds_before = 0.0
-    solved_greedy: dict[str, float] | None = None
-    solved_udacity: dict[str, float] | None = None
-    best_mean, best_updates = -np.inf, -1
-    best_params: torch.Tensor | None = None
-    last_eval_updates = 0
+    state = RunState()
     if resume_from is not None:
-        learner, doc = load_checkpoint(resume_from, learner, expected_config=agent_config,
-                                       retune=retune)
-        prog = doc.get("progress") or {}
-        env_steps, episodes = int(prog.get("env_steps", 0)), int(prog.get("episodes", 0))
-        n_evals, seconds_before = int(prog.get("evals", 0)), float(prog.get("seconds", 0.0))
-        solved_greedy, solved_udacity = prog.get("solved_greedy"), prog.get("solved_udacity")
-        stored_best = prog.get("best_greedy_mean")
-        best_mean = -np.inf if stored_best is None else float(stored_best)
-        best_updates = int(prog.get("best_updates", -1))
-        last_eval_updates = int(prog.get("last_eval_updates", learner.updates))
-        episodes_rows = list(prog.get("history", []))
-        eval_rows = list(prog.get("eval_history", []))
-        env_seed = cfg.seed + 7919 * (int(prog.get("resumes", 0)) + 1)
-        from safetensors import safe_open
-
-        with safe_open(str(resume_from), framework="pt") as f:
-            if "extra.best_params" in f.keys():
-                best_params = f.get_tensor("extra.best_params").to(learner.params.device)
-    resumes = 0 if resume_from is None else int(prog.get("resumes", 0)) + 1
-
-    if cfg.explore_with_best and solved_greedy is not None and best_params is not None:
-        learner.set_behaviour(best_params)
+        state = load_resume(resume_from, learner, agent_config, retune=retune)
+        state.resumes += 1  # this session continues the run
+    if cfg.explore_with_best and state.solved_greedy is not None \
+            and state.best_params is not None:
+        learner.set_behaviour(state.best_params)
+    env_seed = cfg.seed + RESUME_SEED_STRIDE * state.resumes
     if env is None:
-        env = VecTennis(num_courts=cfg.num_courts, params=court_params, seed=env_seed)
+        env = VecTennis(num_courts=cfg.num_courts, params=cfg.court, seed=env_seed)
     else:
-        if (env.obs_size, env.action_size) != (agent_config.obs_size, agent_config.action_size):
-            raise ValueError(f"env has {env.obs_size} observations and {env.action_size} actions "
-                             f"per agent, the learner {agent_config.obs_size} and "
-                             f"{agent_config.action_size}; set AgentConfig.obs_size/action_size")
         eval_env = env if eval_env is None else eval_env
         env.reset(seed=env_seed)  # the starts VecTennis(seed=env_seed) serves on construction
-    obs = env.reset()
-    n = env.num_courts
-    rng = np.random.default_rng(cfg.seed + 12345)
-    window: deque[float] = deque([r["score"] for r in episodes_rows[-100:]], maxlen=100)
-    last_greedy = eval_rows[-1]["greedy_mean"] if eval_rows else float("nan")
-    credit = 0.0
-    per_step = cfg.updates_per_transition * n * env.num_agents
-    t_act = t_sim = t_obs = t_upd = t_eval = 0.0
-    steps_this_run = 0
-    bar = _Progress(progress, cfg)
-    t_start = time.perf_counter()
-    stop_reason = ""
+    trainer = Trainer(learner, cfg, state, env, eval_env, callback,
+                      warmup_steps=0 if resume_from is not None else cfg.warmup_steps)
+    with ProgressBar(progress) as bar, StopSignals() as signals:
+        reason = trainer.run(signals, bar)
+    return trainer.finish(reason, agent_config)
 
-    def elapsed() -> float:
-        return seconds_before + time.perf_counter() - t_start
 
-    def budget_fraction() -> float:
-        fr = 0.0
-        if cfg.max_seconds is not None:
-            fr = max(fr, elapsed() / cfg.max_seconds)
-        if cfg.max_updates is not None:
-            fr = max(fr, learner.updates / cfg.max_updates)
-        if cfg.max_episodes is not None:
-            fr = max(fr, episodes / cfg.max_episodes)
-        return fr
+class Trainer:
+    """One session of a training run: the loop's steps, in the order they run."""
 
-    def progress_doc() -> dict[str, Any]:
-        return {"env_steps": env_steps, "episodes": episodes, "evals": n_evals,
-                "seconds": elapsed(), "updates": learner.updates,
-                "solved_greedy": solved_greedy, "solved_udacity": solved_udacity,
-                "best_greedy_mean": best_mean if np.isfinite(best_mean) else None,
-                "best_updates": best_updates, "last_eval_updates": last_eval_updates,
-                "history": episodes_rows, "eval_history": eval_rows, "resumes": resumes}
+    def __init__(self, learner: Learner, cfg: TrainConfig, state: RunState, env: Any,
+                 eval_env: Any, callback: Callback | None, warmup_steps: int) -> None:
+        self.learner, self.cfg, self.state = learner, cfg, state
+        self.env, self.eval_env, self.callback = env, eval_env, callback
+        self.court_params = cfg.court
+        self.obs = env.reset()
+        self.rng = np.random.default_rng(cfg.seed + 12345)  # the warm-up's random actions
+        self.warmup_left = warmup_steps
+        self.updates_per_step = cfg.updates_per_transition * env.num_courts * env.num_agents
+        self.credit = 0.0  # updates owed, carried over from step to step
+        self.window: deque[float] = deque((r["score"] for r in state.history[-100:]),
+                                          maxlen=100)
+        self.last_greedy = (state.eval_history[-1]["greedy_mean"] if state.eval_history
+                            else float("nan"))
+        self.timing = dict.fromkeys(("act", "simulate", "store", "update", "evaluate"), 0.0)
+        self.stop_request = ""  # set by a step that ends the run (a solve, the callback)
+        self.last_saved: dict[str, float] | None = None
+        self.checkpoint_failures: list[str] = []
+        self.started = time.perf_counter()
+        self.last_checkpoint = (learner.updates, self.elapsed())
 
-    last_saved: dict[str, float] | None = None
-    checkpoint_failures: list[str] = []
+    def elapsed(self) -> float:
+        """Wall seconds of training in the whole run, sessions before this one included."""
+        return self.state.seconds + time.perf_counter() - self.started
 
-    def checkpoint() -> None:
-        nonlocal last_saved
-        extra_tensors = {}
-        if best_params is not None:
-            extra_tensors["extra.best_params"] = best_params
+    def avg100(self) -> float:
+        return float(np.mean(self.window)) if self.window else 0.0
+
+    def run(self, signals: StopSignals, bar: ProgressBar) -> str:
+        """The loop; returns why it stopped."""
+        while True:
+            reason = self.stop_reason(signals)
+            if reason:
+                break
+            self.collect()
+            self.update()
+            if self.evaluation_due():
+                self.evaluate()
+            if self.stop_request:
+                reason = self.stop_request
+                break
+            if self.checkpoint_due():
+                self.checkpoint()
+                self.last_checkpoint = (self.learner.updates, self.elapsed())
+            self.show(bar)
+        self.show(bar, force=True)
+        return reason
+
+    # ---- 1. stop? ---------------------------------------------------------------------------
+    def stop_reason(self, signals: StopSignals) -> str:
+        """Why the run must stop before the next step ("" while it goes on)."""
+        cfg = self.cfg
+        if signals.received is not None:
+            return f"interrupted ({signals.received})"
+        if cfg.max_seconds is not None and self.elapsed() >= cfg.max_seconds:
+            return "max_seconds"
+        if cfg.max_updates is not None and self.learner.updates >= cfg.max_updates:
+            return "max_updates"
+        if cfg.max_episodes is not None and self.state.episodes >= cfg.max_episodes:
+            return "max_episodes"
+        return ""
+
+    # ---- 2. collect -------------------------------------------------------------------------
+    def collect(self) -> None:
+        """One step on every court, its transitions stored, its finished episodes recorded."""
+        env, learner = self.env, self.learner
+        t0 = time.perf_counter()
+        if self.warmup_left > 0:
+            self.warmup_left -= 1
+            actions = self.rng.uniform(-1.0, 1.0, size=(env.num_courts, env.num_agents,
+                                                        env.action_size)).astype(np.float32)
+        else:
+            actions = learner.act(self.obs, explore=True)
+        t1 = time.perf_counter()
+        res = env.step(actions)
+        t2 = time.perf_counter()
+        learner.observe(self.obs, actions, res.rewards, res.final_obs, res.terminated,
+                        res.truncated)
+        self.obs = res.obs
+        t3 = time.perf_counter()
+        self.timing["act"] += t1 - t0
+        self.timing["simulate"] += t2 - t1
+        self.timing["store"] += t3 - t2
+        self.state.env_steps += env.num_courts
+        done = res.terminated | res.truncated
+        if done.any():
+            learner.reset_noise(done)
+            self.record_episodes(res, np.flatnonzero(done))
+
+    def record_episodes(self, res: Any, courts: np.ndarray) -> None:
+        st, now = self.state, self.elapsed()
+        for c in courts:
+            st.episodes += 1
+            score = round(float(res.episode_score[c]), 2)
+            self.window.append(score)
+            avg = float(np.mean(self.window))
+            row = {"episode": st.episodes, "court": int(c), "score": score,
+                   "length": int(res.episode_length[c]), "seconds": now,
+                   "updates": self.learner.updates, "env_steps": st.env_steps, "avg100": avg}
+            st.history.append(row)
+            if (st.solved_udacity is None and len(self.window) == 100
+                    and reaches(avg, self.cfg.target_score)):
+                st.solved_udacity = {"episodes": st.episodes, "seconds": now,
+                                     "updates": self.learner.updates,
+                                     "env_steps": st.env_steps}
+            self.notify("episode", row)
+
+    def notify(self, kind: str, row: dict[str, Any]) -> None:
+        if self.callback is not None and self.callback(kind, row):
+            self.stop_request = self.stop_request or "callback"
+
+    # ---- 3. update --------------------------------------------------------------------------
+    def update(self) -> None:
+        """Updates at a fractional number per step, so the data-to-update ratio is exact."""
+        learner, max_updates = self.learner, self.cfg.max_updates
+        t0 = time.perf_counter()
+        if learner.ready():
+            self.credit += self.updates_per_step
+            while self.credit >= 1.0:
+                learner.update(report=False)
+                self.credit -= 1.0
+                if max_updates is not None and learner.updates >= max_updates:
+                    break
+        self.timing["update"] += time.perf_counter() - t0
+
+    # ---- 4. evaluate ------------------------------------------------------------------------
+    def evaluation_due(self) -> bool:
+        cfg, st = self.cfg, self.state
+        every = cfg.eval_every_updates if st.solved_greedy is None \
+            else cfg.eval_every_updates_solved
+        return (self.learner.updates - st.last_eval_updates >= every
+                and (cfg.eval_gate <= 0 or self.avg100() >= cfg.eval_gate))
+
+    def evaluate(self) -> None:
+        """A greedy evaluation on fresh selection episodes (stopped early, until the first
+        solve, once ``mean >= target`` is certain), and what follows from it."""
+        cfg, st, learner = self.cfg, self.state, self.learner
+        st.last_eval_updates = learner.updates
+        ev = evaluate(greedy(learner), episodes=cfg.selection_episodes,
+                      seed=selection_seed(cfg.seed, st.evals), params=self.court_params,
+                      threshold=cfg.target_score,
+                      stop_when_decided=cfg.eval_early_stop and st.solved_greedy is None,
+                      env=self.eval_env)
+        if self.eval_env is self.env:
+            self.obs = self.env.reset()  # the evaluation played on the training courts
+        st.evals += 1
+        self.timing["evaluate"] += ev.seconds
+        now = self.elapsed()
+        self.last_greedy = ev.mean
+        learner.record_evaluation(ev.mean, ev.solved)
+        row = {"eval": st.evals, "updates": learner.updates, "seconds": now,
+               "env_steps": st.env_steps, "episodes": st.episodes, "greedy_mean": ev.mean,
+               "complete": ev.complete, "solved": ev.solved, "eval_seconds": ev.seconds,
+               "mean_length": ev.mean_length}
+        st.eval_history.append(row)
+        self.select(ev, now)
+        self.notify("eval", row)
+        if ev.solved and cfg.stop_when_solved:
+            self.stop_request = "solved"
+
+    def select(self, ev: EvalResult, now: float) -> None:
+        """Model selection: keep the best weights, record the first solve, and (with
+        ``explore_with_best``, once solved) let the best weights play the exploring steps."""
+        st, learner = self.state, self.learner
+        if ev.mean > st.best_greedy_mean:
+            st.best_greedy_mean, st.best_updates = ev.mean, learner.updates
+            st.best_params = learner.params.detach().clone()
+        if ev.solved and st.solved_greedy is None:
+            st.solved_greedy = {"seconds": now, "updates": learner.updates,
+                                "env_steps": st.env_steps, "episodes": st.episodes}
+        if (self.cfg.explore_with_best and st.solved_greedy is not None
+                and ev.mean >= st.best_greedy_mean):
+            learner.set_behaviour(st.best_params)
+
+    # ---- 5. checkpoint ----------------------------------------------------------------------
+    def checkpoint_due(self) -> bool:
+        cfg = self.cfg
+        updates, seconds = self.last_checkpoint
+        return bool(cfg.checkpoint_path) and (
+            (cfg.checkpoint_every_updates > 0
+             and self.learner.updates - updates >= cfg.checkpoint_every_updates)
+            or (cfg.checkpoint_every_seconds > 0
+                and self.elapsed() - seconds >= cfg.checkpoint_every_seconds))
+
+    def checkpoint(self) -> None:
+        """Save the resume state. A full disk does not stop training: the weights in memory
+        are worth more than one resume state, the earlier state is intact, and the next
+        interval tries again."""
+        assert self.cfg.checkpoint_path
         try:
-            save_checkpoint(cfg.checkpoint_path, learner, train_config=cfg,
-                            progress=progress_doc(), include_buffer=cfg.checkpoint_include_buffer,
-                            extra_tensors=extra_tensors)
+            save_resume(self.cfg.checkpoint_path, self.learner, self.cfg, self.state,
+                        seconds=self.elapsed(), include_buffer=self.cfg.checkpoint_include_buffer)
         except DiskFullError as exc:
-            # The weights in memory are worth more than one resume state: keep training (the
-            # earlier state is intact) and try again at the next interval.
-            checkpoint_failures.append(f"{elapsed():.1f} s: {exc}")
-            if len(checkpoint_failures) == 1:
+            self.checkpoint_failures.append(f"{self.elapsed():.1f} s: {exc}")
+            if len(self.checkpoint_failures) == 1:
                 log.warning("resume state not saved, training goes on: %s", exc)
             return
-        last_saved = {"updates": learner.updates, "seconds": round(elapsed(), 3)}
+        self.last_saved = {"updates": self.learner.updates, "seconds": round(self.elapsed(), 3)}
 
-    last_ckpt_updates, last_ckpt_seconds = learner.updates, elapsed()
-    stop_signal = StopSignals()
-    try:
-        stop_signal.install()
-        while True:
-            if stop_signal.received is not None:
-                stop_reason = f"interrupted ({stop_signal.received})"
-                break
-            if cfg.max_seconds is not None and elapsed() >= cfg.max_seconds:
-                stop_reason = "max_seconds"
-                break
-            if cfg.max_updates is not None and learner.updates >= cfg.max_updates:
-                stop_reason = "max_updates"
-                break
-            if cfg.max_episodes is not None and episodes >= cfg.max_episodes:
-                stop_reason = "max_episodes"
-                break
+    # ---- the end ----------------------------------------------------------------------------
+    def show(self, bar: ProgressBar, force: bool = False) -> None:
+        cfg, fraction = self.cfg, 0.0
+        if cfg.max_seconds is not None:
+            fraction = max(fraction, self.elapsed() / cfg.max_seconds)
+        if cfg.max_updates is not None:
+            fraction = max(fraction, self.learner.updates / cfg.max_updates)
+        if cfg.max_episodes is not None:
+            fraction = max(fraction, self.state.episodes / cfg.max_episodes)
+        bar.show(fraction, self.learner.updates, self.state.episodes, self.avg100(),
+                 self.last_greedy, force=force)
 
-            t0 = time.perf_counter()
-            if steps_this_run < cfg.warmup_steps and resume_from is None:
-                actions = rng.uniform(-1.0, 1.0,
-                                      size=(n, 2, env.action_size)).astype(np.float32)
-            else:
-                actions = learner.act(obs, explore=True)
-            t1 = time.perf_counter()
-            res = env.step(actions)
-            t2 = time.perf_counter()
-            learner.observe(obs, actions, res.rewards, res.final_obs, res.terminated, res.truncated)
-            obs = res.obs
-            t3 = time.perf_counter()
-            t_act += t1 - t0
-            t_sim += t2 - t1
-            t_obs += t3 - t2
-            steps_this_run += 1
-            env_steps += n
-            stop_cb = False
-            done = res.terminated | res.truncated
-            if done.any():
-                learner.reset_noise(done)
-                now = elapsed()
-                for c in np.flatnonzero(done):
-                    episodes += 1
-                    score = round(float(res.episode_score[c]), 2)
-                    window.append(score)
-                    avg = float(np.mean(window))
-                    row = {"episode": episodes, "court": int(c), "score": score,
-                           "length": int(res.episode_length[c]), "seconds": now,
-                           "updates": learner.updates, "env_steps": env_steps, "avg100": avg}
-                    episodes_rows.append(row)
-                    if (solved_udacity is None and len(window) == 100
-                            and avg >= cfg.target_score - 1e-6):
-                        solved_udacity = {"episodes": episodes, "seconds": now,
-                                          "updates": learner.updates, "env_steps": env_steps}
-                    if callback is not None and callback("episode", row):
-                        stop_cb = True
-
-            # Updates: a fractional number per step, so the data-to-update ratio is exact.
-            t4 = time.perf_counter()
-            if learner.ready():
-                credit += per_step
-                while credit >= 1.0:
-                    learner.update(report=False)
-                    credit -= 1.0
-                    if cfg.max_updates is not None and learner.updates >= cfg.max_updates:
-                        break
-            t5 = time.perf_counter()
-            t_upd += t5 - t4
-
-            avg100 = float(np.mean(window)) if window else 0.0
-            every = (cfg.eval_every_updates if solved_greedy is None
-                     else cfg.eval_every_updates_solved)
-            if (learner.updates - last_eval_updates >= every
-                    and (cfg.eval_gate <= 0 or avg100 >= cfg.eval_gate)):
-                last_eval_updates = learner.updates
-                decide = cfg.eval_early_stop and solved_greedy is None
-                ev = evaluate(greedy(learner), episodes=cfg.selection_episodes,
-                              seed=selection_seed(cfg.seed, n_evals), params=court_params,
-                              threshold=cfg.target_score, stop_when_decided=decide,
-                              env=eval_env)
-                if eval_env is env:
-                    obs = env.reset()
-                n_evals += 1
-                t_eval += ev.seconds
-                now = elapsed()
-                last_greedy = ev.mean
-                learner.record_evaluation(ev.mean, ev.solved)
-                row = {"eval": n_evals, "updates": learner.updates, "seconds": now,
-                       "env_steps": env_steps, "episodes": episodes, "greedy_mean": ev.mean,
-                       "complete": ev.complete, "solved": ev.solved,
-                       "eval_seconds": ev.seconds, "mean_length": ev.mean_length}
-                eval_rows.append(row)
-                if ev.mean > best_mean:
-                    best_mean, best_updates = ev.mean, learner.updates
-                    best_params = learner.params.detach().clone()
-                if ev.solved and solved_greedy is None:
-                    solved_greedy = {"seconds": now, "updates": learner.updates,
-                                     "env_steps": env_steps, "episodes": episodes}
-                if cfg.explore_with_best and solved_greedy is not None and ev.mean >= best_mean:
-                    learner.set_behaviour(best_params)
-                if callback is not None and callback("eval", row):
-                    stop_cb = True
-                if ev.solved and cfg.stop_when_solved:
-                    stop_reason = "solved"
-                    break
-            if stop_cb:
-                stop_reason = "callback"
-                break
-            if cfg.checkpoint_path and (
-                    (cfg.checkpoint_every_updates > 0
-                     and learner.updates - last_ckpt_updates >= cfg.checkpoint_every_updates)
-                    or (cfg.checkpoint_every_seconds > 0
-                        and elapsed() - last_ckpt_seconds >= cfg.checkpoint_every_seconds)):
-                checkpoint()
-                last_ckpt_updates, last_ckpt_seconds = learner.updates, elapsed()
-            bar.update(budget_fraction(), learner.updates, episodes, avg100, last_greedy)
-        bar.update(budget_fraction(), learner.updates, episodes,
-                   float(np.mean(window)) if window else 0.0, last_greedy, force=True)
-    finally:
-        stop_signal.restore()
-        bar.close()
-
-    if cfg.checkpoint_path:
-        checkpoint()  # the latest weights, so a run can be resumed where it stopped
-    if cfg.keep_best and best_params is not None:
-        with torch.no_grad():
-            learner.params.copy_(best_params)
-    total = elapsed()
-    final = None
-    if cfg.final_eval_episodes > 0 and not stop_reason.startswith("interrupted"):
-        final = evaluate(greedy(learner), episodes=cfg.final_eval_episodes,
-                         seed=final_seed(cfg.seed), params=court_params,
-                         threshold=cfg.target_score, env=eval_env)
-    timing = {"act": t_act, "simulate": t_sim, "store": t_obs, "update": t_upd,
-              "evaluate": t_eval, "total": total}
-    return TrainResult(
-        learner=learner, agent_config=agent_config, train_config=cfg,
-        history=pd.DataFrame(episodes_rows, columns=EPISODE_COLUMNS),
-        eval_history=pd.DataFrame(eval_rows, columns=EVAL_COLUMNS),
-        solved_greedy=solved_greedy, solved_udacity=solved_udacity,
-        best_greedy_mean=float(best_mean) if np.isfinite(best_mean) else float("nan"),
-        best_updates=best_updates, seconds=total, updates=learner.updates,
-        env_steps=env_steps, episodes=episodes, stop_reason=stop_reason, timing=timing,
-        final_eval=final, last_saved=last_saved, checkpoint_failures=checkpoint_failures,
-        resumes=resumes)
-
-
-
-def warm_start_checkpoint(path: str | os.PathLike, learner, train_config: TrainConfig,
-                          start_mean: float) -> Path:
-    """A resume checkpoint that makes ``train(resume_from=path)`` continue from ``learner``'s
-    weights as a new run: counters and histories start empty, and the starting weights count
-    as the best so far with greedy mean ``start_mean``, so model selection replaces them only
-    with weights that evaluate better. The buffer starts empty (it is not in ``learner``'s
-    policy checkpoint)."""
-    from .checkpoints import save_checkpoint
-
-    progress = {"env_steps": 0, "episodes": 0, "evals": 0, "seconds": 0.0,
-                "updates": learner.updates, "solved_greedy": None, "solved_udacity": None,
-                "best_greedy_mean": float(start_mean), "best_updates": learner.updates,
-                "last_eval_updates": learner.updates, "history": [], "eval_history": [],
-                "resumes": 0}
-    return save_checkpoint(path, learner, train_config=train_config, progress=progress,
-                           include_buffer=False, extra_tensors={"extra.best_params": learner.params})
+    def finish(self, reason: str, agent_config: AgentConfig) -> TrainResult:
+        """The final resume checkpoint, the best weights (keep_best), the final evaluation."""
+        cfg, st, learner = self.cfg, self.state, self.learner
+        if cfg.checkpoint_path:
+            self.checkpoint()  # the latest weights, so a run can be resumed where it stopped
+        if cfg.keep_best and st.best_params is not None:
+            with torch.no_grad():
+                learner.params.copy_(st.best_params)
+        total = self.elapsed()
+        final = None
+        if cfg.final_eval_episodes > 0 and not reason.startswith("interrupted"):
+            final = evaluate(greedy(learner), episodes=cfg.final_eval_episodes,
+                             seed=final_seed(cfg.seed), params=self.court_params,
+                             threshold=cfg.target_score, env=self.eval_env)
+        best = st.best_greedy_mean
+        return TrainResult(
+            learner=learner, agent_config=agent_config, train_config=cfg,
+            history=pd.DataFrame(st.history, columns=EPISODE_COLUMNS),
+            eval_history=pd.DataFrame(st.eval_history, columns=EVAL_COLUMNS),
+            solved_greedy=st.solved_greedy, solved_udacity=st.solved_udacity,
+            best_greedy_mean=float(best) if np.isfinite(best) else float("nan"),
+            best_updates=st.best_updates, seconds=total, updates=learner.updates,
+            env_steps=st.env_steps, episodes=st.episodes, stop_reason=reason,
+            timing={**self.timing, "total": total}, final_eval=final,
+            last_saved=self.last_saved, checkpoint_failures=self.checkpoint_failures,
+            resumes=st.resumes)

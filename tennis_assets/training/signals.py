@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import signal
 import threading
-from typing import Any
+from types import TracebackType
+from typing import Any, Self
 
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -19,6 +20,14 @@ class StopSignals:
         self.received: str | None = None
         self._previous: dict[int, Any] = {}
 
+    def __enter__(self) -> Self:
+        self.install()
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.restore()
+
     def install(self) -> None:
         # Signal handlers can only be set from the main thread; elsewhere (a thread pool, a
         # notebook's worker) the process's own handling stays as it is.
@@ -27,7 +36,7 @@ class StopSignals:
         for sig in _SIGNALS:
             self._previous[sig] = signal.signal(sig, self._handle)
 
-    def _handle(self, signum: int, frame) -> None:
+    def _handle(self, signum: int, frame: Any) -> None:
         self.received = signal.Signals(signum).name
         self.restore()
 

@@ -3,11 +3,14 @@
 import pytest
 import torch
 
-from tennis_assets.agents.networks import FlatAdam
+from tennis_assets.agents.adam import FlatAdam
 
 
+@pytest.mark.parametrize("on_device", [False, True])
 @pytest.mark.parametrize("weight_decay", [0.0, 1e-2])
-def test_flat_adam_matches_torch_adam(weight_decay):
+def test_flat_adam_matches_torch_adam(weight_decay, on_device):
+    """Both ways of counting steps: on the host, and as a device tensor (the CUDA graph's
+    way, run here on the CPU)."""
     gen = torch.Generator().manual_seed(0)
     start = torch.randn(300, generator=gen)
     grads = [torch.randn(300, generator=gen) for _ in range(25)]
@@ -21,8 +24,14 @@ def test_flat_adam_matches_torch_adam(weight_decay):
     for g in grads:
         reference.grad = g.clone()
         torch_adam.step()
-        ours.step(g.clone())
+        ours.step(g.clone(), on_device=on_device)
     torch.testing.assert_close(flat, reference.detach(), rtol=1e-5, atol=1e-6)
+    if on_device:  # counted on the device; the host count is the graph replayer's to keep
+        assert ours.step_count == 0 and float(ours.device_count) == 25.0
+    else:
+        assert ours.step_count == 25 and ours.device_count is None
+    ours.set_step_count(3)  # a restored state reaches both counts
+    assert ours.step_count == 3 and float(ours.count_on_device()) == 3.0
 
 
 def test_flat_adam_per_element_rates_act_like_param_groups():

@@ -3,14 +3,15 @@ import pytest
 import torch
 
 from tennis_assets.agents import AgentConfig, make_learner
-from tennis_assets.agents.networks import mlp_forward
+from tennis_assets.agents.networks import forward
+from tennis_assets.agents.update import EagerUpdate
 
 ALGS = ["ddpg", "maddpg"]
 
 
 def small(alg, **kw):
-    base = dict(algorithm=alg, actor_hidden=32, critic_hidden=32, batch_size=32,
-                buffer_size=2000, learning_starts=64)
+    base = {"algorithm": alg, "actor_hidden": 32, "critic_hidden": 32, "batch_size": 32,
+            "buffer_size": 2000, "learning_starts": 64}
     base.update(kw)
     return AgentConfig(**base)
 
@@ -48,33 +49,6 @@ def test_update_waits_for_learning_starts(alg):
 
 
 @pytest.mark.parametrize("alg", ALGS)
-def test_hand_written_gradients_match_autograd(alg):
-    """The update's gradients (critic TD loss + actor loss with the critic held fixed, pre-tanh
-    penalty included) equal what autograd computes for the same losses."""
-    learner = make_learner(small(alg, preact_penalty=0.05))
-    fill(learner)
-    batch = learner.buffer.sample(32)
-    with torch.no_grad():
-        critic_loss, actor_loss = learner._update(batch)
-    params = learner.params.detach().clone().requires_grad_(True)
-    views = learner.layout.views(params)
-    rew, done = learner._reward_done(batch)
-    with torch.no_grad():
-        y = rew + learner.config.gamma * (1 - done) * mlp_forward(
-            learner.t["critic"], learner._target_critic_input(batch))
-    q = mlp_forward(views["critic"], learner._critic_input(batch))
-    closs = ((q - y) ** 2).mean(dim=(1, 2)).sum()
-    pre = mlp_forward(views["actor"], learner._own_obs(batch))
-    fixed = [w.detach() for w in views["critic"]]
-    q_pi = mlp_forward(fixed, learner._policy_critic_input(batch, pre.tanh()))
-    aloss = (-q_pi.mean(dim=(1, 2)) + 0.05 * (pre ** 2).mean(dim=(1, 2))).sum()
-    (closs + aloss).backward()
-    torch.testing.assert_close(learner.grad, params.grad, rtol=1e-4, atol=1e-6)
-    assert critic_loss == pytest.approx(closs.item(), rel=1e-5)
-    assert actor_loss == pytest.approx(aloss.item(), rel=1e-4, abs=1e-7)
-
-
-@pytest.mark.parametrize("alg", ALGS)
 def test_targets_move_by_tau(alg):
     learner = make_learner(small(alg, tau=0.1))
     fill(learner)
@@ -95,8 +69,7 @@ def test_repeated_updates_reduce_critic_loss_on_a_fixed_batch(alg):
     losses = []
     with torch.no_grad():
         for _ in range(60):
-            losses.append(learner._update(batch)[0])
-            learner._step()
+            losses.append(float(learner.run_update(batch)[0]))
     assert losses[-1] < 0.5 * losses[0]
 
 
@@ -138,15 +111,15 @@ def test_maddpg_actors_are_per_agent_and_critics_centralized():
     assert not np.allclose(learner.act(obs[:, ::-1].copy())[:, ::-1], base)  # two actors
     fill(learner)
     batch = learner.buffer.sample(8)
-    x = learner._critic_input(batch)
+    x = learner.critic_input(batch)
     assert x.shape == (2, 8, 2 * 24 + 2 * 2)
     # the critic of agent 0 responds to agent 1's observation and action
     x2 = x.clone()
     x2[0, :, 24:48] += 1.0
     x2[0, :, 50:52] = -x2[0, :, 50:52]
     with torch.no_grad():
-        q = mlp_forward(learner.p["critic"], x)
-        q2 = mlp_forward(learner.p["critic"], x2)
+        q = forward(learner.p["critic"], x)[0]
+        q2 = forward(learner.p["critic"], x2)[0]
     assert not torch.allclose(q[0], q2[0])
     # agent 1's perspective of a row is agent 0's with the two agents swapped
     assert torch.equal(batch[0, :, :24], batch[1, :, 24:48])
@@ -175,52 +148,12 @@ def test_state_dict_round_trip_gives_identical_actions(alg):
         wrong.load_state_dict(state)
 
 
-@pytest.mark.parametrize("alg,kw", [("maddpg", {"shared_critic": True}),
-                                    ("ddpg", {"n_step": 3}),
-                                    ("maddpg", {"shared_critic": True, "n_step": 2})])
-def test_hand_written_gradients_match_autograd_with_options(alg, kw):
-    """The shared MADDPG critic (both players' rows through one critic) and n-step targets
-    (gamma^n bootstrap) against autograd, losses as in the plain test: per member, summed."""
-    learner = make_learner(small(alg, preact_penalty=0.05, **kw))
-    rng = np.random.default_rng(0)
-    for _ in range(40):
-        obs = rng.standard_normal((4, 2, 24)).astype(np.float32)
-        learner.observe(obs, learner.act(obs, explore=True),
-                        rng.choice([0.0, 0.1, -0.01], (4, 2)).astype(np.float32),
-                        rng.standard_normal((4, 2, 24)).astype(np.float32),
-                        rng.random(4) < 0.1, rng.random(4) < 0.1)
-    batch = learner.buffer.sample(32)
-    with torch.no_grad():
-        critic_loss, actor_loss = learner._update(batch)
-    params = learner.params.detach().clone().requires_grad_(True)
-    views = learner.layout.views(params)
-    cv, m = learner._cv, learner.members
-    rew, done = learner._reward_done(batch)
-    gamma_n = learner.config.gamma ** learner.config.n_step
-    with torch.no_grad():
-        y = rew + gamma_n * (1 - done) * mlp_forward(
-            learner.t["critic"], cv(learner._target_critic_input(batch))).reshape(rew.shape)
-    q = mlp_forward(views["critic"], cv(learner._critic_input(batch))).reshape(rew.shape)
-    closs = ((q - y) ** 2).mean(dim=(1, 2)).sum()
-    pre = mlp_forward(views["actor"], learner._own_obs(batch))
-    fixed = [w.detach() for w in views["critic"]]
-    q_pi = mlp_forward(fixed, cv(learner._policy_critic_input(batch, pre.tanh())))
-    q_pi = q_pi.reshape(m, -1, 1)
-    aloss = (-q_pi.mean(dim=(1, 2)) + 0.05 * (pre ** 2).mean(dim=(1, 2))).sum()
-    (closs + aloss).backward()
-    torch.testing.assert_close(learner.grad, params.grad, rtol=1e-4, atol=1e-6)
-    assert critic_loss == pytest.approx(closs.item(), rel=1e-5)
-    assert actor_loss == pytest.approx(aloss.item(), rel=1e-4, abs=1e-7)
-    if kw.get("shared_critic"):
-        assert learner.layout.nets["critic"][0] == 1 and learner.layout.nets["actor"][0] == 2
-
-
 @pytest.mark.parametrize("alg", ALGS)
 def test_target_policy_smoothing_adds_clipped_noise_to_target_actions(alg):
     plain = make_learner(small(alg))
     smooth = make_learner(small(alg, target_noise=0.2, target_noise_clip=0.3))
     obs = torch.randn(plain.members, 64, 24)
-    a0, a1 = plain._target_actions(obs), smooth._target_actions(obs)
+    a0, a1 = plain.target_actions(obs), smooth.target_actions(obs)
     diff = (a1 - a0).abs()
     assert diff.max() <= 0.3 + 1e-6 and diff.mean() > 0.05
     assert a1.abs().max() <= 1.0
@@ -253,7 +186,7 @@ def test_cuda_graph_update_leaves_a_cpu_learner_eager():
     learner.observe(obs, np.zeros((32, 2, 2), np.float32), np.zeros((32, 2), np.float32), obs,
                     np.zeros(32, bool))
     assert learner.update()
-    assert learner._graph is None
+    assert isinstance(learner.run_update, EagerUpdate)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a GPU")
@@ -275,9 +208,8 @@ def test_cuda_graph_update_follows_the_eager_update(alg):
     for _ in range(30):
         batch = eager.buffer.sample(cfg.batch_size)
         with torch.no_grad():
-            eager._update_fn(batch)
-            eager._step()
-            graphed._graph_update(batch)
+            eager.run_update(batch)
+            graphed.run_update(batch)
     torch.cuda.synchronize()
     assert graphed.optimizer.step_count == eager.optimizer.step_count == 30
     torch.testing.assert_close(graphed.params, eager.params, rtol=1e-4, atol=1e-5)
@@ -300,7 +232,7 @@ def test_a_state_loaded_after_capture_reaches_the_graph():
     b.load_state_dict(a.state_dict())
     batch = a.buffer.sample(cfg.batch_size)
     with torch.no_grad():
-        a._graph_update(batch)
-        b._graph_update(batch)
+        a.run_update(batch)
+        b.run_update(batch)
     torch.cuda.synchronize()
     torch.testing.assert_close(b.params, a.params)

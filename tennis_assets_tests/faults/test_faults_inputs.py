@@ -97,7 +97,7 @@ def test_an_unknown_setting_exits_2(tmp_path):
     assert not (tmp_path / "home").exists()
 
 
-@pytest.mark.parametrize("kind", ["missing", "garbage", "json"])
+@pytest.mark.parametrize("kind", ["missing", "garbage", "json", "policy"])
 def test_a_bad_resume_file_is_a_clear_error(tmp_path, kind, first_run):
     source = tmp_path / "source"
     source.mkdir()
@@ -107,9 +107,15 @@ def test_a_bad_resume_file_is_a_clear_error(tmp_path, kind, first_run):
     elif kind == "json":
         path = source / "resume.json"
         shutil.copy(first_run / "resume.json", path)  # the readable copy, not the checkpoint
+    elif kind == "policy":
+        # The run's policy checkpoint: weights and configs, but no resume state.
+        path = source / "checkpoint.safetensors"
+        shutil.copy(first_run / "checkpoint.safetensors", path)
     before = snapshot(source)
     out = run_cli(tmp_path / "home", "train", "--resume", str(path))
-    assert_input_error(out, str(path))
+    last = assert_input_error(out, str(path))
+    if kind == "policy":
+        assert "not a resume state" in last and "resume.safetensors" in last
     assert snapshot(source) == before and not (tmp_path / "home").exists()
 
 
