@@ -77,12 +77,13 @@ def cmd_train(args: argparse.Namespace) -> int:
         # The shell's convention for a process ended by a signal: 128 + its number.
         return 143 if "SIGTERM" in stop.result.stop_reason else 130
     training = result.report.training
-    solved = training.get("solved_greedy")
-    print(f"trained {result.report.algorithm} for {training['seconds']:.1f} s: "
-          f"{training['updates']} updates, {training['episodes']} episodes")
+    solved = training.solved_greedy
+    print(f"trained {result.report.algorithm} for {training.seconds:.1f} s: "
+          f"{training.updates} updates, {training.episodes} episodes")
     if solved:
-        print(f"first greedy mean >= 0.5 over 100 fresh episodes after {solved['seconds']:.1f} s "
-              f"({int(solved['updates'])} updates, {int(solved['episodes'])} episodes)")
+        print(f"first greedy mean >= {result.report.train_config.target_score} over "
+              f"{result.report.train_config.selection_episodes} fresh episodes after "
+              f"{solved.seconds:.1f} s ({solved.updates} updates, {solved.episodes} episodes)")
     episodes = result.evaluation.episodes
     _print_eval(result.evaluation, f"greedy evaluation on {episodes} fresh episodes")
     print(f"results in {result.out_dir}")

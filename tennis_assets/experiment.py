@@ -23,6 +23,7 @@ from tennis_assets.agents.config import AgentConfig
 from tennis_assets.config.model import (ConfigError, ConfigModel, FieldError, Record,
                                         unknown_name)
 from tennis_assets.training.config import TrainConfig
+from tennis_assets.training.result import TrainingSummary
 from tennis_assets.config.partial import layered
 from tennis_assets.files import atomic_write_text
 from tennis_assets.settings import runs_dir
@@ -117,8 +118,7 @@ class RunReport(Record):
     agent_config: AgentConfig
     train_config: TrainConfig
     evaluation_config: EvaluationConfig
-    training: dict[str, Any]
-    """The training run's summary (TrainResult.summary())."""
+    training: TrainingSummary
     evaluation: EvaluationSummary
     latency: Latency
     rally: Rally | None = None

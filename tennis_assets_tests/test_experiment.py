@@ -41,7 +41,7 @@ def test_report_matches_the_run(tiny_run):
 
 def test_history_and_checkpoint_are_usable(tiny_run):
     history = pd.read_csv(tiny_run.out_dir / "history.csv")
-    assert len(history) == tiny_run.report.training["episodes"]
+    assert len(history) == tiny_run.report.training.episodes
     assert np.isfinite(history["score"]).all()
     learner = load_learner(tiny_run.out_dir / "checkpoint.safetensors")
     obs = np.zeros((4, 2, 24), dtype=np.float32)
@@ -89,11 +89,11 @@ def test_a_run_resumes_from_its_resume_checkpoint(tiny_run, tmp_path):
         max_updates=450, eval_every_updates=150, learning_starts=256, resume=str(resume),
         progress=False, gif=False)
     first = tiny_run.report.training
-    assert more.report.training["updates"] == 450
+    assert more.report.training.updates == 450
     # Episodes and history carry over: the resumed run continues the count, it does not restart.
-    assert more.report.training["episodes"] > first["episodes"]
+    assert more.report.training.episodes > first.episodes
     history = pd.read_csv(tmp_path / "history.csv")
-    assert len(history) == more.report.training["episodes"]
+    assert len(history) == more.report.training.episodes
     assert history["episode"].is_monotonic_increasing
 
 

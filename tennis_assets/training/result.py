@@ -8,6 +8,7 @@ from typing import Any
 import pandas as pd
 
 from tennis_assets.agents import AgentConfig, Learner
+from tennis_assets.config.model import Record
 
 from .config import TrainConfig
 from .evaluation import EvalResult
@@ -16,6 +17,40 @@ EPISODE_COLUMNS = ["episode", "court", "score", "length", "seconds", "updates", 
                    "avg100"]
 EVAL_COLUMNS = ["eval", "updates", "seconds", "env_steps", "episodes", "greedy_mean", "complete",
                 "solved", "eval_seconds", "mean_length"]
+
+
+class Milestone(Record):
+    """When a run first reached something: wall seconds from its start, updates,
+    court-decisions and finished training episodes."""
+
+    seconds: float
+    updates: int
+    env_steps: int
+    episodes: int
+
+
+class TrainingSummary(Record):
+    """How a training run went, as reports, run folders and the Dagster asset keep it."""
+
+    seconds: float
+    updates: int
+    env_steps: int
+    episodes: int
+    best_greedy_mean: float
+    """The best model-selection mean (NaN when no evaluation ran)."""
+    best_updates: int
+    stop_reason: str
+    solved_greedy: Milestone | None = None
+    """First greedy evaluation that certified the target."""
+    solved_udacity: Milestone | None = None
+    """First time the last 100 training episodes averaged the target."""
+    timing: dict[str, float] = {}
+    """Wall seconds per activity (act, simulate, store, update, evaluate, total)."""
+    last_saved: dict[str, float] | None = None
+    checkpoint_failures: list[str] = []
+    resumes: int = 0
+    final_eval: dict[str, Any] | None = None
+    """The returned weights on fresh episodes, when final_eval_episodes > 0."""
 
 
 @dataclass
@@ -52,15 +87,12 @@ class TrainResult:
         """Stopped by Ctrl-C or SIGTERM (the resume state was saved, when it has a path)."""
         return self.stop_reason.startswith("interrupted")
 
-    def summary(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "seconds": self.seconds, "updates": self.updates, "env_steps": self.env_steps,
-            "episodes": self.episodes, "best_greedy_mean": self.best_greedy_mean,
-            "best_updates": self.best_updates, "stop_reason": self.stop_reason,
-            "solved_greedy": self.solved_greedy, "solved_udacity": self.solved_udacity,
-            "timing": self.timing, "last_saved": self.last_saved,
-            "checkpoint_failures": self.checkpoint_failures, "resumes": self.resumes,
-        }
-        if self.final_eval is not None:
-            out["final_eval"] = self.final_eval.summary()
-        return out
+    def summary(self) -> TrainingSummary:
+        return TrainingSummary(
+            seconds=self.seconds, updates=self.updates, env_steps=self.env_steps,
+            episodes=self.episodes, best_greedy_mean=self.best_greedy_mean,
+            best_updates=self.best_updates, stop_reason=self.stop_reason,
+            solved_greedy=self.solved_greedy, solved_udacity=self.solved_udacity,
+            timing=self.timing, last_saved=self.last_saved,
+            checkpoint_failures=self.checkpoint_failures, resumes=self.resumes,
+            final_eval=None if self.final_eval is None else self.final_eval.summary())

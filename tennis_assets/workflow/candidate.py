@@ -15,6 +15,7 @@ from tennis_assets.agents.config import AgentConfig
 from tennis_assets.config.metadata import FilePath, Json, Link, Metadata, Picture, RunLink
 from tennis_assets.config.model import ConfigModel, Record
 from tennis_assets.training.config import TrainConfig
+from tennis_assets.training.result import TrainingSummary
 from tennis_assets.profiles import ProfileName
 
 log = logging.getLogger(__name__)
@@ -57,8 +58,7 @@ class TrainedAgent(Record):
     learning_curve: str
     agent_config: AgentConfig
     train_config: TrainConfig
-    summary: dict[str, Any]
-    """The training run's summary (TrainResult.summary())."""
+    summary: TrainingSummary
     dagster_run_id: str | None = None
     mlflow_run_id: str | None = None
     mlflow_run_url: str | None = None
@@ -95,16 +95,16 @@ class TrainedAgent(Record):
 
     def metadata(self) -> Metadata:
         summary, usage = self.summary, self.resource_usage
+        solved = summary.solved_greedy
         return {
-            "best_greedy_mean": summary.get("best_greedy_mean"),
-            "seconds": summary.get("seconds"), "warm_start_mean": self.warm_start_mean,
+            "best_greedy_mean": summary.best_greedy_mean,
+            "seconds": summary.seconds, "warm_start_mean": self.warm_start_mean,
             "cpu_seconds": usage.get("cpu_seconds"),
             "cpu_percent_mean": usage.get("cpu_percent_mean"),
             "memory_rss_peak_mb": usage.get("memory_rss_peak_bytes", 0.0) / 2**20,
-            "updates": int(summary.get("updates", 0)),
-            "episodes": int(summary.get("episodes", 0)),
-            "stop_reason": str(summary.get("stop_reason", "")),
-            "solved_greedy": Json(summary.get("solved_greedy") or {}),
+            "updates": summary.updates, "episodes": summary.episodes,
+            "stop_reason": summary.stop_reason,
+            "solved_greedy": Json(solved.model_dump() if solved else {}),
             "checkpoint": FilePath(self.checkpoint),
             "learning_curve": Picture(self.learning_curve, "learning curve"),
             "agent_config": Json(self.agent_config.to_dict()),
@@ -227,7 +227,7 @@ def train_candidate(agent_config, train_config, out_dir: str | Path, *, title: s
                        resume_from=resume_from, env=env)
     try:
         save_checkpoint(paths["checkpoint"], result.learner, train_config=train_config,
-                        progress=result.summary(), include_buffer=False)
+                        progress=result.summary().to_dict(), include_buffer=False)
         for name in ("history", "eval_history"):
             frame = getattr(result, name)
             atomic_write(paths[name], lambda tmp, frame=frame: frame.to_csv(tmp, index=False))

@@ -52,11 +52,11 @@ def test_trained_agents_on_unity(port, peer_thread, tmp_path):
                             resources=resources, run_config=run_config)
     assert result.success
     value = result.output_for_node("trained_agents")
-    assert value.summary["updates"] == 60
+    assert value.summary.updates == 60
     # Training steps plus the evaluations' steps all went through the peer.
-    assert peer.commands.count("step") > value.summary["env_steps"] // 3
+    assert peer.commands.count("step") > value.summary.env_steps // 3
     assert peer.time_scale == pytest.approx(5.0)
-    assert value.summary["env_steps"] % 3 == 0  # the peer's 3 courts, not the profile's 4
+    assert value.summary.env_steps % 3 == 0  # the peer's 3 courts, not the profile's 4
 
 
 @pytest.mark.slow
