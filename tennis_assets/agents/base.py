@@ -19,6 +19,14 @@ from .replay import ReplayBuffer
 from .update import EagerUpdate, GraphedUpdate, Losses
 
 
+def done_column(terminated: np.ndarray, n: int, m: int) -> np.ndarray:
+    """Termination flags, per court [N] or per agent [N, A], as a float column [N, A, 1]."""
+    flags = np.asarray(terminated, bool)
+    if flags.ndim == 1:
+        flags = flags[:, None]
+    return np.broadcast_to(flags.astype(np.float32)[..., None], (n, m, 1))
+
+
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -138,10 +146,13 @@ class Learner:
     # ---- learning ---------------------------------------------------------------------------
     def observe(self, obs: np.ndarray, actions: np.ndarray, rewards: np.ndarray,
                 next_obs: np.ndarray, terminated: np.ndarray,
-                truncated: np.ndarray | None = None) -> None:
+                truncated: np.ndarray | None = None, active: np.ndarray | None = None) -> None:
         """Store one vectorized step. next_obs must be the episode's last obs where it ended
         (VecTennis's final_obs); truncated episodes are stored as not done so they bootstrap.
-        truncated is needed with n_step > 1 (a window must not run into the next episode)."""
+        terminated: per court [N], or per agent [N, A] where agents end at different times.
+        truncated is needed with n_step > 1 (a window must not run into the next episode).
+        active [N, A]: the agents that acted (None: all); the others' transitions are not
+        samples of their own (a learner of per-agent rows leaves them out)."""
         obs, actions = np.asarray(obs, np.float32), np.asarray(actions, np.float32)
         rewards, next_obs = np.asarray(rewards, np.float32), np.asarray(next_obs, np.float32)
         if self.nstep is None:
@@ -153,12 +164,14 @@ class Learner:
             if out is None:
                 return
             obs, actions, rewards, next_obs, done = out
-        rows = self._rows(obs, actions, rewards, next_obs, done)
-        self.buffer.add(rows)
+        rows = self._rows(obs, actions, rewards, next_obs, done, active)
+        if rows.shape[0]:
+            self.buffer.add(rows)
         self.transitions += rows.shape[0] * rows.shape[1]
 
     def _rows(self, obs: np.ndarray, actions: np.ndarray, rewards: np.ndarray,
-              next_obs: np.ndarray, terminated: np.ndarray) -> np.ndarray:
+              next_obs: np.ndarray, terminated: np.ndarray,
+              active: np.ndarray | None = None) -> np.ndarray:
         """One vectorized step as replay rows [k, members, width]."""
         raise NotImplementedError
 

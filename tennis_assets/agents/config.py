@@ -103,7 +103,4 @@ class AgentConfig(ConfigModel):
         if self.batch_size > self.buffer_size:
             raise ValueError(f"batch_size={self.batch_size} must not exceed "
                              f"buffer_size={self.buffer_size}")
-        if self.algorithm == "ddpg" and self.num_agents != 2:
-            # Self-play shares one network between mirrored players; the simulator has two.
-            raise ValueError("num_agents: ddpg self-play is defined for the two-player game")
         return self

@@ -1,9 +1,10 @@
-"""DDPG self-play: one actor and one critic shared by both players.
+"""DDPG self-play: one actor and one critic shared by every agent.
 
-Each player's observation is already mirrored (it always sees itself at negative x with +x toward
-the net), so the two players face the same decision problem and one network can play both sides.
-Both players' transitions go into one buffer, which doubles the data per environment step.
-The update itself (Lillicrap et al. 2015, with a pre-tanh penalty) is ``agents/update.py``.
+For agents that are alike (Tennis's two players each see a mirrored view, so both face the same
+decision problem) one network can play every seat, and every agent's transition trains it: the
+data per network grows with the number of agents. The critic sees one agent's observation and
+action. The update itself (Lillicrap et al. 2015, with a pre-tanh penalty) is
+``agents/update.py``.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .base import Learner
+from .base import Learner, done_column
 from .config import AgentConfig
 
 
@@ -27,10 +28,13 @@ class DDPGLearner(Learner):
                          row_width=2 * o + a + 2, seed=seed)
 
     def _rows(self, obs: np.ndarray, actions: np.ndarray, rewards: np.ndarray,
-              next_obs: np.ndarray, terminated: np.ndarray) -> np.ndarray:
+              next_obs: np.ndarray, terminated: np.ndarray,
+              active: np.ndarray | None = None) -> np.ndarray:
         n, m = obs.shape[0], obs.shape[1]
-        done = np.broadcast_to(terminated.astype(np.float32)[:, None, None], (n, m, 1))
+        done = done_column(terminated, n, m)
         rows = np.concatenate([obs, actions, rewards[..., None], next_obs, done], axis=-1)
+        if active is not None:  # an agent that had left the episode made no decision
+            return rows[np.asarray(active, bool)][:, None, :]
         return rows.reshape(n * m, 1, -1)  # every player's transition is a sample
 
     def critic_input(self, batch: torch.Tensor) -> torch.Tensor:

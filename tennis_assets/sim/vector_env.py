@@ -23,8 +23,13 @@ class StepResult:
     terminated: bool [N], the ball touched a floor, a back wall or the net.
     truncated: bool [N], the decision cap was reached without a ball ending.
     final_obs: float32 [N, 2, 24], last obs of the finished episode where done, else == obs.
-    episode_score: float32 [N], max over agents of the episode's reward sums where done, else NaN.
+    episode_score: float32 [N], the episode's score where done (Tennis: the max over agents of
+        their reward sums), else NaN.
     episode_length: int32 [N], decisions in the finished episode where done, else 0.
+    active: bool [N, A] or None (every agent always plays): which agents acted in this step;
+        an environment whose agents leave an episode at different times sets it.
+    agent_terminated: bool [N, A] or None: which agents' episodes ended in a terminal state at
+        this step (None: ``terminated`` holds for every agent of a court).
     """
 
     obs: np.ndarray
@@ -34,6 +39,8 @@ class StepResult:
     final_obs: np.ndarray
     episode_score: np.ndarray
     episode_length: np.ndarray
+    active: np.ndarray | None = None
+    agent_terminated: np.ndarray | None = None
 
     @property
     def done(self) -> np.ndarray:

@@ -236,3 +236,30 @@ def test_a_state_loaded_after_capture_reaches_the_graph():
         b.run_update(batch)
     torch.cuda.synchronize()
     torch.testing.assert_close(b.params, a.params)
+
+
+def test_maddpg_rows_and_targets_put_each_agents_own_seat_first_for_any_number_of_agents():
+    """Three agents: agent i's row holds (o_i, o_i+1, o_i+2, a_i, a_i+1, a_i+2, r_i, o'...,
+    done_i) and its target critic input the target actors' actions in the same seat order."""
+    k, o, a = 3, 4, 2
+    learner = make_learner(AgentConfig(algorithm="maddpg", num_agents=k, obs_size=o,
+                                       action_size=a, buffer_size=64, batch_size=1,
+                                       learning_starts=1, actor_hidden=8, critic_hidden=8))
+    obs = np.arange(k * o, dtype=np.float32).reshape(1, k, o)
+    act = -np.arange(k * a, dtype=np.float32).reshape(1, k, a) / 10
+    rew = np.array([[1.0, 2.0, 3.0]], np.float32)
+    done = np.array([[False, True, False]])
+    learner.observe(obs, act, rew, obs + 100, done)
+    rows = learner.buffer.sample(1)[:, 0].cpu().numpy()  # [members, width]
+    for i in range(k):
+        seats = [(i + j) % k for j in range(k)]
+        expected = np.concatenate([obs[0, seats].ravel(), act[0, seats].ravel(), [rew[0, i]],
+                                   (obs[0, seats] + 100).ravel(), [float(done[0, i])]])
+        np.testing.assert_array_equal(rows[i], expected)
+    batch = learner.buffer.sample(1)
+    target_in = learner.target_critic_input(batch)
+    own_next = learner.target_actions(batch[..., k * (o + a) + 1: k * (o + a) + 1 + o])
+    for i in range(k):
+        seats = [(i + j) % k for j in range(k)]
+        torch.testing.assert_close(target_in[i, :, k * o:],
+                                   torch.cat([own_next[s] for s in seats], -1))

@@ -23,11 +23,12 @@ def small(alg, **kw):
 def filled(cfg, steps=40, courts=4):
     learner = make_learner(cfg)
     rng = np.random.default_rng(0)
+    shape = (courts, cfg.num_agents, cfg.obs_size)
     for _ in range(steps):
-        obs = rng.standard_normal((courts, 2, 24)).astype(np.float32)
+        obs = rng.standard_normal(shape).astype(np.float32)
         learner.observe(obs, learner.act(obs, explore=True),
-                        rng.choice([0.0, 0.1, -0.01], (courts, 2)).astype(np.float32),
-                        rng.standard_normal((courts, 2, 24)).astype(np.float32),
+                        rng.choice([0.0, 0.1, -0.01], shape[:2]).astype(np.float32),
+                        rng.standard_normal(shape).astype(np.float32),
                         rng.random(courts) < 0.1, rng.random(courts) < 0.1)
     return learner
 
@@ -63,7 +64,10 @@ def reference_losses(learner, params, batch, target_rng_state=None):
 CASES = [("ddpg", {}), ("maddpg", {}), ("maddpg", {"shared_critic": True}),
          ("ddpg", {"n_step": 3}), ("maddpg", {"shared_critic": True, "n_step": 2}),
          ("ddpg", {"target_noise": 0.2, "target_noise_clip": 0.3}),
-         ("maddpg", {"target_noise": 0.2})]
+         ("maddpg", {"target_noise": 0.2}),
+         # Three agents of another game (MPE's simple_spread shape): the rolled seat order.
+         ("maddpg", {"num_agents": 3, "obs_size": 18, "action_size": 5}),
+         ("ddpg", {"num_agents": 3, "obs_size": 18, "action_size": 5})]
 
 
 @pytest.mark.parametrize("alg,kw", CASES)
