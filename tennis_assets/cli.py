@@ -54,11 +54,14 @@ def _print_eval(evaluation, label: str) -> None:
     # The label goes out as a plain line: a table title would be wrapped to the table's width.
     print(label)
     table = Table()
-    for column in ("episodes", "mean", "median", "std", "solved (>= 0.5)", "mean length",
-                   "policy latency / decision"):
+    target = evaluation.threshold
+    for column in ("episodes", "mean", "median", "std",
+                   f"solved (>= {target:g})" if target is not None else "solve score",
+                   "mean length", "policy latency / decision"):
         table.add_column(column)
+    solved = ("yes" if evaluation.solved else "no") if target is not None else "none"
     table.add_row(str(evaluation.episodes), f"{evaluation.mean:.3f}", f"{evaluation.median:.2f}",
-                  f"{evaluation.std:.3f}", "yes" if evaluation.solved else "no",
+                  f"{evaluation.std:.3f}", solved,
                   f"{evaluation.mean_length:.0f}",
                   f"{evaluation.latency_per_decision_s * 1e6:.1f} us")
     Console().print(table)
@@ -89,26 +92,38 @@ def cmd_train(args: argparse.Namespace) -> int:
     print(f"results in {result.out_dir}")
     for name, path in result.paths.items():
         print(f"  {name:15s} {path}")
-    return 0 if result.evaluation.solved else 3
+    if result.report.environment.fixed_target() is None:
+        rnd = result.report.random
+        print(f"random policy on the same episodes: mean {rnd.mean:.3f} (one-sided "
+              f"Mann-Whitney U p = {rnd.p_value:.2g})")
+    # 0: the result passes the solves gate (the environment's solve score, or clearly better
+    # than random where there is none); 3: it does not.
+    return 0 if result.report.gates.solves else 3
 
 
-def _court(args: argparse.Namespace):
-    from tennis_assets.sim import CourtParams
+def _conditions(args: argparse.Namespace, environment):
+    """``environment`` under the conditions ``--env-kwargs`` changes (a checkpoint's own
+    environment on another court, say)."""
+    from tennis_assets.envs import EnvironmentConfig
 
-    return CourtParams(**dict(getattr(args, "court", None) or []))
+    changes = given(args, EnvironmentConfig).get("env_kwargs") or {}
+    return environment.with_kwargs(changes) if changes else environment
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from tennis_assets.training import evaluate, final_seed, greedy, load_learner
+    from tennis_assets.training.checkpoints import read_metadata, stored_environment
     from tennis_assets.workflow.evaluation import EvaluationConfig
 
     config = EvaluationConfig(**given(args, EvaluationConfig))
     learner = load_learner(args.checkpoint)
+    environment = _conditions(args, stored_environment(read_metadata(args.checkpoint)))
     seed = final_seed(0, config.eval_seed)
     evaluation = evaluate(greedy(learner), episodes=config.eval_episodes, seed=seed,
-                          params=_court(args))
-    _print_eval(evaluation, f"{args.checkpoint}: {config.eval_episodes} fresh episodes "
-                            f"(evaluation seed {config.eval_seed})")
+                          environment=environment, threshold=environment.fixed_target())
+    _print_eval(evaluation, f"{args.checkpoint}: {config.eval_episodes} fresh episodes of "
+                            f"{environment.env} {environment.env_kwargs or ''} (evaluation seed "
+                            f"{config.eval_seed})")
     return 0
 
 
@@ -117,13 +132,22 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from tennis_assets.training import greedy, load_learner
     from tennis_assets.workflow.evaluation import EvaluationConfig
 
+    from tennis_assets.envs import EnvironmentConfig
+
     rally = RallyConfig(**given(args, RallyConfig))
     frames = EvaluationConfig(**given(args, EvaluationConfig)).gif_max_frames
+    environment = _conditions(args, EnvironmentConfig())
     if args.checkpoint == "scripted":
         policy = ScriptedSwingPolicy()
     else:
+        from tennis_assets.training.checkpoints import read_metadata, stored_environment
+
+        played = stored_environment(read_metadata(args.checkpoint))
+        if played.kind != "tennis":
+            raise ValueError(f"{args.checkpoint} plays {played.env}: replays render Tennis only")
+        environment = _conditions(args, played)
         policy = greedy(load_learner(args.checkpoint))
-    path, score, length = render_episode_gif(policy, rally.gif_path, params=_court(args),
+    path, score, length = render_episode_gif(policy, rally.gif_path, params=environment.court(),
                                              seed=rally.rally_seed, max_frames=frames)
     print(f"wrote {path}: score {score:.2f} over {length} decisions")
     return 0
@@ -202,8 +226,8 @@ def _serve_workers(args: argparse.Namespace, config, tracking_uri: str, monitori
 
 def build_parser() -> argparse.ArgumentParser:
     from tennis_assets.experiment import experiment_models
+    from tennis_assets.envs.config import EnvironmentConfig
     from tennis_assets.sim.rally_config import RallyConfig
-    from tennis_assets.training.config import TrainConfig
     from tennis_assets.workflow.evaluation import EvaluationConfig
 
     parser = argparse.ArgumentParser(prog="tennis-assets", description=__doc__)
@@ -220,14 +244,15 @@ def build_parser() -> argparse.ArgumentParser:
     ev = sub.add_parser("evaluate", help="greedy evaluation of a checkpoint on fresh episodes")
     ev.add_argument("checkpoint")
     add_model_options(ev, EvaluationConfig, only=("eval_episodes", "eval_seed"))
-    add_model_options(ev, TrainConfig, only=("court",), title="the court")
+    add_model_options(ev, EnvironmentConfig, only=("env_kwargs",),
+                      title="the conditions (default: the checkpoint's own)")
     ev.set_defaults(func=cmd_evaluate)
 
     rp = sub.add_parser("replay", help="write an animated GIF of one greedy episode")
     rp.add_argument("checkpoint", help="a checkpoint, or 'scripted' for the hand-written policy")
     add_model_options(rp, RallyConfig)
     add_model_options(rp, EvaluationConfig, only=("gif_max_frames",))
-    add_model_options(rp, TrainConfig, only=("court",), title="the court")
+    add_model_options(rp, EnvironmentConfig, only=("env_kwargs",), title="the court")
     rp.set_defaults(func=cmd_replay)
 
     sv = sub.add_parser("serve", help="serve the registered champion's actions over HTTP, with "

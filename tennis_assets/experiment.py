@@ -23,14 +23,16 @@ from tennis_assets.agents.config import AgentConfig
 from tennis_assets.config.model import (ConfigError, ConfigModel, FieldError, Record,
                                         unknown_name)
 from tennis_assets.training.config import TrainConfig
-from tennis_assets.training.result import TrainingSummary
+from tennis_assets.training.summary import TrainingSummary
 from tennis_assets.config.partial import layered
 from tennis_assets.files import atomic_write_text
 from tennis_assets.settings import runs_dir
 from tennis_assets.tracking.run_info import git_commit, machine_info, package_versions
 from tennis_assets.workflow.candidate import CANDIDATE_FILES
+from tennis_assets.envs import EnvironmentConfig, describe, fit_agent
 from tennis_assets.workflow.evaluation import (EVALUATION_FILES, EvaluationConfig,
-                                               EvaluationSummary, Latency, Rally,
+                                               EvaluationSummary, Gates, Latency,
+                                               RandomBaseline, Rally, judge_gates,
                                                score_histogram)
 
 __all__ = ["ARTIFACTS", "ExperimentConfig", "ExperimentResult", "RunFolderInUse", "RunReport",
@@ -48,6 +50,7 @@ RESUME_ADJUSTABLE = {
     "training": ("max_seconds", "max_updates", "max_episodes", "stop_when_solved",
                  "checkpoint_path", "checkpoint_every_seconds", "checkpoint_every_updates",
                  "checkpoint_include_buffer"),
+    "environment": (),
 }
 
 
@@ -68,7 +71,7 @@ class ExperimentConfig(ConfigModel):
 
 def experiment_models() -> tuple[type[ConfigModel], ...]:
     """The models whose fields ``run_experiment`` (and ``tennis-assets train``) take by name."""
-    return (AgentConfig, TrainConfig, EvaluationConfig, ExperimentConfig)
+    return (EnvironmentConfig, AgentConfig, TrainConfig, EvaluationConfig, ExperimentConfig)
 
 
 def _route(settings: Mapping[str, Any]) -> dict[type[ConfigModel], dict[str, Any]]:
@@ -115,6 +118,7 @@ class RunReport(Record):
     seed: int
     created: str
     resumed_from: str | None = None
+    environment: EnvironmentConfig
     agent_config: AgentConfig
     train_config: TrainConfig
     evaluation_config: EvaluationConfig
@@ -122,8 +126,12 @@ class RunReport(Record):
     evaluation: EvaluationSummary
     latency: Latency
     rally: Rally | None = None
+    random: RandomBaseline
+    """A uniform random policy on the very same fresh episodes."""
+    gates: Gates
+    """The quality gates a candidate of the platform would face (no champion to beat)."""
     wall_seconds: float
-    environment: dict[str, Any]
+    machine: dict[str, Any]
     """Machine, package versions and git commit."""
     artifacts: dict[str, str]
 
@@ -145,12 +153,13 @@ def environment_info() -> dict[str, Any]:
 
 
 def _resumed_configs(resume_from: Path, agent_given: dict[str, Any],
-                     train_given: dict[str, Any]) -> tuple[Any, Any]:
+                     train_given: dict[str, Any], env_given: dict[str, Any]
+                     ) -> tuple[Any, Any, EnvironmentConfig]:
     """The checkpoint's own agent and training configs, with only RESUME_ADJUSTABLE settings
     changed; any other given value that differs from the checkpoint's is an error naming it."""
     from tennis_assets.agents import AgentConfig
     from tennis_assets.training import CheckpointError, TrainConfig
-    from tennis_assets.training.checkpoints import read_metadata
+    from tennis_assets.training.checkpoints import read_metadata, stored_environment
     from tennis_assets.training.run_state import check_resume_document
 
     doc = read_metadata(resume_from)
@@ -162,10 +171,12 @@ def _resumed_configs(resume_from: Path, agent_given: dict[str, Any],
     try:
         agent = AgentConfig.from_dict(doc["agent_config"])
         train = TrainConfig.from_dict(doc["train_config"])
+        environment = stored_environment(doc)
     except (KeyError, TypeError, ValueError) as e:
         raise CheckpointError(f"checkpoint {resume_from}: invalid configuration ({e})") from None
     differing = []
-    for what, config, values in (("agent", agent, agent_given), ("training", train, train_given)):
+    for what, config, values in (("agent", agent, agent_given), ("training", train, train_given),
+                                 ("environment", environment, env_given)):
         stored = config.model_dump()
         differing += [f"{key}: checkpoint {stored[key]!r}, given {value!r}"
                       for key, value in sorted(values.items())
@@ -178,7 +189,7 @@ def _resumed_configs(resume_from: Path, agent_given: dict[str, Any],
             " may change), or start a new run without --resume")
     adjust = {what: {k: v for k, v in values.items() if k in RESUME_ADJUSTABLE[what]}
               for what, values in (("agent", agent_given), ("training", train_given))}
-    return layered(agent, adjust["agent"]), layered(train, adjust["training"])
+    return layered(agent, adjust["agent"]), layered(train, adjust["training"]), environment
 
 
 def _holds_results(folder: Path) -> list[str]:
@@ -238,6 +249,7 @@ def _clear_results(folder: Path, keep: Path | None) -> None:
 class _Plan:
     """An experiment's configuration, resolved and checked before anything is written."""
 
+    environment: EnvironmentConfig
     agent: Any  # AgentConfig
     train: Any  # TrainConfig
     evaluation: Any  # EvaluationConfig
@@ -259,14 +271,19 @@ def plan_experiment(**settings: Any) -> _Plan:
     experiment = ExperimentConfig(**routed[ExperimentConfig])
     evaluation = EvaluationConfig(**routed[EvaluationConfig])
     agent_given, train_given = routed[AgentConfig], routed[TrainConfig]
+    env_given = routed[EnvironmentConfig]
     resume = None if experiment.resume is None else Path(experiment.resume)
     if resume is not None:
         if not resume.is_file():
             raise FileNotFoundError(f"resume: no checkpoint at {resume}")
-        agent, train = _resumed_configs(resume, agent_given, train_given)
+        agent, train, environment = _resumed_configs(resume, agent_given, train_given,
+                                                     env_given)
     else:
+        environment = EnvironmentConfig(**env_given)
         agent, train = default_configs(agent_given.get("algorithm", "ddpg"))
         agent, train = layered(agent, agent_given), layered(train, train_given)
+        if environment.kind != "tennis":
+            agent = fit_agent(agent, describe(environment))
     _choose_out_dir(experiment.out, resume, experiment.overwrite)
     # The loop writes the full training state (buffer, optimizer, history) to resume.safetensors
     # in the run's folder; checkpoint.safetensors holds only the selected policy. The memory
@@ -275,7 +292,7 @@ def plan_experiment(**settings: Any) -> _Plan:
     if own:
         train = train.replace(checkpoint_path=ARTIFACTS["resume"])
     check_memory(agent, train, eval_episodes=evaluation.eval_episodes)
-    return _Plan(agent, train, evaluation, experiment, resume, own)
+    return _Plan(environment, agent, train, evaluation, experiment, resume, own)
 
 
 def _open_folder(plan: _Plan, stamp: str) -> tuple[Path, bool]:
@@ -301,7 +318,6 @@ def run_experiment(**settings: Any) -> ExperimentResult:
     settings must agree with it, except the budget and checkpoint settings in
     RESUME_ADJUSTABLE. Everything is checked (configs, checkpoint, folder, memory) before a
     folder is created."""
-    from tennis_assets.sim.params import SOLVED_SCORE
     from tennis_assets.training import final_seed
     from tennis_assets.workflow.candidate import train_candidate
     from tennis_assets.workflow.evaluation import evaluate_candidate
@@ -319,6 +335,7 @@ def run_experiment(**settings: Any) -> ExperimentResult:
     try:
         trained = train_candidate(agent_config, train_config, out,
                                   progress=plan.experiment.progress,
+                                  environment=plan.environment,
                                   resume_from=None if resume is None else str(resume),
                                   title=f"{algorithm} seed {seed}: best greedy mean {{best:.2f}}")
     except BaseException:
@@ -328,16 +345,17 @@ def run_experiment(**settings: Any) -> ExperimentResult:
         raise
     if trained.result.interrupted:
         raise TrainingInterrupted(trained.result, paths["resume"], out, algorithm, seed)
+    train_config = trained.train_config
     judged = evaluate_candidate(trained.learner, out, label=f"{algorithm} seed {seed}",
                                 episodes=evaluation.eval_episodes,
                                 seed=final_seed(seed, evaluation.eval_seed),
-                                court=train_config.court, threshold=SOLVED_SCORE,
+                                environment=plan.environment,
                                 latency_samples=evaluation.latency_samples,
                                 rally_max_frames=evaluation.gif_max_frames,
                                 # The replay is one more fresh episode, not a scored one.
                                 rally_seed=final_seed(seed, 9_999) if evaluation.gif else None)
     paths.update(judged.paths)
-    if not evaluation.gif:
+    if "rally" not in judged.paths:  # --no-gif, or an environment without a renderer
         del paths["rally"]
         # Only an earlier run (continued or overwritten here) can have left one.
         (out / ARTIFACTS["rally"]).unlink(missing_ok=True)
@@ -345,10 +363,12 @@ def run_experiment(**settings: Any) -> ExperimentResult:
 
     report = RunReport(
         algorithm=algorithm, seed=seed, created=stamp,
-        resumed_from=None if resume is None else str(resume), agent_config=agent_config,
+        resumed_from=None if resume is None else str(resume), environment=plan.environment,
+        agent_config=agent_config,
         train_config=train_config, evaluation_config=evaluation, training=result.summary(),
         evaluation=judged.summary, latency=judged.latency, rally=judged.rally,
-        wall_seconds=time.perf_counter() - started, environment=environment_info(),
+        random=judged.random, gates=judge_gates(judged, evaluation.max_latency_ms),
+        wall_seconds=time.perf_counter() - started, machine=environment_info(),
         artifacts={name: p.name for name, p in paths.items()})
     atomic_write_text(paths["report"], report.to_json())
     return ExperimentResult(out, paths, report, result, evaluated)

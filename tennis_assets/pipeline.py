@@ -30,6 +30,7 @@ from typing import Any, Iterator
 
 from tennis_assets import settings
 from tennis_assets.config.options import add_model_options, given
+from tennis_assets.envs import EnvironmentConfig
 from tennis_assets.workflow.candidate import CANDIDATES, CandidateConfig
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -187,6 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tennis_assets.pipeline",
                                      description=__doc__.split("\n\n")[0])
     add_model_options(parser, CandidateConfig, only=("profile",))
+    add_model_options(parser, EnvironmentConfig)
     parser.add_argument("--candidate", choices=CANDIDATES, action="append",
                         help="train and evaluate only this candidate (repeatable; default all)")
     args = parser.parse_args(argv)
@@ -194,8 +196,13 @@ def main(argv: list[str] | None = None) -> int:
     home = ensure_dagster_home()
     partitions = tuple(dict.fromkeys(args.candidate or CANDIDATES))
     profile = CandidateConfig(**given(args, CandidateConfig)).profile
+    # The same environment for the study's trials and every candidate (checked here, before
+    # any run starts).
+    environment = EnvironmentConfig(**given(args, EnvironmentConfig)).changes()
+    extra = {name: {"environment": environment} for name in ("tuning_study", "trained_agents")
+             } if environment else None
     try:
-        runs = materialize_all(profile, partitions=partitions)
+        runs = materialize_all(profile, partitions=partitions, extra_config=extra)
     except KeyboardInterrupt:
         print("[pipeline] interrupted", flush=True)
         return 130

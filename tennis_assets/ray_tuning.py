@@ -161,13 +161,14 @@ def _segment_budget(train_config, k: int):
 
 
 def trial_function(config: dict[str, Any], agent_json: str, train_json: str,
-                   params: Sequence[str]) -> None:
+                   params: Sequence[str], env_json: str = "{}") -> None:
     """One Ray trial (runs in a Ray worker process): SEGMENTS segments of ``train``, each
     reported with its resume checkpoint. Started from a checkpoint (PBT's exploit, or Ray
     resuming a paused trial), it continues that checkpoint's run under this trial's values."""
     from ray import tune
 
     from tennis_assets.agents import AgentConfig
+    from tennis_assets.envs import EnvironmentConfig
     from tennis_assets.training import TrainConfig, train
     from tennis_assets.training.checkpoints import without_buffer
 
@@ -175,6 +176,7 @@ def trial_function(config: dict[str, Any], agent_json: str, train_json: str,
     agent = AgentConfig.from_dict(json.loads(agent_json)).replace(
         **{name: config[name] for name in params})
     base = TrainConfig.from_dict(json.loads(train_json))
+    environment = EnvironmentConfig.from_dict(json.loads(env_json))
     with tempfile.TemporaryDirectory(prefix="tennis-ray-trial-") as work:
         resume = Path(work) / RESUME_FILE
         started_from: list[str] = []
@@ -191,7 +193,7 @@ def trial_function(config: dict[str, Any], agent_json: str, train_json: str,
             cfg = _segment_budget(base, k).replace(
                 checkpoint_path=str(resume), checkpoint_every_seconds=0.0,
                 checkpoint_include_buffer=True, final_eval_episodes=0)
-            result = train(agent, cfg, progress=False,
+            result = train(agent, cfg, progress=False, environment=environment,
                            resume_from=str(resume) if resume.exists() else None, retune=True)
             greedy = result.eval_history["greedy_mean"]
             score = float(greedy.iloc[-1]) if len(greedy) else 0.0
@@ -234,7 +236,8 @@ def run_ray_study(study, n_trials: int, agent_config, train_config,
                   address: str = "", storage_path: str | os.PathLike | None = None,
                   batch: str | None = None, num_cpus: int | None = None,
                   on_trial: Callable[[Any, Any], None] | None = None,
-                  time_budget_s: float | None = None, baseline_first: bool = True) -> list[int]:
+                  time_budget_s: float | None = None, baseline_first: bool = True,
+                  environment: Any = None) -> list[int]:
     """Run ``n_trials`` trials on Ray and record each in ``study`` (an Optuna study, as
     :func:`tennis_assets.tuning.open_study` opens it); the numbers of the recorded trials.
     ``batch`` tags them as the Optuna engine's worker 0 would be tagged, so
@@ -262,7 +265,9 @@ def run_ray_study(study, n_trials: int, agent_config, train_config,
             root = str(Path(root).resolve())  # Ray wants an absolute path or a URI
         trainable = tune.with_resources(
             tune.with_parameters(trial_function, agent_json=json.dumps(agent_config.to_dict()),
-                                 train_json=json.dumps(train_config.to_dict()), params=names),
+                                 train_json=json.dumps(train_config.to_dict()), params=names,
+                                 env_json=json.dumps(environment.to_dict()
+                                                     if environment is not None else {})),
             {"cpu": 1})
         if scheduler == "pbt":
             import random

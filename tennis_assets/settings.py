@@ -109,22 +109,23 @@ def profile() -> str:
     return name
 
 
-def production_court() -> dict[str, Any]:
-    """$TENNIS_ASSETS_COURT: the court production plays on, as JSON of CourtParams fields."""
-    raw = _get("TENNIS_ASSETS_COURT")
+def production_kwargs() -> dict[str, Any]:
+    """$TENNIS_ASSETS_ENV_KWARGS: the conditions production plays under, as a JSON object of
+    the champion's environment's keyword arguments (Tennis: court fields, e.g.
+    {"gravity": -19.62}); $TENNIS_ASSETS_COURT, its earlier name, is read where it is unset.
+    They are checked against the environment when it is built."""
+    name = "TENNIS_ASSETS_ENV_KWARGS"
+    raw = _get(name)
+    if not raw:
+        name, raw = "TENNIS_ASSETS_COURT", _get("TENNIS_ASSETS_COURT")
     if not raw:
         return {}
     try:
         values = json.loads(raw)
     except json.JSONDecodeError as exc:
-        raise ValueError(f"TENNIS_ASSETS_COURT is not JSON ({exc}): {raw!r}") from None
-    from tennis_assets.config.model import ConfigError
-    from tennis_assets.sim import CourtParams
-
-    try:
-        CourtParams.from_dict(values)
-    except ConfigError as exc:
-        raise ValueError(f"TENNIS_ASSETS_COURT: {exc}") from None
+        raise ValueError(f"{name} is not JSON ({exc}): {raw!r}") from None
+    if not isinstance(values, dict):
+        raise ValueError(f"{name} must be a JSON object of keyword arguments, got {raw!r}")
     return values
 
 

@@ -368,18 +368,21 @@ def study_config(profile: str, **overrides: Any) -> TuningConfig:
     return resolve(TuningConfig(), profile, overrides)
 
 
-def trial_configs(config: TuningConfig, profile: str) -> tuple[Any, Any]:
-    """(AgentConfig, TrainConfig) of one trial: the profile's baseline candidate, trained for
-    the trial's budget (never stopped early: the study compares whole budgets)."""
+def trial_configs(config: TuningConfig, profile: str,
+                  environment: Any = None) -> tuple[Any, Any]:
+    """(AgentConfig, TrainConfig) of one trial: the profile's baseline candidate (sized for
+    ``environment``, default Tennis), trained for the trial's budget (never stopped early: the
+    study compares whole budgets)."""
     from tennis_assets.workflow.candidate import candidate_configs
 
-    agent, train = candidate_configs(profile, train_overrides={"seed": config.sampler_seed})
+    agent, train = candidate_configs(profile, train_overrides={"seed": config.sampler_seed},
+                                     environment=environment)
     return agent, train.replace(max_seconds=config.trial_max_seconds,
                                 max_updates=config.trial_max_updates, stop_when_solved=False)
 
 
 def run_trial(trial, agent_config, train_config, params: Sequence[str],
-              multi_objective: bool) -> TrialScore:
+              multi_objective: bool, environment: Any = None) -> TrialScore:
     """One short training run with the trial's parameters; reports greedy means for pruning."""
     import optuna
 
@@ -396,7 +399,8 @@ def run_trial(trial, agent_config, train_config, params: Sequence[str],
         pruned = trial.should_prune()
         return pruned
 
-    result = train(agent, train_config, progress=False, callback=on_event)
+    result = train(agent, train_config, progress=False, callback=on_event,
+                   environment=environment)
     score = result.best_greedy_mean
     if not math.isfinite(score):
         # No evaluation happened within the budget: the training average is the only signal.
@@ -474,8 +478,9 @@ def batch_trials(study, batch: str, worker: int | None = None) -> list:
 def optimize(study, n_trials: int, agent_config, train_config,
              params: Sequence[str] | None = None, multi_objective: bool = False,
              timeout: float | None = None, on_trial: Callable[[Any, Any], None] | None = None,
-             batch: str | None = None, worker: int = 0) -> list[int]:
-    """Run this process's share of trials; returns the numbers of the trials it ran.
+             batch: str | None = None, worker: int = 0, environment: Any = None) -> list[int]:
+    """Run this process's share of trials on ``environment`` (an EnvironmentConfig; None:
+    Tennis); returns the numbers of the trials it ran.
 
     Every trial is tagged with its process (pid, host, pid namespace), by which
     :func:`fail_dead_trials` finds a killed worker's trial; that runs before each trial here.
@@ -511,7 +516,8 @@ def optimize(study, n_trials: int, agent_config, train_config,
         trial.set_user_attr("host", host)
         trial.set_user_attr("pid_namespace", namespace)
         owned.append(trial.number)
-        result = run_trial(trial, agent_config, train_config, names, multi_objective)
+        result = run_trial(trial, agent_config, train_config, names, multi_objective,
+                           environment)
         return (result.score, result.seconds) if multi_objective else result.score
 
     # After each trial, that is before the next one asks for a trial, so a dead worker's

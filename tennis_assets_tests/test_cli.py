@@ -28,7 +28,8 @@ def test_evaluate_prints_a_table(checkpoint):
 
 
 def test_evaluate_on_a_changed_court(checkpoint):
-    out = run_cli("evaluate", str(checkpoint), "--episodes", "5", "--court", "gravity=-19.62")
+    out = run_cli("evaluate", str(checkpoint), "--episodes", "5", "--env-kwargs",
+                  '{"gravity": -19.62}')
     assert out.returncode == 0, out.stderr
 
 
@@ -62,7 +63,7 @@ def test_unknown_setting_is_a_clear_error():
 
 
 def test_bad_court_parameter_is_a_clear_error(checkpoint):
-    out = run_cli("evaluate", str(checkpoint), "--court", "gravity=5")
+    out = run_cli("evaluate", str(checkpoint), "--env-kwargs", '{"gravity": 5}')
     assert out.returncode == 2
     assert "gravity" in out.stderr and "Traceback" not in out.stderr
 

@@ -183,16 +183,16 @@ def _cli_fields(command: str, models) -> set[str]:
 def test_the_command_line_accepts_exactly_the_models_fields():
     from tennis_assets.experiment import experiment_models
     from tennis_assets.sim.rally_config import RallyConfig
-    from tennis_assets.training.config import TrainConfig
+    from tennis_assets.envs import EnvironmentConfig
     from tennis_assets.workflow.evaluation import EvaluationConfig
 
     models = experiment_models()
     assert _cli_fields("train", models) == set().union(*(set(m.model_fields) for m in models))
-    evaluate = (EvaluationConfig, TrainConfig)
-    assert _cli_fields("evaluate", evaluate) == {"eval_episodes", "eval_seed", "court"}
-    replay = (RallyConfig, EvaluationConfig, TrainConfig)
+    evaluate = (EvaluationConfig, EnvironmentConfig)
+    assert _cli_fields("evaluate", evaluate) == {"eval_episodes", "eval_seed", "env_kwargs"}
+    replay = (RallyConfig, EvaluationConfig, EnvironmentConfig)
     assert _cli_fields("replay", replay) == {*RallyConfig.model_fields, "gif_max_frames",
-                                             "court"}
+                                             "env_kwargs"}
 
 
 def test_profiles_are_partial_models_and_name_only_their_fields():

@@ -35,8 +35,10 @@ def test_report_matches_the_run(tiny_run):
     assert evaluation["complete"] is True
     assert evaluation["mean"] == pytest.approx(np.mean(evaluation["scores"]), abs=1e-6)
     assert sum(evaluation["score_histogram"].values()) == 20
-    assert report["environment"]["packages"]["torch"].startswith("2.13.0")
-    assert report["environment"]["cpu_count"] >= 1
+    assert report["machine"]["packages"]["torch"].startswith("2.13.0")
+    assert report["machine"]["cpu_count"] >= 1
+    assert report["environment"] == {"env": "tennis", "env_kwargs": {}, "scoring": None,
+                                     "solve_score": None}
 
 
 def test_history_and_checkpoint_are_usable(tiny_run):

@@ -33,7 +33,7 @@ def test_every_config_rejects_unknown_keys_by_name():
 
     for cls in (CourtParams, AgentConfig, TrainConfig):
         assert cls.from_dict(cls().to_dict()) == cls()
-        with pytest.raises(ValueError, match=r"gravty: unknown field; known: "):
+        with pytest.raises(ValueError, match=r"gravty: unknown field; .*known: "):
             cls.from_dict({"gravty": -9.81})
         with pytest.raises(ValueError, match="expected a mapping"):
             cls.from_dict([("seed", 1)])

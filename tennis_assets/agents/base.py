@@ -160,10 +160,16 @@ class Learner:
         else:
             if truncated is None:
                 raise ValueError("observe: n_step > 1 needs the truncated flags")
-            out = self.nstep.push(obs, actions, rewards, next_obs, terminated, truncated)
+            # n-step windows are per court: a court's window ends when its episode does, and
+            # every transition of a window is kept (agents that left count as played).
+            court_done = np.asarray(terminated, bool)
+            if court_done.ndim == 2:
+                court_done = court_done.all(axis=1)
+            out = self.nstep.push(obs, actions, rewards, next_obs, court_done, truncated)
             if out is None:
                 return
             obs, actions, rewards, next_obs, done = out
+            active = None
         rows = self._rows(obs, actions, rewards, next_obs, done, active)
         if rows.shape[0]:
             self.buffer.add(rows)

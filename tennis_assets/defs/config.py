@@ -31,6 +31,7 @@ from pydantic import Field, ValidationError, create_model
 
 from tennis_assets.agents.config import AgentConfig
 from tennis_assets.config.model import ConfigError, ConfigModel, field_errors
+from tennis_assets.envs.config import EnvironmentConfig
 from tennis_assets.profiles import resolve
 from tennis_assets.training.config import TrainConfig
 from tennis_assets.tuning_config import TuningConfig as CoreTuningConfig
@@ -192,38 +193,47 @@ _PROFILE = Part(CandidateConfig, only=("profile",))
 
 
 class TrainingConfig(DerivedConfig, derive_config(  # type: ignore[misc]
-        "TrainingConfigBase", "", Part(CandidateConfig), Part(AgentConfig, "agent"),
-        Part(TrainConfig, "train"))):
-    """How trained_agents trains: where the candidate comes from (profile, environment, warm
-    start), the learner's hyperparameters (``agent``) and the run (``train``, its court
-    under ``train.court``)."""
+        "TrainingConfigBase", "", Part(CandidateConfig), Part(EnvironmentConfig, "environment"),
+        Part(AgentConfig, "agent"), Part(TrainConfig, "train"))):
+    """How trained_agents trains: where the candidate comes from (profile, warm start), what
+    it plays (``environment``: Tennis unless it says otherwise, its conditions in
+    ``env_kwargs``), the learner's hyperparameters (``agent``) and the run (``train``)."""
 
     def candidate(self) -> CandidateConfig:
         return CandidateConfig(**self.overrides(CandidateConfig))
 
+    def environment_config(self) -> EnvironmentConfig:
+        return EnvironmentConfig(**self.overrides(EnvironmentConfig))
+
     def build(self, tuned_params: Mapping[str, Any] | None = None
               ) -> tuple[AgentConfig, TrainConfig]:
         """(AgentConfig, TrainConfig): the tuned defaults, the profile, the study's best
-        values, then the fields this run sets."""
+        values, then the fields this run sets; the learner sized for the environment."""
         from tennis_assets.workflow.candidate import candidate_configs
 
         return candidate_configs(self.profile_name(), self.overrides(AgentConfig),
-                                 self.overrides(TrainConfig), tuned_params)
+                                 self.overrides(TrainConfig), tuned_params,
+                                 self.environment_config())
 
 
 class TuningConfig(DerivedConfig, derive_config(  # type: ignore[misc]
-        "TuningConfigBase", "", _PROFILE, Part(CoreTuningConfig))):
+        "TuningConfigBase", "", _PROFILE, Part(EnvironmentConfig, "environment"),
+        Part(CoreTuningConfig))):
     """How tuning_study searches: an Optuna study of short training runs (the profile's
-    training configuration with the trial budget), run by worker steps or on a Ray cluster."""
+    training configuration with the trial budget) on the environment, run by worker steps or
+    on a Ray cluster."""
 
     def core(self) -> CoreTuningConfig:
         return resolve(CoreTuningConfig(), self.profile_name(), self.overrides(CoreTuningConfig))
+
+    def environment_config(self) -> EnvironmentConfig:
+        return EnvironmentConfig(**self.overrides(EnvironmentConfig))
 
     def build(self) -> tuple[AgentConfig, TrainConfig]:
         """(AgentConfig, TrainConfig) of one trial."""
         from tennis_assets.tuning import trial_configs
 
-        return trial_configs(self.core(), self.profile_name())
+        return trial_configs(self.core(), self.profile_name(), self.environment_config())
 
 
 class EvaluationConfig(DerivedConfig, derive_config(  # type: ignore[misc]
@@ -278,6 +288,8 @@ def _resolve(config: Any) -> Any:
     if isinstance(config, TrainingConfig):
         config.candidate()
         return config.build()
+    if isinstance(config, TuningConfig):
+        config.environment_config()
     return config.core()
 
 

@@ -43,8 +43,10 @@ weights_finite = _spec("weights_finite", TRAINED, True,
                        "Every tensor of the trained networks is finite (no NaN or inf).")
 history_has_no_nan = _spec("history_has_no_nan", TRAINED, True,
                            "The training and evaluation histories hold no NaN scores.")
-solves_tennis = _spec("solves_tennis", REPORT, True,
-                      "Greedy mean over fresh episodes >= the target (0.5): the game is solved.")
+solves = _spec("solves", REPORT, True,
+               "Greedy mean over fresh episodes >= the environment's solve score (Tennis: 0.5), "
+               "or, for an environment with none, better than a random policy on the same "
+               "episodes (one-sided Mann-Whitney U, p < 0.01).")
 beats_champion = _spec("beats_champion", REPORT, False,
                        "Better than the current champion on the very same episodes and court "
                        "(a decision: a candidate that is not better is simply not promoted).")
@@ -80,21 +82,32 @@ def check_history(history, eval_history, partition: str) -> dg.AssetCheckResult:
                   "nan_greedy_means": nan_evals})
 
 
-def report_check_results(report: EvaluationReport, target: float, max_latency_ms: float
+def _solves_description(report: EvaluationReport) -> str:
+    ev, target, passed = report.evaluation, report.environment.fixed_target(), report.gates.solves
+    if target is not None:
+        return (f"[{report.partition}] greedy mean {ev.mean:.3f} {'>=' if passed else '<'} "
+                f"{target} over {ev.episodes} fresh episodes")
+    rnd = report.random
+    versus = f"a random policy's {rnd.mean:.3f} (p = {rnd.p_value:.2g})" if rnd else "random"
+    return (f"[{report.partition}] greedy mean {ev.mean:.3f} vs {versus} on the same "
+            f"{ev.episodes} fresh episodes: {'better' if passed else 'not clearly better'}")
+
+
+def report_check_results(report: EvaluationReport, max_latency_ms: float
                          ) -> list[dg.AssetCheckResult]:
     gates, partition, ev = report.gates, report.partition, report.evaluation
     champion = report.champion
     versus = compare_with_champion(ev.mean, champion.mean if champion else None,
                                    champion.version if champion else None)
     p95 = report.latency.p95_ms
+    target = report.environment.fixed_target()
     return [
         dg.AssetCheckResult(
-            check_name="solves_tennis", asset_key=REPORT, passed=gates.solves_tennis,
-            severity=dg.AssetCheckSeverity.ERROR,
-            description=f"[{partition}] greedy mean {ev.mean:.3f} "
-                        f"{'>=' if gates.solves_tennis else '<'} {target} over "
-                        f"{ev.episodes} fresh episodes",
-            metadata={"partition": partition, "mean": round(ev.mean, 3), "target": target,
+            check_name="solves", asset_key=REPORT, passed=gates.solves,
+            severity=dg.AssetCheckSeverity.ERROR, description=_solves_description(report),
+            metadata={"partition": partition, "mean": round(ev.mean, 3),
+                      "target": target if target is not None else "beat a random policy",
+                      "random_mean": round(report.random.mean, 3) if report.random else None,
                       "episodes": ev.episodes}),
         dg.AssetCheckResult(
             check_name="beats_champion", asset_key=REPORT, passed=gates.beats_champion,

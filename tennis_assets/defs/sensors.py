@@ -127,10 +127,12 @@ def retrain_on_drift(context: dg.SensorEvaluationContext):
         partition = _meta(record, "model_partition")
         partition = partition if partition in PARTITIONS else PARTITIONS[0]
         court = _meta(record, "court_overrides", {}) or {}
+        environment = _meta(record, "environment", "tennis") or "tennis"
         requests.append(dg.RunRequest(
             run_key=f"drift-{record.storage_id}", partition_key=partition,
             run_config={"ops": {"trained_agents": {"config": {
-                "train": {"court": court}, "init_checkpoint": "champion"}}}},
+                "environment": {"env": environment, "env_kwargs": court},
+                "init_checkpoint": "champion"}}}},
             tags={"trigger": "retrain_on_drift", "monitoring_run_id": record.run_id,
                   "drift_severity": severity, "court": json.dumps(court, sort_keys=True),
                   "champion_version": str(_meta(record, "model_version"))}))

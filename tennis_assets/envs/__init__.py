@@ -4,8 +4,8 @@ any PettingZoo ParallelEnv with continuous spaces, any ML-Agents build. Each car
 rules: how an episode is scored, what solves it, which keyword arguments are its conditions."""
 
 from .config import SCORINGS, EnvironmentConfig, parse_spec
-from .factory import describe, make_env
+from .factory import describe, fit_agent, make_env
 from .scoring import score_episode
 
-__all__ = ["SCORINGS", "EnvironmentConfig", "describe", "make_env", "parse_spec",
+__all__ = ["SCORINGS", "EnvironmentConfig", "describe", "fit_agent", "make_env", "parse_spec",
            "score_episode"]

@@ -27,6 +27,14 @@ def make_env(config: EnvironmentConfig, num_courts: int, seed: int | None = None
     return UnityEnv(target or None, seed=seed or 0, scoring=config.rule(), **config.env_kwargs)
 
 
+def fit_agent(agent_config: Any, shapes: Any) -> Any:
+    """``agent_config`` with the sizes of ``shapes`` (an open environment, or ``describe``'s
+    dict): agents, observation and action sizes are the environment's, never a user's."""
+    get = shapes.get if isinstance(shapes, dict) else lambda name: getattr(shapes, name)
+    return agent_config.replace(num_agents=get("num_agents"), obs_size=get("obs_size"),
+                                action_size=get("action_size"))
+
+
 def describe(config: EnvironmentConfig) -> dict[str, Any]:
     """The environment's shapes (agents, observation and action sizes) from one court."""
     env = make_env(config, 1, seed=0)

@@ -53,6 +53,8 @@ def _box(space: Any, what: str) -> tuple[int, np.ndarray, np.ndarray]:
 class PettingZooVecEnv:
     """N copies of a PettingZoo ParallelEnv, vectorized like VecTennis."""
 
+    worst_reward_to_come = None  # unknown: evaluations play every episode to its end
+
     def __init__(self, factory: Callable[..., Any], kwargs: dict[str, Any], num_courts: int,
                  seed: int | None = None, scoring: str = "mean", name: str = "") -> None:
         self.name = name

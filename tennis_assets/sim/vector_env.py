@@ -66,6 +66,10 @@ class VecTennis:
     num_agents = 2
     obs_size = 24
     action_size = 2
+    # Tennis's rules as tennis_assets.envs reads them: an episode scores the better player's
+    # sum, and the one reward still to come after any step is at worst the end penalty.
+    scoring = "max"
+    worst_reward_to_come = ph.REWARD_END
 
     def __init__(
         self,

@@ -44,11 +44,13 @@ def sidecar_path(path: str | os.PathLike) -> Path:
 def save_checkpoint(path: str | os.PathLike, learner: Learner, *,
                     train_config: Any = None, progress: dict[str, Any] | None = None,
                     include_buffer: bool = True, extra: dict[str, Any] | None = None,
-                    extra_tensors: dict[str, Any] | None = None) -> Path:
+                    extra_tensors: dict[str, Any] | None = None,
+                    environment: Any = None) -> Path:
     """Write ``path`` (a .safetensors file) atomically, then its JSON sidecar.
 
     extra_tensors: additional tensors (names must start with "extra."), e.g. the training loop's
-    best-so-far weights."""
+    best-so-far weights. environment: the EnvironmentConfig the weights were trained on (None:
+    Tennis), so a reader knows the game they play."""
     path = Path(path)
     doc = {
         "format": FORMAT,
@@ -57,6 +59,7 @@ def save_checkpoint(path: str | os.PathLike, learner: Learner, *,
         "train_config": train_config.to_dict() if hasattr(train_config, "to_dict")
         else train_config,
         "progress": progress or {},
+        "environment": environment.to_dict() if environment is not None else None,
         "learner_extra": learner.extra_state(),
         "extra": extra or {},
     }
@@ -93,6 +96,9 @@ _MOVED = {("agent_config", "seed"): ("train_config", "seed"),
 
 
 def _migrate(doc: dict[str, Any]) -> dict[str, Any]:
+    train = doc.get("train_config")
+    if isinstance(train, dict) and "court" in train:  # Tennis's court, before environments
+        doc.setdefault("environment", {"env": "tennis", "env_kwargs": train.pop("court") or {}})
     for (old_section, old), (new_section, new) in _MOVED.items():
         section = doc.get(old_section)
         if isinstance(section, dict) and old in section:
@@ -205,6 +211,15 @@ def load_learner(path: str | os.PathLike, device: str | None = None) -> Learner:
         cfg = cfg.replace(device=device)
     learner, _ = load_checkpoint(path, make_learner(cfg, stored_seed(doc)))
     return learner
+
+
+def stored_environment(doc: dict[str, Any]) -> Any:
+    """The environment a checkpoint document's weights were trained on (Tennis when it names
+    none: every checkpoint written before environments was Tennis)."""
+    from tennis_assets.envs import EnvironmentConfig
+
+    stored = doc.get("environment")
+    return EnvironmentConfig.from_dict(stored) if stored else EnvironmentConfig()
 
 
 def stored_seed(doc: dict[str, Any]) -> int:

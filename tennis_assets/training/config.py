@@ -6,7 +6,7 @@ from __future__ import annotations
 from pydantic import Field, model_validator
 
 from tennis_assets.config.model import ConfigModel, Seed
-from tennis_assets.sim.params import SOLVED_SCORE, CourtParams, Courts
+from tennis_assets.sim.params import Courts
 
 
 class TrainConfig(ConfigModel):
@@ -37,9 +37,10 @@ class TrainConfig(ConfigModel):
     eval_early_stop: bool = True
     """Stop each evaluation as soon as "mean >= target_score" is certain (exact), until the
     first solve; later evaluations run in full so model selection compares complete means."""
-    target_score: float = SOLVED_SCORE
+    target_score: float | None = None
     """The greedy mean the run trains toward: it certifies the solve, ends the run with
-    stop_when_solved, and is the Udacity criterion's threshold."""
+    stop_when_solved, and is the Udacity criterion's threshold. None: the environment's solve
+    score (Tennis 0.5; an environment without one has no solve for a run to certify)."""
     stop_when_solved: bool = False
     """End the run at the first greedy evaluation that certifies target_score."""
     keep_best: bool = True
@@ -52,8 +53,6 @@ class TrainConfig(ConfigModel):
     selection evaluation."""
     seed: Seed = 0
     """Seed of the whole run: learner, environment, evaluation episodes (0 to 4294967295)."""
-    court: CourtParams = CourtParams()
-    """The court the run trains and evaluates on."""
     checkpoint_path: str | None = None
     """Where the full resume state is saved (a .safetensors path; None: not saved)."""
     checkpoint_every_updates: int = Field(0, ge=0)
@@ -73,6 +72,3 @@ class TrainConfig(ConfigModel):
         if self.checkpoint_every_updates > 0 and not self.checkpoint_path:
             raise ValueError("checkpoint_every_updates needs checkpoint_path")
         return self
-
-    def court_params(self) -> CourtParams:
-        return self.court

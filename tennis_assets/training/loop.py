@@ -38,7 +38,7 @@ import torch
 
 from tennis_assets.agents import AgentConfig, Learner, make_learner
 from tennis_assets.files import DiskFullError
-from tennis_assets.sim import VecTennis
+from tennis_assets.envs import EnvironmentConfig, make_env
 
 from .config import TrainConfig
 from .evaluation import (
@@ -66,8 +66,9 @@ RESUME_SEED_STRIDE = 7919
 
 def train(agent_config: AgentConfig, train_config: TrainConfig, progress: bool = True,
           callback: Callback | None = None, resume_from: str | None = None, env: Any = None,
-          eval_env: Any = None, retune: bool = False) -> TrainResult:
-    """Train a learner on VecTennis and return it with its history.
+          eval_env: Any = None, retune: bool = False,
+          environment: EnvironmentConfig | None = None) -> TrainResult:
+    """Train a learner on ``environment`` (default: Tennis) and return it with its history.
 
     callback(kind, info) is called with kind "episode" (info: one history row) and "eval"
     (info: one eval-history row); returning True stops the run (reason "callback").
@@ -75,21 +76,25 @@ def train(agent_config: AgentConfig, train_config: TrainConfig, progress: bool =
     noise), counters, history and best weights continue from it. Budgets count the whole run,
     including the part before the checkpoint. The simulator's in-flight episodes are not part
     of a checkpoint: the resumed run serves fresh points from a new seed.
-    env: train on this environment (VecTennis's interface, e.g. tennis_assets.unity.UnityTennis)
-    instead of a new VecTennis; its court count replaces ``num_courts`` and it is re-seeded with
-    the run's seed. eval_env: where greedy evaluations play (see ``evaluate``); by default a new
-    VecTennis each time, or ``env`` itself when only ``env`` is given, in which case training
-    starts fresh points after each evaluation (the interrupted episodes are not scored).
-    The caller owns both and closes them.
+    env: train on this already open environment (the vectorized interface, e.g. a Unity build)
+    instead of a new one of ``environment``; its court count replaces ``num_courts`` and it is
+    re-seeded with the run's seed. eval_env: where greedy evaluations play (see ``evaluate``);
+    by default a new environment each time, or ``env`` itself when only ``env`` is given, in
+    which case training starts fresh points after each evaluation (the interrupted episodes are
+    not scored). The caller owns both and closes them.
+    The learner's sizes must be the environment's (``fit_to(agent_config, env)``); the run's
+    target is ``train_config.target_score``, else the environment's solve score.
     retune: ``resume_from`` may hold other values of the checkpoint's RETUNABLE hyperparameters
     (another trial's state, in population-based training); this run uses ``agent_config``'s.
     """
+    environment = environment or EnvironmentConfig()
     cfg = train_config
-    if env is not None and (env.obs_size, env.action_size) != (agent_config.obs_size,
-                                                                agent_config.action_size):
-        raise ValueError(f"env has {env.obs_size} observations and {env.action_size} actions "
-                         f"per agent, the learner {agent_config.obs_size} and "
-                         f"{agent_config.action_size}; set AgentConfig.obs_size/action_size")
+    if cfg.target_score is None and environment.fixed_target() is not None:
+        cfg = cfg.replace(target_score=environment.fixed_target())
+    own_env = env is None
+    if env is None:
+        env = make_env(environment, cfg.num_courts, seed=cfg.seed)
+    check_shapes(agent_config, env)
     learner = make_learner(agent_config, cfg.seed)
     state = RunState()
     if resume_from is not None:
@@ -99,26 +104,41 @@ def train(agent_config: AgentConfig, train_config: TrainConfig, progress: bool =
             and state.best_params is not None:
         learner.set_behaviour(state.best_params)
     env_seed = cfg.seed + RESUME_SEED_STRIDE * state.resumes
-    if env is None:
-        env = VecTennis(num_courts=cfg.num_courts, params=cfg.court, seed=env_seed)
-    else:
+    if not own_env:
         eval_env = env if eval_env is None else eval_env
-        env.reset(seed=env_seed)  # the starts VecTennis(seed=env_seed) serves on construction
+    env.reset(seed=env_seed)  # the starts a new environment of this seed serves
     trainer = Trainer(learner, cfg, state, env, eval_env, callback,
-                      warmup_steps=0 if resume_from is not None else cfg.warmup_steps)
-    with ProgressBar(progress) as bar, StopSignals() as signals:
-        reason = trainer.run(signals, bar)
-    return trainer.finish(reason, agent_config)
+                      warmup_steps=0 if resume_from is not None else cfg.warmup_steps,
+                      environment=environment)
+    try:
+        with ProgressBar(progress) as bar, StopSignals() as signals:
+            reason = trainer.run(signals, bar)
+        return trainer.finish(reason, agent_config)
+    finally:
+        if own_env and callable(getattr(env, "close", None)):
+            env.close()
+
+
+def check_shapes(agent_config: AgentConfig, env: Any) -> None:
+    """The learner's sizes are the environment's, or a ValueError naming both."""
+    mine = (agent_config.num_agents, agent_config.obs_size, agent_config.action_size)
+    theirs = (env.num_agents, env.obs_size, env.action_size)
+    if mine != theirs:
+        raise ValueError(f"the environment has {theirs[0]} agents, {theirs[1]} observations and "
+                         f"{theirs[2]} actions per agent, the learner {mine[0]}, {mine[1]} and "
+                         f"{mine[2]}: give AgentConfig the environment's sizes "
+                         "(tennis_assets.envs.fit_agent)")
 
 
 class Trainer:
     """One session of a training run: the loop's steps, in the order they run."""
 
     def __init__(self, learner: Learner, cfg: TrainConfig, state: RunState, env: Any,
-                 eval_env: Any, callback: Callback | None, warmup_steps: int) -> None:
+                 eval_env: Any, callback: Callback | None, warmup_steps: int,
+                 environment: EnvironmentConfig) -> None:
         self.learner, self.cfg, self.state = learner, cfg, state
         self.env, self.eval_env, self.callback = env, eval_env, callback
-        self.court_params = cfg.court
+        self.environment = environment
         self.obs = env.reset()
         self.rng = np.random.default_rng(cfg.seed + 12345)  # the warm-up's random actions
         self.warmup_left = warmup_steps
@@ -190,8 +210,9 @@ class Trainer:
         t1 = time.perf_counter()
         res = env.step(actions)
         t2 = time.perf_counter()
-        learner.observe(self.obs, actions, res.rewards, res.final_obs, res.terminated,
-                        res.truncated)
+        terminated = res.terminated if res.agent_terminated is None else res.agent_terminated
+        learner.observe(self.obs, actions, res.rewards, res.final_obs, terminated,
+                        res.truncated, active=res.active)
         self.obs = res.obs
         t3 = time.perf_counter()
         self.timing["act"] += t1 - t0
@@ -253,7 +274,7 @@ class Trainer:
         cfg, st, learner = self.cfg, self.state, self.learner
         st.last_eval_updates = learner.updates
         ev = evaluate(greedy(learner), episodes=cfg.selection_episodes,
-                      seed=selection_seed(cfg.seed, st.evals), params=self.court_params,
+                      seed=selection_seed(cfg.seed, st.evals), environment=self.environment,
                       threshold=cfg.target_score,
                       stop_when_decided=cfg.eval_early_stop and st.solved_greedy is None,
                       env=self.eval_env)
@@ -305,7 +326,8 @@ class Trainer:
         assert self.cfg.checkpoint_path
         try:
             save_resume(self.cfg.checkpoint_path, self.learner, self.cfg, self.state,
-                        seconds=self.elapsed(), include_buffer=self.cfg.checkpoint_include_buffer)
+                        seconds=self.elapsed(), include_buffer=self.cfg.checkpoint_include_buffer,
+                        environment=self.environment)
         except DiskFullError as exc:
             self.checkpoint_failures.append(f"{self.elapsed():.1f} s: {exc}")
             if len(self.checkpoint_failures) == 1:
@@ -337,7 +359,7 @@ class Trainer:
         final = None
         if cfg.final_eval_episodes > 0 and not reason.startswith("interrupted"):
             final = evaluate(greedy(learner), episodes=cfg.final_eval_episodes,
-                             seed=final_seed(cfg.seed), params=self.court_params,
+                             seed=final_seed(cfg.seed), environment=self.environment,
                              threshold=cfg.target_score, env=self.eval_env)
         best = st.best_greedy_mean
         return TrainResult(

@@ -15,7 +15,7 @@ import pandas as pd  # noqa: E402
 
 def plot_learning_curve(history: pd.DataFrame, eval_history: pd.DataFrame | None,
                         path: str | os.PathLike, title: str | None = None,
-                        target: float = 0.5, x: str = "episode") -> Path:
+                        target: float | None = 0.5, x: str = "episode") -> Path:
     """Training episode scores, their 100-episode moving average, greedy evaluation points and
     the target line, against training episodes (x="episode") or wall seconds (x="seconds")."""
     if x not in ("episode", "seconds"):
@@ -41,10 +41,11 @@ def plot_learning_curve(history: pd.DataFrame, eval_history: pd.DataFrame | None
             if early.any():
                 ax.plot(ex[early], ey[early], "^", ms=8, color="tab:orange", mfc="white",
                         label="greedy, stopped once solved (lower bound)")
-    ax.axhline(target, color="tab:red", ls="--", lw=1.2, label=f"target {target:g}")
+    if target is not None:
+        ax.axhline(target, color="tab:red", ls="--", lw=1.2, label=f"target {target:g}")
     ax.set_xlabel("training episode" if x == "episode" else "wall seconds")
-    ax.set_ylabel("score (max of the two players' returns)")
-    ax.set_title(title or "Tennis learning curve")
+    ax.set_ylabel("episode score")
+    ax.set_title(title or "learning curve")
     ax.set_ylim(bottom=min(-0.05, float(np.nanmin(history["score"])) if len(history) else 0))
     ax.grid(alpha=0.3)
     ax.legend(loc="best", fontsize=8, framealpha=0.9)

@@ -101,13 +101,14 @@ def check_resume_document(path: str | os.PathLike, doc: dict[str, Any]) -> None:
 
 
 def save_resume(path: str | os.PathLike, learner: Learner, train_config: Any, state: RunState,
-                seconds: float, include_buffer: bool = True) -> Path:
+                seconds: float, include_buffer: bool = True, environment: Any = None) -> Path:
     """Write the resume checkpoint: the learner's state, ``state`` at ``seconds`` of training,
-    and the best weights so far."""
+    the best weights so far, and the environment the run plays."""
     extra = {} if state.best_params is None else {BEST_PARAMS: state.best_params}
     return save_checkpoint(path, learner, train_config=train_config,
                            progress=state.progress(learner.updates, seconds),
-                           include_buffer=include_buffer, extra_tensors=extra)
+                           include_buffer=include_buffer, extra_tensors=extra,
+                           environment=environment)
 
 
 def load_resume(path: str | os.PathLike, learner: Learner, expected_config: AgentConfig,
@@ -122,7 +123,7 @@ def load_resume(path: str | os.PathLike, learner: Learner, expected_config: Agen
 
 
 def warm_start_checkpoint(path: str | os.PathLike, learner: Learner, train_config: Any,
-                          start_mean: float) -> Path:
+                          start_mean: float, environment: Any = None) -> Path:
     """A resume checkpoint that makes ``train(resume_from=path)`` continue from ``learner``'s
     weights as a new run: counters and histories start empty, and the starting weights count
     as the best so far with greedy mean ``start_mean``, so model selection replaces them only
@@ -130,4 +131,5 @@ def warm_start_checkpoint(path: str | os.PathLike, learner: Learner, train_confi
     policy checkpoint)."""
     state = RunState(best_greedy_mean=float(start_mean), best_updates=learner.updates,
                      best_params=learner.params, last_eval_updates=learner.updates)
-    return save_resume(path, learner, train_config, state, seconds=0.0, include_buffer=False)
+    return save_resume(path, learner, train_config, state, seconds=0.0, include_buffer=False,
+                       environment=environment)

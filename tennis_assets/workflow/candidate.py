@@ -14,27 +14,24 @@ from tennis_assets import settings
 from tennis_assets.agents.config import AgentConfig
 from tennis_assets.config.metadata import FilePath, Json, Link, Metadata, Picture, RunLink
 from tennis_assets.config.model import ConfigModel, Record
+from tennis_assets.envs.config import EnvironmentConfig
 from tennis_assets.training.config import TrainConfig
-from tennis_assets.training.result import TrainingSummary
+from tennis_assets.training.summary import TrainingSummary
 from tennis_assets.profiles import ProfileName
 
 log = logging.getLogger(__name__)
 
-Environment = Literal["builtin", "unity"]
 # The candidates the platform trains side by side: the tuned defaults, and the study's best.
 Candidate = Literal["baseline", "tuned"]
 CANDIDATES: tuple[str, ...] = get_args(Candidate)
 
 
 class CandidateConfig(ConfigModel):
-    """Where a candidate comes from: which profile sizes it, what it plays, where its weights
-    start."""
+    """Where a candidate comes from: which profile sizes it, where its weights start."""
 
     profile: ProfileName = Field(default_factory=settings.profile)
     """tiny (tests; its agents cannot learn), quick (minutes), full; default
     $TENNIS_ASSETS_PROFILE, else quick."""
-    environment: Environment = "builtin"
-    """builtin: the numba simulator; unity: a Unity build or Editor through mlagents-envs."""
     init_checkpoint: str | None = None
     """Start from these weights: a .safetensors checkpoint path, or 'champion' for the
     registered champion."""
@@ -58,6 +55,7 @@ class TrainedAgent(Record):
     learning_curve: str
     agent_config: AgentConfig
     train_config: TrainConfig
+    environment: EnvironmentConfig = EnvironmentConfig()
     summary: TrainingSummary
     dagster_run_id: str | None = None
     mlflow_run_id: str | None = None
@@ -66,16 +64,22 @@ class TrainedAgent(Record):
     """The MLflow model the training run logged (what a registration points at)."""
     tuned_params: dict[str, Any] = {}
     init_checkpoint: str | None = None
-    environment: str = "builtin"
     resource_usage: dict[str, float] = {}
     warm_start_mean: float | None = None
 
     @model_validator(mode="before")
     @classmethod
     def _earlier_shape(cls, data: Any) -> Any:
-        # Values stored before the record was typed kept five fields in a free-form "extra".
+        # Values stored before the record was typed kept five fields in a free-form "extra",
+        # the environment as a name and Tennis's court in the training configuration.
         if isinstance(data, dict) and "extra" in data:
             data = {**{k: v for k, v in data.items() if k != "extra"}, **data["extra"]}
+        if isinstance(data, dict) and not isinstance(data.get("environment"), (dict, type(None))):
+            data = {**data, "environment": {}}
+        train = data.get("train_config") if isinstance(data, dict) else None
+        if isinstance(train, dict) and "court" in train:
+            data = {**data, "train_config": {k: v for k, v in train.items() if k != "court"},
+                    "environment": {"env": "tennis", "env_kwargs": train["court"] or {}}}
         return data
 
     def history(self):
@@ -136,18 +140,24 @@ class WarmStart:
 
 def candidate_configs(profile: str, agent_overrides: Mapping[str, Any] | None = None,
                       train_overrides: Mapping[str, Any] | None = None,
-                      tuned: Mapping[str, Any] | None = None) -> tuple[Any, Any]:
+                      tuned: Mapping[str, Any] | None = None,
+                      environment: EnvironmentConfig | None = None) -> tuple[Any, Any]:
     """(AgentConfig, TrainConfig) of a candidate: the algorithm's tuned defaults, the profile,
-    the study's best values (``tuned``), then what the run sets; each validated once."""
+    the study's best values (``tuned``), then what the run sets, the learner sized for
+    ``environment`` (default Tennis); each validated once."""
+    from tennis_assets.envs import describe, fit_agent
     from tennis_assets.profiles import resolve
     from tennis_assets.training.defaults import default_configs
 
     agent, train = default_configs((agent_overrides or {}).get("algorithm", "ddpg"))
-    return (resolve(agent, profile, dict(tuned or {}), agent_overrides),
-            resolve(train, profile, train_overrides))
+    agent = resolve(agent, profile, dict(tuned or {}), agent_overrides)
+    if environment is not None and environment.kind != "tennis":
+        agent = fit_agent(agent, describe(environment))
+    return agent, resolve(train, profile, train_overrides)
 
 
-def warm_start(checkpoint: str | Path, agent_config, train_config, workdir: Path) -> WarmStart:
+def warm_start(checkpoint: str | Path, agent_config, train_config, workdir: Path,
+               environment: EnvironmentConfig | None = None) -> WarmStart:
     """Continue from a checkpoint's weights under this run's budget.
 
     The checkpoint's own learner settings are kept (its tensors only fit them); the starting
@@ -161,10 +171,9 @@ def warm_start(checkpoint: str | Path, agent_config, train_config, workdir: Path
     agent = stored.replace(device=agent_config.device, torch_threads=agent_config.torch_threads)
     learner = load_learner(checkpoint)
     start = evaluate(greedy(learner), episodes=train_config.selection_episodes,
-                     seed=selection_seed(train_config.seed, 9_999),
-                     params=train_config.court_params())
+                     seed=selection_seed(train_config.seed, 9_999), environment=environment)
     resume = warm_start_checkpoint(Path(workdir) / "warm_start.safetensors", learner,
-                                   train_config, start.mean)
+                                   train_config, start.mean, environment=environment)
     train = train_config
     if train.max_updates is not None:
         # Budgets count the resumed run as a whole: extend by the updates already in the weights.
@@ -204,7 +213,8 @@ def train_candidate(agent_config, train_config, out_dir: str | Path, *, title: s
                     init_checkpoint: str | Path | None = None, resume_from: str | None = None,
                     env=None, progress: bool = False,
                     callback: Callable[[str, dict[str, Any]], bool | None] | None = None,
-                    workdir: str | Path | None = None) -> TrainedCandidate:
+                    workdir: str | Path | None = None,
+                    environment: EnvironmentConfig | None = None) -> TrainedCandidate:
     """Train, then write the policy checkpoint, histories and learning curve into ``out_dir``.
 
     title: the learning curve's title; ``{best}`` is replaced by the best greedy mean.
@@ -219,15 +229,18 @@ def train_candidate(agent_config, train_config, out_dir: str | Path, *, title: s
     paths = {name: out / filename for name, filename in CANDIDATE_FILES.items()}
     warm_mean = None
     if init_checkpoint is not None:
-        start = warm_start(init_checkpoint, agent_config, train_config, Path(workdir or out))
+        start = warm_start(init_checkpoint, agent_config, train_config, Path(workdir or out),
+                           environment)
         agent_config, train_config = start.agent_config, start.train_config
         resume_from, warm_mean = str(start.resume_from), start.start_mean
     with ResourceUsage() as usage:
         result = train(agent_config, train_config, progress=progress, callback=callback,
-                       resume_from=resume_from, env=env)
+                       resume_from=resume_from, env=env, environment=environment)
+    train_config = result.train_config  # its target resolved from the environment's rule
     try:
         save_checkpoint(paths["checkpoint"], result.learner, train_config=train_config,
-                        progress=result.summary().to_dict(), include_buffer=False)
+                        progress=result.summary().to_dict(), include_buffer=False,
+                        environment=environment)
         for name in ("history", "eval_history"):
             frame = getattr(result, name)
             atomic_write(paths[name], lambda tmp, frame=frame: frame.to_csv(tmp, index=False))

@@ -1,13 +1,13 @@
-"""Monitor the champion: play it on the production court and test its scores against the
-scores it earned when it was judged (its evaluation baseline).
+"""Monitor the champion: play it under production's conditions and test its scores against
+the scores it earned when it was judged (its evaluation baseline).
 
-Which court: the one configured for production, else the court the champion was judged on
-(recorded on its model version), else the default court. The result is tied to the model
-version it describes."""
+Which conditions: the champion's own environment (recorded on its model version), with the
+keyword arguments configured for production (Tennis: the court) over the ones it was judged on;
+none configured: the conditions it was judged on. The result is tied to the model version it
+describes."""
 
 from __future__ import annotations
 
-import json
 import zlib
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -16,55 +16,108 @@ from typing import Any, Sequence
 
 from pydantic import Field
 
-from tennis_assets.config.model import ConfigModel, Seed
-from tennis_assets.sim.params import CourtParams
+from tennis_assets.config.metadata import Json, Metadata, Picture, RunLink
+from tennis_assets.config.model import ConfigModel, Record, Seed
+from tennis_assets.envs.config import EnvironmentConfig
 from tennis_assets.training.drift import DEFAULT_RULES, DriftRule
 
 # Seeds of monitoring episodes: a range of their own, away from training, model selection
 # (1e9...) and final evaluation (2e9...), so production is never judged on episodes it was
 # selected or evaluated on.
 MONITOR_SEED_BASE = 3_000_000_000
-# The baseline of a champion that has no recorded evaluation: a replay on its court.
+# The baseline of a champion that has no recorded evaluation: a replay under its conditions.
 REFERENCE_SEED = 2_999_999_000
 
 
 class MonitoringConfig(ConfigModel):
-    """How the champion is played on the production court and judged for drift."""
+    """How the champion is played under production's conditions and judged for drift."""
 
     monitor_episodes: int = Field(100, ge=10)
     """Greedy episodes the champion plays (the drift test needs at least 10)."""
     monitor_seed: Seed | None = None
     """Episode seed; None: fresh for every run."""
-    court: CourtParams | None = None
-    """The production court; None: $TENNIS_ASSETS_COURT, else the court the champion was
-    judged on."""
+    production_kwargs: dict[str, Any] | None = None
+    """Production's conditions: the keyword arguments of the champion's environment that
+    differ there (Tennis: the court, e.g. {"gravity": -19.62}); None: $TENNIS_ASSETS_ENV_KWARGS,
+    else the conditions it was judged on."""
     rules: list[DriftRule] = Field(default_factory=lambda: list(DEFAULT_RULES), min_length=1)
     """Drift rules; the most severe that holds names the drift's severity."""
     output_dir: str | None = None
     """Where latest.json goes for the policy server's drift metrics (None: <data dir>/
     monitoring)."""
 
-    def production_court(self) -> dict[str, Any]:
-        """The court overrides production plays on: this config's court, else
-        $TENNIS_ASSETS_COURT ({} for neither: the champion's own court decides)."""
-        if self.court is not None:
-            return self.court.changes()
+    def production_conditions(self) -> dict[str, Any]:
+        """The keyword arguments production changes: this config's, else
+        $TENNIS_ASSETS_ENV_KWARGS ({} for neither: the champion's own conditions)."""
+        if self.production_kwargs is not None:
+            return dict(self.production_kwargs)
         from tennis_assets import settings
 
-        return settings.production_court()
+        return settings.production_kwargs()
 
 
-def court_for_champion(configured: dict[str, Any] | None, version_tags: dict[str, str]
-                       ) -> tuple[dict[str, Any], str]:
-    """(court overrides, where they came from)."""
+def production_environment(judged: EnvironmentConfig, configured: dict[str, Any]
+                           ) -> tuple[EnvironmentConfig, str]:
+    """(the environment production plays, where its conditions came from)."""
     if configured:
-        return dict(configured), "production court (configuration)"
-    raw = version_tags.get("court")
-    if raw:
-        court = json.loads(raw)
-        if court:
-            return court, "the court the champion was judged on"
-    return {}, "default court"
+        return judged.with_kwargs(configured), "production conditions (configuration)"
+    if judged.env_kwargs:
+        return judged, "the conditions the champion was judged on"
+    return judged, "default conditions"
+
+
+class MonitoringRecord(Record):
+    """One monitoring result, tied to the model version it describes: the drift test of the
+    champion's scores under production's conditions against its baseline (the file the policy
+    server exports, and the production_monitoring asset's value)."""
+
+    time: str
+    model_name: str
+    model_version: str
+    model_partition: str | None = None
+    environment: EnvironmentConfig
+    court: dict[str, Any]
+    """Every keyword argument in force (Tennis: the whole court), for the drift gauges."""
+    court_overrides: dict[str, Any]
+    """The keyword arguments that differ from the environment's defaults."""
+    court_source: str
+    seed: int
+    baseline_source: str
+    dagster_run_id: str | None = None
+    mlflow_run_id: str | None = None
+    statistic: float
+    p_value: float
+    mean: float
+    baseline_mean: float
+    mean_drop: float
+    episodes: int
+    baseline_episodes: int
+    drifted: bool
+    severity: str
+    test: str
+    rules: list[dict[str, Any]]
+    scores: list[float]
+
+    def metadata(self, plot: str | None = None, latest: str | None = None) -> Metadata:
+        return {
+            "model_version": self.model_version, "model_partition": str(self.model_partition),
+            "environment": self.environment.env, "court": Json(self.court),
+            "court_overrides": Json(self.court_overrides), "court_source": self.court_source,
+            "mean": self.mean, "baseline_mean": self.baseline_mean, "p_value": self.p_value,
+            "statistic": self.statistic, "test": self.test, "severity": self.severity,
+            "drifted": self.drifted, "episodes": self.episodes,
+            "baseline_source": self.baseline_source,
+            "score_distributions": Picture(plot, "score distributions"),
+            "latest": latest, "dagster_run": RunLink(self.dagster_run_id),
+        }
+
+
+def _conditions(environment: EnvironmentConfig) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(every keyword argument in force, those that differ from the defaults)."""
+    if environment.kind == "tennis":
+        court = environment.court()
+        return court.to_dict(), court.changes()
+    return dict(environment.env_kwargs), dict(environment.env_kwargs)
 
 
 @dataclass
@@ -75,17 +128,16 @@ class MonitoringOutcome:
     baseline_source: str
 
     def result(self, *, model_name: str, model_version: str, partition: str | None,
-               court: dict[str, Any], court_source: str, seed: int,
-               **links: Any) -> dict[str, Any]:
-        """The monitoring result file's document (see monitoring_file)."""
-        from tennis_assets.sim import CourtParams
-
-        return {"time": datetime.now(timezone.utc).isoformat(), "model_name": model_name,
-                "model_version": model_version, "model_partition": partition,
-                "court": CourtParams(**court).to_dict(), "court_overrides": court,
-                "court_source": court_source, "seed": seed,
-                "baseline_source": self.baseline_source, **links, **self.drift.summary(),
-                "scores": [round(float(s), 2) for s in self.evaluation.scores]}
+               environment: EnvironmentConfig, source: str, seed: int,
+               **links: Any) -> MonitoringRecord:
+        """The monitoring result (see monitoring_file for its file)."""
+        court, overrides = _conditions(environment)
+        return MonitoringRecord(
+            time=datetime.now(timezone.utc).isoformat(), model_name=model_name,
+            model_version=model_version, model_partition=partition, environment=environment,
+            court=court, court_overrides=overrides, court_source=source, seed=seed,
+            baseline_source=self.baseline_source, **links, **self.drift.summary(),
+            scores=[round(float(s), 2) for s in self.evaluation.scores])
 
     def track(self, run, folder: str | Path, *, title: str, params: dict[str, Any]) -> Path:
         """Record this outcome in a tracker run (params, per-episode scores, the drift test's
@@ -108,21 +160,20 @@ def monitoring_seed(run_id: str) -> int:
     return MONITOR_SEED_BASE + zlib.crc32(run_id.encode()) % 100_000_000
 
 
-def monitor_champion(learner, baseline: Sequence[float] | None, court: dict[str, Any],
-                     episodes: int, seed: int, rules,
-                     judged_court: dict[str, Any] | None = None) -> MonitoringOutcome:
-    """Play ``episodes`` greedy episodes on ``court`` and test them against ``baseline`` (the
-    champion's evaluation scores; None: a replay on the court it was judged on,
-    ``judged_court``, from a reference seed)."""
-    from tennis_assets.sim import CourtParams
+def monitor_champion(learner, baseline: Sequence[float] | None,
+                     production: EnvironmentConfig, episodes: int, seed: int, rules,
+                     judged: EnvironmentConfig | None = None) -> MonitoringOutcome:
+    """Play ``episodes`` greedy episodes of ``production`` and test them against ``baseline``
+    (the champion's evaluation scores; None: a replay under the conditions it was judged on,
+    ``judged``, from a reference seed)."""
     from tennis_assets.training import evaluate, greedy
     from tennis_assets.training.drift import score_drift
 
-    params = CourtParams(**court)
-    ev = evaluate(greedy(learner), episodes=episodes, seed=seed, params=params)
+    ev = evaluate(greedy(learner), episodes=episodes, seed=seed, environment=production,
+                  threshold=None)
     source = "the champion's evaluation run"
     if baseline is None or len(baseline) < 2:
         baseline = evaluate(greedy(learner), episodes=episodes, seed=REFERENCE_SEED,
-                            params=CourtParams(**(judged_court or {}))).scores
-        source = "replay on the court it was judged on (no evaluation run)"
+                            environment=judged or production, threshold=None).scores
+        source = "replay under the conditions it was judged on (no evaluation run)"
     return MonitoringOutcome(ev, score_drift(ev.scores, baseline, rules), list(baseline), source)

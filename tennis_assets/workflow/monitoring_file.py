@@ -98,8 +98,10 @@ def parse_result(text: str) -> MonitoringResult:
                if isinstance(v, (int, float)) and math.isfinite(float(v))})
 
 
-def write_result(out_dir: str | os.PathLike, value: dict[str, Any]) -> Path:
-    """latest.json (replaced atomically) and a line in the append-only history.jsonl."""
+def write_result(out_dir: str | os.PathLike, record: Any) -> Path:
+    """latest.json (replaced atomically) and a line in the append-only history.jsonl, of a
+    MonitoringRecord (or its dict)."""
+    value: dict[str, Any] = record.to_dict() if hasattr(record, "to_dict") else dict(record)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     latest = atomic_write_text(out / "latest.json", json.dumps(value, indent=2, default=str))

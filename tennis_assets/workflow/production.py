@@ -21,8 +21,11 @@ import time
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
+from pydantic import model_validator
+
 from tennis_assets.config.metadata import Json, Link, Metadata
 from tennis_assets.config.model import ConfigModel, Record
+from tennis_assets.envs.config import EnvironmentConfig
 from tennis_assets.files import StagedFile
 
 LOCK_NAME = ".promotion.lock"
@@ -93,8 +96,8 @@ class ChampionRecord(Record):
     eval_mlflow_run_id: str | None = None
     source: str | None = None
     eval_mean: float | None = None
-    court: dict[str, Any] = {}
-    """The court overrides it was judged on."""
+    environment: EnvironmentConfig = EnvironmentConfig()
+    """The environment (and conditions) it was judged on."""
     dagster_run_id: str | None = None
     """The run that moved production."""
     previous_version: str | None = None
@@ -102,11 +105,22 @@ class ChampionRecord(Record):
     """False: the move found this version already champion."""
     rollback: bool = False
 
+    @model_validator(mode="before")
+    @classmethod
+    def _earlier_shape(cls, data: Any) -> Any:
+        # Pointer files written before environments named only Tennis's court.
+        if isinstance(data, dict) and "court" in data:
+            data = {k: v for k, v in data.items() if k != "court"} | {
+                "environment": {"env": "tennis", "env_kwargs": data["court"] or {}}}
+        return data
+
     def metadata(self, model_url: str | None = None, run_url: str | None = None) -> Metadata:
         return {
             "version": self.version, "model_name": self.model_name,
             "partition": str(self.partition), "eval_mean": self.eval_mean,
-            "court": Json(self.court), "previous_version": self.previous_version or "none",
+            "environment": self.environment.env,
+            "env_kwargs": Json(dict(self.environment.env_kwargs)),
+            "previous_version": self.previous_version or "none",
             "changed": self.changed, "rollback": self.rollback,
             "mlflow_run_id": self.mlflow_run_id or "",
             "mlflow_run": Link(run_url) if run_url else None,
@@ -118,12 +132,14 @@ def production_record(tracker, name: str, champion, previous_version: str | None
                       changed: bool, rollback: bool, run_id: str | None) -> ChampionRecord:
     """What the pointer file and the production asset say about the champion ``champion`` (a
     ChampionInfo): every field read from its registered version."""
+    from tennis_assets.workflow.promotion import environment_from_tags
+
     tags = champion.tags
     return ChampionRecord(
         model_name=name, version=champion.version, partition=tags.get("partition"),
         mlflow_run_id=champion.run_id, eval_mlflow_run_id=tags.get("eval_mlflow_run_id"),
         source=champion.source, eval_mean=champion.eval_mean,
-        court=json.loads(tags.get("court") or "{}"), dagster_run_id=run_id,
+        environment=environment_from_tags(tags), dagster_run_id=run_id,
         previous_version=previous_version, changed=changed, rollback=rollback)
 
 

@@ -20,7 +20,9 @@ from pydantic import Field
 from tennis_assets.config.metadata import Json, Link, Metadata, RunLink
 from tennis_assets.config.model import ConfigModel, Record
 from tennis_assets.workflow.candidate import Candidate
-from tennis_assets.workflow.evaluation import CandidateRef, EvaluationReport
+from tennis_assets.envs.config import EnvironmentConfig
+from tennis_assets.workflow.evaluation import (RANDOM_BASELINE_P, CandidateRef,
+                                               EvaluationReport, RandomBaseline)
 
 
 class ChallengerConfig(ConfigModel):
@@ -79,7 +81,8 @@ class ChallengerRecord(Record):
     partition: str
     train_mlflow_run_id: str | None = None
     report_dagster_run_id: str | None = None
-    court: dict[str, Any] = {}
+    environment: EnvironmentConfig = EnvironmentConfig()
+    """The environment (and conditions) it was judged on, and is replayed on."""
     eval_mean: float
     champion_version: str | None = None
     """The champion it was judged against (None: there was none)."""
@@ -89,7 +92,9 @@ class ChallengerRecord(Record):
     def metadata(self, model_url: str | None = None) -> Metadata:
         return {
             "version": self.version, "partition": self.partition, "eval_mean": self.eval_mean,
-            "champion_version": self.champion_version or "none", "court": Json(self.court),
+            "champion_version": self.champion_version or "none",
+            "environment": self.environment.env,
+            "env_kwargs": Json(dict(self.environment.env_kwargs)),
             "passed_over": Json(self.passed_over),
             "model_version": Link(model_url) if model_url else None,
             "report_run": RunLink(self.report_dagster_run_id),
@@ -168,17 +173,26 @@ class Confirmation:
         return self.loads_and_plays and self.solves and self.not_worse
 
 
-def confirm(mean: float, finite_actions: bool, champion_mean: float | None, target: float,
-            margin: float) -> Confirmation:
+def confirm(mean: float, finite_actions: bool, champion_mean: float | None,
+            target: float | None, margin: float,
+            random: RandomBaseline | None = None) -> Confirmation:
     """Verdicts for a challenger replayed through its registered model: it played with finite
-    actions, it solves (mean >= target) and it is not worse than the champion on the same
-    episodes by more than ``margin``."""
+    actions, it solves (mean >= target; with no target, clearly better than ``random`` on the
+    same episodes) and it is not worse than the champion on the same episodes by more than
+    ``margin``."""
     plays = bool(finite_actions and math.isfinite(mean))
-    solves = plays and mean >= target - 1e-9
+    if target is not None:
+        solves = plays and mean >= target - 1e-9
+        why = f"mean {mean:.3f} {'>=' if solves else '<'} {target}"
+    else:
+        solves = bool(plays and random is not None and mean > random.mean
+                      and random.p_value < RANDOM_BASELINE_P)
+        why = (f"mean {mean:.3f} vs a random policy's {random.mean:.3f} on the same episodes "
+               f"(p = {random.p_value:.2g})" if random is not None else "no random baseline")
     not_worse = plays and (champion_mean is None or mean >= champion_mean - margin - 1e-9)
     reasons = {
         "loads_and_plays": "played with finite actions" if plays else "non-finite actions",
-        "solves": f"mean {mean:.3f} {'>=' if solves else '<'} {target}",
+        "solves": why,
         "not_worse": ("no champion" if champion_mean is None else
                       f"mean {mean:.3f} vs champion {champion_mean:.3f} (margin {margin})"),
     }
@@ -193,6 +207,7 @@ def version_record(report: EvaluationReport, run_id: str, mlflow_run_url: Callab
     ev, candidate = report.evaluation, report.candidate or CandidateRef(checkpoint="")
     report_run = report.dagster_run_id or ""
     tags = {"partition": report.partition, "court": json.dumps(report.court),
+            "environment": json.dumps(report.environment.to_dict(), sort_keys=True),
             "eval_mean": round(ev.mean, 4), "eval_episodes": ev.episodes,
             "eval_seed": ev.seed, "eval_mlflow_run_id": report.mlflow_run_id,
             "eval_mlflow_run_url": report.mlflow_run_url,
@@ -202,44 +217,68 @@ def version_record(report: EvaluationReport, run_id: str, mlflow_run_url: Callab
             "train_dagster_run_id": candidate.train_dagster_run_id,
             "dagster_run_id": run_id, "dagster_run_url": dagster_run_url(run_id)}
     description = (f"{report.partition} candidate: greedy mean {ev.mean:.3f} over "
-                   f"{ev.episodes} fresh episodes (seed {ev.seed}) on court "
-                   f"{report.court or 'default'}; Dagster run {dagster_run_url(report_run)}")
+                   f"{ev.episodes} fresh episodes (seed {ev.seed}) of {report.environment.env} "
+                   f"{report.court or '(default conditions)'}; Dagster run "
+                   f"{dagster_run_url(report_run)}")
     return tags, description
 
 
-def replay_registered(tracker, name: str, version: str, court: dict[str, Any], episodes: int,
-                      seed: int, target: float, margin: float, workdir: str) -> Confirmation:
+def environment_from_tags(tags: dict[str, str]) -> EnvironmentConfig:
+    """The environment a model version was judged on, from its tags (versions registered
+    before environments name only Tennis's court)."""
+    raw = tags.get("environment")
+    if raw:
+        return EnvironmentConfig.from_dict(json.loads(raw))
+    return EnvironmentConfig(env_kwargs=json.loads(tags.get("court") or "{}"))
+
+
+def replay_registered(tracker, name: str, version: str, episodes: int, seed: int,
+                      margin: float, workdir: str) -> Confirmation:
     """Load the ``challenger`` (which must be ``version``) and the champion through their
-    registered MLflow models, play both on the same fresh episodes and court, and ``confirm``.
-    Raises when the challenger cannot be loaded or played at all."""
+    registered MLflow models, play both on the same fresh episodes of the environment the
+    challenger was judged on, and ``confirm``. Raises when the challenger cannot be loaded or
+    played at all."""
     info = tracker.champion(name, "challenger")
     if info is None or info.version != version:
         raise RuntimeError(f"alias challenger points at {info.version if info else 'nothing'}, "
                            f"not v{version}")
-    ev, finite = play_model(tracker.load_policy(info, workdir), court, episodes, seed)
+    environment = environment_from_tags(info.tags)
+    ev, finite = play_model(tracker.load_policy(info, workdir), environment, episodes, seed)
     champion_mean, champion = None, tracker.champion(name)
-    if champion is not None:
-        champion_mean = play_model(tracker.load_policy(champion, f"{workdir}/champion"), court,
-                                   episodes, seed)[0].mean
-    return confirm(ev.mean, finite, champion_mean, target, margin)
+    if champion is not None and environment_from_tags(champion.tags).env == environment.env:
+        champion_mean = play_model(tracker.load_policy(champion, f"{workdir}/champion"),
+                                   environment, episodes, seed)[0].mean
+    random = None
+    if environment.fixed_target() is None:
+        from tennis_assets.workflow.evaluation import random_baseline
+
+        random = random_baseline(ev.scores, environment, episodes, seed)
+    return confirm(ev.mean, finite, champion_mean, environment.fixed_target(), margin, random)
 
 
-def play_model(model, court: dict[str, Any], episodes: int, seed: int):
+def play_model(model, environment: EnvironmentConfig, episodes: int, seed: int):
     """Greedy episodes through a model with ``predict`` (an MLflow pyfunc); (EvalResult, all
     actions finite). A non-finite or misshapen action plays as zeros and is reported."""
     import numpy as np
 
-    from tennis_assets.sim import CourtParams
+    from tennis_assets.envs import make_env
     from tennis_assets.training import evaluate
 
+    env = make_env(environment, episodes, seed)
+    shape = (env.num_agents, env.action_size)
     finite = True
 
     def act(obs):
         nonlocal finite
         actions = np.asarray(model.predict(obs.astype(np.float32)), dtype=np.float32)
-        if actions.shape != (obs.shape[0], 2, 2) or not np.isfinite(actions).all():
+        if actions.shape != (obs.shape[0], *shape) or not np.isfinite(actions).all():
             finite = False
-            return np.zeros((obs.shape[0], 2, 2), dtype=np.float32)
+            return np.zeros((obs.shape[0], *shape), dtype=np.float32)
         return actions
 
-    return evaluate(act, episodes=episodes, seed=seed, params=CourtParams(**court)), finite
+    try:
+        return evaluate(act, episodes=episodes, seed=seed, env=env,
+                        threshold=environment.fixed_target()), finite
+    finally:
+        if callable(getattr(env, "close", None)):
+            env.close()

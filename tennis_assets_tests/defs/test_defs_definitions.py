@@ -19,7 +19,7 @@ CHECKS = [
     "challenger_model:challenger_solves",
     "evaluation_report:beats_champion",
     "evaluation_report:latency_under_threshold",
-    "evaluation_report:solves_tennis",
+    "evaluation_report:solves",
     "production_model:promoted_model_loads_and_plays",
     "production_monitoring:champion_score_has_not_drifted",
     "trained_agents:history_has_no_nan",
@@ -32,7 +32,7 @@ SENSORS = ["alert_on_failed_checks", "alert_on_failed_runs", "announce_champion_
            "monitor_new_champion", "promote_better_model", "retrain_on_drift"]
 # Faults block; beats_champion is a decision (a candidate that is not better is not promoted,
 # its run still succeeds).
-BLOCKING = {"solves_tennis", "weights_finite", "history_has_no_nan",
+BLOCKING = {"solves", "weights_finite", "history_has_no_nan",
             "challenger_loads_and_plays", "challenger_solves",
             "challenger_not_worse_than_champion"}
 
@@ -71,7 +71,7 @@ def test_graph_shape_docs_groups_kinds():
     specs = {s.name: s for a in graph.assets_defs for s in a.check_specs}
     assert {n for n, s in specs.items() if s.blocking} == BLOCKING
     # The candidates' checks are partitioned like their assets: results name the candidate.
-    for name in ("weights_finite", "history_has_no_nan", "solves_tennis", "beats_champion"):
+    for name in ("weights_finite", "history_has_no_nan", "solves", "beats_champion"):
         assert specs[name].partitions_def is not None, name
 
 
@@ -104,7 +104,7 @@ def test_unknown_environment_is_a_config_error_naming_the_field():
 @pytest.mark.parametrize("config, path", [
     ({"agent": {"actor_lr": -0.001}}, "agent.actor_lr"),
     ({"agent": {"tau": 2.0}}, "agent.tau"),
-    ({"train": {"court": {"gravity": 3.0}}}, "train.court.gravity"),
+    ({"environment": {"env_kwargs": {"gravity": 3.0}}}, "environment.env_kwargs.gravity"),
     ({"train": {"max_updates": 0}}, "train.max_updates"),
     ({"train": {"max_seconds": -5.0}}, "train.max_seconds"),
     ({"agent": {"batch_size": 512, "buffer_size": 256}}, "agent: batch_size=512"),

@@ -16,7 +16,7 @@ One scenario, run once per module, in this order:
   E  retrain[baseline] warm-started from the champion (v3)          -> ties it: SUCCESS, a
                                                                        failed beats_champion on
                                                                        [baseline], no promotion
-  C  retrain[baseline] untrained (tiny budget)                      -> FAILURE (solves_tennis)
+  C  retrain[baseline] untrained (tiny budget)                      -> FAILURE (solves)
   D  run_pipeline[tuned] from a sabotaged checkpoint                -> FAILURE, no promotion
   S2 promotion sensor tick from S1's cursor                         -> no request
   R  rollback                                                       -> champion v1, previous v3
@@ -154,7 +154,7 @@ def test_a_good_candidate_goes_through_challenger_to_champion(scenario, mlflow_u
     a, p = scenario["A"], scenario["P"]
     assert a.success and p.success
     assert _checks(a) == {"weights_finite": True, "history_has_no_nan": True,
-                          "solves_tennis": True, "beats_champion": True,
+                          "solves": True, "beats_champion": True,
                           "latency_under_threshold": True}
     assert _checks(p) == {"challenger_loads_and_plays": True, "challenger_solves": True,
                           "challenger_not_worse_than_champion": True,
@@ -216,10 +216,10 @@ def test_check_results_carry_their_partition(scenario):
 
 def test_broken_candidates_fail_their_run_and_change_nothing(scenario, mlflow_uri):
     c, d = scenario["C"], scenario["D"]
-    assert not c.success and _checks(c)["solves_tennis"] is False
+    assert not c.success and _checks(c)["solves"] is False
     assert not d.success
     checks = _checks(d)
-    assert checks["weights_finite"] is True and checks["solves_tennis"] is False
+    assert checks["weights_finite"] is True and checks["solves"] is False
     assert d.asset_materializations_for_node("production_model") == []
     assert d.asset_materializations_for_node("challenger_model") == []
 

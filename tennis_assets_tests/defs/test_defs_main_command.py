@@ -44,7 +44,7 @@ def test_main_command_materializes_the_graph_and_prints_where_to_look(tmp_path):
     for partition in ("baseline", "tuned"):
         report = json.loads((tmp_path / "models" / "evaluation_report" / partition /
                              "latest.json").read_text())
-        assert report["gates"]["solves_tennis"] is False
+        assert report["gates"]["solves"] is False
     with dg.DagsterInstance.local_temp(str(tmp_path / "dagster")) as inst:
         records = inst.get_run_records()
         assert sorted(r.dagster_run.job_name for r in records) == \

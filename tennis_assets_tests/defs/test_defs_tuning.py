@@ -5,6 +5,7 @@ import optuna
 import pytest
 
 from tennis_assets import tuning
+from tennis_assets.defs.config import TuningConfig
 from tennis_assets.tuning import study_config, trial_configs
 
 

@@ -9,9 +9,8 @@ import dagster as dg
 
 
 from ..config import EvaluationConfig
-from ..environment import UnityEnvironmentResource
 from ..gates import (beats_champion, latency_under_threshold, report_check_results,
-                     solves_tennis)
+                     solves)
 from ..metadata import dagster_metadata, table_md
 from ..partitions import agent_partitions
 from ..resources import MlflowResource
@@ -40,21 +39,21 @@ def _comparison(reports, champion) -> list[dict[str, Any]]:
     partitions_def=agent_partitions,
     group_name="candidates",
     kinds={"mlflow", "python"},
-    check_specs=[solves_tennis, beats_champion, latency_under_threshold],
+    check_specs=[solves, beats_champion, latency_under_threshold],
     tags={"stage": "evaluation"},
 )
 def evaluation_report(context: dg.AssetExecutionContext, config: EvaluationConfig,
                       trained_agents: TrainedAgent, mlflow: MlflowResource,
-                      model_store: ModelStore, unity_environment: UnityEnvironmentResource):
-    """Greedy evaluation of a candidate on fresh episodes, side by side with the champion.
+                      model_store: ModelStore):
+    """Greedy evaluation of a candidate on fresh episodes, side by side with the champion and
+    a random policy.
 
-    Episodes on seeds disjoint from training and model selection, on the court the candidate
-    trained on; the champion plays the very same episodes. A candidate trained on a Unity build
-    is judged on a fresh launch of that build. ``solves_tennis`` blocks a broken candidate;
-    ``beats_champion`` records whether it is better, which the promotion rule reads.
+    Episodes on seeds disjoint from training and model selection, of the environment (and the
+    conditions) the candidate trained on; the champion and a random policy play the very same
+    episodes. ``solves`` blocks a broken candidate (the environment's solve score, or where it
+    has none, clearly better than random); ``beats_champion`` records whether it is better,
+    which the promotion rule reads.
     """
-    from tennis_assets.sim import CourtParams
-    from tennis_assets.sim.params import SOLVED_SCORE
     from tennis_assets.tracking import run_tags
     from tennis_assets.training import final_seed
     from tennis_assets.workflow.evaluation import (CandidateRef, candidate_report,
@@ -62,25 +61,17 @@ def evaluation_report(context: dg.AssetExecutionContext, config: EvaluationConfi
 
     partition = context.partition_key
     settings = config.core()
-    court = trained_agents.train_config.court.changes()
     train_seed = trained_agents.train_config.seed
     seed = final_seed(train_seed, 1 + settings.eval_seed)
     tracker = mlflow.tracker()
-    on_unity = trained_agents.environment == "unity"
-    env = unity_environment.open(seed=seed) if on_unity else None
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            champ_learner, info = _champion(context, tracker, mlflow.registered_model, tmp)
-        judged = evaluate_candidate(
-            trained_agents.learner(), model_store.report_dir(partition, context.run.run_id),
-            label=partition, episodes=settings.eval_episodes, seed=seed,
-            court=CourtParams(**court), threshold=SOLVED_SCORE,
-            latency_samples=settings.latency_samples,
-            rally_seed=final_seed(train_seed, 9_999) if settings.gif else None,
-            rally_max_frames=settings.gif_max_frames, champion_learner=champ_learner, env=env)
-    finally:
-        if env is not None:
-            env.close()
+    with tempfile.TemporaryDirectory() as tmp:
+        champ_learner, info = _champion(context, tracker, mlflow.registered_model, tmp)
+    judged = evaluate_candidate(
+        trained_agents.learner(), model_store.report_dir(partition, context.run.run_id),
+        label=partition, episodes=settings.eval_episodes, seed=seed,
+        environment=trained_agents.environment, latency_samples=settings.latency_samples,
+        rally_seed=final_seed(train_seed, 9_999) if settings.gif else None,
+        rally_max_frames=settings.gif_max_frames, champion_learner=champ_learner)
     champion = None if judged.champion is None else judged.champion.model_copy(update={
         "version": info.version, "run_id": info.run_id,
         "partition": info.tags.get("partition")})
@@ -88,9 +79,7 @@ def evaluation_report(context: dg.AssetExecutionContext, config: EvaluationConfi
         context.log.warning(f"champion v{info.version} plays another game: not compared")
 
     report = candidate_report(
-        judged, partition=partition, court=court, target=SOLVED_SCORE,
-        max_latency_ms=settings.max_latency_ms, champion=champion,
-        environment=trained_agents.environment,
+        judged, partition=partition, max_latency_ms=settings.max_latency_ms, champion=champion,
         dagster_run_id=context.run.run_id, learning_curve_png=trained_agents.learning_curve,
         candidate=CandidateRef(train_dagster_run_id=trained_agents.dagster_run_id,
                                train_mlflow_run_id=trained_agents.mlflow_run_id,
@@ -110,4 +99,4 @@ def evaluation_report(context: dg.AssetExecutionContext, config: EvaluationConfi
         **dagster_metadata(report.metadata()),
         "comparison": table_md(_comparison(others, champion)),
     })
-    yield from report_check_results(report, SOLVED_SCORE, settings.max_latency_ms)
+    yield from report_check_results(report, settings.max_latency_ms)

@@ -64,7 +64,7 @@ def challenger_model(context: dg.AssetExecutionContext, config: ChallengerConfig
     value = ChallengerRecord(
         model_name=name, version=info.version, partition=best.partition,
         train_mlflow_run_id=best.train_run_id, report_dagster_run_id=best.report_run_id,
-        court=report.court, eval_mean=best.mean, champion_version=champion.version,
+        environment=report.environment, eval_mean=best.mean, champion_version=champion.version,
         passed_over=passed_over)
     yield dg.Output(value, metadata=dagster_metadata(
         value.metadata(tracker.model_url(name, info.version))))
@@ -75,24 +75,23 @@ def challenger_model(context: dg.AssetExecutionContext, config: ChallengerConfig
            for n, d in zip(CHALLENGER_CHECKS, (
                "The challenger loads through the registry (models:/<name>@challenger) and "
                "plays with finite actions.",
-               "Its greedy mean on fresh episodes on its court reaches the target.",
-               "It is not worse than the champion on the very same fresh episodes and court "
+               "It solves on fresh episodes of the environment it was judged on (the solve "
+               "score, or better than a random policy on the same episodes).",
+               "It is not worse than the champion on the very same fresh episodes "
                "(within the margin)."))],
     description="Replay the challenger and the champion through their registered MLflow models "
                 "before the champion alias moves.")
 def challenger_checks(context: dg.AssetCheckExecutionContext, challenger_model: ChallengerRecord,
                       config: ChallengerConfig, mlflow: MlflowResource):
-    from tennis_assets.sim.params import SOLVED_SCORE
     from tennis_assets.workflow.promotion import confirmation_seed, replay_registered
 
     settings = config.core()
-    version, court = challenger_model.version, challenger_model.court
+    version = challenger_model.version
     episodes, seed = settings.replay_episodes, confirmation_seed(version)
     try:
         with tempfile.TemporaryDirectory() as tmp:
             verdict = replay_registered(mlflow.tracker(), challenger_model.model_name,
-                                        version, court, episodes, seed, SOLVED_SCORE,
-                                        settings.champion_margin, tmp)
+                                        version, episodes, seed, settings.champion_margin, tmp)
         failure = None
     except Exception as exc:  # noqa: BLE001 - any failure to load or play is the finding
         verdict, failure = None, f"{type(exc).__name__}: {exc}"
@@ -104,7 +103,8 @@ def challenger_checks(context: dg.AssetCheckExecutionContext, challenger_model: 
             severity=dg.AssetCheckSeverity.ERROR,
             description=f"v{version} ({challenger_model.partition}): {reason}",
             metadata={"version": version, "partition": challenger_model.partition,
-                      "episodes": episodes, "seed": seed, "court": dg.MetadataValue.json(court),
+                      "episodes": episodes, "seed": seed,
+                      "env_kwargs": dg.MetadataValue.json(dict(challenger_model.environment.env_kwargs)),
                       **({} if verdict is None else rounded(
                           {"mean": verdict.mean, "champion_mean": verdict.champion_mean}))})
 

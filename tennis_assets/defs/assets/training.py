@@ -9,7 +9,6 @@ from typing import Any
 import dagster as dg
 
 from ..config import TrainingConfig
-from ..environment import UnityEnvironmentResource
 from ..gates import check_history, check_weights, history_has_no_nan, weights_finite
 from ..metadata import dagster_metadata, frame_md
 from ..partitions import agent_partitions
@@ -28,13 +27,12 @@ def _init_checkpoint(init: str | None, mlflow: MlflowResource, tmp: str) -> str 
     return str(tracker.champion_checkpoint(champion, Path(tmp) / "champion"))
 
 
-def _track(run, trained, partition: str, candidate, unity: dict | None) -> str:
+def _track(run, trained, partition: str, candidate, environment) -> str:
     result, h, e = trained.result, trained.result.history, trained.result.eval_history
     run.log_params({"agent": trained.agent_config.to_dict(),
                     "train": trained.train_config.to_dict(), "partition": partition,
                     "init_checkpoint": candidate.init_checkpoint,
-                    "environment": candidate.environment, "profile": candidate.profile,
-                    **({"unity": unity} if unity else {})})
+                    "environment": environment.to_dict(), "profile": candidate.profile})
     run.log_series("episode_score", h["score"].tolist(), h["episode"].tolist())
     run.log_series("avg100", h["avg100"].tolist(), h["episode"].tolist())
     run.log_series("greedy_mean", e["greedy_mean"].tolist(), e["updates"].tolist())
@@ -60,7 +58,7 @@ def _track(run, trained, partition: str, candidate, unity: dict | None) -> str:
 )
 def trained_agents(context: dg.AssetExecutionContext, config: TrainingConfig,
                    tuning_study: dict | None, mlflow: MlflowResource,
-                   model_store: ModelStore, unity_environment: UnityEnvironmentResource):
+                   model_store: ModelStore):
     """A trained learner per candidate configuration (partition).
 
     ``baseline`` trains with the tuned defaults, ``tuned`` with the study's best parameters.
@@ -78,7 +76,7 @@ def trained_agents(context: dg.AssetExecutionContext, config: TrainingConfig,
             raise dg.Failure("the 'tuned' partition needs a tuning_study with at least one "
                              "completed trial; materialize tuning_study first")
         tuned = dict(tuning_study["best_params"])
-    candidate = config.candidate()
+    candidate, environment = config.candidate(), config.environment_config()
     agent_cfg, train_cfg = config.build(tuned)
     out_dir = model_store.agent_dir(partition, context.run.run_id)
     # Kept per run lineage: a re-execution or retry of this run continues where it stopped.
@@ -92,28 +90,20 @@ def trained_agents(context: dg.AssetExecutionContext, config: TrainingConfig,
             mlflow.start_run(f"train-{partition}", tags) as run:
         # A resumed run's state already holds its warm-started weights.
         init = None if resume_from else _init_checkpoint(candidate.init_checkpoint, mlflow, tmp)
-        env, unity = None, None
-        if candidate.environment == "unity":
-            # Training and its evaluations play on the build; the learner takes its sizes.
-            env = unity_environment.open(seed=train_cfg.seed)
-            agent_cfg = agent_cfg.replace(obs_size=env.obs_size, action_size=env.action_size)
-            unity = unity_environment.describe()
-        context.log.info(f"training {partition}: budget {train_cfg.max_seconds} s / "
+        context.log.info(f"training {partition} on {environment.env} "
+                         f"{environment.env_kwargs or ''}: budget {train_cfg.max_seconds} s / "
                          f"{train_cfg.max_updates} updates"
                          + (f", warm start from {candidate.init_checkpoint}" if init else "")
                          + (f", resuming from {resume_from}" if resume_from else ""))
-        try:
-            trained = train_candidate(agent_cfg, train_cfg, out_dir, init_checkpoint=init,
-                                      resume_from=resume_from, env=env, workdir=Path(tmp),
-                                      title=f"{partition}: best greedy mean {{best:.2f}}")
-        finally:
-            if env is not None:
-                env.close()
+        trained = train_candidate(agent_cfg, train_cfg, out_dir, init_checkpoint=init,
+                                  resume_from=resume_from, workdir=Path(tmp),
+                                  environment=environment,
+                                  title=f"{partition}: best greedy mean {{best:.2f}}")
         if trained.result.interrupted:
             raise dg.Failure(interruption(trained.result, resume, "re-execute this run (or let "
                                                                   "the run retry)"),
                              metadata={"resume_state": dg.MetadataValue.path(str(resume))})
-        model_source = _track(run, trained, partition, candidate, unity)
+        model_source = _track(run, trained, partition, candidate, environment)
     # Done and tracked: the state (replay buffer included) is no longer needed to continue.
     for path in (resume, resume.with_suffix(".json")):
         path.unlink(missing_ok=True)
@@ -125,9 +115,10 @@ def trained_agents(context: dg.AssetExecutionContext, config: TrainingConfig,
         eval_history_csv=str(trained.paths["eval_history"]),
         learning_curve=str(trained.paths["learning_curve"]),
         agent_config=trained.agent_config, train_config=trained.train_config,
+        environment=environment,
         summary=result.summary(), dagster_run_id=context.run.run_id, mlflow_run_id=run.run_id,
         mlflow_run_url=run.url, model_source=model_source, tuned_params=tuned,
-        init_checkpoint=candidate.init_checkpoint, environment=candidate.environment,
+        init_checkpoint=candidate.init_checkpoint,
         resource_usage=trained.resource_usage, warm_start_mean=trained.warm_start_mean)
     yield dg.Output(value, metadata={
         **dagster_metadata(value.metadata()),

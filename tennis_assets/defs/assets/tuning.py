@@ -112,7 +112,7 @@ def _run_share(context, config: TuningConfig, url: str, n_trials: int, batch: st
                worker: int, sampler_seed: int, create: bool) -> list[int]:
     from tennis_assets import tuning
 
-    core = config.core()
+    core, environment = config.core(), config.environment_config()
     agent, train = config.build()
     study = tuning.open_study(core.study_name, url, seed=sampler_seed, create=create,
                               **_study_args(core))
@@ -131,11 +131,12 @@ def _run_share(context, config: TuningConfig, url: str, n_trials: int, batch: st
             study, n_trials, agent, train, params=core.params,
             searcher=core.ray_searcher, scheduler=core.ray_scheduler,
             sampler=core.sampler, seed=sampler_seed, address=address,
-            storage_path=settings.ray_storage(), batch=batch, on_trial=on_trial)
+            storage_path=settings.ray_storage(), batch=batch, on_trial=on_trial,
+            environment=environment)
     else:
         numbers = tuning.optimize(study, n_trials, agent, train, params=core.params,
                                   multi_objective=core.multi_objective, on_trial=on_trial,
-                                  batch=batch, worker=worker)
+                                  batch=batch, worker=worker, environment=environment)
     context.log.info(f"worker {worker} (pid {os.getpid()}) ran trials {numbers}")
     return numbers
 
