@@ -8,14 +8,13 @@ JSON, histories are CSV.
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
 
-from tennis_assets.files import atomic_write_text, to_json
+from tennis_assets.files import atomic_write_text, read_json_object, to_json
 from tennis_assets.settings import data_dir
 
 
@@ -104,7 +103,9 @@ class ModelStore(dg.ConfigurableResource):
             for folder in sorted(base.iterdir()):
                 path = folder / "latest.json"
                 if path.is_file():
-                    out[folder.name] = json.loads(path.read_text())
+                    out[folder.name] = read_json_object(
+                        path, f"the latest evaluation report of {folder.name}",
+                        f"run `retrain` for partition {folder.name} to evaluate it again")
         return out
 
     def production_pointer(self) -> Path:
@@ -140,7 +141,7 @@ class JsonIOManager(dg.ConfigurableIOManager):
                           to_json(doc, indent=2))
 
     def _read(self, path: Path) -> Any:
-        doc = json.loads(path.read_text())
+        doc = read_json_object(path, "the stored asset value", "materialize the asset again")
         kind = doc.get("__type__")
         return _TYPES[kind].from_dict(doc["value"]) if kind in _TYPES else doc["value"]
 

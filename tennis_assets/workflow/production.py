@@ -21,9 +21,13 @@ import time
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
-from tennis_assets.files import StagedFile, to_json
+from tennis_assets.files import StagedFile, read_json_object, to_json
 
 LOCK_NAME = ".promotion.lock"
+# The registry's aliases are the truth; the pointer is a copy of them for readers without MLflow.
+POINTER_FIX = ("it is a copy of the registry's champion alias, which is unaffected (the policy "
+               "server follows the alias): delete it, and the next promotion or rollback "
+               "writes it again from the registry")
 
 
 class PromotionBusy(RuntimeError):
@@ -84,8 +88,12 @@ def production_record(tracker, name: str, champion, previous_version: str | None
 
 
 def read_pointer(pointer: str | os.PathLike) -> dict[str, Any] | None:
+    """The pointer file's record (None: nothing promoted yet); a ``CorruptFileError`` naming it
+    when it cannot be read."""
     path = Path(pointer)
-    return json.loads(path.read_text()) if path.exists() else None
+    if not path.exists():
+        return None
+    return read_json_object(path, "the champion pointer", POINTER_FIX)
 
 
 def move_champion(tracker, name: str, pointer: str | os.PathLike, *, version: str | None = None,
