@@ -96,13 +96,40 @@ def read_pointer(pointer: str | os.PathLike) -> dict[str, Any] | None:
     return read_json_object(path, "the champion pointer", POINTER_FIX)
 
 
+# Greedy episodes a version plays before an alias moves onto it: enough to show that it acts
+# with finite actions on its court, not a judgement of its skill (the challenger's checks are).
+VERIFY_EPISODES = 4
+
+
+def check_servable(tracker, info, seed: int = 0) -> None:
+    """Load version ``info`` as the policy server does (ONNX actor checked against its
+    checkpoint) and play ``VERIFY_EPISODES`` greedy episodes on its court; a RuntimeError
+    naming the version and the problem when it cannot be served."""
+    from types import SimpleNamespace
+
+    from tennis_assets.serving.model_source import load_version
+    from tennis_assets.workflow.promotion import play_model
+
+    what = f"model {info.name} v{info.version}"
+    try:
+        model = load_version(tracker, info, "verify")
+        court = json.loads(info.tags.get("court") or "{}")
+        _, finite = play_model(SimpleNamespace(predict=model.act), court, VERIFY_EPISODES, seed)
+    except Exception as exc:  # noqa: BLE001 - any failure to load or play is the finding
+        raise RuntimeError(f"{what} cannot be served ({type(exc).__name__}: {exc})") from None
+    if not finite:
+        raise RuntimeError(f"{what} plays non-finite or misshapen actions")
+
+
 def move_champion(tracker, name: str, pointer: str | os.PathLike, *, version: str | None = None,
                   rollback: bool = False, run_id: str | None = None,
                   lock_timeout_s: float = 300.0) -> dict[str, Any]:
     """Make challenger ``version`` the champion (the old one becomes ``previous``), or with
     ``rollback`` swap champion and previous; then write ``pointer``. Idempotent: promoting the
-    version that already is champion changes nothing but a stale pointer. Raises RuntimeError
-    (nothing changed) when the registry does not allow the move."""
+    version that already is champion changes nothing but a stale pointer. The version the
+    champion alias moves to must load and play as the policy server serves it
+    (``check_servable``) before any alias moves. Raises RuntimeError (nothing changed) when
+    the registry does not allow the move or the target cannot be served."""
     if rollback == (version is not None):
         raise ValueError("move_champion: give either a challenger version or rollback=True")
     pointer = Path(pointer)
@@ -133,6 +160,13 @@ def move_champion(tracker, name: str, pointer: str | os.PathLike, *, version: st
                 same_model = current is not None and current.run_id == target.run_id
                 expected_previous = (before["previous"] if current is None or same_model
                                      else current.version)
+        if changed:
+            try:
+                check_servable(tracker, target)
+            except RuntimeError as exc:
+                raise RuntimeError(f"{exc}; champion stays "
+                                   f"{'v' + current.version if current else 'unset'}, nothing "
+                                   "moved") from None
         value = production_record(tracker, name, target, expected_previous, changed, rollback,
                                   run_id)
         # Staged first: a disk too full for the pointer stops the move before the alias moves.
