@@ -26,6 +26,9 @@ from .model_source import ChampionSource
 log = logging.getLogger(__name__)
 
 
+MAX_TIMEOUT_S = 86_400
+
+
 @dataclass
 class ServerConfig:
     host: str = "127.0.0.1"
@@ -44,12 +47,21 @@ class ServerConfig:
     access_log: bool = True
 
     def check(self) -> None:
+        if not isinstance(self.host, str) or not self.host.strip():
+            raise ValueError(f"ServerConfig: host={self.host!r}: give an address to bind, e.g. "
+                             "127.0.0.1 or 0.0.0.0")
+        if isinstance(self.port, bool) or not isinstance(self.port, int) or \
+                not 0 <= self.port <= 65535:
+            raise ValueError(f"ServerConfig: port={self.port!r}: must be a whole number in "
+                             "[0, 65535] (0 picks a free port)")
         for name in ("max_body_bytes", "max_batch", "max_concurrency"):
             if getattr(self, name) < 1:
                 raise ValueError(f"ServerConfig: {name}={getattr(self, name)!r}: must be >= 1")
         for name in ("request_timeout_s", "idle_timeout_s", "drain_timeout_s"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"ServerConfig: {name}={getattr(self, name)!r}: must be > 0")
+            # The event loop's timers take at most about 2**63 ns; a day is far beyond any use.
+            if not 0 < getattr(self, name) <= MAX_TIMEOUT_S:
+                raise ValueError(f"ServerConfig: {name}={getattr(self, name)!r}: must be "
+                                 f"> 0 and at most {MAX_TIMEOUT_S} s")
 
 
 def bind_listener(host: str, port: int, backlog: int = 2048) -> socket.socket:

@@ -80,6 +80,9 @@ def evaluate(act_fn: Callable[[np.ndarray], np.ndarray], episodes: int = 100, se
     t_start = time.perf_counter()
     n = int(episodes)
     if env is None:
+        from .memory import check_courts
+
+        check_courts(n, "episodes")  # one court per episode: refused before any allocation
         env = VecTennis(num_courts=n, params=params, seed=seed)
     else:
         env.reset(seed=seed)  # a VecTennis built with this seed has served once; so does this

@@ -17,6 +17,7 @@ import torch
 
 from tennis_assets.agents import AgentConfig, Learner, make_learner
 from tennis_assets.files import DiskFullError
+from tennis_assets.seeds import SEED_MAX
 from tennis_assets.sim import VecTennis
 
 from .config import TrainConfig
@@ -161,7 +162,8 @@ def train(agent_config: AgentConfig, train_config: TrainConfig, progress: bool =
         last_eval_updates = int(prog.get("last_eval_updates", learner.updates))
         episodes_rows = list(prog.get("history", []))
         eval_rows = list(prog.get("eval_history", []))
-        env_seed = cfg.seed + 7919 * (int(prog.get("resumes", 0)) + 1)
+        # Kept within the seed range (tennis_assets.seeds) for a run seeded near its top.
+        env_seed = (cfg.seed + 7919 * (int(prog.get("resumes", 0)) + 1)) % (SEED_MAX + 1)
         from safetensors import safe_open
 
         with safe_open(str(resume_from), framework="pt") as f:
