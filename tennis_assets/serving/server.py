@@ -1,9 +1,11 @@
 """The policy server: the Starlette application (``app``) on uvicorn, with its limits.
 
-uvicorn brings the event loop (uvloop), the HTTP parser (httptools/llhttp), keep-alive, a bound
-on concurrent connections and requests (beyond it: 503), and the graceful drain on SIGTERM: it
-stops accepting, answers every request already received, closes idle connections, then exits.
-``protocol`` adds what it lacks, a deadline for receiving a request. One process answers about
+uvicorn brings the event loop (uvloop), the HTTP parser (httptools/llhttp), keep-alive and the
+graceful drain on SIGTERM: it stops accepting, answers every request already received, closes
+idle connections, then exits. ``protocol`` adds what it lacks, a deadline for receiving a
+request, and ``capacity`` the bound on connections and requests (past it the idlest idle
+connections are closed first and requests get a JSON 503; health checks are always answered).
+One process answers about
 2,000 small requests a second here (bench/bench_policy_server.py), the inference itself is a
 few microseconds, so requests are answered on the event loop without a thread hop.
 """
@@ -20,6 +22,7 @@ from typing import Any
 
 from .access_log import AccessLog
 from .app import Limits, create_app
+from .capacity import RequestLimit
 from .metrics import ServingMetrics
 from .model_source import ChampionSource
 
@@ -40,7 +43,8 @@ class ServerConfig:
     request_timeout_s: float = 10.0
     # Idle keep-alive connections are closed after this long.
     idle_timeout_s: float = 60.0
-    # Connections plus requests in progress; beyond it uvicorn answers 503.
+    # Open connections, and requests in progress: past it the idlest idle connections are
+    # closed first, and requests get a JSON 503 (health checks never do; capacity.py).
     max_concurrency: int = 1000
     # SIGTERM: how long requests already received may take to be answered.
     drain_timeout_s: float = 30.0
@@ -147,11 +151,13 @@ class PolicyServer:
         def rejected(status: int, outcome: str) -> None:
             self.metrics.request("other", outcome, status, 0.0)
 
+        # No uvicorn limit_concurrency: it counts idle connections and answers plain text,
+        # health checks included; capacity.py sheds idle connections and answers JSON instead.
+        self.protocol = deadline_protocol(cfg.request_timeout_s, rejected, cfg.max_concurrency)
         self.uvicorn = _uvicorn_server()(self._draining, uvicorn.Config(
-            self.app, http=deadline_protocol(cfg.request_timeout_s, rejected), ws="none",
-            lifespan="on", log_config=None, access_log=False, server_header=False,
-            limit_concurrency=cfg.max_concurrency, timeout_keep_alive=cfg.idle_timeout_s,
-            timeout_graceful_shutdown=cfg.drain_timeout_s))
+            RequestLimit(self.app, cfg.max_concurrency, rejected), http=self.protocol,
+            ws="none", lifespan="on", log_config=None, access_log=False, server_header=False,
+            timeout_keep_alive=cfg.idle_timeout_s, timeout_graceful_shutdown=cfg.drain_timeout_s))
         self._thread: threading.Thread | None = None
         self._draining_since: float | None = None
 
