@@ -7,10 +7,10 @@ one client (reopened as they time out) refused everybody else for as long as it 
 Here instead:
 
 - open connections: past ``max_connections``, a new connection closes the idlest idle ones
-  (no request being answered, and nothing received for ``SHED_AFTER_IDLE_S``: a keep-alive
-  connection between requests, one that has sent nothing, or one stalled part-way through its
-  request, which gets a JSON 503), least recently active first (``Shedder``; the protocol in
-  ``protocol.py`` calls it). A client that connects and sends its request at once is never
+  (no request being answered, and nothing received for ``SHED_AFTER_IDLE_S``: one that has
+  sent nothing, one stalled part-way through its request, which gets a JSON 503, or a
+  keep-alive connection between requests), those never answered first (what a hog holds),
+  then least recently active first (``Shedder``; the protocol in ``protocol.py`` calls it). A client that connects and sends its request at once is never
   chosen, however fast the hog reopens what was closed: the open connections stay within the
   limit plus those opened in the last ``SHED_AFTER_IDLE_S``;
 - requests in progress: past ``limit``, a JSON 503 with ``Retry-After`` (``RequestLimit``),
@@ -36,7 +36,11 @@ SHED_HEADROOM = 0.02
 # Only connections silent this long are shed. Without it, a hog reopening what was closed can
 # make a just-accepted connection the oldest idle one before its request is read (one loop
 # turn accepts many connections): a well-behaved client sends its request well within this.
-SHED_AFTER_IDLE_S = 1.0
+# It also paces the churn: a hog holding twice the limit and reopening at once had 1,000
+# connections a second shed and reopened at 1 s (measured, bench/bench_idle_connections.py),
+# which took the cores from everyone; at 3 s a third of that. Silent connections are closed
+# anyway at --request-timeout (10 s).
+SHED_AFTER_IDLE_S = 3.0
 # At most one pass over the connections per this many seconds: a hog that reopens each closed
 # connection at once would otherwise have every one of its reopenings scan and shed again (a
 # thousand passes a second, measured), which costs everyone else the CPU. Between passes the
@@ -57,29 +61,38 @@ class Shedder:
 
     def shed(self, connections: Iterable[Any], max_connections: int, newcomer: Any,
              now: float) -> int:
-        """Close the idlest idle connections of ``connections`` (protocols with ``idle_since``
-        and ``shed``, on the clock of ``now``) so that at most ``max_connections`` less the
-        headroom stay open, of those silent for ``SHED_AFTER_IDLE_S``; ``newcomer`` (the
-        connection just accepted) is never chosen. Returns how many."""
+        """Close idle connections of ``connections`` (protocols with ``idle_since`` giving
+        (ever answered, last active) on the clock of ``now``, and ``shed``) so that at most
+        ``max_connections`` less the headroom stay open, of those silent for
+        ``SHED_AFTER_IDLE_S``: the never answered first, idlest first; a kept-alive connection
+        that was answered only while those answered alone exceed the limit (a well-behaved
+        client keeps its connection however many a hog holds). ``newcomer`` (the connection
+        just accepted) is never chosen. Returns how many."""
         pool = list(connections)
         excess = len(pool) - max_connections
         if excess <= 0 or now < self._next_pass:
             return 0
         want = excess + max(1, int(max_connections * SHED_HEADROOM))
-        idle = [(since, id(p), p) for p in pool if p is not newcomer
-                and (since := p.idle_since()) is not None]
-        ripe = [entry for entry in idle if now - entry[0] >= SHED_AFTER_IDLE_S]
+        idle = [(*state, id(p), p) for p in pool if p is not newcomer
+                and (state := p.idle_since()) is not None]
+        never = [entry for entry in idle if not entry[0]]
+        ripe = [entry for entry in never if now - entry[1] >= SHED_AFTER_IDLE_S]
         chosen = heapq.nsmallest(want, ripe)
-        for _, _, protocol in chosen:
+        others_over = len(pool) - len(never) - max_connections
+        if len(chosen) < want and others_over > 0:
+            answered = [entry for entry in idle if entry[0]
+                        and now - entry[1] >= SHED_AFTER_IDLE_S]
+            chosen += heapq.nsmallest(min(want - len(chosen), others_over), answered)
+        for *_, protocol in chosen:
             protocol.shed()
         self._next_pass = now + SHED_EVERY_S
         if len(chosen) < want:
             # Nothing more can be shed before the youngest idle ones ripen.
-            young = [since for since, _, _ in idle if now - since < SHED_AFTER_IDLE_S]
+            young = [since for _, since, _, _ in idle if now - since < SHED_AFTER_IDLE_S]
             self._next_pass = max(self._next_pass,
                                   min(young, default=now) + SHED_AFTER_IDLE_S)
         self._count(len(chosen), len(pool), max_connections,
-                    now - chosen[0][0] if chosen else 0.0)
+                    now - min((since for _, since, _, _ in chosen), default=now))
         return len(chosen)
 
     def _count(self, n: int, open_: int, limit: int, idlest_s: float) -> None:
@@ -94,9 +107,27 @@ class Shedder:
                         "since the last report, the idlest first (idle up to %.1f s); %d in all",
                         limit, open_, self._unlogged, idlest_s, self.total)
         else:
-            log.warning("connection limit %d reached (%d open) and none is idle: new requests "
-                        "get 503 until some finish", limit, open_)
+            log.warning("connection limit %d reached (%d open) and none can be closed yet (each "
+                        "is being answered, kept alive by a client it answered, or active in "
+                        "the last %.0f s)", limit, open_, SHED_AFTER_IDLE_S)
         self._unlogged = 0
+
+
+def raise_descriptor_limit(max_connections: int) -> int:
+    """Raise this process's open-file limit (soft, up to the hard one) to hold
+    ``max_connections`` and those opened since the last shedding pass, so that accepting never
+    fails for want of a descriptor (a 1,024 soft limit is common); returns the limit now."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = 3 * max_connections + 256
+    if soft != resource.RLIM_INFINITY and soft < want:
+        soft = want if hard == resource.RLIM_INFINITY else min(want, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    if soft != resource.RLIM_INFINITY and soft < max_connections + 256:
+        log.warning("open-file limit %d (hard) is close to --max-concurrency %d: connections "
+                    "past it wait until one closes", soft, max_connections)
+    return soft
 
 
 def overloaded_body(limit: int) -> bytes:

@@ -82,6 +82,7 @@ class DeadlineProtocol(HttpToolsProtocol):
     _lingering = False
     _in_request = False  # a request's first bytes are in, its last not yet
     _active_at = 0.0  # loop time of the last byte received or response finished
+    _answered = False  # at least one response finished on this connection
 
     def connection_made(self, transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -91,13 +92,14 @@ class DeadlineProtocol(HttpToolsProtocol):
         if self.max_connections is not None and len(self.connections) > self.max_connections:
             self.shedder.shed(self.connections, self.max_connections, self, self.loop.time())
 
-    def idle_since(self) -> float | None:
-        """When this connection was last active, if no request of it is being answered."""
+    def idle_since(self) -> tuple[bool, float] | None:
+        """If no request of this connection is being answered: (whether it was ever answered,
+        when it was last active); connections never answered sort first, the idlest first."""
         if self.transport.is_closing() and not self._lingering:
             return None  # already going
         if self.pipeline or (self.cycle is not None and not self.cycle.response_complete):
             return None
-        return self._active_at
+        return self._answered, self._active_at
 
     def shed(self) -> None:
         """Close this idle connection to make room: silently between requests (any HTTP client
@@ -111,6 +113,7 @@ class DeadlineProtocol(HttpToolsProtocol):
 
     def on_response_complete(self) -> None:
         self._active_at = self.loop.time()
+        self._answered = True
         super().on_response_complete()
 
     def connection_lost(self, exc: Exception | None) -> None:

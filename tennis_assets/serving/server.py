@@ -22,7 +22,7 @@ from typing import Any
 
 from .access_log import AccessLog
 from .app import Limits, create_app
-from .capacity import RequestLimit
+from .capacity import RequestLimit, raise_descriptor_limit
 from .metrics import ServingMetrics
 from .model_source import ChampionSource
 
@@ -147,6 +147,7 @@ class PolicyServer:
         self.app = create_app(source, self.metrics, Limits(cfg.max_body_bytes, cfg.max_batch),
                               self.access, lifespan=self._lifespan)
         self.socket = bind_listener(cfg.host, cfg.port)
+        raise_descriptor_limit(cfg.max_concurrency)
 
         def rejected(status: int, outcome: str) -> None:
             self.metrics.request("other", outcome, status, 0.0)

@@ -202,6 +202,9 @@ def serve_workers(workers: int, sock: socket.socket, config, settings: dict) -> 
 
     if not 1 < workers <= MAX_WORKERS:
         raise ValueError(f"workers={workers}: must be 2 to {MAX_WORKERS} here")
+    from .capacity import raise_descriptor_limit
+
+    raise_descriptor_limit(config.max_concurrency)  # the workers inherit it
     metrics_dir = tempfile.mkdtemp(prefix="tennis-serve-metrics-")  # fresh, empty, mode 0700
     environment.use_serve_workers(metrics_dir,
                                   {**settings, "config": dataclasses.asdict(config)})

@@ -93,10 +93,14 @@ class Hog:
 
 
 def test_a_client_holding_idle_connections_denies_nobody(served):
+    # A well-behaved client's kept-alive connection, answered once, then idle throughout.
+    keeper = Client(served.url)
+    assert keeper.json("GET", "/healthz")[0] == 200
+    kept = keeper.conn.sock
     hog = Hog(served.port, 3 * LIMIT)
     try:
-        # Long enough for the hog's connections to go idle past SHED_AFTER_IDLE_S several
-        # times over, so each of this client's new connections sheds some.
+        # Long enough for the hog's connections to go idle past SHED_AFTER_IDLE_S (3 s) twice
+        # over, so that this client's new connections shed some.
         deadline = time.monotonic() + 8
         answers, open_counts = [], []
         while time.monotonic() < deadline:
@@ -110,6 +114,9 @@ def test_a_client_holding_idle_connections_denies_nobody(served):
             client.close()
             open_counts.append(len(served.uvicorn.server_state.connections))
         assert hog.reopened >= LIMIT, "the hog's connections were not being shed"
+        # Idle far longer than SHED_AFTER_IDLE_S, yet kept: the hog's were closed instead
+        # (http.client raises on a connection the server closed; it reopens none by itself).
+        assert keeper.json("POST", "/act", ACT)[0] == 200 and keeper.conn.sock is kept
     finally:
         hog.close()
 
