@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Generator
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +48,7 @@ class JournalFile(JournalFileBackend):
         self._offsets: dict[int, int] = {0: 0}
         self._reported_torn: int | None = None
 
-    def read_logs(self, log_number_from: int) -> Iterator[dict[str, Any]]:
+    def read_logs(self, log_number_from: int) -> Generator[dict[str, Any], None, None]:
         start = max(n for n in self._offsets if n <= log_number_from)
         offset = self._offsets[start]
         with open(self.path, "rb") as handle:
