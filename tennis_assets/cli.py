@@ -163,6 +163,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from tennis_assets.tracking.mlflow_tracking import MlflowTracker, default_tracking_uri
     from tennis_assets.tracking.preflight import check_registry_exists
 
+    # The server's own limits first: a bad value is named before anything is contacted.
+    config = ServerConfig(host=args.host, port=args.port, max_body_bytes=args.max_body_bytes,
+                          max_batch=args.max_batch, request_timeout_s=args.request_timeout,
+                          idle_timeout_s=args.idle_timeout, max_concurrency=args.max_concurrency,
+                          drain_timeout_s=args.drain_timeout, access_log=not args.no_access_log)
+    config.check()
     log_format = "%(asctime)s %(levelname)s %(name)s: %(message)s"
     if args.workers > 1:
         from tennis_assets.serving.workers import LOG_FORMAT as log_format  # says which process
@@ -185,10 +191,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
         # A fresh deployment (docker/) starts its server before anything is promoted.
         logging.getLogger("tennis_assets.serving").warning(
             "%s; --wait-for-model: not ready until it exists", exc)
-    config = ServerConfig(host=args.host, port=args.port, max_body_bytes=args.max_body_bytes,
-                          max_batch=args.max_batch, request_timeout_s=args.request_timeout,
-                          idle_timeout_s=args.idle_timeout, max_concurrency=args.max_concurrency,
-                          drain_timeout_s=args.drain_timeout, access_log=not args.no_access_log)
     monitoring_file = args.monitoring_file or default_monitoring_file()
     if args.workers > 1:
         return _serve_workers(args, config, tracker.tracking_uri, monitoring_file)
@@ -284,7 +286,9 @@ def build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--idle-timeout", type=_positive_float, default=60.0,
                     help="seconds an idle keep-alive connection stays open (default 60)")
     sv.add_argument("--max-concurrency", type=_positive_int, default=1000,
-                    help="connections plus requests in progress; beyond it: 503 (default 1000)")
+                    help="open connections and requests in progress (default 1000): beyond it "
+                         "the idlest idle connections are closed first, and requests beyond it "
+                         "get a JSON 503; /healthz and /readyz are always answered")
     sv.add_argument("--drain-timeout", type=_positive_float, default=30.0,
                     help="on SIGTERM, seconds the requests already received may take to be "
                          "answered (default 30)")
@@ -301,15 +305,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Exit codes: 0 done (train: and solved), 2 bad input (one `error:` line), 3 trained but not
+# solved, 130 interrupted by Ctrl-C, 143 by SIGTERM (training saves its state first).
+INTERRUPTED = 130
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
     try:
+        args = build_parser().parse_args(argv)
         return args.func(args)
     except INPUT_ERRORS as exc:
         # The user's to fix: say which, without a traceback. Anything else is a bug and keeps
         # its traceback.
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        # Ctrl-C outside training's own handler (which saves and says how to resume): while
+        # starting up, loading, evaluating. Every file is written whole or not at all.
+        print("error: interrupted (Ctrl-C) before the command finished; files already written "
+              "are complete, nothing was left half-written", file=sys.stderr)
+        return INTERRUPTED
 
 
 if __name__ == "__main__":

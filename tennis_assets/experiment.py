@@ -11,21 +11,23 @@ command line:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 from tennis_assets.agents.config import AgentConfig
 from tennis_assets.config.model import (ConfigError, ConfigModel, FieldError, Record,
                                         unknown_name)
 from tennis_assets.training.config import TrainConfig
 from tennis_assets.training.summary import TrainingSummary
+from tennis_assets.config.options import settable
 from tennis_assets.config.partial import layered
-from tennis_assets.files import atomic_write_text
+from tennis_assets.files import LockHeld, atomic_write_text, check_writable, exclusive_lock
 from tennis_assets.settings import runs_dir
 from tennis_assets.tracking.run_info import git_commit, machine_info, package_versions
 from tennis_assets.workflow.candidate import CANDIDATE_FILES
@@ -77,7 +79,7 @@ def experiment_models() -> tuple[type[ConfigModel], ...]:
 def _route(settings: Mapping[str, Any]) -> dict[type[ConfigModel], dict[str, Any]]:
     """Each setting to the one model that declares it (field names are unique)."""
     models = experiment_models()
-    owners = {name: m for m in models for name in m.model_fields}
+    owners = {name: m for m in models for name in settable(m)}
     unknown = sorted(set(settings) - set(owners))
     if unknown:
         raise ConfigError([FieldError("run_experiment", (name,),
@@ -107,7 +109,12 @@ class TrainingInterrupted(Exception):
 
 
 class RunFolderInUse(FileExistsError):
-    """``out_dir`` already holds another run's results."""
+    """``out_dir`` already holds another run's results, or another run is writing into it."""
+
+
+# Held by a run in its folder while it runs: a second run started on the same folder (two
+# commands with the same --out at once) is refused instead of replacing the first's results.
+RUN_LOCK = ".run.lock"
 
 
 class RunReport(Record):
@@ -205,25 +212,51 @@ def _choose_out_dir(out_dir: str | os.PathLike | None, resume_from: Path | None,
     own = resume_from.resolve().parent if resume_from is not None else None
     if out_dir is None:
         return own
+    if not str(out_dir).strip():
+        raise ValueError("out_dir is empty; name a folder (--out PATH), or leave it out for a "
+                         f"new folder under {runs_dir()}")
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise NotADirectoryError(f"out_dir {out} is a file, not a folder; choose another "
                                  "folder (--out NEW)")
     found = _holds_results(out) if out.is_dir() else []
     if found and not overwrite and out.resolve() != own:
-        raise RunFolderInUse(
-            f"{out} already holds a run's results ({', '.join(found[:3])}"
-            f"{', ...' if len(found) > 3 else ''}); "
-            f"write this run elsewhere (--out NEW, or no --out for a new folder under "
-            f"{runs_dir()}) or replace them (--overwrite, overwrite=True)")
+        raise _in_use(out, found)
     return out
+
+
+def _in_use(out: Path, found: list[str]) -> RunFolderInUse:
+    return RunFolderInUse(
+        f"{out} already holds a run's results ({', '.join(found[:3])}"
+        f"{', ...' if len(found) > 3 else ''}); "
+        f"write this run elsewhere (--out NEW, or no --out for a new folder under "
+        f"{runs_dir()}) or replace them (--overwrite, overwrite=True)")
+
+
+@contextlib.contextmanager
+def _claim(out: Path, resume_from: Path | None, overwrite: bool) -> Iterator[None]:
+    """Hold ``out`` for this run: writable, no other run writing into it now, and (checked
+    again under the lock: a run that finished meanwhile may have filled it) no other run's
+    results unless ``overwrite``."""
+    check_writable(out)
+    try:
+        with exclusive_lock(out / RUN_LOCK):
+            own = resume_from.resolve().parent if resume_from is not None else None
+            found = _holds_results(out)
+            if found and not overwrite and out.resolve() != own:
+                raise _in_use(out, found)
+            yield
+    except LockHeld as held:
+        raise RunFolderInUse(
+            f"{out} is in use by another run (process {held.holder}) writing its results "
+            f"there; wait for it to end, or write this run elsewhere (--out NEW, or no --out "
+            f"for a new folder under {runs_dir()})") from None
 
 
 def _make_default_out_dir(algorithm: str, seed: int, stamp: str) -> Path:
     """A new, empty folder under runs/: the random suffix and the exclusive mkdir keep two runs
     started in the same second apart."""
-    parent = runs_dir()
-    parent.mkdir(parents=True, exist_ok=True)
+    parent = check_writable(runs_dir())
     for _ in range(100):
         out = parent / f"{stamp}-{algorithm}-seed{seed}-{secrets.token_hex(3)}"
         try:
@@ -301,9 +334,6 @@ def _open_folder(plan: _Plan, stamp: str) -> tuple[Path, bool]:
     created = out is None or not out.exists()
     if out is None:
         return _make_default_out_dir(plan.agent.algorithm, plan.train.seed, stamp), True
-    out.mkdir(parents=True, exist_ok=True)
-    if plan.experiment.overwrite:
-        _clear_results(out, keep=plan.resume)
     return out, created
 
 
@@ -318,31 +348,39 @@ def run_experiment(**settings: Any) -> ExperimentResult:
     settings must agree with it, except the budget and checkpoint settings in
     RESUME_ADJUSTABLE. Everything is checked (configs, checkpoint, folder, memory) before a
     folder is created."""
-    from tennis_assets.training import final_seed
-    from tennis_assets.workflow.candidate import train_candidate
-    from tennis_assets.workflow.evaluation import evaluate_candidate
-
     plan = plan_experiment(**settings)
-    agent_config, train_config, evaluation = plan.agent, plan.train, plan.evaluation
-    algorithm, seed, resume = agent_config.algorithm, train_config.seed, plan.resume
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     out, created = _open_folder(plan, stamp)
+    train_config = plan.train
     if plan.own_checkpoint_path:
         train_config = train_config.replace(checkpoint_path=str(out / ARTIFACTS["resume"]))
-    paths = {name: out / filename for name, filename in ARTIFACTS.items()}
-
-    started = time.perf_counter()
     try:
-        trained = train_candidate(agent_config, train_config, out,
-                                  progress=plan.experiment.progress,
-                                  environment=plan.environment,
-                                  resume_from=None if resume is None else str(resume),
-                                  title=f"{algorithm} seed {seed}: best greedy mean {{best:.2f}}")
+        with _claim(out, plan.resume, plan.experiment.overwrite):
+            if plan.experiment.overwrite:
+                _clear_results(out, keep=plan.resume)
+            return _train_and_report(plan, train_config, out, stamp)
     except BaseException:
         # A run that failed before it wrote anything leaves no empty folder behind.
         if created and out.is_dir() and not any(out.iterdir()):
             out.rmdir()
         raise
+
+
+def _train_and_report(plan: _Plan, train_config: Any, out: Path,
+                      stamp: str) -> ExperimentResult:
+    """Train, evaluate and write every artifact and the report into ``out`` (held)."""
+    from tennis_assets.training import final_seed
+    from tennis_assets.workflow.candidate import train_candidate
+    from tennis_assets.workflow.evaluation import evaluate_candidate
+
+    agent_config, evaluation, resume = plan.agent, plan.evaluation, plan.resume
+    algorithm, seed = agent_config.algorithm, train_config.seed
+    paths = {name: out / filename for name, filename in ARTIFACTS.items()}
+    started = time.perf_counter()
+    trained = train_candidate(agent_config, train_config, out,
+                              progress=plan.experiment.progress, environment=plan.environment,
+                              resume_from=None if resume is None else str(resume),
+                              title=f"{algorithm} seed {seed}: best greedy mean {{best:.2f}}")
     if trained.result.interrupted:
         raise TrainingInterrupted(trained.result, paths["resume"], out, algorithm, seed)
     train_config = trained.train_config

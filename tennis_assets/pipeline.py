@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import platform
 import shutil
@@ -31,6 +30,7 @@ from typing import Any, Iterator
 from tennis_assets import settings
 from tennis_assets.config.options import add_model_options, given
 from tennis_assets.envs import EnvironmentConfig
+from tennis_assets.files import CorruptFileError
 from tennis_assets.workflow.candidate import CANDIDATES, CandidateConfig
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -184,6 +184,43 @@ def _has_champion(instance) -> bool:
                                                 limit=1).records)
 
 
+def _check_state() -> None:
+    """The state files no run of this command rewrites unless it promotes (the champion
+    pointer) must be readable, else a ``CorruptFileError`` before any run starts."""
+    from tennis_assets.defs.store import ModelStore
+    from tennis_assets.workflow.production import read_pointer
+
+    read_pointer(ModelStore().production_pointer())
+
+
+def _print_state(runs: list) -> None:
+    """The candidates' reports, the champion pointer and the drift result, as the files say."""
+    from tennis_assets.defs.store import ModelStore
+    from tennis_assets.settings import data_dir
+    from tennis_assets.workflow.monitoring_file import SEVERITY_NAMES, read_result
+    from tennis_assets.workflow.production import read_pointer
+
+    store = ModelStore()
+    for partition, report in sorted(store.latest_reports().items()):
+        ev = report.evaluation
+        print(f"  {partition:8s} greedy mean {ev.mean:.3f} over {ev.episodes} fresh "
+              f"episodes; gates {report.gates.model_dump()}")
+    pointer = store.production_pointer()
+    champion = read_pointer(pointer)
+    if champion is not None:
+        print(f"\nchampion         : {champion.model_name} v{champion.version} "
+              f"({champion.partition}, greedy mean {champion.eval_mean:.3f}); pointer {pointer}")
+    else:
+        print("\nchampion pointer : none promoted")
+    latest = data_dir() / "monitoring" / "latest.json"
+    if any(r.job == "monitor" and r.success for r in runs) and latest.exists():
+        drift = read_result(latest)
+        print(f"drift monitoring : v{drift.model_version} mean {drift.mean:.3f} vs baseline "
+              f"{drift.baseline_mean:.3f}, p={drift.p_value:.2g}: "
+              f"{SEVERITY_NAMES[drift.severity]}")
+    print(f"reports          : {store.root() / 'evaluation_report'}/<candidate>/latest.json")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tennis_assets.pipeline",
                                      description=__doc__.split("\n\n")[0])
@@ -202,38 +239,27 @@ def main(argv: list[str] | None = None) -> int:
     extra = {name: {"environment": environment} for name in ("tuning_study", "trained_agents")
              } if environment else None
     try:
+        _check_state()
+    except CorruptFileError as exc:
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        return 2
+    try:
         runs = materialize_all(profile, partitions=partitions, extra_config=extra)
     except KeyboardInterrupt:
         print("[pipeline] interrupted", flush=True)
         return 130
-    from tennis_assets.defs.store import ModelStore
-
-    store = ModelStore()
     print()
     for run in runs:
         print(f"{run.job:13s} [{run.partition or '-':8s}] run {run.run_id}: {run.status}")
-    for partition, report in sorted(store.latest_reports().items()):
-        ev = report.evaluation
-        print(f"  {partition:8s} greedy mean {ev.mean:.3f} over {ev.episodes} fresh "
-              f"episodes; gates {report.gates.model_dump()}")
+    try:
+        _print_state(runs)
+    except CorruptFileError as exc:
+        # The runs are over and recorded; a state file they left unreadable is named, with
+        # what to do, instead of a traceback.
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        return 2
     from tennis_assets.tracking.mlflow_tracking import default_tracking_uri
-    from tennis_assets.workflow.production import read_pointer
 
-    pointer = store.production_pointer()
-    champion = read_pointer(pointer)
-    if champion is not None:
-        print(f"\nchampion         : {champion.model_name} v{champion.version} "
-              f"({champion.partition}, greedy mean {champion.eval_mean:.3f}); pointer {pointer}")
-    else:
-        print("\nchampion pointer : none promoted")
-    from tennis_assets.settings import data_dir
-
-    latest = data_dir() / "monitoring" / "latest.json"
-    if any(r.job == "monitor" and r.success for r in runs) and latest.exists():
-        drift = json.loads(latest.read_text())
-        print(f"drift monitoring : v{drift['model_version']} mean {drift['mean']:.3f} vs baseline "
-              f"{drift['baseline_mean']:.3f}, p={drift['p_value']:.2g}: {drift['severity']}")
-    print(f"reports          : {store.root() / 'evaluation_report'}/<candidate>/latest.json")
     print(f"Dagster UI       : DAGSTER_HOME={home} dagster dev   (from {REPO_ROOT})")
     uri = default_tracking_uri()
     if uri.startswith("http"):

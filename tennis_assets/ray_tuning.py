@@ -169,6 +169,7 @@ def trial_function(config: dict[str, Any], agent_json: str, train_json: str,
 
     from tennis_assets.agents import AgentConfig
     from tennis_assets.envs import EnvironmentConfig
+    from tennis_assets.files import read_json_object
     from tennis_assets.training import TrainConfig, train
     from tennis_assets.training.checkpoints import without_buffer
 
@@ -184,7 +185,8 @@ def trial_function(config: dict[str, Any], agent_json: str, train_json: str,
         if start is not None:
             with start.as_directory() as folder:
                 shutil.copyfile(Path(folder) / RESUME_FILE, resume)
-                owner = json.loads((Path(folder) / OWNER_FILE).read_text())
+                owner = read_json_object(Path(folder) / OWNER_FILE,
+                                         "the Ray checkpoint's owner record")
             started_from = list(owner["lineage"]) + [owner["trial_id"]]
         # A finished donor's state still gets one report here: its last segment again, which
         # stops at once (its budget is spent) and records the state this trial now holds.

@@ -236,11 +236,10 @@ def make_storage(url: str | None, heartbeat_interval: int | None = HEARTBEAT_INT
                 grace_period=grace_period, heartbeat_stale_trial_callback=RetryStaleTrial())
     path = Path(url[len("journal:"):] if url.startswith("journal:") else url).expanduser()
     path.parent.mkdir(parents=True, exist_ok=True)
-    from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
+    from tennis_assets.optuna_journal import JournalFile
 
-    # The open-lock works on every filesystem (the default symlink lock does not on some mounts).
-    backend = JournalFileBackend(str(path), lock_obj=JournalFileOpenLock(str(path)))
-    return optuna.storages.JournalStorage(backend)
+    # Optuna's journal file backend, but a record cut short by a crash never poisons the file.
+    return optuna.storages.JournalStorage(JournalFile(path))
 
 
 def make_sampler(name: str, seed: int, multi_objective: bool = False):

@@ -17,6 +17,7 @@ import pytest
 
 import tennis_assets
 from tennis_assets.config.model import ConfigModel, Record
+from tennis_assets.config.options import settable
 
 PACKAGE = Path(tennis_assets.__file__).parent
 # Modules that import an optional extra at module level (they are imported only when a run
@@ -54,8 +55,8 @@ def leaf_fields() -> dict[str, list[str]]:
     leaves)."""
     owners: dict[str, list[str]] = {}
     for model in config_models():
-        for name, info in model.model_fields.items():
-            if not _is_section(info):
+        for name in settable(model):
+            if not _is_section(model.model_fields[name]):
                 owners.setdefault(name, []).append(model.__name__)
     return owners
 
@@ -137,7 +138,8 @@ def _dagster_fields(cls) -> set[str]:
 
 def _model_leaves(model, only=None) -> set[str]:
     out = set()
-    for name, info in model.model_fields.items():
+    for name in settable(model):
+        info = model.model_fields[name]
         if only is not None and name not in only:
             continue
         nested = next((m for m in config_models() if m.__name__ in repr(info.annotation)
@@ -187,7 +189,9 @@ def test_the_command_line_accepts_exactly_the_models_fields():
     from tennis_assets.workflow.evaluation import EvaluationConfig
 
     models = experiment_models()
-    assert _cli_fields("train", models) == set().union(*(set(m.model_fields) for m in models))
+    assert _cli_fields("train", models) == set().union(*(set(settable(m)) for m in models))
+    # The learner's sizes are the environment's: no option offers them.
+    assert not {"obs_size", "action_size", "num_agents"} & _cli_fields("train", models)
     evaluate = (EvaluationConfig, EnvironmentConfig)
     assert _cli_fields("evaluate", evaluate) == {"eval_episodes", "eval_seed", "env_kwargs"}
     replay = (RallyConfig, EvaluationConfig, EnvironmentConfig)

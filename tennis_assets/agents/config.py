@@ -19,6 +19,12 @@ NoiseKind = Literal["gaussian", "ou"]
 ALGORITHMS: tuple[str, ...] = get_args(Algorithm)
 NOISE_KINDS: tuple[str, ...] = get_args(NoiseKind)
 DEVICES = ("auto", "cpu", "cuda")
+# Fields the environment sets (tennis_assets.envs.fit_agent), never a person: no option offers
+# them, and a checkpoint's values are the game's.
+FROM_ENVIRONMENT = {"derived": "environment"}
+# A hidden layer wider than this is no small-network learner's (and its weights alone would be
+# gigabytes): refused by the configuration, before any allocation.
+MAX_UNITS = 8192
 
 
 class AgentConfig(ConfigModel):
@@ -27,15 +33,15 @@ class AgentConfig(ConfigModel):
     algorithm: Algorithm = "ddpg"
     """ddpg: self-play with one actor and critic shared by both players (the default, fastest);
     maddpg: per-player actors with centralised critics."""
-    obs_size: int = Field(24, ge=1)
+    obs_size: int = Field(24, ge=1, json_schema_extra=FROM_ENVIRONMENT)
     """Observation floats per agent (the environment's)."""
-    action_size: int = Field(2, ge=1)
+    action_size: int = Field(2, ge=1, json_schema_extra=FROM_ENVIRONMENT)
     """Action floats per agent (the environment's)."""
-    num_agents: int = Field(2, ge=1)
+    num_agents: int = Field(2, ge=1, json_schema_extra=FROM_ENVIRONMENT)
     """Agents per environment step (the environment's)."""
-    actor_hidden: int = Field(64, ge=1)
+    actor_hidden: int = Field(64, ge=1, le=MAX_UNITS)
     """Units of each of the actor's two hidden ReLU layers."""
-    critic_hidden: int = Field(64, ge=1)
+    critic_hidden: int = Field(64, ge=1, le=MAX_UNITS)
     """Units of each of the critic's two hidden ReLU layers."""
     actor_lr: float = Field(1e-3, gt=0.0)
     """Adam learning rate of the actor."""
@@ -58,7 +64,7 @@ class AgentConfig(ConfigModel):
     """Run the gradient computation through torch.compile (bench/bench_update_impl.py)."""
     cuda_graph_update: bool = True
     """On a CUDA device, replay the update as one CUDA graph (no effect on the CPU)."""
-    n_step: int = Field(1, ge=1)
+    n_step: int = Field(1, ge=1, le=1000)
     """n-step returns (1: one-step targets; agents/nstep.py)."""
     batch_size: int = Field(128, ge=1)
     """Samples per gradient update."""

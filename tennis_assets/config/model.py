@@ -9,14 +9,11 @@ configs, the CLI options and the profiles are derived from those declarations.
 from __future__ import annotations
 
 import difflib
-import operator
 from typing import Annotated, Any, Mapping, NamedTuple, Self, Sequence
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
-# The widest seed every generator the project seeds accepts (numpy's legacy RandomState is the
-# narrowest: 32 bits); one bound for all of them, so a seed valid in one place is valid in all.
-SEED_MAX = 2**32 - 1
+from tennis_assets.seeds import SEED_MAX, check_seed
 
 
 class FieldError(NamedTuple):
@@ -79,19 +76,8 @@ def field_errors(exc: ValidationError, model: str,
     return out
 
 
-def _seed(value: Any) -> int:
-    """A whole number in [0, SEED_MAX] (numpy integers too, as int so configs stay JSON);
-    ``True`` is no seed anyone means."""
-    try:
-        seed = None if isinstance(value, bool) else operator.index(value)
-    except TypeError:
-        seed = None
-    if seed is None or not 0 <= seed <= SEED_MAX:
-        raise ValueError(f"must be a whole number in [0, {SEED_MAX}]")
-    return seed
-
-
-Seed = Annotated[int, BeforeValidator(_seed)]
+Seed = Annotated[int, BeforeValidator(lambda value: check_seed(value, None))]
+"""A seed field: the one seed rule of tennis_assets.seeds."""
 
 
 class ConfigModel(BaseModel):
@@ -158,3 +144,17 @@ class Record(ConfigModel):
             return cls.model_validate_json(text)
         except ValidationError as exc:
             raise ConfigError(field_errors(exc, source or cls.__name__)) from None
+
+    @classmethod
+    def read(cls, path: Any, what: str = "the file", fix: str = "") -> Self:
+        """The record a JSON file holds; a file that is torn, not JSON or not this record is a
+        CorruptFileError naming the file, what is wrong and ``fix``."""
+        from tennis_assets.files import CorruptFileError, read_json_object
+
+        data = read_json_object(path, what, fix)
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            problem = "; ".join(e.render(cls.__name__) for e in field_errors(exc, cls.__name__))
+            raise CorruptFileError(path, f"{what} is not a {cls.__name__} ({problem})",
+                                   fix) from None

@@ -87,7 +87,7 @@ def add_model_options(parser: argparse.ArgumentParser, model: type[ConfigModel],
     """One option per field of ``model`` (or ``only`` those, less ``exclude``), in a group."""
     group = parser.add_argument_group(title or f"{model.__name__}: {model.__doc__ or ''}"
                                       .split("\n")[0])
-    names = list(only) if only is not None else list(model.model_fields)
+    names = list(only) if only is not None else list(settable(model))
     for name in names:
         if name in exclude:
             continue
@@ -107,6 +107,14 @@ def add_model_options(parser: argparse.ArgumentParser, model: type[ConfigModel],
                                if choices else name.upper(), **common)
 
 
+def settable(model: type[ConfigModel]) -> tuple[str, ...]:
+    """The fields of ``model`` a person sets (not those another part derives, such as the
+    learner's sizes, which are the environment's)."""
+    return tuple(name for name, info in model.model_fields.items()
+                 if not (isinstance(info.json_schema_extra, dict)
+                         and "derived" in info.json_schema_extra))
+
+
 def given(args: argparse.Namespace, model: type[ConfigModel]) -> dict[str, Any]:
     """The fields of ``model`` given on the command line (nested ones as dicts)."""
     out: dict[str, Any] = {}
@@ -121,7 +129,7 @@ def given(args: argparse.Namespace, model: type[ConfigModel]) -> dict[str, Any]:
 def parse_set(pairs: Sequence[str], models: Sequence[type[ConfigModel]]
               ) -> dict[type[ConfigModel], dict[str, Any]]:
     """``--set NAME=VALUE`` pairs, each assigned to the one model that declares NAME."""
-    owners = {name: m for m in models for name in m.model_fields}
+    owners = {name: m for m in models for name in settable(m)}
     out: dict[type[ConfigModel], dict[str, Any]] = {m: {} for m in models}
     errors = []
     for pair in pairs:

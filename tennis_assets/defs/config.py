@@ -31,6 +31,7 @@ from pydantic import Field, ValidationError, create_model
 
 from tennis_assets.agents.config import AgentConfig
 from tennis_assets.config.model import ConfigError, ConfigModel, field_errors
+from tennis_assets.config.options import settable
 from tennis_assets.envs.config import EnvironmentConfig
 from tennis_assets.profiles import resolve
 from tennis_assets.training.config import TrainConfig
@@ -54,7 +55,7 @@ class Part:
     only: tuple[str, ...] | None = None
 
     def names(self) -> tuple[str, ...]:
-        return self.only if self.only is not None else tuple(self.model.model_fields)
+        return self.only if self.only is not None else settable(self.model)
 
 
 _ENUMS: dict[tuple[str, ...], type[Enum]] = {}
@@ -97,7 +98,7 @@ def _overrides_config(model: type[ConfigModel], names: tuple[str, ...] | None = 
                       ) -> type[dg.Config]:
     """A Config with ``model``'s fields (or ``names`` of them), each an optional override."""
     fields: dict[str, Any] = {}
-    for name in names or tuple(model.model_fields):
+    for name in names or settable(model):
         info = model.model_fields[name]
         kind = _plain(info.annotation, f"{model.__name__}_{name}")
         if isinstance(kind, type) and issubclass(kind, dg.Config):

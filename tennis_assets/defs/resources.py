@@ -17,6 +17,7 @@ from typing import Any, Iterator, Mapping
 import dagster as dg
 from pydantic import PrivateAttr
 
+from tennis_assets.files import append_line, read_json_lines
 from tennis_assets.redaction import redact_webhook
 from tennis_assets import settings
 from tennis_assets.settings import data_dir
@@ -159,15 +160,10 @@ class AlertWebhook(dg.ConfigurableResource):
         path = self.log_file()
         if not path.exists():
             return set()
-        ids = set()
-        for line in path.read_text().splitlines():
-            try:
-                entry = json.loads(line)
-            except json.JSONDecodeError:
-                continue  # a torn last line from a crash; that alert is simply sent again
-            if entry.get("delivered"):
-                ids.add(entry["id"])
-        return ids
+        # A record cut short by a crash is skipped (and logged): that alert is sent again.
+        return {entry["id"] for entry in read_json_lines(path, "the alert log",
+                                                          skip_corrupt=True)
+                if isinstance(entry, dict) and entry.get("delivered") and "id" in entry}
 
     def send(self, alert_id: str, text: str, details: Mapping[str, Any]) -> None:
         """Post, then log. Raises if the webhook refuses, so the caller keeps its cursor and the
@@ -185,7 +181,4 @@ class AlertWebhook(dg.ConfigurableResource):
         entry = {"id": alert_id, "time": datetime.now(timezone.utc).isoformat(), "text": text,
                  "posted_to": redact_webhook(url) if url else None, "delivered": True,
                  **details}
-        path = self.log_file()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "a") as f:
-            f.write(json.dumps(entry, default=str) + "\n")
+        append_line(self.log_file(), json.dumps(entry, default=str))

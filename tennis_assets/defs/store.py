@@ -9,14 +9,13 @@ JSON, histories are CSV.
 from __future__ import annotations
 
 import importlib
-import json
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
 
 from tennis_assets.config.model import Record
-from tennis_assets.files import atomic_write_text, to_json
+from tennis_assets.files import atomic_write_text, read_json_object, to_json
 from tennis_assets.settings import data_dir
 from tennis_assets.workflow.candidate import TrainedAgent
 from tennis_assets.workflow.evaluation import EvaluationReport
@@ -68,7 +67,9 @@ class ModelStore(dg.ConfigurableResource):
             for folder in sorted(base.iterdir()):
                 path = folder / "latest.json"
                 if path.is_file():
-                    out[folder.name] = EvaluationReport.from_json(path.read_text(), str(path))
+                    out[folder.name] = EvaluationReport.read(
+                        path, f"the latest evaluation report of {folder.name}",
+                        f"run `retrain` for partition {folder.name} to evaluate it again")
         return out
 
     def production_pointer(self) -> Path:
@@ -114,7 +115,7 @@ class JsonIOManager(dg.ConfigurableIOManager):
                           to_json(doc, indent=2))
 
     def _read(self, path: Path) -> Any:
-        doc = json.loads(path.read_text())
+        doc = read_json_object(path, "the stored asset value", "materialize the asset again")
         kind = doc.get("__type__")
         if kind == "TrainedAgent":  # stored before records named their module
             kind = "tennis_assets.workflow.candidate:TrainedAgent"

@@ -43,6 +43,45 @@ class LoadedModel:
         return self.policy(obs)
 
 
+def load_version(tracker: Any, info: Any, alias: str) -> LoadedModel:
+    """Registered version ``info`` (a ChampionInfo) loaded as the server serves it: its ONNX
+    actor, checked against its checkpoint's torch actor on a probe batch. Raises when it cannot
+    be served (a missing or corrupt file, disagreeing networks). Promotion and rollback call it
+    before the alias moves (tennis_assets.workflow.production)."""
+    import torch
+
+    from tennis_assets.agents.actor_module import ActorModule
+    from tennis_assets.training import load_learner
+    from tennis_assets.training.export import INPUT, onnx_session
+
+    started = time.perf_counter()
+    tmp = Path(tempfile.mkdtemp(prefix="tennis-serve-"))
+    try:
+        onnx_path, checkpoint = tracker.model_files(tracker.download_model(info, tmp))
+        session = onnx_session(onnx_path)
+        learner = load_learner(checkpoint, device="cpu")
+    finally:
+        # The session and the learner hold their weights in memory.
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    def policy(obs: np.ndarray) -> np.ndarray:
+        return session.run(None, {INPUT: obs})[0]
+
+    # The registered ONNX file is what answers; it must be the network the checkpoint holds,
+    # and a model that cannot act on a valid observation must never replace one that can.
+    probe = np.random.default_rng(0).standard_normal((7, 2, 24)).astype(np.float32) * 3
+    got = policy(probe)
+    with torch.no_grad():
+        want = ActorModule.from_learner(learner)(torch.from_numpy(probe)).numpy()
+    if got.shape != (7, 2, 2) or not np.allclose(got, want, atol=1e-5, rtol=0):
+        raise ValueError(f"model {info.name} version {info.version}: its ONNX actor "
+                         f"disagrees with its checkpoint's torch actor on a probe batch")
+    return LoadedModel(name=info.name, version=str(info.version), alias=alias,
+                       run_id=info.run_id, source=info.source, learner=learner,
+                       policy=policy, implementation="onnxruntime", loaded_at=time.time(),
+                       load_seconds=time.perf_counter() - started)
+
+
 class ChampionSource:
     """Polls ``tracker`` for ``model_name@alias`` every ``poll_interval_s`` and serves the newest.
 
@@ -54,8 +93,10 @@ class ChampionSource:
                  poll_interval_s: float = 10.0,
                  on_loaded: Callable[[LoadedModel], None] | None = None,
                  on_failure: Callable[[str, BaseException], None] | None = None) -> None:
-        if not poll_interval_s > 0:
-            raise ValueError(f"poll_interval_s={poll_interval_s!r}: must be > 0")
+        # A thread's wait takes at most about 2**63 ns; a day between polls is beyond any use.
+        if not 0 < poll_interval_s <= 86_400:
+            raise ValueError(f"poll_interval_s={poll_interval_s!r}: must be > 0 and at most "
+                             "86400 s")
         self.tracker, self.model_name, self.alias = tracker, model_name, alias
         self.poll_interval_s = float(poll_interval_s)
         self._on_loaded = [on_loaded] if on_loaded else []
@@ -136,40 +177,7 @@ class ChampionSource:
             return True
 
     def _load(self, info: Any) -> LoadedModel:
-        import torch
-
-        from tennis_assets.agents.actor_module import ActorModule
-        from tennis_assets.training import load_learner
-        from tennis_assets.training.export import INPUT, onnx_session
-
-        started = time.perf_counter()
-        tmp = Path(tempfile.mkdtemp(prefix="tennis-serve-"))
-        try:
-            onnx_path, checkpoint = self.tracker.model_files(
-                self.tracker.download_model(info, tmp))
-            session = onnx_session(onnx_path)
-            learner = load_learner(checkpoint, device="cpu")
-        finally:
-            # The session and the learner hold their weights in memory.
-            shutil.rmtree(tmp, ignore_errors=True)
-
-        def policy(obs: np.ndarray) -> np.ndarray:
-            return session.run(None, {INPUT: obs})[0]
-
-        # The registered ONNX file is what answers; it must be the network the checkpoint
-        # holds, and a model that cannot act on a valid observation must never replace one
-        # that can.
-        probe = np.random.default_rng(0).standard_normal((7, 2, 24)).astype(np.float32) * 3
-        got = policy(probe)
-        with torch.no_grad():
-            want = ActorModule.from_learner(learner)(torch.from_numpy(probe)).numpy()
-        if got.shape != (7, 2, 2) or not np.allclose(got, want, atol=1e-5, rtol=0):
-            raise ValueError(f"model {info.name} version {info.version}: its ONNX actor "
-                             f"disagrees with its checkpoint's torch actor on a probe batch")
-        return LoadedModel(name=info.name, version=str(info.version), alias=self.alias,
-                           run_id=info.run_id, source=info.source, learner=learner,
-                           policy=policy, implementation="onnxruntime", loaded_at=time.time(),
-                           load_seconds=time.perf_counter() - started)
+        return load_version(self.tracker, info, self.alias)
 
     def _failed(self, kind: str, exc: BaseException, what: str = "") -> None:
         serving = self.current.version if self.current is not None else "nothing"

@@ -10,6 +10,10 @@ connection is closed. The time the application takes to answer is not counted.
 
 Parser rejections answer in JSON with llhttp's reason, like every other error of the server.
 
+Past ``max_connections`` open connections, each new one closes the idlest idle ones
+(``capacity.Shedder``): each connection knows when it was last active and whether a request of
+it is being answered (``idle_since``), and how to be closed (``shed``).
+
 uvicorn writes a response's head and body in two calls, so two TCP segments that each wake the
 client; on this 2-core machine that second wake-up cost more than the whole application
 (bench/bench_policy_server.py). ``_OneWrite`` hands the head over with the body, in one send.
@@ -25,9 +29,11 @@ from typing import Callable
 import httptools
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from .capacity import Shedder
+
 log = logging.getLogger(__name__)
 
-_REASONS = {400: b"Bad Request", 408: b"Request Timeout"}
+_REASONS = {400: b"Bad Request", 408: b"Request Timeout", 503: b"Service Unavailable"}
 # After a rejection the connection is half-closed and what the client still sends is read and
 # dropped this long before the close: closing a socket with unread data sends a reset, which
 # can destroy the rejection before the client reads it.
@@ -67,15 +73,48 @@ class _OneWrite:
 class DeadlineProtocol(HttpToolsProtocol):
     request_timeout_s: float = 10.0
     on_rejected: Callable[[int, str], None] = staticmethod(lambda status, outcome: None)
+    # Open connections past which the idlest idle ones are closed (None: no limit here).
+    max_connections: int | None = None
+    shedder: Shedder = Shedder()
 
     _deadline: asyncio.TimerHandle | None = None
     _refusal: str | None = None  # why a callback stopped the parser
     _lingering = False
+    _in_request = False  # a request's first bytes are in, its last not yet
+    _active_at = 0.0  # loop time of the last byte received or response finished
+    _answered = False  # at least one response finished on this connection
 
     def connection_made(self, transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._writer = _OneWrite(transport, self.loop)
+        self._active_at = self.loop.time()
         self._arm()
+        if self.max_connections is not None and len(self.connections) > self.max_connections:
+            self.shedder.shed(self.connections, self.max_connections, self, self.loop.time())
+
+    def idle_since(self) -> tuple[bool, float] | None:
+        """If no request of this connection is being answered: (whether it was ever answered,
+        when it was last active); connections never answered sort first, the idlest first."""
+        if self.transport.is_closing() and not self._lingering:
+            return None  # already going
+        if self.pipeline or (self.cycle is not None and not self.cycle.response_complete):
+            return None
+        return self._answered, self._active_at
+
+    def shed(self) -> None:
+        """Close this idle connection to make room: silently between requests (any HTTP client
+        may find a kept-alive connection closed), with a JSON 503 part-way through a request."""
+        if self._in_request and not self._lingering:
+            self._reject(503, "shed", "server at its connection limit: this connection was the "
+                         "idlest and is closed; retry")
+        else:
+            self._disarm()
+            self.transport.close()
+
+    def on_response_complete(self) -> None:
+        self._active_at = self.loop.time()
+        self._answered = True
+        super().on_response_complete()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
@@ -83,6 +122,7 @@ class DeadlineProtocol(HttpToolsProtocol):
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
+        self._in_request = True
         self._arm()
 
     def on_headers_complete(self) -> None:
@@ -100,6 +140,7 @@ class DeadlineProtocol(HttpToolsProtocol):
         super().shutdown()
 
     def on_message_complete(self) -> None:
+        self._in_request = False
         self._disarm()
         super().on_message_complete()
 
@@ -107,6 +148,7 @@ class DeadlineProtocol(HttpToolsProtocol):
         # uvicorn's own version, but the 400 names llhttp's reason.
         if self._lingering:
             return
+        self._active_at = self.loop.time()
         self._unset_keepalive_if_required()
         try:
             self.parser.feed_data(data)
@@ -159,9 +201,10 @@ class DeadlineProtocol(HttpToolsProtocol):
             self.transport.close()
 
 
-def deadline_protocol(request_timeout_s: float,
-                      on_rejected: Callable[[int, str], None]) -> type[DeadlineProtocol]:
+def deadline_protocol(request_timeout_s: float, on_rejected: Callable[[int, str], None],
+                      max_connections: int | None = None) -> type[DeadlineProtocol]:
     """The protocol class for one server (uvicorn builds one instance per connection)."""
     return type("DeadlineProtocol", (DeadlineProtocol,),
                 {"request_timeout_s": request_timeout_s,
-                 "on_rejected": staticmethod(on_rejected)})
+                 "on_rejected": staticmethod(on_rejected), "max_connections": max_connections,
+                 "shedder": Shedder()})

@@ -1,9 +1,11 @@
 """The policy server: the Starlette application (``app``) on uvicorn, with its limits.
 
-uvicorn brings the event loop (uvloop), the HTTP parser (httptools/llhttp), keep-alive, a bound
-on concurrent connections and requests (beyond it: 503), and the graceful drain on SIGTERM: it
-stops accepting, answers every request already received, closes idle connections, then exits.
-``protocol`` adds what it lacks, a deadline for receiving a request. One process answers about
+uvicorn brings the event loop (uvloop), the HTTP parser (httptools/llhttp), keep-alive and the
+graceful drain on SIGTERM: it stops accepting, answers every request already received, closes
+idle connections, then exits. ``protocol`` adds what it lacks, a deadline for receiving a
+request, and ``capacity`` the bound on connections and requests (past it the idlest idle
+connections are closed first and requests get a JSON 503; health checks are always answered).
+One process answers about
 2,000 small requests a second here (bench/bench_policy_server.py), the inference itself is a
 few microseconds, so requests are answered on the event loop without a thread hop.
 """
@@ -20,10 +22,14 @@ from typing import Any
 
 from .access_log import AccessLog
 from .app import Limits, create_app
+from .capacity import RequestLimit, raise_descriptor_limit
 from .metrics import ServingMetrics
 from .model_source import ChampionSource
 
 log = logging.getLogger(__name__)
+
+
+MAX_TIMEOUT_S = 86_400
 
 
 @dataclass
@@ -37,19 +43,29 @@ class ServerConfig:
     request_timeout_s: float = 10.0
     # Idle keep-alive connections are closed after this long.
     idle_timeout_s: float = 60.0
-    # Connections plus requests in progress; beyond it uvicorn answers 503.
+    # Open connections, and requests in progress: past it the idlest idle connections are
+    # closed first, and requests get a JSON 503 (health checks never do; capacity.py).
     max_concurrency: int = 1000
     # SIGTERM: how long requests already received may take to be answered.
     drain_timeout_s: float = 30.0
     access_log: bool = True
 
     def check(self) -> None:
+        if not isinstance(self.host, str) or not self.host.strip():
+            raise ValueError(f"ServerConfig: host={self.host!r}: give an address to bind, e.g. "
+                             "127.0.0.1 or 0.0.0.0")
+        if isinstance(self.port, bool) or not isinstance(self.port, int) or \
+                not 0 <= self.port <= 65535:
+            raise ValueError(f"ServerConfig: port={self.port!r}: must be a whole number in "
+                             "[0, 65535] (0 picks a free port)")
         for name in ("max_body_bytes", "max_batch", "max_concurrency"):
             if getattr(self, name) < 1:
                 raise ValueError(f"ServerConfig: {name}={getattr(self, name)!r}: must be >= 1")
         for name in ("request_timeout_s", "idle_timeout_s", "drain_timeout_s"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"ServerConfig: {name}={getattr(self, name)!r}: must be > 0")
+            # The event loop's timers take at most about 2**63 ns; a day is far beyond any use.
+            if not 0 < getattr(self, name) <= MAX_TIMEOUT_S:
+                raise ValueError(f"ServerConfig: {name}={getattr(self, name)!r}: must be "
+                                 f"> 0 and at most {MAX_TIMEOUT_S} s")
 
 
 def bind_listener(host: str, port: int, backlog: int = 2048) -> socket.socket:
@@ -131,15 +147,18 @@ class PolicyServer:
         self.app = create_app(source, self.metrics, Limits(cfg.max_body_bytes, cfg.max_batch),
                               self.access, lifespan=self._lifespan)
         self.socket = bind_listener(cfg.host, cfg.port)
+        raise_descriptor_limit(cfg.max_concurrency)
 
         def rejected(status: int, outcome: str) -> None:
             self.metrics.request("other", outcome, status, 0.0)
 
+        # No uvicorn limit_concurrency: it counts idle connections and answers plain text,
+        # health checks included; capacity.py sheds idle connections and answers JSON instead.
+        self.protocol = deadline_protocol(cfg.request_timeout_s, rejected, cfg.max_concurrency)
         self.uvicorn = _uvicorn_server()(self._draining, uvicorn.Config(
-            self.app, http=deadline_protocol(cfg.request_timeout_s, rejected), ws="none",
-            lifespan="on", log_config=None, access_log=False, server_header=False,
-            limit_concurrency=cfg.max_concurrency, timeout_keep_alive=cfg.idle_timeout_s,
-            timeout_graceful_shutdown=cfg.drain_timeout_s))
+            RequestLimit(self.app, cfg.max_concurrency, rejected), http=self.protocol,
+            ws="none", lifespan="on", log_config=None, access_log=False, server_header=False,
+            timeout_keep_alive=cfg.idle_timeout_s, timeout_graceful_shutdown=cfg.drain_timeout_s))
         self._thread: threading.Thread | None = None
         self._draining_since: float | None = None
 

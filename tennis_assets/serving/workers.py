@@ -65,6 +65,7 @@ def worker_app():
 
     from .access_log import AccessLog
     from .app import Limits, create_app
+    from .capacity import RequestLimit
     from .metrics import ServingMetrics
     from .model_source import ChampionSource
     from .server import ServerConfig
@@ -92,6 +93,7 @@ def worker_app():
 
     WorkerProtocol.request_timeout_s = cfg.request_timeout_s
     WorkerProtocol.on_rejected = staticmethod(rejected)
+    WorkerProtocol.max_connections = cfg.max_concurrency
     access = AccessLog(shared=True) if cfg.access_log else None
 
     async def sample_gc() -> None:
@@ -116,8 +118,8 @@ def worker_app():
             log.info("worker stopped: every request received was answered")
             multiprocess.mark_process_dead(os.getpid(), metrics_dir)
 
-    return create_app(source, metrics, Limits(cfg.max_body_bytes, cfg.max_batch), access,
-                      lifespan=lifespan)
+    return RequestLimit(create_app(source, metrics, Limits(cfg.max_body_bytes, cfg.max_batch),
+                                   access, lifespan=lifespan), cfg.max_concurrency, rejected)
 
 
 class Supervisor(Multiprocess):
@@ -200,6 +202,9 @@ def serve_workers(workers: int, sock: socket.socket, config, settings: dict) -> 
 
     if not 1 < workers <= MAX_WORKERS:
         raise ValueError(f"workers={workers}: must be 2 to {MAX_WORKERS} here")
+    from .capacity import raise_descriptor_limit
+
+    raise_descriptor_limit(config.max_concurrency)  # the workers inherit it
     metrics_dir = tempfile.mkdtemp(prefix="tennis-serve-metrics-")  # fresh, empty, mode 0700
     environment.use_serve_workers(metrics_dir,
                                   {**settings, "config": dataclasses.asdict(config)})
@@ -209,7 +214,7 @@ def serve_workers(workers: int, sock: socket.socket, config, settings: dict) -> 
         supervisor = Supervisor(uvicorn.Config(
             f"{__name__}:worker_app", factory=True, http=f"{__name__}:WorkerProtocol",
             ws="none", lifespan="on", log_config=None, access_log=False, server_header=False,
-            limit_concurrency=config.max_concurrency, timeout_keep_alive=config.idle_timeout_s,
+            timeout_keep_alive=config.idle_timeout_s,
             timeout_graceful_shutdown=config.drain_timeout_s, workers=workers,
             # A worker that misses a health ping is killed as hung, with the requests it
             # holds: uvicorn's 5 s is short for a worker importing torch on two busy cores. A

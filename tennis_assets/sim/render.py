@@ -9,6 +9,8 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from tennis_assets.files import atomic_write
+
 from . import physics as ph
 from .params import CourtParams
 from .vector_env import VecTennis
@@ -131,12 +133,13 @@ def save_rally_gif(
         else:
             arr = np.asarray(item, dtype=np.uint8)
             images.append(Image.fromarray(arr).convert("P", palette=Image.Palette.ADAPTIVE, colors=32))
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     durations = [decision_ms * stride] * len(images)
     durations[-1] = 1000  # linger on the ending
-    images[0].save(path, save_all=True, append_images=images[1:], duration=durations, loop=0, optimize=True)
-    return path
+    # Whole or not at all (an interrupted replay leaves no half GIF); an unwritable path is
+    # named (files.NotWritableError).
+    return atomic_write(path, lambda tmp: images[0].save(
+        tmp, format="GIF", save_all=True, append_images=images[1:], duration=durations, loop=0,
+        optimize=True))
 
 
 def record_episode(

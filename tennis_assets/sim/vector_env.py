@@ -7,6 +7,8 @@ from typing import Sequence
 
 import numpy as np
 
+from tennis_assets.seeds import check_seed
+
 from . import physics as ph
 from .params import CourtParams
 
@@ -90,7 +92,7 @@ class VecTennis:
         self.num_courts = int(num_courts)
         self.params = params
         self._p = ph.params_array(params)
-        self._rng = np.random.default_rng(seed)
+        self._rng = np.random.default_rng(None if seed is None else check_seed(seed))
         n = self.num_courts
         self._fs = np.zeros((n, ph.N_FLOAT), dtype=np.float64)
         self._ist = np.zeros((n, ph.N_INT), dtype=np.int64)
@@ -105,7 +107,7 @@ class VecTennis:
     def reset(self, seed: int | None = None) -> np.ndarray:
         """Serve a new point on every court; returns the first observations [N, 2, 24]."""
         if seed is not None:
-            self._rng = np.random.default_rng(seed)
+            self._rng = np.random.default_rng(check_seed(seed))
         self._serve(self._all)
         self._finished[:] = False
         return self._stack.copy()

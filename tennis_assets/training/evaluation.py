@@ -88,7 +88,10 @@ def evaluate(act_fn: Callable[[np.ndarray], np.ndarray], episodes: int = 100, se
         raise ValueError(f"evaluate: episodes={episodes!r} must be an integer >= 1")
     own = env is None
     if own:
-        env = make_env(environment or EnvironmentConfig(), int(episodes), seed)
+        from .memory import check_courts
+
+        check_courts(int(episodes), "episodes")  # one court per episode: refused before any
+        env = make_env(environment or EnvironmentConfig(), int(episodes), seed)  # allocation
     else:
         env.reset(seed=seed)  # an environment built with this seed has served once; so has this
     try:

@@ -39,6 +39,7 @@ import torch
 from tennis_assets.agents import AgentConfig, Learner, make_learner
 from tennis_assets.files import DiskFullError
 from tennis_assets.envs import EnvironmentConfig, make_env
+from tennis_assets.seeds import SEED_MAX
 
 from .config import TrainConfig
 from .evaluation import (
@@ -103,7 +104,8 @@ def train(agent_config: AgentConfig, train_config: TrainConfig, progress: bool =
     if cfg.explore_with_best and state.solved_greedy is not None \
             and state.best_params is not None:
         learner.set_behaviour(state.best_params)
-    env_seed = cfg.seed + RESUME_SEED_STRIDE * state.resumes
+    # Kept within the seed range (tennis_assets.seeds) for a run seeded near its top.
+    env_seed = (cfg.seed + RESUME_SEED_STRIDE * state.resumes) % (SEED_MAX + 1)
     if not own_env:
         eval_env = env if eval_env is None else eval_env
     env.reset(seed=env_seed)  # the starts a new environment of this seed serves

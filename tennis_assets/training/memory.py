@@ -199,6 +199,20 @@ def _size(n: float) -> str:
     raise AssertionError("unreachable")
 
 
+def check_courts(courts: int, what: str = "episodes", available: int | None = None) -> int:
+    """A MemoryLimitError naming ``what`` when ``courts`` simulated courts (a greedy evaluation
+    plays one per episode) do not fit in the memory available; else the bytes they need."""
+    per_court = simulator_bytes_per_court()
+    need = int(courts) * per_court
+    have = available_memory() if available is None else int(available)
+    if need > have:
+        raise MemoryLimitError(
+            f"{what}={courts:,}: its {courts:,} simulated courts need {_size(need)} "
+            f"({per_court:,} bytes each); {_size(have)} of main memory is available; "
+            f"{what} <= {max(have // per_court, 0):,} fit")
+    return need
+
+
 def check_memory(agent_config, train_config, eval_episodes: int = 0,
                  available: int | None = None) -> MemoryEstimate:
     """The estimate, or a MemoryLimitError naming num_courts and buffer_size, what they need,

@@ -21,11 +21,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from tennis_assets.files import atomic_write_text
+from tennis_assets.files import CorruptFileError, append_line, atomic_write_text
 from tennis_assets.training.drift import SEVERITIES as DRIFT_VERDICTS
 
 # The severity as the number the policy server exports (the drift verdicts in order).
 SEVERITIES = {name: level for level, name in enumerate(DRIFT_VERDICTS)}
+SEVERITY_NAMES = {level: name for name, level in SEVERITIES.items()}
 
 
 def default_monitoring_file() -> Path:
@@ -98,6 +99,16 @@ def parse_result(text: str) -> MonitoringResult:
                if isinstance(v, (int, float)) and math.isfinite(float(v))})
 
 
+def read_result(path: str | os.PathLike) -> MonitoringResult:
+    """The result file at ``path``; a ``CorruptFileError`` naming it when it cannot be parsed."""
+    path = Path(path)
+    try:
+        return parse_result(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise CorruptFileError(path, f"the drift-monitoring result is unreadable ({exc})",
+                               "the next `monitor` run writes it again") from None
+
+
 def write_result(out_dir: str | os.PathLike, record: Any) -> Path:
     """latest.json (replaced atomically) and a line in the append-only history.jsonl, of a
     MonitoringRecord (or its dict)."""
@@ -105,7 +116,6 @@ def write_result(out_dir: str | os.PathLike, record: Any) -> Path:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     latest = atomic_write_text(out / "latest.json", json.dumps(value, indent=2, default=str))
-    with open(out / "history.jsonl", "a") as f:
-        f.write(json.dumps({k: v for k, v in value.items() if k != "scores"}, default=str)
-                + "\n")
+    append_line(out / "history.jsonl",
+                json.dumps({k: v for k, v in value.items() if k != "scores"}, default=str))
     return latest

@@ -26,9 +26,13 @@ from pydantic import model_validator
 from tennis_assets.config.metadata import Json, Link, Metadata
 from tennis_assets.config.model import ConfigModel, Record
 from tennis_assets.envs.config import EnvironmentConfig
-from tennis_assets.files import StagedFile
+from tennis_assets.files import StagedFile, read_json_object
 
 LOCK_NAME = ".promotion.lock"
+# The registry's aliases are the truth; the pointer is a copy of them for readers without MLflow.
+POINTER_FIX = ("it is a copy of the registry's champion alias, which is unaffected (the policy "
+               "server follows the alias): delete it, and the next promotion or rollback "
+               "writes it again from the registry")
 
 
 class ProductionConfig(ConfigModel):
@@ -144,9 +148,38 @@ def production_record(tracker, name: str, champion, previous_version: str | None
 
 
 def read_pointer(pointer: str | os.PathLike) -> ChampionRecord | None:
-    """The champion the pointer file names, None when there is none yet."""
+    """The champion the pointer file names (None: nothing promoted yet); a ``CorruptFileError``
+    naming it when it cannot be read."""
     path = Path(pointer)
-    return ChampionRecord.from_json(path.read_text(), str(path)) if path.exists() else None
+    if not path.exists():
+        return None
+    return ChampionRecord.read(path, "the champion pointer", POINTER_FIX)
+
+
+# Greedy episodes a version plays before an alias moves onto it: enough to show that it acts
+# with finite actions on its court, not a judgement of its skill (the challenger's checks are).
+VERIFY_EPISODES = 4
+
+
+def check_servable(tracker, info, seed: int = 0) -> None:
+    """Load version ``info`` as the policy server does (ONNX actor checked against its
+    checkpoint) and play ``VERIFY_EPISODES`` greedy episodes on its court; a RuntimeError
+    naming the version and the problem when it cannot be served."""
+    from types import SimpleNamespace
+
+    from tennis_assets.serving.model_source import load_version
+    from tennis_assets.workflow.promotion import environment_from_tags, play_model
+
+    what = f"model {info.name} v{info.version}"
+    try:
+        model = load_version(tracker, info, "verify")
+        environment = environment_from_tags(info.tags)
+        _, finite = play_model(SimpleNamespace(predict=model.act), environment,
+                               VERIFY_EPISODES, seed)
+    except Exception as exc:  # noqa: BLE001 - any failure to load or play is the finding
+        raise RuntimeError(f"{what} cannot be served ({type(exc).__name__}: {exc})") from None
+    if not finite:
+        raise RuntimeError(f"{what} plays non-finite or misshapen actions")
 
 
 def move_champion(tracker, name: str, pointer: str | os.PathLike, *, version: str | None = None,
@@ -154,8 +187,10 @@ def move_champion(tracker, name: str, pointer: str | os.PathLike, *, version: st
                   lock_timeout_s: float = 300.0) -> ChampionRecord:
     """Make challenger ``version`` the champion (the old one becomes ``previous``), or with
     ``rollback`` swap champion and previous; then write ``pointer``. Idempotent: promoting the
-    version that already is champion changes nothing but a stale pointer. Raises RuntimeError
-    (nothing changed) when the registry does not allow the move."""
+    version that already is champion changes nothing but a stale pointer. The version the
+    champion alias moves to must load and play as the policy server serves it
+    (``check_servable``) before any alias moves. Raises RuntimeError (nothing changed) when
+    the registry does not allow the move or the target cannot be served."""
     if rollback == (version is not None):
         raise ValueError("move_champion: give either a challenger version or rollback=True")
     pointer = Path(pointer)
@@ -186,6 +221,13 @@ def move_champion(tracker, name: str, pointer: str | os.PathLike, *, version: st
                 same_model = current is not None and current.run_id == target.run_id
                 expected_previous = (before["previous"] if current is None or same_model
                                      else current.version)
+        if changed:
+            try:
+                check_servable(tracker, target)
+            except RuntimeError as exc:
+                raise RuntimeError(f"{exc}; champion stays "
+                                   f"{'v' + current.version if current else 'unset'}, nothing "
+                                   "moved") from None
         value = production_record(tracker, name, target, expected_previous, changed, rollback,
                                   run_id)
         # Staged first: a disk too full for the pointer stops the move before the alias moves.

@@ -50,6 +50,12 @@ def test_instance_file_passes_dagsters_own_validation(tmp_path, source):
     assert value["concurrency"]["pools"]["default_limit"] == 1
     retries = value["run_retries"]
     assert retries == {"enabled": True, "max_retries": 1, "retry_on_asset_or_op_failure": False}
+    # A dead run's pool slots are given back (the kill -9 test is
+    # tennis_assets_tests/faults/test_faults_dagster_slots.py).
+    monitoring = value["run_monitoring"]
+    assert monitoring["enabled"] is True
+    assert 0 < monitoring["free_slots_after_run_end_seconds"] <= 30
+    assert monitoring["poll_interval_seconds"] <= 30
 
 
 def test_validation_rejects_mistakes(tmp_path):

@@ -10,7 +10,6 @@ With ``engine: ray`` the one worker step hands its trials to a Ray cluster
 (tennis_assets.ray_tuning), which records them in the same study.
 """
 
-import json
 import os
 import tempfile
 import warnings
@@ -20,7 +19,7 @@ from typing import Any
 
 import dagster as dg
 
-from tennis_assets.files import atomic_write_json
+from tennis_assets.files import atomic_write_json, read_json
 from tennis_assets.redaction import redact_url
 
 from ..config import TuningConfig
@@ -54,7 +53,8 @@ class _JsonHandoff(dg.IOManager):
         atomic_write_json(self._path(context), obj)
 
     def load_input(self, context: dg.InputContext) -> Any:
-        return json.loads(self._path(context.upstream_output).read_text())
+        return read_json(self._path(context.upstream_output), "the tuning hand-off",
+                         "re-execute the tuning run")
 
 
 def _storage(core, optuna_storage: OptunaResource) -> tuple[str, str]:
