@@ -42,16 +42,18 @@ tune_in_containers = dg.define_asset_job(
                 "the engine (docker_executor); for the compose stack of docker/.")
 
 
+# Each step's pod: a tuning worker trains on one core (one requested, room to burst to two);
+# merged over the run launcher's run_k8s_config (deploy/kubernetes/render_configmaps.py).
+POD_STEP_K8S_CONFIG = {"container_config": {"resources": {
+    "requests": {"cpu": "1", "memory": "1Gi"}, "limits": {"cpu": "2", "memory": "4Gi"}}}}
+
+
 def pod_jobs() -> list:
     """``tune_in_pods``: needs dagster-k8s (extra ``k8s``)."""
     from dagster_k8s import k8s_job_executor
 
-    pod_steps = k8s_job_executor.configured({
-        # A tuning worker trains on one core: one core requested, room to burst to two.
-        "step_k8s_config": {"container_config": {"resources": {
-            "requests": {"cpu": "1", "memory": "1Gi"}, "limits": {"cpu": "2", "memory": "4Gi"}}}},
-        "max_concurrent": 8,
-    }, name="k8s_steps")
+    pod_steps = k8s_job_executor.configured(
+        {"step_k8s_config": POD_STEP_K8S_CONFIG, "max_concurrent": 8}, name="k8s_steps")
     return [dg.define_asset_job(
         "tune_in_pods", selection=dg.AssetSelection.assets(tuning_study),
         executor_def=pod_steps, tags={"stage": "tuning"},

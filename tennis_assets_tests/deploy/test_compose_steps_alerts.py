@@ -108,3 +108,16 @@ def test_prometheus_alertmanager_and_the_webhook_are_wired():
     # Without a webhook it routes to the receiver that sends nothing.
     assert "receiver: nowhere" in start and \
         "nowhere" in {r["name"] for r in config["receivers"]}
+
+
+def test_the_stack_tests_webhook_override_follows_the_compose_specification():
+    from .test_compose import _validator
+
+    path = DOCKER / "podman" / "docker-compose.alert-receiver.yml"
+    override = yaml.safe_load(path.read_text())
+    errors = list(_validator().iter_errors(override))
+    assert not errors, [e.message for e in errors]
+    (service,) = override["services"].values()
+    source = service["volumes"][0].split(":")[0]
+    assert (DOCKER / source).resolve() == DOCKER / "podman" / "alert_receiver.py"
+    assert all(p.startswith("127.0.0.1:") for p in service["ports"])
