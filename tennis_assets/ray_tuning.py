@@ -320,8 +320,15 @@ def _record(study, grid, names: Sequence[str], searcher: str, scheduler: str,
                                if kind == "float" else
                                optuna.distributions.CategoricalDistribution(list(space)))
     numbers = []
-    # In the order the trials first reported (Ray's trial ids are random).
-    results = sorted(grid, key=lambda r: (r.metrics_dataframe is None or
+
+    def is_baseline(r) -> bool:
+        return baseline is not None and r.config is not None and \
+            {name: r.config.get(name) for name in names} == baseline
+    # The baseline first, as the Optuna engine runs it first in a new study; the others in the
+    # order they first reported (Ray's trial ids are random). Two trials started together
+    # report in either order, so the first report alone does not find the baseline.
+    results = sorted(grid, key=lambda r: (not is_baseline(r),
+                                          r.metrics_dataframe is None or
                                           not len(r.metrics_dataframe),
                                           r.metrics_dataframe["timestamp"].min()
                                           if r.metrics_dataframe is not None and

@@ -7,6 +7,7 @@ Python's standard library only, run in the user-code image. Never part of a real
 """
 
 import json
+import signal
 import sys
 import threading
 import time
@@ -49,4 +50,6 @@ class Handler(BaseHTTPRequestHandler):
 
 
 if __name__ == "__main__":
+    # PID 1 of its container: without a handler SIGTERM would be ignored until podman kills it.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     ThreadingHTTPServer(("0.0.0.0", int(sys.argv[1])), Handler).serve_forever()

@@ -13,7 +13,7 @@ from ..environment import UnityEnvironmentResource
 from ..gates import (beats_champion, latency_under_threshold, report_check_results,
                      solves_tennis)
 from ..metadata import image_md, rounded, run_link, table_md
-from ..partitions import agent_partitions
+from ..partitions import agent_partitions, candidate
 from ..resources import MlflowResource
 from ..store import ModelStore, TrainedAgent
 
@@ -61,7 +61,7 @@ def evaluation_report(context: dg.AssetExecutionContext, config: EvaluationConfi
     from tennis_assets.workflow.evaluation import (candidate_report, evaluate_candidate,
                                                    track_report)
 
-    partition = context.partition_key
+    partition = candidate(context)
     settings = config.resolved()
     court = dict(trained_agents.train_config.get("court", {}))
     train_seed = int(trained_agents.train_config.get("seed", 0))

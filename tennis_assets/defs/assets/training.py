@@ -12,7 +12,7 @@ from ..config import Environment, TrainingConfig
 from ..environment import UnityEnvironmentResource
 from ..gates import check_history, check_weights, history_has_no_nan, weights_finite
 from ..metadata import frame_md, image_md, rounded, run_link
-from ..partitions import agent_partitions
+from ..partitions import agent_partitions, candidate
 from ..resources import MlflowResource
 from ..store import ModelStore, TrainedAgent
 
@@ -72,7 +72,7 @@ def trained_agents(context: dg.AssetExecutionContext, config: TrainingConfig,
     from tennis_assets.tracking import run_tags
     from tennis_assets.workflow.candidate import interruption, resume_state, train_candidate
 
-    partition = context.partition_key
+    partition = candidate(context)
     tuned: dict[str, Any] = {}
     if partition == "tuned":
         if not tuning_study or not tuning_study.get("best_params"):

@@ -1,10 +1,12 @@
-"""W&B and Neptune chosen without editing resource config: from the environment
+"""What a user types without editing resource config: W&B and Neptune from the environment
 ($TENNIS_ASSETS_WANDB_MODE, $TENNIS_ASSETS_NEPTUNE_MODE) or the main command's --wandb and
---neptune flags. A real tiny run writes its offline W&B and Neptune runs where the docs say, and a
-wrong mode stops the run before its work, naming the variable."""
+--neptune flags (a real tiny run writes its offline W&B and Neptune runs where the docs say, and
+a wrong mode stops the run before its work, naming the variable), and `dagster job execute` on
+a candidate job without its partition."""
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -76,3 +78,22 @@ def test_environment_turns_both_trackers_on_for_a_real_run(tmp_path, mlflow_uri,
     study = optuna.load_study(study_name="trackers", storage=tuning.make_storage(
         f"journal:{tmp_path / 'optuna.log'}"))
     assert len(study.get_trials()) == 1
+
+
+def test_a_candidate_run_without_a_partition_says_how_to_give_one(tmp_path):
+    """`dagster job execute -j retrain` as a user types it first, without the partition tag:
+    the run fails at its first step with the commands that work, not Dagster's
+    "Cannot access partition_key for a non-partitioned run"."""
+    import os
+
+    (tmp_path / "dagster").mkdir()
+    env = dict(os.environ, DAGSTER_HOME=str(tmp_path / "dagster"),
+               TENNIS_ASSETS_HOME=str(tmp_path / "home"))
+    out = subprocess.run([str(Path(sys.executable).with_name("dagster")), "job", "execute",
+                          "-m", "tennis_assets.definitions", "-j", "retrain"],
+                         capture_output=True, text=True, env=env, timeout=300)
+    assert out.returncode != 0
+    text = out.stdout + out.stderr
+    assert "no candidate: trained_agents is partitioned by candidate (baseline, tuned)" in text
+    assert """--tags '{"dagster/partition": "baseline"}'""" in text
+    assert not (tmp_path / "home" / "models").exists()  # no training started
