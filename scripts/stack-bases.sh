@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Stand-ins for the public base images that docker/ names (python:3.11-slim,
-# postgres:17.6-bookworm, prom/prometheus:v3.5.0), for a machine that reaches no container
-# registry: a minimal Debian bookworm from the host's Debian mirror (mmdebstrap), Debian's own
-# Python 3.11, PostgreSQL and Prometheus on top (docker/podman/Containerfile.*), tagged with the
-# official names in the podman storage of the caller ($CONTAINERS_STORAGE_CONF), so the shipped
-# Dockerfiles and compose file build and start unchanged. Called by scripts/stack-test.sh:
+# postgres:17.6-bookworm, prom/prometheus:v3.5.0, prom/alertmanager:v0.28.1), for a machine that
+# reaches no container registry: a minimal Debian bookworm from the host's Debian mirror
+# (mmdebstrap), Debian's own Python 3.11, PostgreSQL, Prometheus and Alertmanager on top
+# (docker/podman/Containerfile.*), tagged with the official names in the podman storage of the
+# caller ($CONTAINERS_STORAGE_CONF), so the shipped Dockerfiles and compose file build and start
+# unchanged. Called by scripts/stack-test.sh:
 #
 #   bash scripts/stack-bases.sh RUN_DIR
 set -euo pipefail
@@ -38,7 +39,8 @@ rootfs() {
 }
 rootfs python python3,python3-venv,ca-certificates,passwd & p1=$!
 rootfs postgres postgresql-15,passwd & p2=$!
-rootfs prometheus prometheus,wget & p3=$!
+# Prometheus and Alertmanager share one root filesystem: one debootstrap less.
+rootfs prometheus prometheus,prometheus-alertmanager,wget & p3=$!
 failed=0
 for p in $p1 $p2 $p3; do wait "$p" || failed=1; done
 [ "$failed" -eq 0 ] || exit 1
@@ -62,7 +64,8 @@ standin() {
 standin Containerfile.python docker.io/library/python:3.11-slim & p1=$!
 standin Containerfile.postgres docker.io/library/postgres:17.6-bookworm & p2=$!
 standin Containerfile.prometheus docker.io/prom/prometheus:v3.5.0 & p3=$!
+standin Containerfile.alertmanager docker.io/prom/alertmanager:v0.28.1 & p4=$!
 failed=0
-for p in $p1 $p2 $p3; do wait "$p" || failed=1; done
+for p in $p1 $p2 $p3 $p4; do wait "$p" || failed=1; done
 [ "$failed" -eq 0 ] || exit 1
 echo "[stack]   stand-ins tagged at $((SECONDS - t0)) s"

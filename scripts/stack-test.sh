@@ -104,6 +104,11 @@ podman system service --time=0 "unix://$STACK_ENGINE_SOCKET" >"$run/logs/podman-
 service_pid=$!
 for _ in $(seq 50); do [ -S "$STACK_ENGINE_SOCKET" ] && break; sleep 0.2; done
 [ -S "$STACK_ENGINE_SOCKET" ] || die "podman system service did not open $STACK_ENGINE_SOCKET"
+# Run containers of tune_in_containers mount the socket too (docker-compose.yml's container
+# context, DOCKER_SOCKET) and start their steps through it as the image's user, who joins the
+# socket's group (DOCKER_GID, 0 by default): podman creates it root-only.
+chmod 660 "$STACK_ENGINE_SOCKET"
+export DOCKER_SOCKET="$STACK_ENGINE_SOCKET"
 
 # --- stand-in base images -------------------------------------------------------------------
 phase bases
@@ -151,10 +156,14 @@ phase up
 secret() { python3 -c 'import secrets; print(secrets.token_hex(16))'; }
 export POSTGRES_USER=tennis POSTGRES_PASSWORD="$(secret)" JUPYTER_TOKEN="$(secret)" \
     GRAFANA_ADMIN_PASSWORD="$(secret)" TENNIS_ASSETS_PROFILE=quick
-masked() { sed -e "s/$POSTGRES_PASSWORD/***/g" -e "s/$JUPYTER_TOKEN/***/g"; }
+# The alert webhook (docker/podman/alert_receiver.py): Dagster's alerts and Alertmanager's.
+export TENNIS_ASSETS_ALERT_WEBHOOK="http://alert-receiver:9000/hooks/$(secret)"
+masked() { sed -e "s/$POSTGRES_PASSWORD/***/g" -e "s/$JUPYTER_TOKEN/***/g" \
+                -e "s/${TENNIS_ASSETS_ALERT_WEBHOOK##*/}/***/g"; }
 compose() {
     "$run/venv/bin/podman-compose" --in-pod false -p tennis-assets \
-        -f docker/docker-compose.yml -f docker/docker-compose.podman.yml "$@"
+        -f docker/docker-compose.yml -f docker/docker-compose.podman.yml \
+        -f docker/podman/docker-compose.alert-receiver.yml "$@"
 }
 # podman-compose ignores `condition: service_healthy` and podman without systemd runs no health
 # checks by itself: start the services in the order of their depends_on, and poll each one's
@@ -187,10 +196,10 @@ wait_healthy() {
 }
 up() { compose up -d --no-build --no-deps "$@" >>"$run/logs/up.log" 2>&1 ||
        { masked < "$run/logs/up.log" | tail -n 30 >&2; die "compose up $*"; }; }
-up postgres prometheus
+up postgres alertmanager alert-receiver prometheus
 wait_healthy 120 postgres
 up mlflow optuna-dashboard
-wait_healthy 180 mlflow optuna-dashboard prometheus
+wait_healthy 180 mlflow optuna-dashboard alertmanager alert-receiver prometheus
 up user_code policy-server jupyter
 wait_healthy 240 user_code policy-server jupyter
 up webserver daemon

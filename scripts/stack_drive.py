@@ -1,10 +1,14 @@
 """Drive the compose stack that scripts/stack-test.sh started, as a user would, and check it.
 
 Only public interfaces: the Dagster webserver's GraphQL API (the runs of
-``tennis_assets.pipeline.job_plan``, each launched as the UI launches it), the container
-engine's Docker API (the socket the daemon uses), and each service's HTTP port on 127.0.0.1.
+``tennis_assets.pipeline.job_plan``, each launched as the UI launches it, then a run of
+``tune_in_containers`` whose steps docker_executor starts in containers of their own), the
+container engine's Docker API (the socket the daemon uses), each service's HTTP port on
+127.0.0.1, and the alert webhook's stand-in (docker/podman/alert_receiver.py), where Dagster's
+announcement and an alert that Prometheus fires through Alertmanager must both arrive.
 Exits non-zero with a line saying what failed. Environment: STACK_ENGINE_SOCKET,
-POSTGRES_USER, POSTGRES_PASSWORD, JUPYTER_TOKEN, TENNIS_ASSETS_PROFILE (set by stack-test.sh).
+POSTGRES_USER, POSTGRES_PASSWORD, JUPYTER_TOKEN, TENNIS_ASSETS_PROFILE,
+TENNIS_ASSETS_ALERT_WEBHOOK (set by stack-test.sh).
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import os
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -26,6 +31,11 @@ from tennis_assets.pipeline import job_plan, run_config  # noqa: E402
 WEBSERVER, MLFLOW, OPTUNA = "127.0.0.1", "http://127.0.0.1:5000", "http://127.0.0.1:8080"
 POLICY, PROMETHEUS, JUPYTER = ("http://127.0.0.1:8000", "http://127.0.0.1:9090",
                                "http://127.0.0.1:8888")
+ALERTMANAGER, RECEIVER = "http://127.0.0.1:9093", "http://127.0.0.1:9099"
+# The steps of one tuning_study run with two workers, each in a container of its own.
+CONTAINER_STEPS = {"tuning_study.create_study", "tuning_study.tune_trials[w0]",
+                   "tuning_study.tune_trials[w1]", "tuning_study.summarize_study",
+                   "tuning_study_enough_completed_trials"}
 MODEL = "tennis-policy"
 RUN_TIMEOUT_S = 900
 T0 = time.monotonic()
@@ -268,6 +278,99 @@ def check_prometheus() -> None:
         f"none in error; {len(series)} series of tennis_policy_requests_total")
 
 
+def webhook_messages() -> list[dict]:
+    """What the alert webhook received on its secret path (stack-test.sh's URL)."""
+    path = urllib.parse.urlsplit(os.environ["TENNIS_ASSETS_ALERT_WEBHOOK"]).path
+    status, doc = http(f"{RECEIVER}/received")
+    return [m for m in doc if m["path"] == path] if status == 200 else []
+
+
+def _alertmanager_message(alertname: str):
+    def probe():
+        return [m for m in webhook_messages() for a in m["body"].get("attachments", [])
+                if a.get("title", "").startswith(f"FIRING: {alertname} ")]
+    return probe
+
+
+def check_alerts(stack: Stack) -> None:
+    """Alerts reach someone: Dagster's announcement of the champion (the code server's sensor)
+    and a Prometheus rule fired through Alertmanager, at the same webhook. The rule: a
+    drift-monitoring result the policy server cannot parse (what a crash mid-write leaves),
+    TennisMonitoringResultUnreadable, which fires on the first scrape that counts the error."""
+    status, doc = http(f"{ALERTMANAGER}/-/ready")
+    check(status == 200, f"Alertmanager /-/ready answered {status}")
+    def active():
+        status, doc = http(f"{PROMETHEUS}/api/v1/alertmanagers")
+        return status == 200 and doc["data"]["activeAlertmanagers"]
+    until("Prometheus sending alerts to Alertmanager", active, 60, 2)
+    announced = until("Dagster's champion announcement at the webhook", lambda: [
+        m for m in webhook_messages() if "`promote` succeeded" in str(m["body"].get("text"))],
+        120, 2)
+    volume = stack.engine.volumes.get("tennis_assets_data")
+    latest = Path(volume.attrs["Mountpoint"]) / "monitoring" / "latest.json"
+    check(latest.is_file(), f"no drift-monitoring result at {latest}")
+    saved, started = latest.read_bytes(), time.monotonic()
+    latest.write_bytes(saved[: len(saved) // 2])
+    try:
+        (message, *_) = until("TennisMonitoringResultUnreadable from Alertmanager at the webhook",
+                              _alertmanager_message("TennisMonitoringResultUnreadable"), 240, 2)
+    finally:
+        latest.write_bytes(saved)
+    took = time.monotonic() - started
+    (attachment,) = message["body"]["attachments"]
+    check("could not be parsed" in attachment.get("text", ""),
+          f"Alertmanager's message lacks the rule's summary: {attachment}")
+    status, alerts = http(f"{ALERTMANAGER}/api/v2/alerts")
+    check(status == 200 and any(a["labels"]["alertname"] == "TennisMonitoringResultUnreadable"
+                                for a in alerts), f"Alertmanager lists {str(alerts)[:300]}")
+    say(f"alerts: Dagster's champion announcement and Alertmanager's \"{attachment['title']}\" "
+        f"at the same webhook; the rule fired and arrived {took:.0f} s after the result file "
+        f"broke ({len(webhook_messages())} messages there, {len(announced)} from Dagster)")
+
+
+def check_steps_in_containers(stack: Stack) -> None:
+    """tune_in_containers: docker_executor starts every step of the study in a container of its
+    own (two tuning workers, two containers), from the run's container, through the socket the
+    code location's container context gives it; the steps get the data volume, not the socket."""
+    config = {"profile": "tiny", "study_name": "steps-in-containers", "n_trials": 2,
+              "n_workers": 2, "pruner": "none"}
+    run_id = stack.dagster.submit_job_execution(
+        "tune_in_containers", run_config={
+            "ops": {"tuning_study": {"config": config}},
+            "loggers": {"console": {"config": {"log_level": "INFO"}}}},
+        tags={"trigger": "tennis_assets.stack_test"})
+    say(f"tune_in_containers: run {run_id} launched")
+    started = time.monotonic()
+
+    def ended():
+        status = stack.run_info(run_id)["status"]
+        return status if status in ("SUCCESS", "FAILURE", "CANCELED") else None
+    status = until("tune_in_containers to end", ended, RUN_TIMEOUT_S, 2)
+    steps = stack.engine.containers.list(
+        all=True, filters={"label": "com.tennis-assets.role=dagster-step"})
+    by_step = {}
+    for c in steps:
+        env = dict(e.split("=", 1) for e in c.attrs["Config"]["Env"])
+        by_step[env.get("DAGSTER_RUN_STEP_KEY")] = c
+    check(status == "SUCCESS", f"tune_in_containers run {run_id} ended {status}; step "
+                               f"containers: {sorted(by_step)}")
+    check(set(by_step) == CONTAINER_STEPS and len(steps) == len(CONTAINER_STEPS),
+          f"step containers {sorted(by_step)}, expected {sorted(CONTAINER_STEPS)}")
+    for key, c in by_step.items():
+        mounts = {m["Destination"]: m.get("Name") or m.get("Source") for m in c.attrs["Mounts"]}
+        check(c.attrs["State"]["ExitCode"] == 0, f"step {key}: exit {c.attrs['State']}")
+        check(mounts.get("/data") == "tennis_assets_data" and
+              "/var/run/docker.sock" not in mounts, f"step {key}'s mounts: {mounts}")
+        check("tennis_assets" in c.attrs["NetworkSettings"]["Networks"],
+              f"step {key} not on the tennis_assets network")
+    (run_container,) = stack.run_containers(run_id)
+    check(any(m["Destination"] == "/var/run/docker.sock" for m in run_container.attrs["Mounts"]),
+          "the run's container has no engine socket")
+    say(f"tune_in_containers: SUCCESS after {time.monotonic() - started:.0f} s; "
+        f"{len(by_step)} step containers (image {steps[0].image.tags[0]}), each exit 0 with "
+        f"the data volume and no engine socket: {sorted(by_step)}")
+
+
 def check_optuna_dashboard() -> None:
     status, doc = http(f"{OPTUNA}/api/studies")
     studies = doc.get("study_summaries", []) if status == 200 else []
@@ -298,8 +401,11 @@ def check_no_secret(stack: Stack) -> None:
     """The PostgreSQL password and the Jupyter token in no database row (Dagster's events, tags,
     run configs and metadata; MLflow's params and tags; Optuna's attributes), no container's log,
     and no file of the data volumes."""
+    webhook = urllib.parse.urlsplit(os.environ["TENNIS_ASSETS_ALERT_WEBHOOK"]).path
     secrets = {"POSTGRES_PASSWORD": os.environ["POSTGRES_PASSWORD"].encode(),
-               "JUPYTER_TOKEN": os.environ["JUPYTER_TOKEN"].encode()}
+               "JUPYTER_TOKEN": os.environ["JUPYTER_TOKEN"].encode(),
+               # The webhook's path is its credential.
+               "TENNIS_ASSETS_ALERT_WEBHOOK": webhook.rsplit("/", 1)[-1].encode()}
     found = []
     postgres = stack.service("postgres")
     for db in ("dagster", "mlflow", "optuna"):
@@ -338,7 +444,9 @@ def main() -> int:
         version = check_mlflow(runs)
         check_policy_server(version)
         check_prometheus()
+        check_alerts(stack)
         check_optuna_dashboard()
+        check_steps_in_containers(stack)
         check_jupyter(stack)
         check_no_secret(stack)
     except Failed as exc:

@@ -226,6 +226,13 @@ def _serve_workers(args: argparse.Namespace, config, tracking_uri: str, monitori
         "monitoring_file": str(monitoring_file) if monitoring_file else None})
 
 
+def cmd_dashboard(args: argparse.Namespace) -> int:
+    from tennis_assets import dashboard, settings
+
+    dashboard.serve(args.storage or settings.optuna_storage(), args.host, args.port)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from tennis_assets.experiment import experiment_models
     from tennis_assets.envs.config import EnvironmentConfig
@@ -300,6 +307,15 @@ def build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--log-level", default="info",
                     choices=["debug", "info", "warning", "error"])
     sv.set_defaults(func=cmd_serve)
+
+    db = sub.add_parser("dashboard", help="optuna-dashboard on the tuning studies (extra "
+                                          "'dashboard')")
+    db.add_argument("--storage", default=None,
+                    help="study storage URL or journal file (default "
+                         "$TENNIS_ASSETS_OPTUNA_STORAGE, else the data directory's journal)")
+    db.add_argument("--host", default="127.0.0.1")
+    db.add_argument("--port", type=int, default=8080)
+    db.set_defaults(func=cmd_dashboard)
     # Each command's own parser, by name (its options are what a user can set).
     parser.commands = dict(sub.choices)  # type: ignore[attr-defined]
     return parser

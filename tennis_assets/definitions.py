@@ -14,7 +14,7 @@ from tennis_assets.defs.assets import (challenger_checks, challenger_model, eval
                                        tuning_study)
 from tennis_assets.defs.checks import enough_completed_trials, promoted_model_loads_and_plays
 from tennis_assets.defs.environment import UnityEnvironmentResource
-from tennis_assets.defs.jobs import ALL_JOBS, WORKER_JOBS
+from tennis_assets.defs.jobs import ALL_JOBS, STEP_JOBS, WORKER_JOBS
 from tennis_assets.defs.resources import AlertWebhook, MlflowResource, OptunaResource
 from tennis_assets.defs.schedules import daily_monitoring, weekly_retrain
 from tennis_assets.defs.sensors import (monitor_new_champion, promote_better_model,
@@ -40,7 +40,7 @@ defs = dg.Definitions(
     assets=[tuning_study, trained_agents, evaluation_report, challenger_model,
             production_model, production_monitoring],
     asset_checks=[enough_completed_trials, challenger_checks, promoted_model_loads_and_plays],
-    jobs=[*ALL_JOBS, *WORKER_JOBS],
+    jobs=[*ALL_JOBS, *WORKER_JOBS, *STEP_JOBS],
     schedules=[weekly_retrain, daily_monitoring],
     sensors=[promote_better_model, monitor_new_champion, retrain_on_drift,
              alert_on_failed_runs, announce_champion_changes, alert_on_failed_checks],

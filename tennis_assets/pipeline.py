@@ -228,7 +228,16 @@ def main(argv: list[str] | None = None) -> int:
     add_model_options(parser, EnvironmentConfig)
     parser.add_argument("--candidate", choices=CANDIDATES, action="append",
                         help="train and evaluate only this candidate (repeatable; default all)")
+    parser.add_argument("--wandb", choices=settings.WANDB_MODES, default=None,
+                        help="W&B beside MLflow for every run (default "
+                             "$TENNIS_ASSETS_WANDB_MODE, else disabled); offline runs land in "
+                             "<data dir>/wandb/")
+    parser.add_argument("--neptune", choices=settings.NEPTUNE_MODES, default=None,
+                        help="Neptune beside MLflow (extra 'neptune'; default "
+                             "$TENNIS_ASSETS_NEPTUNE_MODE, else disabled); offline runs land in "
+                             "<data dir>/neptune/")
     args = parser.parse_args(argv)
+    settings.use_trackers(wandb=args.wandb, neptune=args.neptune)
     started = time.monotonic()
     home = ensure_dagster_home()
     partitions = tuple(dict.fromkeys(args.candidate or CANDIDATES))

@@ -165,6 +165,7 @@ def trial_function(config: dict[str, Any], agent_json: str, train_json: str,
     """One Ray trial (runs in a Ray worker process): SEGMENTS segments of ``train``, each
     reported with its resume checkpoint. Started from a checkpoint (PBT's exploit, or Ray
     resuming a paused trial), it continues that checkpoint's run under this trial's values."""
+    import ray
     from ray import tune
 
     from tennis_assets.agents import AgentConfig
@@ -174,6 +175,9 @@ def trial_function(config: dict[str, Any], agent_json: str, train_json: str,
     from tennis_assets.training.checkpoints import without_buffer
 
     trial_id = tune.get_context().get_trial_id()
+    # The node this trial runs on: which machine of a multi-node cluster did the work (several
+    # nodes may share a host, so the hostname alone does not say).
+    node_id = ray.get_runtime_context().get_node_id()
     agent = AgentConfig.from_dict(json.loads(agent_json)).replace(
         **{name: config[name] for name in params})
     base = TrainConfig.from_dict(json.loads(train_json))
@@ -207,7 +211,7 @@ def trial_function(config: dict[str, Any], agent_json: str, train_json: str,
                 tune.report({METRIC: score, "best_greedy_mean": _finite(result.best_greedy_mean),
                              "updates": result.updates, "seconds": result.seconds,
                              "episodes": result.episodes, "stop_reason": result.stop_reason,
-                             "segment": k, "trial": trial_id,
+                             "segment": k, "trial": trial_id, "node_id": node_id,
                              "continued_from": ",".join(t for t in started_from
                                                         if t != trial_id)},
                             checkpoint=tune.Checkpoint.from_directory(report))
@@ -219,14 +223,16 @@ def _finite(value: float) -> float:
 
 def _connect(address: str, num_cpus: int | None) -> bool:
     """Ray for this study: the cluster at ``address``, the instance this process already
-    started (tests, notebooks), or a new local one. True when this call started it."""
+    started (tests, notebooks), or a new local one. True when this call connected (to the
+    cluster, or to the instance it started), so the caller disconnects again: a long-lived
+    process (a code server, a notebook) must not keep a driver on the cluster."""
     import ray
 
     if ray.is_initialized():
         return False
     if address:
         ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
-        return False
+        return True
     ray.init(num_cpus=num_cpus, include_dashboard=False, logging_level=logging.WARNING,
              log_to_driver=False)
     return True
@@ -315,8 +321,15 @@ def _record(study, grid, names: Sequence[str], searcher: str, scheduler: str,
                                if kind == "float" else
                                optuna.distributions.CategoricalDistribution(list(space)))
     numbers = []
-    # In the order the trials first reported (Ray's trial ids are random).
-    results = sorted(grid, key=lambda r: (r.metrics_dataframe is None or
+
+    def is_baseline(r) -> bool:
+        return baseline is not None and r.config is not None and \
+            {name: r.config.get(name) for name in names} == baseline
+    # The baseline first, as the Optuna engine runs it first in a new study; the others in the
+    # order they first reported (Ray's trial ids are random). Two trials started together
+    # report in either order, so the first report alone does not find the baseline.
+    results = sorted(grid, key=lambda r: (not is_baseline(r),
+                                          r.metrics_dataframe is None or
                                           not len(r.metrics_dataframe),
                                           r.metrics_dataframe["timestamp"].min()
                                           if r.metrics_dataframe is not None and
@@ -347,7 +360,9 @@ def _record(study, grid, names: Sequence[str], searcher: str, scheduler: str,
                  "stop_reason": str(metrics.get("stop_reason", "")),
                  "continued_from": continued, "worker": 0,
                  "worker_pid": int(metrics.get("pid", 0) or 0),
-                 "host": str(metrics.get("hostname", ""))}
+                 "host": str(metrics.get("hostname", "")),
+                 "ray_node_id": str(metrics.get("node_id", "")),
+                 "ray_node_ip": str(metrics.get("node_ip", ""))}
         if batch is not None:
             attrs["batch"] = batch
         if baseline is not None and not marked and config == baseline:

@@ -189,6 +189,44 @@ def wandb_has_key() -> bool:
     return bool(_get("WANDB_API_KEY"))
 
 
+WANDB_MODE_ENV = "TENNIS_ASSETS_WANDB_MODE"
+NEPTUNE_MODE_ENV = "TENNIS_ASSETS_NEPTUNE_MODE"
+WANDB_MODES = ("disabled", "offline", "online", "auto")
+NEPTUNE_MODES = ("disabled", "offline", "async", "auto")
+
+
+def _tracker_mode(name: str, modes: tuple[str, ...]) -> str:
+    value = _get(name, "disabled").lower()
+    if value not in modes:
+        raise ValueError(f"{name}={value!r}: expected one of {list(modes)}")
+    return value
+
+
+def wandb_mode() -> str:
+    """$TENNIS_ASSETS_WANDB_MODE: W&B beside MLflow for runs whose ``mlflow`` resource leaves
+    wandb_mode empty: disabled (default), offline, online, or auto (online with
+    $WANDB_API_KEY)."""
+    return _tracker_mode(WANDB_MODE_ENV, WANDB_MODES)
+
+
+def neptune_mode() -> str:
+    """$TENNIS_ASSETS_NEPTUNE_MODE: Neptune beside MLflow (extra ``neptune``) for runs whose
+    ``mlflow`` resource leaves neptune_mode empty: disabled (default), offline, async, or auto
+    (async with $NEPTUNE_API_TOKEN)."""
+    return _tracker_mode(NEPTUNE_MODE_ENV, NEPTUNE_MODES)
+
+
+def use_trackers(wandb: str | None = None, neptune: str | None = None) -> None:
+    """Turn W&B and Neptune on or off for this process and the runs it launches (None: leave
+    as the environment has it)."""
+    for name, modes, value in ((WANDB_MODE_ENV, WANDB_MODES, wandb),
+                               (NEPTUNE_MODE_ENV, NEPTUNE_MODES, neptune)):
+        if value is not None:
+            if value not in modes:
+                raise ValueError(f"{name}={value!r}: expected one of {list(modes)}")
+            os.environ[name] = value
+
+
 def neptune_has_token() -> bool:
     return bool(_get("NEPTUNE_API_TOKEN"))
 

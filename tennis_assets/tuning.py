@@ -624,10 +624,12 @@ def best_trial(study):
 
 
 def trials_frame(study):
-    """One row per trial: number, state, score (and seconds), duration, parameters."""
+    """One row per trial: number, state, score (and seconds), duration, where it ran (host,
+    worker pid, and the Ray node for engine=ray), parameters."""
     import pandas as pd
 
     rows = []
+    on_ray = any("ray_node_id" in t.user_attrs for t in study.trials)
     for t in study.trials:
         row: dict[str, Any] = {"trial": t.number, "state": t.state.name}
         values = t.values or [None] * len(study.directions)
@@ -636,6 +638,10 @@ def trials_frame(study):
             row["train_seconds"] = values[1]
         row["duration_s"] = (t.duration.total_seconds() if t.duration is not None else None)
         row["last_step"] = t.last_step
+        row["host"] = t.user_attrs.get("host")
+        row["pid"] = t.user_attrs.get("worker_pid")
+        if on_ray:
+            row["ray_node"] = t.user_attrs.get("ray_node_id")
         row.update(t.params)
         rows.append(row)
     return pd.DataFrame(rows)

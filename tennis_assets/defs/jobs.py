@@ -6,6 +6,7 @@ import dagster as dg
 from .assets import (challenger_model, evaluation_report, production_model,
                      production_monitoring, trained_agents, tuning_study)
 from .assets.tuning import tuning_worker
+from .step_jobs import tune_in_containers
 
 PROMOTION = dg.AssetSelection.assets(challenger_model, production_model)
 
@@ -32,8 +33,10 @@ monitor = dg.define_asset_job(
     description="Play the champion on its production court and test its score for drift.")
 
 ALL_JOBS = [run_pipeline, tune, retrain, promote, rollback, monitor]
+# The study with each step in a container of its own (docker_executor; step_jobs.py).
+STEP_JOBS = [tune_in_containers]
 # The jobs whose failures and announcements reach the alert webhook.
-ALERTED_JOBS = ALL_JOBS
+ALERTED_JOBS = ALL_JOBS + STEP_JOBS
 ANNOUNCED_JOBS = [promote, rollback]
 
 # An op job, launched by hand (or by a script per machine) to add workers to a running study.

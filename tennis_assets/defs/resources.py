@@ -48,8 +48,10 @@ class MlflowResource(dg.ConfigurableResource):
 
     tracking_uri empty: ``$MLFLOW_TRACKING_URI``, else SQLite and a local artifact folder in the
     data directory. wandb_mode: disabled, offline, online, or auto (online only with
-    ``$WANDB_API_KEY``) for W&B as a second tracker. neptune_mode: disabled, offline, async, or
-    auto (async only with ``$NEPTUNE_API_TOKEN``) for Neptune (extra ``neptune``), its project
+    ``$WANDB_API_KEY``) for W&B as a second tracker; empty: ``$TENNIS_ASSETS_WANDB_MODE``
+    (default disabled). neptune_mode: disabled, offline, async, or auto (async only with
+    ``$NEPTUNE_API_TOKEN``) for Neptune (extra ``neptune``); empty:
+    ``$TENNIS_ASSETS_NEPTUNE_MODE`` (default disabled); its project
     ``neptune_project`` (empty: ``$NEPTUNE_PROJECT``). ui_url: where people open MLflow
     (links in metadata); empty: ``$MLFLOW_UI_URL``, else the tracking server's own address.
     """
@@ -58,9 +60,9 @@ class MlflowResource(dg.ConfigurableResource):
     experiment: str = "tennis-assets"
     registered_model: str = "tennis-policy"
     ui_url: str = ""
-    wandb_mode: str = "disabled"
+    wandb_mode: str = ""
     wandb_project: str = "tennis-assets"
-    neptune_mode: str = "disabled"
+    neptune_mode: str = ""
     neptune_project: str = ""
 
     dagster_ui_url: str = ""
@@ -87,10 +89,23 @@ class MlflowResource(dg.ConfigurableResource):
         if not uri.startswith("http"):
             # Where a local store's experiment keeps its artifacts (MlflowTracker's default).
             preflight.check_artifact_root(default_artifact_root(), "MLflow artifact folder")
-        if self.neptune_mode != "disabled":
+        from tennis_assets.tracking.wandb_tracking import resolve_mode
+
+        try:  # a wrong mode (resource or environment) is named before the run's work
+            wandb_mode, neptune_mode = self.modes()
+            resolve_mode(wandb_mode)
+        except ValueError as exc:
+            raise preflight.ResourceError(str(exc)) from None
+        if neptune_mode != "disabled":
             from tennis_assets.tracking.neptune_tracking import check_available
 
-            check_available(self.neptune_mode, "MlflowResource.neptune_mode")
+            check_available(neptune_mode, "MlflowResource.neptune_mode" if self.neptune_mode
+                            else settings.NEPTUNE_MODE_ENV)
+
+    def modes(self) -> tuple[str, str]:
+        """The W&B and Neptune modes: this resource's, else the environment's."""
+        return (self.wandb_mode or settings.wandb_mode(),
+                self.neptune_mode or settings.neptune_mode())
 
     def tracker(self):
         if self._tracker is None:
@@ -105,14 +120,15 @@ class MlflowResource(dg.ConfigurableResource):
         from tennis_assets.tracking.tracker import fan_out
 
         secondary = []
-        if self.wandb_mode != "disabled":
+        wandb_mode, neptune_mode = self.modes()
+        if wandb_mode != "disabled":
             from tennis_assets.tracking.wandb_tracking import WandbTracker
 
-            secondary.append(WandbTracker(self.wandb_project, self.wandb_mode))
-        if self.neptune_mode != "disabled":
+            secondary.append(WandbTracker(self.wandb_project, wandb_mode))
+        if neptune_mode != "disabled":
             from tennis_assets.tracking.neptune_tracking import NeptuneTracker
 
-            secondary.append(NeptuneTracker(self.neptune_project, self.neptune_mode))
+            secondary.append(NeptuneTracker(self.neptune_project, neptune_mode))
         with fan_out(self.tracker(), secondary, name, tags) as run:
             yield run
 

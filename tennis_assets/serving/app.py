@@ -5,6 +5,8 @@
     POST /invocations  MLflow's scoring protocol: {"inputs": [N][2][24]} or {"instances": ...}
                        -> {"predictions": [N][2][2]}, as `mlflow models serve` answers
     GET  /ping         MLflow's (and SageMaker's) health check: 200 once a model is loaded
+    GET  /health       the same as /ping, as `mlflow models serve` answers it
+    GET  /version      the MLflow version, as `mlflow models serve` answers it (plain text)
     GET  /healthz      200 while the process runs: {"status": "ok", "pid": <worker pid>}
     GET  /readyz       200 once a model is loaded, else 503
     GET  /metrics      Prometheus exposition (prometheus-client's ASGI app)
@@ -16,6 +18,7 @@ answered request is one JSON line on stderr (``access_log``).
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import logging
 import os
@@ -41,8 +44,13 @@ log = logging.getLogger(__name__)
 # with unread data); larger ones are answered at once and the connection closed.
 _DRAIN_FACTOR = 8
 _ROUTES = {"/act": ("act", "POST"), "/invocations": ("invocations", "POST"),
-           "/ping": ("ping", "GET"), "/healthz": ("healthz", "GET"),
-           "/readyz": ("readyz", "GET"), "/metrics": ("metrics", "GET")}
+           "/ping": ("ping", "GET"), "/health": ("ping", "GET"), "/version": ("version", "GET"),
+           "/healthz": ("healthz", "GET"), "/readyz": ("readyz", "GET"),
+           "/metrics": ("metrics", "GET")}
+
+
+# Read from the installed distribution: importing mlflow for it would cost seconds.
+_MLFLOW_VERSION = importlib.metadata.version("mlflow")
 
 
 @dataclass(frozen=True)
@@ -163,6 +171,11 @@ class PolicyApp:
                           "ok" if ok else "not_ready",
                           Response("\n", 200 if ok else 503, media_type="application/json"))
 
+    async def version(self, request: Request) -> Response:
+        # MLflow's scoring server answers its own version; clients compare it with theirs.
+        return self._done(request, "version", time.perf_counter(), 200, "ok",
+                          Response(_MLFLOW_VERSION, 200, media_type="application/json"))
+
     async def healthz(self, request: Request) -> Response:
         return self._done(request, "healthz", time.perf_counter(), 200, "ok",
                           _json(200, {"status": "ok", "pid": self.pid}))
@@ -184,7 +197,7 @@ class PolicyApp:
         if exc.status_code == 404:
             return self._reject(request, "other", started, BadRequest(
                 404, "not_found", f"no endpoint {path!r}; try POST /act, POST /invocations, "
-                "GET /healthz, /readyz, /ping or /metrics"))
+                "GET /healthz, /readyz, /ping, /health, /version or /metrics"))
         if exc.status_code == 405:
             endpoint, method = _ROUTES.get(path, ("other", "GET"))
             allow = ", ".join(sorted((exc.headers or {}).get("Allow", method).split(", ")))

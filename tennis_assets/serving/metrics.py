@@ -36,7 +36,8 @@ REQUEST_BUCKETS = (100e-6, 200e-6, 300e-6, 500e-6, 750e-6, 1e-3, 1.5e-3, 2e-3, 3
 ACTION_BOUNDS = (-0.99, -0.75, -0.5, -0.25, 0.0, 0.25, 0.5, 0.75, 0.99, 1.0)
 SATURATED = 0.99
 
-ENDPOINTS = ("act", "invocations", "ping", "healthz", "readyz", "metrics", "other")
+ENDPOINTS = ("act", "invocations", "ping", "version", "healthz", "readyz", "metrics",
+             "other")
 # outcome -> the status code it answers with; pre-created so rates exist before the first error.
 OUTCOMES = {"ok": "200", "bad_request": "400", "not_found": "404", "method_not_allowed": "405",
             "timeout": "408", "too_large": "413", "unsupported_media_type": "415",

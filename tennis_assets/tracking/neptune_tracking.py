@@ -26,7 +26,7 @@ from tennis_assets.settings import data_dir
 
 from .tracker import finite_metrics, flatten
 
-MODES = ("disabled", "offline", "async", "auto")
+MODES = settings.NEPTUNE_MODES
 # Neptune wants a project name even offline (the sync sends the run there).
 DEFAULT_PROJECT = "tennis-assets/tennis-assets"
 

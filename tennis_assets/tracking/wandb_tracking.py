@@ -16,7 +16,7 @@ from tennis_assets.settings import data_dir
 
 from .tracker import finite_metrics, flatten
 
-MODES = ("disabled", "offline", "online", "auto")
+MODES = settings.WANDB_MODES
 
 
 def resolve_mode(mode: str) -> str:
@@ -58,10 +58,15 @@ class WandbRun:
 
 
 class WandbTracker:
+    """``root``: where W&B keeps its ``wandb/`` folder of runs (W&B always adds that folder to
+    the directory it is given); default the data directory, so offline runs land in
+    ``<data dir>/wandb/offline-run-*``."""
+
     def __init__(self, project: str = "tennis-assets", mode: str = "auto",
-                 directory: str | os.PathLike | None = None) -> None:
+                 root: str | os.PathLike | None = None) -> None:
         self.project, self.mode = project, resolve_mode(mode)
-        self.directory = Path(directory) if directory else data_dir() / "wandb"
+        self.root = Path(root) if root else data_dir()
+        self.directory = self.root / "wandb"
 
     @contextlib.contextmanager
     def start_run(self, name: str, tags: Mapping[str, str] | None = None
@@ -70,7 +75,7 @@ class WandbTracker:
 
         self.directory.mkdir(parents=True, exist_ok=True)
         run = wandb.init(project=self.project, name=name, mode=self.mode,
-                         dir=str(self.directory), config={"tags": dict(tags or {})},
+                         dir=str(self.root), config={"tags": dict(tags or {})},
                          reinit="create_new")
         exit_code = 1
         try:

@@ -26,7 +26,8 @@ CHECKS = [
     "trained_agents:weights_finite",
     "tuning_study:enough_completed_trials",
 ]
-JOBS = ["monitor", "promote", "retrain", "rollback", "run_pipeline", "tune", "tuning_worker"]
+JOBS = ["monitor", "promote", "retrain", "rollback", "run_pipeline", "tune", "tune_in_containers",
+        "tuning_worker"]
 SCHEDULES = ["daily_monitoring", "weekly_retrain"]
 SENSORS = ["alert_on_failed_checks", "alert_on_failed_runs", "announce_champion_changes",
            "monitor_new_champion", "promote_better_model", "retrain_on_drift"]

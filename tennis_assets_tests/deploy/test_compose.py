@@ -27,7 +27,7 @@ SCHEMA = DOCKER / "schema" / "compose-spec.json"
 SHARED_SCHEMA = REPO.parent / "shared" / "schemas" / "compose-spec.json"
 
 SERVICES = {"postgres", "user_code", "webserver", "daemon", "mlflow", "optuna-dashboard",
-            "policy-server", "prometheus", "grafana", "jupyter"}
+            "policy-server", "prometheus", "alertmanager", "grafana", "jupyter"}
 PLACEHOLDERS = {"", "change-me"}
 SECRET_NAME = re.compile(r"PASSWORD|SECRET|TOKEN|API_KEY|ACCESS_KEY|PRIVATE_KEY|CREDENTIAL",
                          re.I)
@@ -167,8 +167,8 @@ def test_published_ports_are_bound_to_loopback(compose):
             assert host_port not in published, f"{host_port} published twice"
             published[host_port] = name
     assert published == {"3000": "webserver", "5000": "mlflow", "8080": "optuna-dashboard",
-                         "8000": "policy-server", "9090": "prometheus", "3001": "grafana",
-                         "8888": "jupyter"}
+                         "8000": "policy-server", "9090": "prometheus", "9093": "alertmanager",
+                         "3001": "grafana", "8888": "jupyter"}
     # Databases and the gRPC server stay on the compose network.
     for name in ("postgres", "user_code", "daemon"):
         assert not compose["services"][name].get("ports"), name

@@ -47,7 +47,9 @@ def parse(path: Path) -> list[dict]:
 
 
 def _pyproject_pins() -> dict[str, str]:
-    deps = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    deps = project["dependencies"] + [d for extra in project["optional-dependencies"].values()
+                                      for d in extra]
     return {m.group(1).lower(): m.group(2) for d in deps
             if (m := re.fullmatch(r"([A-Za-z0-9_.-]+)==([^\s;]+)", d))}
 
@@ -110,7 +112,7 @@ def test_user_code_installs_cpu_torch_then_the_package():
     torch_run = [i for i, r in enumerate(runs) if f'"torch=={torch_pin}"' in r]
     assert len(torch_run) == 1
     assert '--index-url "${TORCH_INDEX_URL}"' in runs[torch_run[0]]
-    package_run = [i for i, r in enumerate(runs) if re.search(r"pip install \.$", r)]
+    package_run = [i for i, r in enumerate(runs) if re.search(r'pip install "\.\[k8s\]"$', r)]
     assert package_run and torch_run[0] < package_run[0], "torch first, then the package"
     assert any('pip install ".[notebook]"' in r for r in _runs(stages["jupyter"]))
     # Non-root in both roles; the instance file is the production one.
@@ -127,7 +129,7 @@ def test_images_pin_the_versions_of_pyproject():
     pins = _pyproject_pins()
     dagster_runs = " ".join(_runs(parse(DOCKER / "Dockerfile.dagster")[0]))
     for name in ("dagster", "dagster-webserver", "dagster-postgres", "dagster-docker",
-                 "psycopg2-binary"):
+                 "dagster-k8s", "psycopg2-binary"):
         assert f'"{name}=={pins[name]}"' in dagster_runs, name
     optuna_runs = " ".join(_runs(parse(DOCKER / "Dockerfile.optuna_dashboard")[0]))
     for name in ("optuna", "psycopg2-binary"):

@@ -58,6 +58,12 @@ def test_invocations_answer_like_the_registered_pyfunc(client, registry, champio
         assert status == 200, doc
         np.testing.assert_allclose(doc["predictions"], pyfunc.predict(obs), atol=1e-6)
     assert client.request("GET", "/ping")[0] == 200
+    # MLflow's other two GET endpoints, as `mlflow models serve` answers them.
+    assert client.request("GET", "/health")[0] == 200
+    import importlib.metadata
+
+    status, _, body = client.request("GET", "/version")
+    assert status == 200 and body.decode() == importlib.metadata.version("mlflow")
     nan = '{"inputs": [[[NaN' + ", 0.1" * 23 + "], [0.1" + ", 0.1" * 23 + "]]]}"
     status, _, data = client.request("POST", "/invocations", nan, JSON)
     assert status == 400 and json.loads(data)["error_code"] == "BAD_REQUEST"

@@ -22,7 +22,7 @@ def test_offline_run_records_locally_beside_mlflow(tmp_path, monkeypatch):
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
     mlflow_tracker = MlflowTracker(f"sqlite:///{tmp_path / 'mlflow.db'}",
                                    artifact_root=(tmp_path / "artifacts").as_uri())
-    wandb_tracker = WandbTracker(mode="auto", directory=tmp_path / "wandb")
+    wandb_tracker = WandbTracker(mode="auto", root=tmp_path)
     note = tmp_path / "note.txt"
     note.write_text("hello")
     with fan_out(mlflow_tracker, [wandb_tracker], "both", {"dagster.run_id": "r"}) as run:
@@ -30,7 +30,9 @@ def test_offline_run_records_locally_beside_mlflow(tmp_path, monkeypatch):
         run.log_metrics({"mean": 0.8}, step=1)
         run.log_series("episode_score", [0.1, 0.2, 0.3])
         run.log_artifact(note)
-    offline = list((tmp_path / "wandb" / "wandb").glob("offline-run-*"))
+    # In <root>/wandb/, not <root>/wandb/wandb/.
+    offline = list((tmp_path / "wandb").glob("offline-run-*"))
+    assert offline and not (tmp_path / "wandb" / "wandb").exists()
     assert len(offline) == 1
     assert (offline[0] / "files" / "note.txt").read_text() == "hello"
     assert list(offline[0].glob("run-*.wandb"))[0].stat().st_size > 0

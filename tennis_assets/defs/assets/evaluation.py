@@ -12,7 +12,7 @@ from ..config import EvaluationConfig
 from ..gates import (beats_champion, latency_under_threshold, report_check_results,
                      solves)
 from ..metadata import dagster_metadata, table_md
-from ..partitions import agent_partitions
+from ..partitions import agent_partitions, candidate_partition
 from ..resources import MlflowResource
 from ..store import ModelStore, TrainedAgent
 
@@ -59,7 +59,7 @@ def evaluation_report(context: dg.AssetExecutionContext, config: EvaluationConfi
     from tennis_assets.workflow.evaluation import (CandidateRef, candidate_report,
                                                    evaluate_candidate, track_report)
 
-    partition = context.partition_key
+    partition = candidate_partition(context)
     settings = config.core()
     train_seed = trained_agents.train_config.seed
     seed = final_seed(train_seed, 1 + settings.eval_seed)

@@ -11,7 +11,7 @@ import dagster as dg
 from ..config import TrainingConfig
 from ..gates import check_history, check_weights, history_has_no_nan, weights_finite
 from ..metadata import dagster_metadata, frame_md
-from ..partitions import agent_partitions
+from ..partitions import agent_partitions, candidate_partition
 from ..resources import MlflowResource
 from ..store import ModelStore, TrainedAgent
 
@@ -69,7 +69,7 @@ def trained_agents(context: dg.AssetExecutionContext, config: TrainingConfig,
     from tennis_assets.tracking import run_tags
     from tennis_assets.workflow.candidate import interruption, resume_state, train_candidate
 
-    partition = context.partition_key
+    partition = candidate_partition(context)
     tuned: dict[str, Any] = {}
     if partition == "tuned":
         if not tuning_study or not tuning_study.get("best_params"):

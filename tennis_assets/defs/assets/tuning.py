@@ -188,7 +188,13 @@ def summarize_study(context: dg.OpExecutionContext, config: TuningConfig,
              "min_completed_trials": core.min_completed_trials,
              "multi_objective": core.multi_objective, "mlflow_run_id": run.run_id,
              "n_workers": len(workers), "engine": core.engine}
-    return dg.Output(value, metadata={
+    extra = {}
+    if core.engine == "ray":
+        # The Ray nodes this run's trials ran on: a multi-node cluster shows more than one.
+        value["ray_nodes"] = sorted({t.user_attrs.get("ray_node_id") or "?" for t in
+                                     tuning.batch_trials(study, workers[0]["batch"])})
+        extra["ray_nodes"] = dg.MetadataValue.json(value["ray_nodes"])
+    return dg.Output(value, metadata={**extra,
         "best_score": dg.MetadataValue.float(round(summary["best_score"] or 0.0, 4)),
         "best_params": dg.MetadataValue.json(value["best_params"]),
         "trials": summary["n_trials"], "complete_trials": summary["n_complete"],
