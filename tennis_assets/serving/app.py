@@ -1,9 +1,13 @@
 """The policy server's HTTP API, a Starlette application.
 
-    POST /act          {"observations": [2][24]} or [N][2][24] floats
-                       -> {"actions": [2][2] or [N][2][2], "model_version": "3"}
-    POST /invocations  MLflow's scoring protocol: {"inputs": [N][2][24]} or {"instances": ...}
-                       -> {"predictions": [N][2][2]}, as `mlflow models serve` answers
+Shapes are the served model's: A agents, O observation and U action values per agent (Tennis:
+A=2, O=24, U=2; MPE simple_spread with 3 agents: A=3, O=18, U=5), read from the model when it
+loads; a request of another shape gets a 400 naming the one expected.
+
+    POST /act          {"observations": [A][O]} or [N][A][O] floats
+                       -> {"actions": [A][U] or [N][A][U], "model_version": "3"}
+    POST /invocations  MLflow's scoring protocol: {"inputs": [N][A][O]} or {"instances": ...}
+                       -> {"predictions": [N][A][U]}, as `mlflow models serve` answers
     GET  /ping         MLflow's (and SageMaker's) health check: 200 once a model is loaded
     GET  /health       the same as /ping, as `mlflow models serve` answers it
     GET  /version      the MLflow version, as `mlflow models serve` answers it (plain text)
@@ -137,10 +141,13 @@ class PolicyApp:
             model = self.source.current
             if model is None:
                 raise BadRequest(503, "not_ready", "no model loaded yet")
+            # Validated against the model that answers it: after a swap to another
+            # environment's model the new shape applies (a request never meets a mix).
             if mlflow:
-                obs, single = parse_invocations(body, self.limits.max_batch), False
+                obs = parse_invocations(body, self.limits.max_batch, model.obs_shape)
+                single = False
             else:
-                obs, single = parse_observations(body, self.limits.max_batch)
+                obs, single = parse_observations(body, self.limits.max_batch, model.obs_shape)
         except BadRequest as exc:
             return self._reject(request, endpoint, started, exc, mlflow)
         except ClientDisconnect:

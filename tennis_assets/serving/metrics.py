@@ -46,37 +46,63 @@ OUTCOMES = {"ok": "200", "bad_request": "400", "not_found": "404", "method_not_a
 
 class ActionStats:
     """Histogram of action values per action dimension, and how many were saturated
-    (|a| >= 0.99: the tanh output pinned at the edge, what a clipped action looks like)."""
+    (|a| >= 0.99: the tanh output pinned at the edge, what a clipped action looks like).
 
-    def __init__(self, dimensions: int = 2) -> None:
-        self.dimensions = dimensions
+    The dimensions are the served model's action values per agent (Tennis 2, MPE
+    simple_spread 5): ``grow`` adds them when a model loads, and a batch with more grows them
+    too. They never shrink: after a swap to a model with fewer, the extra dimensions keep their
+    counts (counters never go down) and stop moving."""
+
+    def __init__(self, dimensions: int = 0) -> None:
+        self.dimensions = 0
         self._bounds = np.asarray(ACTION_BOUNDS, np.float64)
         self._lock = threading.Lock()
         # per dimension: counts per bucket (last = +Inf), sum, saturated count
-        self._counts = np.zeros((dimensions, len(ACTION_BOUNDS) + 1), np.int64)
-        self._sums = np.zeros(dimensions, np.float64)
-        self._saturated = np.zeros(dimensions, np.int64)
+        self._counts = np.zeros((0, len(ACTION_BOUNDS) + 1), np.int64)
+        self._sums = np.zeros(0, np.float64)
+        self._saturated = np.zeros(0, np.int64)
+        self.grow(dimensions)
+
+    def grow(self, dimensions: int) -> None:
+        """At least ``dimensions`` action dimensions, each exported from now on."""
+        with self._lock:
+            extra = dimensions - self.dimensions
+            if extra <= 0:
+                return
+            self._counts = np.vstack([self._counts,
+                                      np.zeros((extra, self._counts.shape[1]), np.int64)])
+            self._sums = np.concatenate([self._sums, np.zeros(extra, np.float64)])
+            self._saturated = np.concatenate([self._saturated, np.zeros(extra, np.int64)])
+            self._grown(dimensions)
+            self.dimensions = dimensions  # last: a reader that sees it finds the arrays sized
+
+    def _grown(self, dimensions: int) -> None:
+        """Called under the lock when the dimensions grow (SharedActionStats adds series)."""
 
     def observe(self, actions: np.ndarray) -> None:
+        """Actions [..., action_size]: each value counted in its dimension (the last axis)."""
+        dims = int(actions.shape[-1]) if actions.ndim else 1
+        if dims > self.dimensions:
+            self.grow(dims)
         if actions.size <= 16:
-            # One observation is 4 values: a Python loop with bisect costs ~3 us where the
-            # numpy calls below cost ~20 us in fixed overhead.
-            self._observe_few(actions.ravel().tolist())
+            # One Tennis observation is 4 values: a Python loop with bisect costs ~3 us where
+            # the numpy calls below cost ~20 us in fixed overhead.
+            self._observe_few(actions.ravel().tolist(), dims)
             return
-        values = np.asarray(actions, np.float64).reshape(-1, self.dimensions)
+        values = np.asarray(actions, np.float64).reshape(-1, dims)
         buckets = len(self._bounds) + 1
         index = np.searchsorted(self._bounds, values, side="left")  # first le >= v
-        index += np.arange(self.dimensions) * buckets
-        counts = np.bincount(index.ravel(), minlength=self.dimensions * buckets)
+        index += np.arange(dims) * buckets
+        counts = np.bincount(index.ravel(), minlength=dims * buckets)
         sums = values.sum(axis=0)
         saturated = (np.abs(values) >= SATURATED).sum(axis=0)
         with self._lock:
-            self._counts += counts.reshape(self.dimensions, buckets)
-            self._sums += sums
-            self._saturated += saturated
+            self._counts[:dims] += counts.reshape(dims, buckets)
+            self._sums[:dims] += sums
+            self._saturated[:dims] += saturated
 
-    def _observe_few(self, values: list[float]) -> None:
-        bounds, dims = ACTION_BOUNDS, self.dimensions
+    def _observe_few(self, values: list[float], dims: int) -> None:
+        bounds = ACTION_BOUNDS
         with self._lock:
             counts, sums, saturated = self._counts, self._sums, self._saturated
             for i, v in enumerate(values):
@@ -103,7 +129,7 @@ class ActionStats:
                                   f"Action values with |a| >= {SATURATED} (tanh saturated), per "
                                   "action dimension", labels=["dimension"])
         les = [repr(b) for b in ACTION_BOUNDS] + ["+Inf"]
-        for d in range(self.dimensions):
+        for d in range(len(counts)):
             cumulative = np.cumsum(counts[d])
             hist.add_metric([str(d)], buckets=[(le, float(c)) for le, c in zip(les, cumulative)],
                             sum_value=float(sums[d]))
@@ -157,31 +183,37 @@ class SharedActionStats(ActionStats):
     A batch's bucket counts are still computed by ActionStats (numpy) and each non-empty bucket
     is added once, rather than one ``observe`` per action value."""
 
-    def __init__(self, dimensions: int = 2) -> None:
-        super().__init__(dimensions)
+    def __init__(self, dimensions: int = 0) -> None:
         self._one_at_a_time = threading.Lock()
-        hist = Histogram("tennis_policy_action_value",
-                         "Greedy action values served, per action dimension", ["dimension"],
-                         buckets=ACTION_BOUNDS, registry=None)
-        sat = Counter("tennis_policy_action_saturated",
-                      f"Action values with |a| >= {SATURATED} (tanh saturated), per action "
-                      "dimension", ["dimension"], registry=None)
-        children = [hist.labels(str(d)) for d in range(dimensions)]
+        self._hist = Histogram("tennis_policy_action_value",
+                               "Greedy action values served, per action dimension",
+                               ["dimension"], buckets=ACTION_BOUNDS, registry=None)
+        self._sat = Counter("tennis_policy_action_saturated",
+                            f"Action values with |a| >= {SATURATED} (tanh saturated), per action "
+                            "dimension", ["dimension"], registry=None)
+        self._shared: list = []
+        super().__init__(dimensions)
+
+    def _grown(self, dimensions: int) -> None:
         # Histogram.observe adds to one bucket's value and to the sum; adding a whole bucket
         # count at once needs those values themselves (prometheus-client has no public call
         # for it). Non-cumulative per bucket, as observe stores them.
-        self._shared = [(child._buckets, child._sum, sat.labels(str(d)))
-                        for d, child in enumerate(children)]
+        for d in range(len(self._shared), dimensions):
+            child = self._hist.labels(str(d))
+            self._shared.append((child._buckets, child._sum, self._sat.labels(str(d))))
 
     def observe(self, actions: np.ndarray) -> None:
+        dims = int(actions.shape[-1]) if actions.ndim else 1
+        if dims > self.dimensions:
+            self.grow(dims)
         if actions.size <= 16:
-            self._add_few(actions.ravel().tolist())
+            self._add_few(actions.ravel().tolist(), dims)
             return
         # The in-process counts hold one batch at a time: filled by ActionStats, added to the
         # shared values, cleared.
         with self._one_at_a_time:
             super().observe(actions)
-            for d, (buckets, total, sat) in enumerate(self._shared):
+            for d, (buckets, total, sat) in enumerate(self._shared[:dims]):
                 for i, c in enumerate(self._counts[d].tolist()):
                     if c:
                         buckets[i].inc(c)
@@ -192,10 +224,10 @@ class SharedActionStats(ActionStats):
             self._sums[:] = 0
             self._saturated[:] = 0
 
-    def _add_few(self, values: list[float]) -> None:
+    def _add_few(self, values: list[float], dims: int) -> None:
         # A handful of values: straight to the shared values, one write per value and one sum
         # per dimension (numpy's fixed costs would dominate, as in ActionStats).
-        dims, shared = self.dimensions, self._shared
+        shared = self._shared
         sums = [0.0] * dims
         for i, v in enumerate(values):
             d = i % dims
@@ -571,6 +603,8 @@ class ServingMetrics:
             self.model_version.set(float(model.version))
         except ValueError:
             self.model_version.set(math.nan)
+        # The action series of the model's dimensions exist from its load on.
+        self.actions.grow(model.action_shape[-1])
         self.model_loaded.set(1)
         self.model_loaded_at.set(model.loaded_at)
         self.model_load_seconds.set(model.load_seconds)

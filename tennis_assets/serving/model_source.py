@@ -37,22 +37,32 @@ class LoadedModel:
     implementation: str  # "onnxruntime"
     loaded_at: float  # unix time
     load_seconds: float
+    # What a request must hold and what it is answered with, per observation: (agents,
+    # obs_size) and (agents, action_size), the ONNX actor's own (Tennis: (2, 24) and (2, 2)).
+    obs_shape: tuple[int, int]
+    action_shape: tuple[int, int]
+    environment: str  # the environment spec its checkpoint was trained on, e.g. "tennis"
 
     def act(self, obs: np.ndarray) -> np.ndarray:
-        """obs float32 [N, 2, 24] -> greedy actions float32 [N, 2, 2]."""
+        """obs float32 [N, agents, obs_size] -> greedy actions float32 [N, agents,
+        action_size] in [-1, 1]."""
         return self.policy(obs)
+
+    def describe(self) -> str:
+        """The model's shapes in words, for log lines."""
+        return (f"{self.environment}: observations [{', '.join(map(str, self.obs_shape))}] -> "
+                f"actions [{', '.join(map(str, self.action_shape))}]")
 
 
 def load_version(tracker: Any, info: Any, alias: str) -> LoadedModel:
     """Registered version ``info`` (a ChampionInfo) loaded as the server serves it: its ONNX
-    actor, checked against its checkpoint's torch actor on a probe batch. Raises when it cannot
-    be served (a missing or corrupt file, disagreeing networks). Promotion and rollback call it
+    actor, checked against its checkpoint's torch actor on a probe batch of the checkpoint's
+    own shape. Raises when it cannot be served (a missing or corrupt file, an ONNX input of
+    another shape than the checkpoint's, disagreeing networks). Promotion and rollback call it
     before the alias moves (tennis_assets.workflow.production)."""
-    import torch
-
-    from tennis_assets.agents.actor_module import ActorModule
     from tennis_assets.training import load_learner
-    from tennis_assets.training.export import INPUT, onnx_session
+    from tennis_assets.training.checkpoints import read_metadata, stored_environment
+    from tennis_assets.training.export import INPUT, onnx_input_shape, onnx_session
 
     started = time.perf_counter()
     tmp = Path(tempfile.mkdtemp(prefix="tennis-serve-"))
@@ -60,6 +70,7 @@ def load_version(tracker: Any, info: Any, alias: str) -> LoadedModel:
         onnx_path, checkpoint = tracker.model_files(tracker.download_model(info, tmp))
         session = onnx_session(onnx_path)
         learner = load_learner(checkpoint, device="cpu")
+        environment = stored_environment(read_metadata(checkpoint)).env
     finally:
         # The session and the learner hold their weights in memory.
         shutil.rmtree(tmp, ignore_errors=True)
@@ -67,19 +78,36 @@ def load_version(tracker: Any, info: Any, alias: str) -> LoadedModel:
     def policy(obs: np.ndarray) -> np.ndarray:
         return session.run(None, {INPUT: obs})[0]
 
-    # The registered ONNX file is what answers; it must be the network the checkpoint holds,
-    # and a model that cannot act on a valid observation must never replace one that can.
-    probe = np.random.default_rng(0).standard_normal((7, 2, 24)).astype(np.float32) * 3
-    got = policy(probe)
-    with torch.no_grad():
-        want = ActorModule.from_learner(learner)(torch.from_numpy(probe)).numpy()
-    if got.shape != (7, 2, 2) or not np.allclose(got, want, atol=1e-5, rtol=0):
-        raise ValueError(f"model {info.name} version {info.version}: its ONNX actor "
-                         f"disagrees with its checkpoint's torch actor on a probe batch")
+    what = f"model {info.name} version {info.version}"
+    cfg = learner.config
+    obs_shape, action_shape = (cfg.num_agents, cfg.obs_size), (cfg.num_agents, cfg.action_size)
+    if onnx_input_shape(session) != obs_shape:
+        raise ValueError(f"{what}: its ONNX actor takes observations "
+                         f"{list(onnx_input_shape(session))} per step, its checkpoint's "
+                         f"learner {list(obs_shape)}")
+    _check_probe(policy, learner, obs_shape, action_shape, what)
     return LoadedModel(name=info.name, version=str(info.version), alias=alias,
                        run_id=info.run_id, source=info.source, learner=learner,
                        policy=policy, implementation="onnxruntime", loaded_at=time.time(),
-                       load_seconds=time.perf_counter() - started)
+                       load_seconds=time.perf_counter() - started, obs_shape=obs_shape,
+                       action_shape=action_shape, environment=environment)
+
+
+def _check_probe(policy: Callable[[np.ndarray], np.ndarray], learner: Any,
+                 obs_shape: tuple[int, int], action_shape: tuple[int, int], what: str) -> None:
+    """The registered ONNX file is what answers; it must be the network the checkpoint holds,
+    and a model that cannot act on a valid observation must never replace one that can."""
+    import torch
+
+    from tennis_assets.agents.actor_module import ActorModule
+
+    probe = np.random.default_rng(0).standard_normal((7, *obs_shape)).astype(np.float32) * 3
+    got = policy(probe)
+    with torch.no_grad():
+        want = ActorModule.from_learner(learner)(torch.from_numpy(probe)).numpy()
+    if got.shape != (7, *action_shape) or not np.allclose(got, want, atol=1e-5, rtol=0):
+        raise ValueError(f"{what}: its ONNX actor disagrees with its checkpoint's torch actor "
+                         "on a probe batch")
 
 
 class ChampionSource:
@@ -168,10 +196,17 @@ class ChampionSource:
             except Exception as exc:
                 self._failed("load", exc, f"version {info.version}")
                 return False
+            if current is not None and current.obs_shape != model.obs_shape:
+                # A promotion to another game: requests after the swap are validated against
+                # the new shape, and clients still sending the old one get 400s naming it.
+                log.warning("%s@%s: version %s takes another shape than version %s "
+                            "(%s, was %s); requests of the old shape now get 400",
+                            self.model_name, self.alias, model.version, current.version,
+                            model.describe(), current.describe())
             self.current = model
-            log.info("serving %s version %s (alias %s, %s actor), loaded in %.2f s",
+            log.info("serving %s version %s (alias %s, %s actor, %s), loaded in %.2f s",
                      model.name, model.version, self.alias, model.implementation,
-                     model.load_seconds)
+                     model.describe(), model.load_seconds)
             for callback in self._on_loaded:
                 callback(model)
             return True

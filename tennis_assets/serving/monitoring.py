@@ -2,7 +2,8 @@
 
 The monitoring job writes its result as JSON to ``<data_dir>/monitoring/latest.json``::
 
-    {"time": "2026-11-27T12:00:00+00:00", "model_version": "3", "court": {...CourtParams...},
+    {"time": "2026-11-27T12:00:00+00:00", "model_version": "3",
+     "environment": {"env": "tennis", ...}, "court": {...keyword arguments in force...},
      "episodes": 100, "mean": 0.41, "baseline_mean": 1.2, "statistic": 1234.0,
      "p_value": 0.0001, "test": "mann-whitney-u", "drifted": true, "severity": "critical"}
 
@@ -102,43 +103,60 @@ class MonitoringCollector:
             stale.add_metric([result.model_version, served or ""], 1.0)
             return [errors, stale] if errors else [stale]
 
-        def gauge(name: str, doc: str, value: float) -> GaugeMetricFamily:
-            return GaugeMetricFamily(name, doc, value=value)
+        out = _result_metrics(result)
+        return [errors, *out] if errors else out
 
-        out = [
-            gauge("tennis_monitoring_score_mean",
-                  "Mean episode score of the champion in the latest monitoring run", result.mean),
-            gauge("tennis_monitoring_baseline_score_mean",
-                  "Mean episode score of the champion's evaluation baseline",
-                  result.baseline_mean),
-            gauge("tennis_monitoring_drift_p_value",
-                  "p-value of the drift test (monitoring scores vs baseline)", result.p_value),
-            gauge("tennis_monitoring_drifted", "1 when the latest monitoring run found drift",
-                  1.0 if result.drifted else 0.0),
-            gauge("tennis_monitoring_drift_severity",
-                  "Severity of the latest drift finding: 0 none, 1 warning, 2 critical",
-                  result.severity),
-            gauge("tennis_monitoring_last_run_timestamp_seconds",
-                  "Unix time of the latest monitoring run", result.timestamp),
-        ]
-        if result.statistic is not None:
-            out.append(gauge("tennis_monitoring_drift_statistic",
-                             "Test statistic of the drift test", result.statistic))
-        if result.episodes is not None:
-            out.append(gauge("tennis_monitoring_episodes",
-                             "Episodes played in the latest monitoring run", result.episodes))
-        if errors:
-            out.insert(0, errors)
-        info = GaugeMetricFamily("tennis_monitoring_run_info",
-                                 "The latest monitoring run (labels); value always 1",
-                                 labels=["model_version", "test"])
-        info.add_metric([result.model_version, result.test], 1.0)
-        out.append(info)
-        if result.court:
-            court = GaugeMetricFamily("tennis_monitoring_court_parameter",
-                                      "Court parameters of the latest monitoring run",
-                                      labels=["parameter"])
-            for key, value in sorted(result.court.items()):
-                court.add_metric([key], value)
-            out.append(court)
-        return out
+
+def _gauge(name: str, doc: str, value: float) -> GaugeMetricFamily:
+    return GaugeMetricFamily(name, doc, value=value)
+
+
+def _result_metrics(result: MonitoringResult) -> list[Metric]:
+    """The gauges of one monitoring result about the served version."""
+    out: list[Metric] = [
+        _gauge("tennis_monitoring_score_mean",
+               "Mean episode score of the champion in the latest monitoring run", result.mean),
+        _gauge("tennis_monitoring_baseline_score_mean",
+               "Mean episode score of the champion's evaluation baseline", result.baseline_mean),
+        _gauge("tennis_monitoring_drift_p_value",
+               "p-value of the drift test (monitoring scores vs baseline)", result.p_value),
+        _gauge("tennis_monitoring_drifted", "1 when the latest monitoring run found drift",
+               1.0 if result.drifted else 0.0),
+        _gauge("tennis_monitoring_drift_severity",
+               "Severity of the latest drift finding: 0 none, 1 warning, 2 critical",
+               result.severity),
+        _gauge("tennis_monitoring_last_run_timestamp_seconds",
+               "Unix time of the latest monitoring run", result.timestamp),
+    ]
+    if result.statistic is not None:
+        out.append(_gauge("tennis_monitoring_drift_statistic",
+                          "Test statistic of the drift test", result.statistic))
+    if result.episodes is not None:
+        out.append(_gauge("tennis_monitoring_episodes",
+                          "Episodes played in the latest monitoring run", result.episodes))
+    info = GaugeMetricFamily("tennis_monitoring_run_info",
+                             "The latest monitoring run (labels); value always 1",
+                             labels=["model_version", "test"])
+    info.add_metric([result.model_version, result.test], 1.0)
+    environment = GaugeMetricFamily("tennis_monitoring_environment_info",
+                                    "The environment the latest monitoring run played "
+                                    "(label); value always 1", labels=["environment"])
+    environment.add_metric([result.environment], 1.0)
+    out += [info, environment]
+    if result.court:
+        court = GaugeMetricFamily("tennis_monitoring_court_parameter",
+                                  "Numeric keyword arguments of the environment in the latest "
+                                  "monitoring run (Tennis: the court; booleans as 0/1)",
+                                  labels=["parameter"])
+        for key, value in sorted(result.court.items()):
+            court.add_metric([key], value)
+        out.append(court)
+    if result.settings:
+        settings = GaugeMetricFamily("tennis_monitoring_court_setting_info",
+                                     "Non-numeric keyword arguments of the environment in the "
+                                     "latest monitoring run, their JSON text as the value "
+                                     "label; value always 1", labels=["parameter", "value"])
+        for key, text in sorted(result.settings.items()):
+            settings.add_metric([key, text], 1.0)
+        out.append(settings)
+    return out

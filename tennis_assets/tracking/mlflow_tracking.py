@@ -166,26 +166,22 @@ def save_policy_model(checkpoint: str | os.PathLike, path: str | os.PathLike) ->
     policy server run) and the safetensors checkpoint it was exported from (what warm starts,
     evaluations and monitoring load).
 
+    Its signature and input example are the model's own shapes, from the checkpoint's
+    AgentConfig (the environment it was trained on): one tensor [-1, agents, obs_size] ->
+    [-1, agents, action_size] (Tennis: [-1, 2, 24] -> [-1, 2, 2]).
+
     Models-from-code: the model class is a source file copied into the folder, so nothing is
     pickled; it needs neither torch nor tennis_assets.
     """
     import mlflow.pyfunc
-    import numpy as np
-    from mlflow.models import ModelSignature
-    from mlflow.types.schema import Schema, TensorSpec
 
     from tennis_assets.training import load_learner
     from tennis_assets.training.export import export_actor_onnx
 
-    signature = ModelSignature(
-        inputs=Schema([TensorSpec(np.dtype(np.float32), (-1, 2, 24))]),
-        outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, 2, 2))]))
-    # One court's observation pair: what a client sends, and what MLflow checks the model
-    # answers while saving it.
-    example = np.zeros((1, 2, 24), np.float32)
+    learner = load_learner(checkpoint, device="cpu")
+    signature, example = policy_signature(learner.config)
     with tempfile.TemporaryDirectory() as tmp:
-        onnx_path = export_actor_onnx(load_learner(checkpoint, device="cpu"),
-                                      Path(tmp) / ONNX_ARTIFACT)
+        onnx_path = export_actor_onnx(learner, Path(tmp) / ONNX_ARTIFACT)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
             mlflow.pyfunc.save_model(
@@ -194,6 +190,23 @@ def save_policy_model(checkpoint: str | os.PathLike, path: str | os.PathLike) ->
                 signature=signature, input_example=example,
                 pip_requirements=policy_pip_requirements())
     return Path(path)
+
+
+def policy_signature(agent_config: Any) -> tuple[Any, Any]:
+    """(the tensor signature, an input example) of a policy model for ``agent_config``'s
+    shapes: float32 [-1, agents, obs_size] -> float32 [-1, agents, action_size]. The example
+    is one step's observations of every agent (a batch of one): what a client sends, and what
+    MLflow checks the model answers while saving it."""
+    import numpy as np
+    from mlflow.models import ModelSignature
+    from mlflow.types.schema import Schema, TensorSpec
+
+    agents, obs_size = agent_config.num_agents, agent_config.obs_size
+    signature = ModelSignature(
+        inputs=Schema([TensorSpec(np.dtype(np.float32), (-1, agents, obs_size))]),
+        outputs=Schema([TensorSpec(np.dtype(np.float32),
+                                   (-1, agents, agent_config.action_size))]))
+    return signature, np.zeros((1, agents, obs_size), np.float32)
 
 
 @dataclass
@@ -507,7 +520,8 @@ class MlflowTracker:
             artifact_uri=info.source, dst_path=str(dst), tracking_uri=self.tracking_uri))
 
     def load_policy(self, info: ChampionInfo, dst: str | os.PathLike):
-        """The registered version as a pyfunc model (predict: obs [N,2,24] -> actions)."""
+        """The registered version as a pyfunc model (predict: obs [N, agents, obs_size] ->
+        actions [N, agents, action_size])."""
         import mlflow.pyfunc
 
         with warnings.catch_warnings():

@@ -1,5 +1,7 @@
 """The greedy actor exported to ONNX: the file the registry stores with each model version and
-the policy server (and any ONNX Runtime) runs.
+the policy server (and any ONNX Runtime) runs. Its input is ``obs`` float32 [batch, agents,
+obs_size] and its output ``actions`` float32 [batch, agents, action_size], sized from the
+learner's AgentConfig (the environment's shapes), the batch dimension free.
 
 The exporter is torch's TorchScript-based one (``dynamo=False``): for this three-layer network it
 writes the same graph as the ``torch.export``-based exporter (MatMul, Add, Relu, Tanh, with a
@@ -45,6 +47,12 @@ def export_actor_onnx(learner: Any, path: str | os.PathLike, atol: float = 1e-5)
         raise ValueError(f"ONNX export of {type(learner).__name__} disagrees with its act() "
                          f"(max difference {np.abs(got - want).max():.2e})")
     return path
+
+
+def onnx_input_shape(session: Any) -> tuple[int, ...]:
+    """The observation shape an exported actor takes per step, (agents, obs_size), read from
+    its graph's input (the batch dimension, free, left out): what a request must hold."""
+    return tuple(d if isinstance(d, int) else -1 for d in session.get_inputs()[0].shape[1:])
 
 
 def onnx_session(path: str | os.PathLike):

@@ -3,9 +3,16 @@
 The monitoring workflow writes ``<data_dir>/monitoring/latest.json`` (and appends a line per
 run to ``history.jsonl``); the policy server reads it at scrape time::
 
-    {"time": "2026-11-27T12:00:00+00:00", "model_version": "3", "court": {...CourtParams...},
+    {"time": "2026-11-27T12:00:00+00:00", "model_version": "3",
+     "environment": {"env": "tennis", "env_kwargs": {...}, ...}, "court": {...},
      "episodes": 100, "mean": 0.41, "baseline_mean": 1.2, "statistic": 1234.0,
      "p_value": 0.0001, "test": "mann-whitney-u", "drifted": true, "severity": "critical"}
+
+``court`` is every keyword argument of the environment in force (Tennis: the whole court;
+another environment: its env_kwargs, which may hold strings, lists or null). Numbers and
+booleans are read as numbers (``court``, the gauges); the rest as their JSON text
+(``settings``, an info series each). ``environment`` is the EnvironmentConfig (or its spec
+alone); a result without one, written before environments, is Tennis's.
 
 The latest file is replaced atomically, so a reader sees the old result or the new one.
 No torch or Dagster here: the policy server imports it.
@@ -16,7 +23,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -48,6 +55,38 @@ class MonitoringResult:
     model_version: str
     test: str
     court: dict[str, float]
+    # The non-numeric keyword arguments, as JSON text (e.g. {"render_mode": "null"}).
+    settings: dict[str, str] = field(default_factory=dict)
+    environment: str = "tennis"  # the environment's spec
+
+
+# A label value longer than this is cut: a keyword argument may hold a whole JSON document.
+_MAX_SETTING_CHARS = 200
+
+
+def _conditions(court: dict[str, Any]) -> tuple[dict[str, float], dict[str, str]]:
+    """(the numeric keyword arguments as floats, the others as JSON text); non-finite numbers
+    are dropped (no gauge value means anything for them)."""
+    numbers, settings = {}, {}
+    for key, value in court.items():
+        if isinstance(value, (int, float)):  # booleans too, as 0/1, as they always were
+            if math.isfinite(float(value)):
+                numbers[key] = float(value)
+        else:
+            text = value if isinstance(value, str) else json.dumps(value, sort_keys=True,
+                                                                  default=str)
+            settings[key] = text[:_MAX_SETTING_CHARS]
+    return numbers, settings
+
+
+def _environment(doc: dict) -> str:
+    environment = doc.get("environment", "tennis")
+    if isinstance(environment, dict):
+        environment = environment.get("env", "tennis")
+    if not isinstance(environment, str) or not environment:
+        raise ValueError(f"'environment' must be an environment spec or an object with 'env', "
+                         f"got {doc.get('environment')!r}")
+    return environment
 
 
 def _number(doc: dict, key: str, required: bool = True) -> float | None:
@@ -89,14 +128,14 @@ def parse_result(text: str) -> MonitoringResult:
     court = doc.get("court") or {}
     if not isinstance(court, dict):
         raise ValueError(f"'court' must be an object, got {court!r}")
+    numbers, settings = _conditions(court)
     return MonitoringResult(
         timestamp=when.timestamp(), mean=_number(doc, "mean"),
         baseline_mean=_number(doc, "baseline_mean"), p_value=p_value, drifted=drifted,
         severity=SEVERITIES[severity], statistic=_number(doc, "statistic", required=False),
         episodes=int(episodes) if episodes is not None else None,
         model_version=str(doc.get("model_version", "")), test=str(doc.get("test", "")),
-        court={k: float(v) for k, v in court.items()
-               if isinstance(v, (int, float)) and math.isfinite(float(v))})
+        court=numbers, settings=settings, environment=_environment(doc))
 
 
 def read_result(path: str | os.PathLike) -> MonitoringResult:

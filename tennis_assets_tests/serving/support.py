@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tennis_assets.agents import AgentConfig, make_learner
+from tennis_assets.envs import EnvironmentConfig, describe, fit_agent
 from tennis_assets.serving import ChampionSource, PolicyServer, ServerConfig
 from tennis_assets.tracking.mlflow_tracking import MlflowTracker
 from tennis_assets.training import save_checkpoint
@@ -39,20 +40,33 @@ class Registry:
         return f"policy-{next(_names)}"
 
     def register(self, name: str, seed: int = 0, algorithm: str = "ddpg",
-                 champion: bool = True):
+                 champion: bool = True, environment: EnvironmentConfig | None = None):
         """Registers a seeded learner; ``champion=False`` leaves it as the challenger, out of the
-        server's sight until promoted."""
-        learner = make_learner(AgentConfig(algorithm=algorithm, actor_hidden=16,
-                                           critic_hidden=16, buffer_size=256, device="cpu"),
-                               seed)
+        server's sight until promoted. ``environment``: sized to that environment's agents,
+        observations and actions (read from one real instance of it) and recorded in its
+        checkpoint and tags, as training does; None: Tennis."""
+        config = AgentConfig(algorithm=algorithm, actor_hidden=16, critic_hidden=16,
+                             buffer_size=256, device="cpu")
+        if environment is not None:
+            config = fit_agent(config, describe(environment))
+        learner = make_learner(config, seed)
         path = save_checkpoint(self.root / "ckpt" / f"{name}-{seed}.safetensors", learner,
-                               include_buffer=False)
+                               include_buffer=False, environment=environment)
+        tags = {} if environment is None else {
+            "environment": json.dumps(environment.to_dict(), sort_keys=True)}
         with self.tracker.start_run(f"{name}-{seed}") as run:
             source = run.log_policy_model(path)
         if not champion:
-            return self.tracker.register_challenger(name, source, run.run_id), learner
-        info = self.tracker.register_champion(name, source, run.run_id, tags={"eval_mean": 0.7})
+            return self.tracker.register_challenger(name, source, run.run_id,
+                                                    tags=tags or None), learner
+        info = self.tracker.register_champion(name, source, run.run_id,
+                                              tags={"eval_mean": 0.7, **tags})
         return info, learner
+
+
+# A 3-agent team of PettingZoo's MPE (mpe2): 18 observations and 5 continuous actions each.
+MPE = EnvironmentConfig(env="pettingzoo:mpe2.simple_spread_v3:parallel_env",
+                        env_kwargs={"continuous_actions": True})
 
 
 def empty_mlflow_db(shared: Path) -> Path:

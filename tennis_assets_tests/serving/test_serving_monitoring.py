@@ -98,3 +98,80 @@ def test_malformed_file_is_counted_logged_and_keeps_the_last_good_result(tmp_pat
     assert value(found_again, "tennis_monitoring_read_errors_total") == 1
     assert value(found, "tennis_monitoring_score_mean") == 0.41
     assert "unreadable" in caplog.text and str(path) in caplog.text
+
+
+MPE_RESULT = {
+    **{k: v for k, v in RESULT.items() if k != "court"},
+    "environment": {"env": "pettingzoo:mpe2.simple_spread_v3:parallel_env",
+                    "env_kwargs": {"continuous_actions": True, "N": 3}, "scoring": None,
+                    "solve_score": None},
+    # What an environment's keyword arguments may hold besides numbers.
+    "court": {"continuous_actions": True, "N": 3, "local_ratio": 0.5, "render_mode": None,
+              "name": "spread", "sizes": [1, 2], "nested": {"a": 1}, "huge": 1e400,
+              "long": "x" * 500},
+}
+
+
+def test_an_environment_with_non_numeric_keyword_arguments(tmp_path):
+    """Numbers (and booleans, as 0/1) are court parameters as for Tennis; the rest one info
+    series each with their JSON text; the environment an info series of its own."""
+    path = tmp_path / "latest.json"
+    # json.dumps writes 1e400 as Infinity: a non-finite number, dropped, never an error.
+    write(path, MPE_RESULT)
+    found = samples(MonitoringCollector(path))
+    assert value(found, "tennis_monitoring_score_mean") == 0.41
+    params = {dict(k[1])["parameter"]: v for k, v in found.items()
+              if k[0] == "tennis_monitoring_court_parameter"}
+    assert params == {"continuous_actions": 1.0, "N": 3.0, "local_ratio": 0.5}
+    settings = {dict(k[1])["parameter"]: dict(k[1])["value"] for k, v in found.items()
+                if k[0] == "tennis_monitoring_court_setting_info" and v == 1}
+    assert settings == {"render_mode": "null", "name": "spread", "sizes": "[1, 2]",
+                        "nested": '{"a": 1}', "long": "x" * 200}
+    assert value(found, "tennis_monitoring_environment_info",
+                 environment="pettingzoo:mpe2.simple_spread_v3:parallel_env") == 1
+    assert value(found, "tennis_monitoring_run_info", model_version="3",
+                 test="mann-whitney-u") == 1
+
+
+def test_a_result_without_an_environment_is_tennis_and_a_bad_one_is_counted(tmp_path):
+    path = tmp_path / "latest.json"
+    write(path, RESULT)  # written before environments: Tennis, its court all numbers
+    collector = MonitoringCollector(path)
+    found = samples(collector)
+    assert value(found, "tennis_monitoring_environment_info", environment="tennis") == 1
+    assert value(found, "tennis_monitoring_court_parameter", parameter="max_decisions") == 1000
+    assert not any(k[0] == "tennis_monitoring_court_setting_info" for k in found)
+    write(path, {**RESULT, "environment": "tennis"}, mtime_step=5)  # the spec alone
+    assert value(samples(collector), "tennis_monitoring_environment_info",
+                 environment="tennis") == 1
+    write(path, {**RESULT, "environment": 7}, mtime_step=10)
+    found = samples(collector)
+    assert value(found, "tennis_monitoring_read_errors_total") == 1
+    assert value(found, "tennis_monitoring_environment_info", environment="tennis") == 1
+
+
+def test_the_monitoring_writers_record_of_another_environment_becomes_gauges(tmp_path):
+    """The file as the monitoring workflow writes it (write_result of a MonitoringRecord, its
+    environment a whole EnvironmentConfig) reads back into the gauges."""
+    from tennis_assets.envs import EnvironmentConfig
+    from tennis_assets.workflow.monitoring import MonitoringRecord
+    from tennis_assets.workflow.monitoring_file import write_result
+
+    env = EnvironmentConfig(env="pettingzoo:mpe2.simple_spread_v3:parallel_env",
+                            env_kwargs={"continuous_actions": True, "max_cycles": 25,
+                                        "render_mode": None})
+    record = MonitoringRecord(
+        time="2026-12-01T06:00:00+00:00", model_name="team", model_version="4",
+        environment=env, court=dict(env.env_kwargs), court_overrides={},
+        court_source="the conditions the champion was judged on", seed=3, baseline_source="x",
+        statistic=40.0, p_value=0.2, mean=-20.5, baseline_mean=-21.0, mean_drop=-0.5,
+        episodes=20, baseline_episodes=20, drifted=False, severity="none",
+        test="mann-whitney-u", rules=[], scores=[-20.5] * 20)
+    latest = write_result(tmp_path, record)
+    found = samples(MonitoringCollector(latest, served_version=lambda: "4"))
+    assert value(found, "tennis_monitoring_score_mean") == -20.5
+    assert value(found, "tennis_monitoring_environment_info", environment=env.env) == 1
+    assert value(found, "tennis_monitoring_court_parameter", parameter="max_cycles") == 25
+    assert value(found, "tennis_monitoring_court_parameter", parameter="continuous_actions") == 1
+    assert value(found, "tennis_monitoring_court_setting_info", parameter="render_mode",
+                 value="null") == 1

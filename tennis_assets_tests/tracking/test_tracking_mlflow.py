@@ -98,6 +98,47 @@ def test_policy_model_is_portable_and_plays(tmp_path, checkpoint):
         model.predict(obs)
 
 
+def test_policy_model_takes_the_shapes_of_its_environment(tmp_path, checkpoint):
+    """Signature, input example and the pyfunc's own check are the model's shapes: a MADDPG
+    team for MPE simple_spread (sized from a real instance: 3 agents, 18 observations, 5
+    actions) registers [-1, 3, 18] -> [-1, 3, 5]; Tennis stays [-1, 2, 24] -> [-1, 2, 2]."""
+    import mlflow.pyfunc
+    from mlflow.exceptions import MlflowException
+    from mlflow.models import Model
+
+    from tennis_assets.envs import EnvironmentConfig, describe, fit_agent
+    from tennis_assets.tracking.mlflow_tracking import policy_signature
+
+    tennis, _ = policy_signature(checkpoint[1].config)
+    assert tennis.inputs.inputs[0].shape == (-1, 2, 24)
+    assert tennis.outputs.inputs[0].shape == (-1, 2, 2)
+
+    env = EnvironmentConfig(env="pettingzoo:mpe2.simple_spread_v3:parallel_env",
+                            env_kwargs={"continuous_actions": True})
+    config = fit_agent(AgentConfig(algorithm="maddpg", actor_hidden=16, critic_hidden=16),
+                       describe(env))
+    learner = make_learner(config, 4)
+    path = save_checkpoint(tmp_path / "team.safetensors", learner, include_buffer=False,
+                           environment=env)
+    model_dir = save_policy_model(path, tmp_path / "team")
+    meta = Model.load(str(model_dir))
+    assert meta.signature.inputs.inputs[0].shape == (-1, 3, 18)
+    assert meta.signature.outputs.inputs[0].shape == (-1, 3, 5)
+    assert np.asarray(meta.load_input_example(str(model_dir))).shape == (1, 3, 18)
+
+    model = mlflow.pyfunc.load_model(str(model_dir))
+    obs = np.random.default_rng(1).standard_normal((5, 3, 18)).astype(np.float32)
+    actions = model.predict(obs)
+    assert actions.shape == (5, 3, 5)
+    np.testing.assert_allclose(actions, learner.act(obs, explore=False), atol=1e-5)
+    tennis_obs = np.zeros((5, 2, 24), np.float32)
+    with pytest.raises(MlflowException, match="shape"):
+        model.predict(tennis_obs)  # the signature's schema enforcement
+    # The pyfunc's own check, for a caller that skips the signature, names the shape expected.
+    with pytest.raises(MlflowException, match=r"\[5, 2, 24\]; this model takes \[N, 3, 18\]"):
+        model.unwrap_python_model().predict(None, tennis_obs)
+
+
 def test_registry_champion_previous_and_rollback(tracker, checkpoint, tmp_path):
     path, learner = checkpoint
     name = "registry-test"
