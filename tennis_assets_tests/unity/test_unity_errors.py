@@ -9,8 +9,12 @@ import time
 import numpy as np
 import pytest
 
-from tennis_assets.unity import (UnityBuildError, UnityConnectionError, UnityTennis,
-                                 UnityTimeoutError)
+from tennis_assets.unity import (
+    UnityBuildError,
+    UnityConnectionError,
+    UnityTennis,
+    UnityTimeoutError,
+)
 
 pytestmark = pytest.mark.filterwarnings("ignore:distutils Version classes:DeprecationWarning")
 
