@@ -88,8 +88,7 @@ class UnityEnv:
     def _connect(self, file_name: str | None, opts: UnityOptions, seed: int) -> None:
         from mlagents_envs.exception import UnityWorkerInUseException
         from mlagents_envs.side_channel.engine_configuration_channel import (
-            EngineConfigurationChannel,
-        )
+            EngineConfigurationChannel)
 
         from .connection import Environment, SeedChannel
 
@@ -321,12 +320,9 @@ class UnityEnv:
             raise self._translate(exc) from exc
 
     def _translate(self, exc: Exception) -> UnityError:
-        from mlagents_envs.exception import (
-            UnityCommunicatorStoppedException,
-            UnityEnvironmentException,
-            UnityTimeOutException,
-            UnityWorkerInUseException,
-        )
+        from mlagents_envs.exception import (UnityCommunicatorStoppedException,
+                                             UnityEnvironmentException, UnityTimeOutException,
+                                             UnityWorkerInUseException)
 
         text = str(exc)
         if isinstance(exc, UnityWorkerInUseException):

@@ -154,8 +154,7 @@ class ProtocolPeer:
         """Serve until Python closes; returns the number of exchanges."""
         import grpc
         from mlagents_envs.communicator_objects.unity_to_external_pb2_grpc import (
-            UnityToExternalProtoStub,
-        )
+            UnityToExternalProtoStub)
 
         from tennis_assets.envs import make_env
 
