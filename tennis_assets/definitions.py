@@ -13,7 +13,6 @@ from tennis_assets.defs.assets import (challenger_checks, challenger_model, eval
                                        production_model, production_monitoring, trained_agents,
                                        tuning_study)
 from tennis_assets.defs.checks import enough_completed_trials, promoted_model_loads_and_plays
-from tennis_assets.defs.environment import UnityEnvironmentResource
 from tennis_assets.defs.jobs import ALL_JOBS, STEP_JOBS, WORKER_JOBS
 from tennis_assets.defs.resources import AlertWebhook, MlflowResource, OptunaResource
 from tennis_assets.defs.schedules import daily_monitoring, weekly_retrain
@@ -31,8 +30,6 @@ def default_resources() -> dict:
         "mlflow": MlflowResource(),
         "optuna_storage": OptunaResource(),
         "alert_webhook": AlertWebhook(),
-        # Used only by runs configured with environment: unity (configure per run or here).
-        "unity_environment": UnityEnvironmentResource(),
     }
 
 

@@ -43,7 +43,8 @@ class EnvironmentConfig(ConfigModel):
     env_kwargs: dict[str, Any] = {}
     """The environment's keyword arguments, its conditions (what drift monitoring varies):
     Tennis's court (ball_scale, racket_angle_deg, gravity, real_ball_velocity, max_decisions),
-    the PettingZoo callable's, or the Unity launcher's (base_port, time_scale, ...)."""
+    the PettingZoo callable's, or the Unity build's (tennis_assets.unity.UnityOptions:
+    agents_per_court, base_port, time_scale, timeout_s, ...)."""
     scoring: Scoring | None = None
     """How an episode is scored from the agents' returns: max (the better agent's sum), mean
     (the team's mean), sum; None: the environment's rule (Tennis: max; otherwise mean)."""
@@ -61,10 +62,15 @@ class EnvironmentConfig(ConfigModel):
     @classmethod
     def _tennis_kwargs_are_a_court(cls, value: dict[str, Any],
                                    info: ValidationInfo) -> dict[str, Any]:
-        if "env" in info.data and parse_spec(info.data["env"])[0] == "tennis":
+        kind = parse_spec(info.data["env"])[0] if "env" in info.data else None
+        if kind == "tennis":
             from tennis_assets.sim.params import CourtParams
 
             CourtParams.from_dict(value)
+        elif kind == "unity":
+            from tennis_assets.unity.options import UnityOptions
+
+            UnityOptions.from_dict(value)
         return value
 
     @property

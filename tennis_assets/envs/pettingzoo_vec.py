@@ -130,6 +130,12 @@ class PettingZooVecEnv:
         return StepResult(self._obs.copy(), rewards, terminated, truncated, final_obs, score,
                           length, active=active, agent_terminated=agent_terminated)
 
+    @property
+    def acting(self) -> np.ndarray:
+        """bool [courts, agents]: the agents still in their court's episode, who act at the
+        next step (its ``active``); the Unity protocol peer reports the others as gone."""
+        return np.array([[a in set(env.agents) for a in self.agents] for env in self.envs])
+
     def close(self) -> None:
         for env in self.envs:
             close = getattr(env, "close", None)

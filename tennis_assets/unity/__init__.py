@@ -1,5 +1,5 @@
 """Real Unity ML-Agents builds through mlagents-envs (the ``unity`` extra), and a protocol peer
-that serves the built-in simulator to any ML-Agents trainer.
+that serves any environment of ``tennis_assets.envs`` to any ML-Agents trainer.
 
 Importing this package first installs ``protobuf_compat``, which mlagents-envs 0.28.0 needs on
 protobuf >= 4; import it before anything imports ``mlagents_envs``. The adapter and the peer
@@ -11,17 +11,19 @@ from __future__ import annotations
 from typing import Any
 
 from . import protobuf_compat  # noqa: F401  (must precede every mlagents_envs import)
+from .errors import UnityBuildError, UnityConnectionError, UnityError, UnityTimeoutError
+from .options import UnityOptions
 
-__all__ = ["UnityTennis", "UnityError", "UnityBuildError", "UnityTimeoutError",
-           "UnityConnectionError", "TennisPeer"]
+__all__ = ["UnityEnv", "UnityTennis", "UnityOptions", "UnityError", "UnityBuildError",
+           "UnityTimeoutError", "UnityConnectionError", "ProtocolPeer"]
 
 
 def __getattr__(name: str) -> Any:
-    if name == "TennisPeer":
-        from .peer import TennisPeer
+    if name == "ProtocolPeer":
+        from .peer import ProtocolPeer
 
-        return TennisPeer
-    if name in __all__:
+        return ProtocolPeer
+    if name in ("UnityEnv", "UnityTennis"):
         from . import adapter
 
         return getattr(adapter, name)

@@ -34,7 +34,7 @@ from mlagents_envs.exception import UnityTimeOutException
 from mlagents_envs.rpc_communicator import RpcCommunicator
 from mlagents_envs.side_channel import OutgoingMessage, SideChannel
 
-from .adapter import UnityBuildError
+from .errors import UnityBuildError
 from .peer import SEED_CHANNEL
 
 

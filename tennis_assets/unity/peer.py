@@ -1,4 +1,6 @@
-"""A protocol peer: plays the Unity side of the ML-Agents protocol, serving VecTennis courts.
+"""A protocol peer: plays the Unity side of the ML-Agents protocol, serving the courts of any
+environment ``tennis_assets.envs.make_env`` builds (the built-in Tennis, a PettingZoo
+ParallelEnv with continuous spaces, ...).
 
 In ML-Agents, Python (``mlagents_envs.UnityEnvironment``) is the gRPC server, bound to
 base_port + worker_id (5004 for the Editor), and Unity is the client. This process is that
@@ -13,61 +15,82 @@ Python's next input:
    (RESET, or STEP with the actions of every agent that asked for a decision), until a reply with
    header status 400 (Python closed) or a QUIT command.
 
-Layouts (``layout``): ``teams`` is what ML-Agents 1.x Tennis builds report, one behaviour per
-team ("Tennis?team=0", "Tennis?team=1") with one agent per court; ``single`` is the 0.4-era
-build, one behaviour with both players of every court. ``agents`` other than 2 and ``discrete``
-emulate builds the adapter must refuse.
+What the environment gives becomes what a build reports (``tennis_assets.unity.messages``):
+its observation and action sizes the behaviour spec, each court's agents the agent ids
+court * agents + seat, rewards and episode ends the agent infos (a terminal info where an
+agent's episode ends, then the decision request of the court's next episode; an agent that
+leaves early ends and stops asking).
 
-Usage: ``python -m tennis_assets.unity.peer --port 5005 [--courts 4]``. It also accepts the
-arguments UnityEnvironment passes to a build (``--mlagents-port N -nographics -batchmode``), so
-a two-line launcher script (``--write-launcher PATH``) stands in for a Unity binary.
+Layouts (``layout``): ``teams`` is what ML-Agents 1.x Tennis builds report, one behaviour per
+seat ("Tennis?team=0", "Tennis?team=1") with one agent per court; ``single`` one behaviour with
+every agent (0.4-era "TennisBrain"; "<name>?team=0" for other environments). ``groups`` reports
+each court as an ML-Agents multi-agent group. ``agents`` other than the environment's and
+``discrete`` emulate builds the adapter must refuse.
+
+Usage: ``python -m tennis_assets.unity.peer --port 5005 [--courts 4] [--env SPEC
+--env-kwargs JSON]``. It also accepts the arguments UnityEnvironment passes to a build
+(``--mlagents-port N -nographics -batchmode``), so a two-line launcher script
+(``--write-launcher PATH``) stands in for a Unity binary.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import shlex
 import stat
 import sys
 import threading
 import time
-import uuid
 from pathlib import Path
-
-import numpy as np
+from typing import Any
 
 from . import protobuf_compat  # noqa: F401  (before any mlagents_envs import)
+from .messages import SEED_CHANNEL, Layout, Reporter, read_side_channel
 
-ENGINE_CHANNEL = uuid.UUID("e951342c-4f7e-11ea-b238-784f4387d1f7")
-# tennis_assets' own side channel: the seed of the next reset (a real build ignores it).
-SEED_CHANNEL = uuid.UUID("2f6c1d8e-7b5a-4c1e-9d3f-5e1a7c9b0d42")
-TIME_SCALE = 2  # EngineConfigurationChannel.ConfigurationType.TIME_SCALE
-COMMUNICATION_VERSION = "1.5.0"
+__all__ = ["ProtocolPeer", "PeerError", "SEED_CHANNEL", "start_in_thread", "write_launcher",
+           "main"]
 
 
 class PeerError(RuntimeError):
     """The Python side did something the peer cannot serve."""
 
 
-class TennisPeer:
-    """The Unity side of one ML-Agents connection, serving ``courts`` VecTennis courts.
+def _environment(environment: Any):
+    from tennis_assets.envs import EnvironmentConfig
 
+    if environment is None:
+        return EnvironmentConfig()
+    if isinstance(environment, EnvironmentConfig):
+        return environment
+    return EnvironmentConfig.from_dict(environment)
+
+
+class ProtocolPeer:
+    """The Unity side of one ML-Agents connection, serving ``courts`` courts of
+    ``environment`` (an EnvironmentConfig or its dict; default Tennis).
+
+    layout, behaviour, groups, agents, discrete: what the peer reports (module docstring).
     stall_after / exit_after / quit_after (exchanges) emulate a build that hangs, crashes, or
     quits politely (a header with status 400, as Unity sends when its player closes) mid-run.
     ``run()`` returns when Python closes the connection; ``stop()`` ends it from another thread.
     """
 
-    def __init__(self, port: int, host: str = "localhost", courts: int = 1, agents: int = 2,
-                 discrete: bool = False, layout: str = "teams", params=None,
-                 connect_timeout: float = 30.0, stall_after: int | None = None,
-                 exit_after: int | None = None, quit_after: int | None = None) -> None:
-        if layout not in ("teams", "single"):
-            raise ValueError(f"layout={layout!r}: expected 'teams' or 'single'")
-        if agents < 1 or courts < 1:
-            raise ValueError(f"agents={agents}, courts={courts}: both must be >= 1")
+    def __init__(self, port: int, host: str = "localhost", courts: int = 1,
+                 environment: Any = None, layout: str | None = None,
+                 behaviour: str | None = None, groups: bool = False, agents: int | None = None,
+                 discrete: bool = False, connect_timeout: float = 30.0,
+                 stall_after: int | None = None, exit_after: int | None = None,
+                 quit_after: int | None = None) -> None:
+        if courts < 1:
+            raise ValueError(f"courts={courts}: must be >= 1")
         self.address = f"{host}:{int(port)}"
-        self.courts, self.agents, self.discrete, self.layout = courts, agents, discrete, layout
-        self.params = params
+        self.courts = courts
+        self.environment = _environment(environment)
+        self.layout_options = dict(layout=layout, behaviour=behaviour, groups=groups,
+                                   agents=agents, discrete=discrete)
+        Layout.check(**self.layout_options)
         self.connect_timeout = connect_timeout
         self.stall_after, self.exit_after = stall_after, exit_after
         self.quit_after = quit_after
@@ -80,107 +103,6 @@ class TennisPeer:
         self._channel = None
         self._env = None
         self._next_seed: int | None = None
-        # behaviour name -> [(court, agent)] in the order of the decision infos last sent, which
-        # is the order Python returns actions in.
-        self._decision_rows: dict[str, list[tuple[int, int]]] = {}
-
-    # ------------------------------------------------------------------ layout
-    def behaviours(self) -> dict[str, list[int]]:
-        """behaviour name -> the seats (agent indices within a court) it controls."""
-        if self.layout == "single":
-            return {"TennisBrain": list(range(self.agents))}
-        return {f"Tennis?team={k}": [k] for k in range(self.agents)}
-
-    def _agent_id(self, court: int, seat: int) -> int:
-        return court * self.agents + seat
-
-    # ------------------------------------------------------------------ messages
-    def _info(self, proto, court, seat, obs, reward=0.0, done=False, max_step=False):
-        info = proto.add()
-        info.id = self._agent_id(court, seat)
-        info.reward = float(reward)
-        info.done = bool(done)
-        info.max_step_reached = bool(max_step)
-        o = info.observations.add()
-        o.shape.append(obs.shape[-1])
-        o.float_data.data.extend(obs.tolist())
-        o.name = "VectorSensor"
-        return info
-
-    def _output(self, obs, res=None):
-        """UnityRLOutputProto for every agent: terminal infos for finished courts, then a
-        decision request from every agent (the new episode's first obs after a reset)."""
-        from mlagents_envs.communicator_objects.unity_rl_output_pb2 import UnityRLOutputProto
-
-        out = UnityRLOutputProto()
-        self._decision_rows = {}
-        for name, seats in self.behaviours().items():
-            infos = out.agentInfos[name].value
-            rows = []
-            for c in range(self.courts):
-                for seat in seats:
-                    player = seat % 2  # seats beyond the two players mirror them
-                    if res is not None and res.done[c]:
-                        self._info(infos, c, seat, res.final_obs[c, player],
-                                   res.rewards[c, player], done=True,
-                                   max_step=bool(res.truncated[c]))
-                        reward = 0.0
-                    else:
-                        reward = 0.0 if res is None else res.rewards[c, player]
-                    self._info(infos, c, seat, obs[c, player], reward)
-                    rows.append((c, seat))
-            self._decision_rows[name] = rows
-        return out
-
-    def _initialization(self, obs):
-        from mlagents_envs.communicator_objects.unity_message_pb2 import UnityMessageProto
-
-        msg = UnityMessageProto()
-        msg.header.status = 200
-        init = msg.unity_output.rl_initialization_output
-        init.name = "TennisPeer"
-        init.communication_version = COMMUNICATION_VERSION
-        init.package_version = "tennis-assets-peer"
-        caps = init.capabilities
-        caps.baseRLCapabilities = caps.hybridActions = caps.trainingAnalytics = True
-        caps.variableLengthObservation = caps.multiAgentGroups = True
-        for name in self.behaviours():
-            brain = init.brain_parameters.add()
-            brain.brain_name = name
-            brain.is_training = True
-            if self.discrete:
-                brain.action_spec.num_discrete_actions = 2
-                brain.action_spec.discrete_branch_sizes.extend([3, 3])
-            else:
-                brain.action_spec.num_continuous_actions = 2
-        msg.unity_output.rl_output.CopyFrom(self._output(obs))
-        return msg
-
-    def _actions(self, rl_input) -> np.ndarray:
-        actions = np.zeros((self.courts, 2, 2), dtype=np.float32)
-        for name, rows in self._decision_rows.items():
-            sent = rl_input.agent_actions[name].value if name in rl_input.agent_actions else []
-            if len(sent) not in (0, len(rows)):
-                raise PeerError(f"behaviour {name}: {len(sent)} actions for {len(rows)} agents")
-            for (court, seat), action in zip(rows, sent):
-                values = action.continuous_actions or action.vector_actions_deprecated
-                if seat < 2 and len(values) >= 2:
-                    actions[court, seat] = values[:2]
-        return actions
-
-    def _read_side_channel(self, data: bytes) -> None:
-        from mlagents_envs.side_channel import IncomingMessage
-
-        offset = 0
-        while offset + 20 <= len(data):
-            channel = uuid.UUID(bytes_le=bytes(data[offset:offset + 16]))
-            size = int.from_bytes(data[offset + 16:offset + 20], "little", signed=True)
-            body = IncomingMessage(bytes(data[offset + 20:offset + 20 + size]))
-            offset += 20 + size
-            if channel == ENGINE_CHANNEL and body.read_int32() == TIME_SCALE:
-                self.time_scale = body.read_float32()
-            elif channel == SEED_CHANNEL:
-                self._next_seed = int(body.read_string())
 
     # ------------------------------------------------------------------ the loop
     def _exchange(self, stub, msg):
@@ -204,16 +126,9 @@ class TennisPeer:
             raise PeerError("stopped while stalled")
         return stub.Exchange(msg, wait_for_ready=True)
 
-    def run(self) -> int:
-        """Serve until Python closes; returns the number of exchanges."""
+    def _connect(self) -> bool:
+        """Wait for the trainer's server; False when stopped first."""
         import grpc
-
-        from mlagents_envs.communicator_objects.command_pb2 import QUIT, RESET, STEP
-        from mlagents_envs.communicator_objects.unity_message_pb2 import UnityMessageProto
-        from mlagents_envs.communicator_objects.unity_to_external_pb2_grpc import (
-            UnityToExternalProtoStub)
-
-        from tennis_assets.sim import VecTennis
 
         # Started before the trainer, gRPC's default 1 s (then growing) reconnect backoff would
         # delay every connection by a second or more.
@@ -225,46 +140,39 @@ class TennisPeer:
         while True:  # in slices, so that stop() ends the wait
             try:
                 ready.result(timeout=0.1)
-                break
+                return True
             except grpc.FutureTimeoutError:
                 if self._stopped.is_set() or time.monotonic() > deadline:
                     ready.cancel()
                     self.close()
                     if self._stopped.is_set():
-                        return self.exchanges
+                        return False
                     raise PeerError(f"no ML-Agents trainer listening on {self.address} after "
                                     f"{self.connect_timeout} s") from None
+
+    def run(self) -> int:
+        """Serve until Python closes; returns the number of exchanges."""
+        import grpc
+        from mlagents_envs.communicator_objects.unity_to_external_pb2_grpc import (
+            UnityToExternalProtoStub)
+
+        from tennis_assets.envs import make_env
+
+        if not self._connect():
+            return self.exchanges
         stub = UnityToExternalProtoStub(self._channel)
         try:
-            # The first obs only tells Python the observation shape; the real first episode is
-            # served after the seed arrives.
-            first = VecTennis(self.courts, params=self.params, seed=0).reset()
-            reply = self._exchange(stub, self._initialization(first))
+            # The first obs only tells Python the shapes; the first episode is served after the
+            # seed arrives (an environment reset with a seed serves what one built with it does).
+            self._env = env = make_env(self.environment, self.courts, seed=0)
+            reporter = Reporter(Layout(env, self.environment, **self.layout_options),
+                                self.courts)
+            reply = self._exchange(stub, reporter.initialization(env.reset()))
             if reply.header.status != 200:
                 return self.exchanges
             self.seed = int(reply.unity_input.rl_initialization_input.seed)
-            self._env = env = VecTennis(self.courts, params=self.params, seed=self.seed)
-            msg = UnityMessageProto()
-            msg.header.status = 200
-            while not self._stopped.is_set():
-                reply = self._exchange(stub, msg)
-                if reply.header.status != 200:
-                    break  # 400: Python closed the environment
-                rl_input = reply.unity_input.rl_input
-                self._read_side_channel(rl_input.side_channel)
-                msg = UnityMessageProto()
-                msg.header.status = 200
-                if rl_input.command == QUIT:
-                    break
-                if rl_input.command == RESET:
-                    self.commands.append("reset")
-                    obs = env.reset(seed=self._next_seed)
-                    self._next_seed = None
-                    msg.unity_output.rl_output.CopyFrom(self._output(obs))
-                elif rl_input.command == STEP:
-                    self.commands.append("step")
-                    res = env.step(self._actions(rl_input))
-                    msg.unity_output.rl_output.CopyFrom(self._output(res.obs, res))
+            env.reset(seed=self.seed)
+            self._serve(stub, env, reporter)
         except grpc.RpcError as exc:
             # Python closing the server while a call is pending is a normal end, as for Unity.
             if not self._stopped.is_set() and exc.code() not in (grpc.StatusCode.CANCELLED,
@@ -273,7 +181,41 @@ class TennisPeer:
                                 f"{exc.details()}") from None
         finally:
             self.close()
+            env, self._env = self._env, None
+            if env is not None and callable(getattr(env, "close", None)):
+                env.close()
         return self.exchanges
+
+    def _serve(self, stub, env, reporter: Reporter) -> None:
+        """Answer commands until Python closes or quits."""
+        from mlagents_envs.communicator_objects.command_pb2 import QUIT, RESET, STEP
+
+        msg = reporter.message()
+        while not self._stopped.is_set():
+            reply = self._exchange(stub, msg)
+            if reply.header.status != 200:
+                break  # 400: Python closed the environment
+            rl_input = reply.unity_input.rl_input
+            channel = read_side_channel(rl_input.side_channel)
+            self.time_scale = channel.get("time_scale", self.time_scale)
+            self._next_seed = channel.get("seed", self._next_seed)
+            if rl_input.command == QUIT:
+                break
+            msg = reporter.message()
+            if rl_input.command == RESET:
+                self.commands.append("reset")
+                obs = env.reset(seed=self._next_seed)
+                self._next_seed = None
+                msg.unity_output.rl_output.CopyFrom(reporter.output(obs, acting=_acting(env)))
+            elif rl_input.command == STEP:
+                self.commands.append("step")
+                try:
+                    actions = reporter.actions(rl_input)
+                except ValueError as exc:
+                    raise PeerError(str(exc)) from None
+                res = env.step(actions)
+                msg.unity_output.rl_output.CopyFrom(
+                    reporter.output(res.obs, res, acting=_acting(env)))
 
     def stop(self) -> None:
         self._stopped.set()
@@ -285,9 +227,14 @@ class TennisPeer:
             self._channel = None
 
 
-def start_in_thread(port: int, **options) -> tuple[TennisPeer, threading.Thread]:
+def _acting(env):
+    """Who acts at the next step: the environment's ``acting`` mask, else every agent."""
+    return getattr(env, "acting", None)
+
+
+def start_in_thread(port: int, **options) -> tuple[ProtocolPeer, threading.Thread]:
     """Run a peer in a daemon thread of this process (tests, notebooks)."""
-    peer = TennisPeer(port, **options)
+    peer = ProtocolPeer(port, **options)
     errors: list[BaseException] = []
 
     def target():
@@ -296,65 +243,96 @@ def start_in_thread(port: int, **options) -> tuple[TennisPeer, threading.Thread]
         except BaseException as exc:  # kept for the caller; a thread cannot raise to it
             errors.append(exc)
 
-    thread = threading.Thread(target=target, name=f"tennis-peer-{port}", daemon=True)
+    thread = threading.Thread(target=target, name=f"protocol-peer-{port}", daemon=True)
     thread.errors = errors  # type: ignore[attr-defined]
     thread.start()
     return peer, thread
 
 
-def write_launcher(path: str | os.PathLike, python: str | None = None, **options) -> Path:
-    """Write an executable script that UnityEnvironment can launch as if it were a Unity build
-    (it passes ``--mlagents-port N``); ``options`` become peer arguments (courts=4 -> --courts 4).
-    """
-    path = Path(path)
+def _flags(options: dict[str, Any]) -> list[str]:
+    """``options`` as peer arguments: courts=4 -> --courts 4, a dict as JSON."""
     args = []
     for key, value in options.items():
         flag = "--" + key.replace("_", "-")
         if value is True:
             args.append(flag)
+        elif isinstance(value, dict):
+            args += [flag, json.dumps(value)]
         elif value not in (None, False):
             args += [flag, str(value)]
+    return args
+
+
+def write_launcher(path: str | os.PathLike, python: str | None = None, **options) -> Path:
+    """Write an executable script that UnityEnvironment can launch as if it were a Unity build
+    (it passes ``--mlagents-port N``); ``options`` become peer arguments (courts=4 -> --courts 4,
+    env="pettingzoo:...", env_kwargs={...})."""
+    path = Path(path)
     root = Path(__file__).resolve().parents[2]
+    command = [python or sys.executable, "-m", "tennis_assets.unity.peer", *_flags(options)]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("#!/bin/sh\n# A stand-in Unity build: the tennis-assets protocol peer.\n"
-                    f"cd '{root}' && exec '{python or sys.executable}' -m tennis_assets.unity.peer "
-                    f"{' '.join(args)} \"$@\"\n")
+                    f"cd {shlex.quote(str(root))} && exec {shlex.join(command)} \"$@\"\n")
     path.chmod(path.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
     return path
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m tennis_assets.unity.peer",
                                  description=__doc__.splitlines()[0])
     ap.add_argument("--port", "--mlagents-port", dest="port", type=int, default=None,
                     help="the trainer's port (base_port + worker_id; 5004 for an Editor)")
     ap.add_argument("--host", default="localhost")
     ap.add_argument("--courts", type=int, default=1)
-    ap.add_argument("--agents", type=int, default=2, help="agents per court (2 for Tennis)")
+    ap.add_argument("--env", default="tennis",
+                    help="the environment served: tennis, pettingzoo:<module>:<callable>")
+    ap.add_argument("--env-kwargs", default="{}", help="its keyword arguments, as JSON")
+    ap.add_argument("--layout", choices=("teams", "single"), default=None,
+                    help="default: teams for Tennis, single otherwise")
+    ap.add_argument("--behaviour", default=None, help="the behaviour name reported")
+    ap.add_argument("--groups", action="store_true",
+                    help="report each court as a multi-agent group")
+    ap.add_argument("--agents", type=int, default=None,
+                    help="agents reported per court (default: the environment's)")
     ap.add_argument("--discrete", action="store_true", help="report a discrete action space")
-    ap.add_argument("--layout", choices=("teams", "single"), default="teams")
     ap.add_argument("--connect-timeout", type=float, default=30.0)
     ap.add_argument("--stall-after", type=int, default=None, help="hang after N exchanges")
     ap.add_argument("--exit-after", type=int, default=None, help="crash after N exchanges")
     ap.add_argument("--quit-after", type=int, default=None, help="quit after N exchanges")
     ap.add_argument("--write-launcher", metavar="PATH", default=None,
                     help="write an executable stand-in build with these options and exit")
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = _parser()
     # Unity player arguments that UnityEnvironment adds (-nographics, -batchmode, -logFile).
     args, _unity_args = ap.parse_known_args(argv)
-    options = {"courts": args.courts, "agents": args.agents, "discrete": args.discrete,
-               "layout": args.layout, "stall_after": args.stall_after,
-               "exit_after": args.exit_after, "quit_after": args.quit_after}
+    try:
+        env_kwargs = json.loads(args.env_kwargs)
+    except json.JSONDecodeError as exc:
+        ap.error(f"--env-kwargs: not JSON ({exc})")
+    options = {"courts": args.courts, "layout": args.layout, "behaviour": args.behaviour,
+               "groups": args.groups, "agents": args.agents, "discrete": args.discrete,
+               "stall_after": args.stall_after, "exit_after": args.exit_after,
+               "quit_after": args.quit_after}
     if args.write_launcher:
-        print(write_launcher(args.write_launcher, **options))
+        print(write_launcher(args.write_launcher, env=args.env, env_kwargs=env_kwargs,
+                             **options))
         return 0
     if args.port is None:
         ap.error("--port is required")
-    peer = TennisPeer(args.port, host=args.host, connect_timeout=args.connect_timeout, **options)
+    try:
+        peer = ProtocolPeer(args.port, host=args.host, connect_timeout=args.connect_timeout,
+                            environment={"env": args.env, "env_kwargs": env_kwargs}, **options)
+    except ValueError as exc:
+        print(f"protocol peer: {exc}", file=sys.stderr)
+        return 2
     peer.hard_exit = True
     try:
         peer.run()
-    except PeerError as exc:
-        print(f"tennis peer: {exc}", file=sys.stderr)
+    except (PeerError, ValueError) as exc:
+        print(f"protocol peer: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

@@ -74,7 +74,7 @@ class TrainedAgent(Record):
         # the environment as a name and Tennis's court in the training configuration.
         if isinstance(data, dict) and "extra" in data:
             data = {**{k: v for k, v in data.items() if k != "extra"}, **data["extra"]}
-        if isinstance(data, dict) and not isinstance(data.get("environment"), (dict, type(None))):
+        if isinstance(data, dict) and isinstance(data.get("environment"), str):
             data = {**data, "environment": {}}
         train = data.get("train_config") if isinstance(data, dict) else None
         if isinstance(train, dict) and "court" in train:

@@ -99,7 +99,6 @@ def sabotaged_checkpoint(good_checkpoint, tmp_path_factory) -> Path:
 
 
 def make_resources(root: Path, mlflow_uri: str, model_name: str) -> dict:
-    from tennis_assets.defs.environment import UnityEnvironmentResource
     from tennis_assets.defs.resources import AlertWebhook, MlflowResource, OptunaResource
     from tennis_assets.defs.store import JsonIOManager, ModelStore
 
@@ -109,7 +108,6 @@ def make_resources(root: Path, mlflow_uri: str, model_name: str) -> dict:
         "mlflow": MlflowResource(tracking_uri=mlflow_uri, registered_model=model_name),
         "optuna_storage": OptunaResource(storage_url=f"journal:{root / 'optuna.log'}"),
         "alert_webhook": AlertWebhook(log_path=str(root / "alerts.log")),
-        "unity_environment": UnityEnvironmentResource(),
     }
 
 

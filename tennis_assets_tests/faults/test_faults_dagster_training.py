@@ -22,7 +22,6 @@ JOB = textwrap.dedent('''
     import os, sys
     import dagster as dg
     from tennis_assets.defs.assets import trained_agents, tuning_study
-    from tennis_assets.defs.environment import UnityEnvironmentResource
     from tennis_assets.defs.partitions import agent_partitions
     from tennis_assets.defs.resources import MlflowResource, OptunaResource
     from tennis_assets.defs.store import JsonIOManager, ModelStore
@@ -39,8 +38,7 @@ JOB = textwrap.dedent('''
                        "model_store": ModelStore(base_dir=f"{ROOT}/models"),
                        "mlflow": MlflowResource(tracking_uri=f"sqlite:///{ROOT}/mlflow.db",
                                                 registered_model="faults"),
-                       "optuna_storage": OptunaResource(storage_url=f"journal:{ROOT}/optuna.log"),
-                       "unity_environment": UnityEnvironmentResource()},
+                       "optuna_storage": OptunaResource(storage_url=f"journal:{ROOT}/optuna.log")},
         ).get_job_def("train")
 
     RUN_CONFIG = {"ops": {"trained_agents": {"config": {

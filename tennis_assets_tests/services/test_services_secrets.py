@@ -65,7 +65,6 @@ def test_no_secret_in_event_log_mlflow_values_or_alerts(tmp_path, postgres, pg_d
     from mlflow.tracking import MlflowClient
 
     from tennis_assets.defs.alerts import alert_on_failed_runs
-    from tennis_assets.defs.environment import UnityEnvironmentResource
     from tennis_assets.defs.resources import AlertWebhook, MlflowResource, OptunaResource
     from tennis_assets.defs.store import JsonIOManager, ModelStore
 
@@ -80,7 +79,6 @@ def test_no_secret_in_event_log_mlflow_values_or_alerts(tmp_path, postgres, pg_d
             "mlflow": MlflowResource(tracking_uri=mlflow_uri),
             "optuna_storage": OptunaResource(storage_url=storage),
             "alert_webhook": AlertWebhook(url=receiver.url, log_path=str(tmp_path / "alerts.log")),
-            "unity_environment": UnityEnvironmentResource(),
         }
         defs = _definitions(resources)
         tiny = {"config": {"profile": "tiny"}}

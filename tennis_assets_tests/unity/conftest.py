@@ -77,6 +77,7 @@ def launcher(tmp_path):
     """make(**options) -> path of an executable stand-in build (the peer behind a script)."""
 
     def make(name: str = "Tennis.x86_64", **options):
-        return write_launcher(tmp_path / name, connect_timeout=10.0, **options)
+        options.setdefault("connect_timeout", 10.0)
+        return write_launcher(tmp_path / name, **options)
 
     return make

@@ -1,12 +1,14 @@
-"""``environment: unity`` in trained_agents trains through the unity_environment resource."""
+"""A Unity build in the Dagster assets is an environment like any other: ``environment: {env:
+"unity:<build>", env_kwargs: {...}}`` in the run config, its options checked when the run
+config is, the build launched by every step that plays it."""
 
 from __future__ import annotations
 
 import dagster as dg
+import numpy as np
 import pytest
 
-from tennis_assets.defs.config import TrainingConfig, TuningConfig
-from tennis_assets.defs.environment import UnityEnvironmentResource
+from tennis_assets.defs.config import STEP_CONFIGS, TrainingConfig, build_config
 
 pytestmark = pytest.mark.filterwarnings("ignore:distutils Version classes:DeprecationWarning")
 
@@ -21,74 +23,78 @@ def _resources(tmp_path) -> dict:
         "mlflow": MlflowResource(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}"),
         "optuna_storage": OptunaResource(storage_url=f"journal:{tmp_path / 'optuna.log'}"),
         "alert_webhook": AlertWebhook(log_path=str(tmp_path / "alerts.log")),
-        "unity_environment": UnityEnvironmentResource(),
     }
 
 
-def test_config_choices_and_validation():
-    assert TrainingConfig(environment="unity").candidate().environment == "unity"
-    with pytest.raises(Exception, match="base_port=70000: must be a TCP port"):
-        UnityEnvironmentResource(base_port=70000)
-    # A study's trials train on the built-in simulator: its config has no environment.
-    assert "environment" not in TuningConfig.model_fields
+def test_unity_options_are_checked_with_the_run_config():
+    values = {"profile": "tiny", "environment": {
+        "env": "unity:/builds/Tennis.x86_64", "scoring": "max",
+        "env_kwargs": {"base_port": 6100, "timeout_s": 30, "agents_per_court": 2}}}
+    config = TrainingConfig(**values)
+    environment = config.environment_config()
+    assert (environment.kind, environment.target) == ("unity", "/builds/Tennis.x86_64")
+    assert environment.env_kwargs == {"base_port": 6100, "timeout_s": 30, "agents_per_court": 2}
+    assert "unity_environment" not in _resources_of_the_definitions()
+
+    bad = {"profile": "tiny", "environment": {"env": "unity:/builds/Tennis.x86_64",
+                                              "env_kwargs": {"base_port": 70000,
+                                                             "time_scal": 5.0}}}
+    with pytest.raises(dg.DagsterInvalidConfigError) as info:
+        build_config(STEP_CONFIGS["trained_agents"], bad, "ops.trained_agents.config")
+    message = str(info.value)
+    assert ("ops.trained_agents.config.environment.env_kwargs.base_port: Input should be less "
+            "than or equal to 65535" in message)
+    assert ("ops.trained_agents.config.environment.env_kwargs.time_scal: unknown field; did "
+            "you mean time_scale" in message)
 
 
-@pytest.mark.slow
-def test_trained_agents_on_unity(port, peer_thread, tmp_path):
-    from tennis_assets.defs.assets import evaluation_report, trained_agents, tuning_study
+def _resources_of_the_definitions() -> set[str]:
+    from tennis_assets.definitions import defs
 
-    # The peer waits while Dagster and MLflow start up (the migrations alone take seconds).
-    peer, _ = peer_thread(port, courts=3, connect_timeout=120)
-    resources = _resources(tmp_path)
-    run_config = {
-        "ops": {"trained_agents": {"config": {
-            "profile": "tiny", "environment": "unity",
-            "train": {"max_updates": 60, "eval_every_updates": 30, "selection_episodes": 3}}}},
-        "resources": {"unity_environment": {"config": {"base_port": port, "timeout_s": 10,
-                                                       "time_scale": 5.0}}},
-    }
-    result = dg.materialize([tuning_study, trained_agents, evaluation_report],
-                            selection=["trained_agents"], partition_key="baseline",
-                            resources=resources, run_config=run_config)
-    assert result.success
-    value = result.output_for_node("trained_agents")
-    assert value.summary.updates == 60
-    # Training steps plus the evaluations' steps all went through the peer.
-    assert peer.commands.count("step") > value.summary.env_steps // 3
-    assert peer.time_scale == pytest.approx(5.0)
-    assert value.summary.env_steps % 3 == 0  # the peer's 3 courts, not the profile's 4
+    return set(defs.resources)
 
 
 @pytest.mark.slow
 def test_candidate_trained_on_a_build_is_evaluated_on_the_build(port, launcher, tmp_path):
-    """trained_agents and evaluation_report each launch the (stand-in) build; the report's
-    scores are the ones the same policy gets from the in-process simulator on the same seed."""
+    """trained_agents and evaluation_report launch the (stand-in) build wherever they play it:
+    to size the learner, to train, for each evaluation while training holds the first port,
+    and for the report and its random baseline. The report's scores are the ones the same
+    policy gets from the in-process simulator on the same seed."""
     from tennis_assets.defs.assets import evaluation_report, trained_agents, tuning_study
     from tennis_assets.sim import VecTennis
     from tennis_assets.training import evaluate, greedy
+    from tennis_assets.training.evaluation import random_policy
 
     build = launcher(courts=3)
-    resources = _resources(tmp_path)
-    run_config = {
-        "ops": {"trained_agents": {"config": {
-                    "profile": "tiny", "environment": "unity",
-                    "train": {"max_updates": 60, "eval_every_updates": 30,
-                              "selection_episodes": 3}}},
-                "evaluation_report": {"config": {"profile": "tiny", "eval_episodes": 6,
-                                                 "latency_samples": 5}}},
-        "resources": {"unity_environment": {"config": {
-            "file_name": str(build), "base_port": port, "timeout_s": 60}}},
-    }
+    environment = {"env": f"unity:{build}", "scoring": "max",
+                   "env_kwargs": {"base_port": port, "timeout_s": 60}}
+    run_config = {"ops": {
+        "trained_agents": {"config": {
+            "profile": "tiny", "environment": environment,
+            "train": {"max_updates": 60, "eval_every_updates": 30, "selection_episodes": 3}}},
+        "evaluation_report": {"config": {"profile": "tiny", "eval_episodes": 6,
+                                         "latency_samples": 5}}}}
     result = dg.materialize([tuning_study, trained_agents, evaluation_report],
                             selection=["trained_agents", "evaluation_report"],
-                            partition_key="baseline", resources=resources,
+                            partition_key="baseline", resources=_resources(tmp_path),
                             run_config=run_config, raise_on_error=False)
+    # A 60-update candidate may well fail the blocking solves gate; both assets materialized.
+    materialized = {e.asset_key.path[-1] for e in result.get_asset_materialization_events()}
+    assert materialized == {"trained_agents", "evaluation_report"}
+    trained = result.output_for_node("trained_agents")
+    assert trained.summary.updates == 60
+    assert trained.environment.env == f"unity:{build}"
+    assert trained.summary.env_steps % 3 == 0  # the build's 3 courts, not the profile's
     report = result.output_for_node("evaluation_report")
-    assert report["environment"] == "unity"
-    assert report["paths"]["rally_gif"] is None  # no built-in replay of a build's game
-    assert report["champion"] is None and report["evaluation"]["episodes"] == 6
-    learner = result.output_for_node("trained_agents").learner()
-    seed = report["evaluation"]["seed"]
+    assert report.environment.env == f"unity:{build}"
+    assert report.rally_gif is None and report.rally is None  # no replay of a build's game
+    assert report.champion is None and report.evaluation.episodes == 6
+
+    learner = trained.learner()
+    seed = report.evaluation.seed
     expected = evaluate(greedy(learner), episodes=6, seed=seed,
                         env=VecTennis(num_courts=3, seed=seed))
-    assert report["evaluation"]["scores"] == [round(float(s), 2) for s in expected.scores]
+    assert report.evaluation.scores == [round(float(s), 2) for s in expected.scores]
+    baseline = evaluate(random_policy(2, 2, seed), episodes=6, seed=seed,
+                        env=VecTennis(num_courts=3, seed=seed))
+    assert report.random.mean == pytest.approx(float(np.mean(baseline.scores)))

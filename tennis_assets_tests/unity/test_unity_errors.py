@@ -9,8 +9,12 @@ import time
 import numpy as np
 import pytest
 
-from tennis_assets.unity import (UnityBuildError, UnityConnectionError, UnityTennis,
+from tennis_assets.config.model import ConfigError
+from tennis_assets.envs import EnvironmentConfig
+from tennis_assets.unity import (UnityBuildError, UnityConnectionError, UnityEnv, UnityTennis,
                                  UnityTimeoutError)
+
+from .conftest import port_is_free
 
 pytestmark = pytest.mark.filterwarnings("ignore:distutils Version classes:DeprecationWarning")
 
@@ -40,6 +44,39 @@ def test_build_that_is_not_two_player_continuous(port, peer_thread, options, mes
         UnityTennis(base_port=port, timeout_s=10)
     thread.join(5.0)
     assert not thread.is_alive(), "the peer was not told the connection closed"
+
+
+SPREAD = EnvironmentConfig(env="pettingzoo:mpe2.simple_spread_v3:parallel_env",
+                           env_kwargs={"continuous_actions": True})
+
+
+@pytest.mark.parametrize("peer_options, env_options, message", [
+    ({"discrete": True}, {}, "has a discrete action space .*the adapter needs continuous actions"),
+    ({"courts": 3}, {"agents_per_court": 4},
+     r"3 agents in each of 2 team\(s\) do not make courts of agents_per_court=4"),
+    ({"courts": 2, "environment": SPREAD}, {"agents_per_court": 4},
+     r"6 agents in each of 1 team\(s\) do not make courts of agents_per_court=4"),
+])
+def test_build_whose_agents_do_not_fit(port, peer_thread, peer_options, env_options, message):
+    _, thread = peer_thread(port, **peer_options)
+    with pytest.raises(UnityBuildError, match=message):
+        UnityEnv(base_port=port, timeout_s=10, **env_options)
+    thread.join(5.0)
+    assert not thread.is_alive(), "the peer was not told the connection closed"
+
+
+def test_bad_options_are_refused_before_anything_is_bound(port):
+    with pytest.raises(ConfigError, match=r"UnityOptions.time_scale: Input should be greater "
+                                          r"than 0 .*UnityOptions.agents_per_cort: unknown field; "
+                                          r"did you mean agents_per_court"):
+        UnityEnv(base_port=port, time_scale=0, agents_per_cort=3)
+    with pytest.raises(ValueError, match="a Tennis court has two players"):
+        UnityTennis(base_port=port, agents_per_court=3)
+    # The same rule when the configuration is made (a Dagster run config, the CLI).
+    with pytest.raises(ConfigError, match=r"env_kwargs.base_port: Input should be less than or "
+                                          r"equal to 65535"):
+        EnvironmentConfig(env="unity:Tennis.x86_64", env_kwargs={"base_port": 70000})
+    assert port_is_free(port)
 
 
 def test_nothing_answers_in_time(port):

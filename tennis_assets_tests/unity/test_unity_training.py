@@ -54,6 +54,6 @@ def test_training_on_the_training_env_alone_evaluates_there_too(port, peer_threa
 def test_sizes_the_learner_does_not_fit_are_refused(port, peer_thread):
     peer_thread(port)
     with UnityTennis(base_port=port, timeout_s=10) as env:
-        with pytest.raises(ValueError, match="env has 24 observations and 2 actions per agent, "
-                                             "the learner 27 and 3"):
+        with pytest.raises(ValueError, match="the environment has 2 agents, 24 observations "
+                                             "and 2 actions per agent, the learner 2, 27 and 3"):
             train(AgentConfig(obs_size=27, action_size=3), TrainConfig(max_updates=1), env=env)
