@@ -106,8 +106,12 @@ def _conditions(args: argparse.Namespace, environment):
     environment on another court, say)."""
     from tennis_assets.envs import EnvironmentConfig
 
-    changes = given(args, EnvironmentConfig).get("env_kwargs") or {}
-    return environment.with_kwargs(changes) if changes else environment
+    given_kwargs = given(args, EnvironmentConfig)
+    if not given_kwargs.get("env_kwargs"):
+        return environment
+    # Checked as the model checks any configuration (a JSON object, fields the environment has).
+    changes = EnvironmentConfig(env=environment.env, **given_kwargs).env_kwargs
+    return environment.with_kwargs(changes)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:

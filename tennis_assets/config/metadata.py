@@ -1,5 +1,5 @@
 """What a record shows a person, in plain Python: each record's ``metadata()`` returns these
-values, and the Dagster layer (tennis_assets.defs.metadata) renders each kind one way.
+values, and the Dagster layer (its metadata module) renders each kind one way.
 
 Plain values render as themselves (a float rounded for reading, an int, a bool, a text; None
 as "none"); the wrappers below say what else a value is.

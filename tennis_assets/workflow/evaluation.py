@@ -33,10 +33,11 @@ class EvaluationConfig(ConfigModel):
     """latency_under_threshold warns when the p95 of one greedy decision exceeds this."""
     gif: bool = True
     """Render one greedy rally as an animated GIF."""
-    gif_max_frames: int = Field(300, ge=1)
-    """Decisions shown in the rally GIF."""
-    latency_samples: int = Field(200, ge=1)
-    """Single decisions timed for the latency percentiles."""
+    gif_max_frames: int = Field(300, ge=1, le=10_000)
+    """Decisions shown in the rally GIF (10,000 frames: a GIF of hundreds of MB)."""
+    latency_samples: int = Field(200, ge=1, le=100_000)
+    """Single decisions timed for the latency percentiles (100,000: about a minute on a CPU;
+    more would hold the run for nothing)."""
 # The gates whose failure means a broken candidate (its run fails); the others are findings.
 BLOCKING_GATES = ("solves",)
 # Beating a random policy, for an environment with no solve score: a one-sided rank test on the

@@ -160,12 +160,12 @@ def test_a_good_candidate_goes_through_challenger_to_champion(scenario, mlflow_u
                           "challenger_not_worse_than_champion": True,
                           "promoted_model_loads_and_plays": True}
     promoted = p.output_for_node("production_model")
-    assert promoted["version"] == "1" and promoted["changed"] and promoted["partition"] == "baseline"
+    assert promoted.version == "1" and promoted.changed and promoted.partition == "baseline"
     # B: a better candidate replaced it, and the replaced one is kept as previous.
     b = scenario["B"]
     assert b.success
     after_b = b.output_for_node("production_model")
-    assert (after_b["version"], after_b["previous_version"]) == ("3", "1")
+    assert (after_b.version, after_b.previous_version) == ("3", "1")
     assert _checks(b)["latency_under_threshold"] is False  # a warning: it blocks nothing
 
 
@@ -204,7 +204,8 @@ def test_not_better_succeeds_with_the_gate_result_on_its_partition(scenario):
     assert evaluation.passed is False and evaluation.partition == "baseline"
     assert "not better than champion v3" in evaluation.description
     report = e.output_for_node("evaluation_report")
-    assert report["evaluation"]["mean"] == report["champion"]["mean"]  # same weights and episodes
+    assert report.champion is not None
+    assert report.evaluation.mean == report.champion.mean  # same weights and episodes
 
 
 def test_check_results_carry_their_partition(scenario):
@@ -259,7 +260,7 @@ def test_rollback_restores_previous_and_the_policy_server_follows(scenario, mlfl
     r = scenario["R"]
     assert r.success
     value = r.output_for_node("production_model")
-    assert (value["version"], value["previous_version"], value["rollback"]) == ("1", "3", True)
+    assert (value.version, value.previous_version, value.rollback) == ("1", "3", True)
     assert _version(mlflow_uri, "champion") == "1" and _version(mlflow_uri, "previous") == "3"
     pointer = json.loads((scenario["root"] / "models/production/champion.json").read_text())
     assert pointer["version"] == "1"

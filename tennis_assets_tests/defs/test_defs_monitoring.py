@@ -32,7 +32,7 @@ def _monitor(instance, resources, root, court=None, seed=11):
     config = {"monitor_episodes": 100, "monitor_seed": seed,
               "output_dir": str(root / "monitoring")}
     if court:
-        config["court"] = court
+        config["production_kwargs"] = court
     return dg.materialize([production_monitoring], instance=instance, resources=resources,
                           run_config={"ops": {"production_monitoring": {"config": config}}},
                           raise_on_error=False)
@@ -96,20 +96,20 @@ def _value(result):
 
 def test_champion_was_promoted(scenario):
     assert scenario["A"].success and scenario["P"].success
-    assert scenario["P"].output_for_node("production_model")["version"] == "1"
+    assert scenario["P"].output_for_node("production_model").version == "1"
 
 
 def test_unchanged_court_does_not_drift(scenario):
     result = scenario["M0"]
     assert result.success
     value = _value(result)
-    assert value["severity"] == "none" and not value["drifted"]
-    assert value["baseline_source"] == "the champion's evaluation run"
-    # Nothing configured: the court the champion was judged on (its model version's tag).
-    assert value["court_source"] == "the court the champion was judged on" or \
-        value["court_source"] == "default court"
-    assert value["baseline_episodes"] == 100 and value["episodes"] == 100
-    assert value["p_value"] > 0.01
+    assert value.severity == "none" and not value.drifted
+    assert value.baseline_source == "the champion's evaluation run"
+    # Nothing configured: the conditions the champion was judged on (its model version's tag).
+    assert value.court_source in ("the conditions the champion was judged on",
+                                  "default conditions")
+    assert value.baseline_episodes == 100 and value.episodes == 100
+    assert value.p_value > 0.01
     assert _check(result).passed
     assert scenario["latest_M0"]["drifted"] is False
 
@@ -118,13 +118,13 @@ def test_short_matches_drift_and_fail_the_check(scenario):
     result = scenario["M1"]
     assert result.success  # a drifted champion is a finding, not a failed run
     value = _value(result)
-    assert value["drifted"] and value["severity"] in ("warning", "critical")
-    assert value["court"]["max_decisions"] == 50
-    assert value["mean"] < value["baseline_mean"] - 0.1
-    assert value["p_value"] < 0.01
+    assert value.drifted and value.severity in ("warning", "critical")
+    assert value.court["max_decisions"] == 50
+    assert value.mean < value.baseline_mean - 0.1
+    assert value.p_value < 0.01
     check = _check(result)
     assert not check.passed
-    assert check.metadata["severity"].value == value["severity"]
+    assert check.metadata["severity"].value == value.severity
     latest = scenario["latest_M1"]
     assert latest["drifted"] is True and latest["model_version"] == "1"
     assert latest["test"].startswith("mann-whitney-u")
@@ -132,8 +132,8 @@ def test_short_matches_drift_and_fail_the_check(scenario):
     from tennis_assets.serving.monitoring import SEVERITIES, parse_result
 
     parsed = parse_result(json.dumps(latest))
-    assert parsed.drifted and parsed.severity == SEVERITIES[value["severity"]]
-    assert parsed.mean == pytest.approx(value["mean"]) and parsed.model_version == "1"
+    assert parsed.drifted and parsed.severity == SEVERITIES[value.severity]
+    assert parsed.mean == pytest.approx(value.mean) and parsed.model_version == "1"
     history = (scenario["root"] / "monitoring/history.jsonl").read_text().splitlines()
     assert [json.loads(line)["drifted"] for line in history] == [False, True]
 
@@ -144,7 +144,7 @@ def test_sensor_retrains_only_the_drifted_court_once(scenario):
     request = requests[0]
     assert request.partition_key == "baseline"
     config = request.run_config["ops"]["trained_agents"]["config"]
-    assert config["train"]["court"] == DRIFTED_COURT
+    assert config["environment"] == {"env": "tennis", "env_kwargs": DRIFTED_COURT}
     assert config["init_checkpoint"] == "champion"
     assert request.tags["trigger"] == "retrain_on_drift"
     assert request.tags["monitoring_run_id"] == scenario["M1"].run_id
@@ -155,15 +155,16 @@ def test_retraining_runs_and_is_judged_on_the_drifted_court(scenario):
     result = scenario["R"]
     agent = result.output_for_node("trained_agents")
 
-    assert agent.train_config.court.changes() == DRIFTED_COURT
+    assert agent.environment.env_kwargs == DRIFTED_COURT
     assert agent.resource_usage["cpu_seconds"] > 0
     report = result.output_for_node("evaluation_report")
-    assert report["champion"]["version"] == "1"
+    assert report.champion is not None and report.champion.version == "1"
+    assert report.environment.env_kwargs == DRIFTED_COURT
     # The champion was scored on the same drifted episodes, so beats_champion compares like
     # with like; whether the candidate is promoted is the gates' decision.
     checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
     assert set(checks) >= {"solves", "beats_champion"}
-    assert checks["solves"] == (report["evaluation"]["mean"] >= 0.5)
+    assert checks["solves"] == (report.evaluation.mean >= 0.5)
 
 
 def test_monitoring_without_a_champion_fails_clearly(tmp_path, mlflow_uri):
@@ -180,8 +181,7 @@ def test_drift_rules_are_validated():
 
     for config, path in [({"rules": [{"severity": "warning", "max_p_value": 2.0}]},
                            "rules.0.max_p_value"),
-                          ({"monitor_episodes": 3}, "monitor_episodes"),
-                          ({"court": {"gravity": 9.81}}, "court.gravity")]:
+                          ({"monitor_episodes": 3}, "monitor_episodes")]:
         with pytest.raises(ValueError, match=f"ops.production_monitoring.config.{path}"):
             check_run_config({"ops": {"production_monitoring": {"config": config}}})
 
@@ -201,16 +201,25 @@ def test_daily_monitoring_schedule():
     assert daily_monitoring.job_name == "monitor"
 
 
-def test_production_court_from_environment(monkeypatch):
+def test_production_conditions_from_configuration_or_environment(monkeypatch):
     from tennis_assets.defs.config import MonitoringConfig
+    from tennis_assets.envs import EnvironmentConfig
+    from tennis_assets.workflow.monitoring import production_environment
 
-    monkeypatch.setenv("TENNIS_ASSETS_COURT", '{"ball_scale": 2.0}')
-    assert MonitoringConfig().core().production_court() == {"ball_scale": 2.0}
-    assert MonitoringConfig(court={"gravity": -12.0}).core().production_court() == \
-        {"gravity": -12.0}
-    monkeypatch.setenv("TENNIS_ASSETS_COURT", '{"ball_size": 2.0}')
+    monkeypatch.delenv("TENNIS_ASSETS_COURT", raising=False)
+    monkeypatch.setenv("TENNIS_ASSETS_ENV_KWARGS", '{"ball_scale": 2.0}')
+    assert MonitoringConfig().core().production_conditions() == {"ball_scale": 2.0}
+    assert MonitoringConfig(production_kwargs={"gravity": -12.0}).core() \
+        .production_conditions() == {"gravity": -12.0}
+    monkeypatch.setenv("TENNIS_ASSETS_ENV_KWARGS", "big ball")
+    with pytest.raises(ValueError, match="TENNIS_ASSETS_ENV_KWARGS is not JSON"):
+        MonitoringConfig().core().production_conditions()
+    # Checked against the champion's environment when production's is built: Tennis's court
+    # names the field.
+    tennis = EnvironmentConfig()
     with pytest.raises(ValueError, match="ball_size"):
-        MonitoringConfig().core().production_court()
-    monkeypatch.setenv("TENNIS_ASSETS_COURT", "big ball")
-    with pytest.raises(ValueError, match="TENNIS_ASSETS_COURT is not JSON"):
-        MonitoringConfig().core().production_court()
+        production_environment(tennis, {"ball_size": 2.0})
+    with pytest.raises(ValueError, match="gravity"):
+        production_environment(tennis, {"gravity": 9.81})
+    played, source = production_environment(tennis, {"gravity": -12.0})
+    assert played.env_kwargs == {"gravity": -12.0} and source.startswith("production")

@@ -79,7 +79,7 @@ def test_pipeline_arguments_select_one_candidate(workflow, monkeypatch, tmp_path
     argv = shlex.split(command.replace('"$CONFIGURATION"', configuration))[2:]
     calls = []
 
-    def fake(profile, partitions):
+    def fake(profile, partitions, extra_config=None):
         calls.append((profile, partitions))
         return []
 

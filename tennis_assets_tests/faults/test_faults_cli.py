@@ -92,7 +92,9 @@ def _base(command: str, checkpoint: Path, tmp_path: Path) -> list[str]:
             "evaluate": [str(checkpoint), "--episodes", "3"],
             "replay": ["scripted", "--out", str(tmp_path / "rally.gif")],
             # No registry there: once its own values pass, serve stops at the registry.
-            "serve": ["--tracking-uri", f"sqlite:///{tmp_path / 'no-registry.db'}"]}[command]
+            "serve": ["--tracking-uri", f"sqlite:///{tmp_path / 'no-registry.db'}"],
+            # No study journal there: once its own values pass, dashboard stops at the storage.
+            "dashboard": ["--storage", str(tmp_path / "no-study" / "journal.log")]}[command]
 
 
 def test_every_option_of_every_command_with_bad_values(tmp_path, checkpoint, monkeypatch):
@@ -115,7 +117,7 @@ def test_every_option_of_every_command_with_bad_values(tmp_path, checkpoint, mon
                 argv[1 + index] = value
                 code, _, stderr = run_main(*argv)
                 assert_one_error(code, stderr, argv)
-    assert set(walked) == {"train", "evaluate", "replay", "serve"}
+    assert set(walked) == {"train", "evaluate", "replay", "serve", "dashboard"}
     assert sum(walked.values()) >= 30 * len(BAD_VALUES)
 
 
@@ -123,8 +125,10 @@ def test_every_option_of_every_command_with_bad_values(tmp_path, checkpoint, mon
     (["serve", "--port", "70000"], ["port=70000", "[0, 65535]"]),
     (["serve", "--port", "-1"], ["port=-1"]),
     (["serve", "--request-timeout", "inf"], ["request_timeout_s=inf", "86400"]),
-    (["evaluate", "{checkpoint}", "--court", "foo=1"], ["'foo'", "known keys", "gravity"]),
-    (["replay", "scripted", "--court", "gravity"], ["--court expects NAME=VALUE", "'gravity'"]),
+    (["evaluate", "{checkpoint}", "--env-kwargs", '{"foo": 1}'], ["env_kwargs.foo", "known",
+                                                                   "gravity"]),
+    (["replay", "scripted", "--env-kwargs", "gravity"], ["env_kwargs", "'gravity'",
+                                                          "dictionary"]),
     (["evaluate", "{checkpoint}", "--episodes", str(10**12)],
      ["episodes=1,000,000,000,000", "available", "episodes <="]),
     (["train", "--eval-episodes", str(10**12)], ["eval", "available"]),

@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from tennis_assets.files import DiskFullError
-from tennis_assets.workflow.production import move_champion, promotion_lock, read_pointer
+from tennis_assets.workflow.production import (ChampionRecord, move_champion, promotion_lock,
+                                               read_pointer)
 from tennis_assets_tests.serving.support import Registry, empty_mlflow_db
 
 # One process of a concurrent promotion: wait for the start file, register the run's model as
@@ -37,7 +38,7 @@ try:
     else:
         info = tracker.register_challenger(name, source=source, run_id=run_id)
     value = production.move_champion(tracker, name, pointer, version=info.version)
-    print(json.dumps({"ok": True, "version": info.version, "value": value}))
+    print(json.dumps({"ok": True, "version": info.version, "value": value.to_dict()}))
 except RuntimeError as exc:  # a newer challenger was registered meanwhile: nothing moved
     print(json.dumps({"ok": False, "error": str(exc)}))
 """
@@ -93,14 +94,14 @@ def _registry_state(registry: Registry, name: str) -> tuple[dict, list]:
     return registry.tracker.aliases(name), versions
 
 
-def _assert_pointer_matches_registry(registry: Registry, name: str, pointer: Path) -> dict:
+def _assert_pointer_matches_registry(registry: Registry, name: str, pointer: Path) -> ChampionRecord:
     aliases, versions = _registry_state(registry, name)
     doc = read_pointer(pointer)
     assert doc is not None
     champion = registry.tracker.champion(name)
-    assert doc["version"] == aliases["champion"] == champion.version
-    assert doc["previous_version"] == aliases["previous"]
-    assert doc["mlflow_run_id"] == champion.run_id
+    assert doc.version == aliases["champion"] == champion.version
+    assert doc.previous_version == aliases["previous"]
+    assert doc.mlflow_run_id == champion.run_id
     by_version = {str(v.version): v.run_id for v in versions}
     if aliases["previous"] is not None:
         # What a rollback would restore is another model, not a copy of the champion.
@@ -143,7 +144,7 @@ def test_promotions_of_different_runs_at_once_leave_a_consistent_registry(regist
             assert "nothing moved" in r["error"]
     assert aliases["champion"] in {r["version"] for r in promoted}
     doc = _assert_pointer_matches_registry(registry, name, pointer)
-    assert doc["changed"] is True
+    assert doc.changed is True
 
 
 def test_a_promotion_killed_holding_the_lock_does_not_block_the_next(registry, tmp_path):
@@ -168,7 +169,7 @@ def test_a_promotion_killed_holding_the_lock_does_not_block_the_next(registry, t
     value = move_champion(registry.tracker, name, pointer, version=info.version,
                           lock_timeout_s=10)
     assert time.monotonic() - started < 5
-    assert value["version"] == info.version
+    assert value.version == info.version
     _assert_pointer_matches_registry(registry, name, pointer)
 
 
@@ -193,7 +194,7 @@ def test_a_disk_too_full_for_the_pointer_stops_the_promotion_before_the_alias(
     # With room again the same promotion goes through and the pointer follows.
     (small_disk.path / "filler").unlink()
     value = move_champion(registry.tracker, name, pointer, version=info.version)
-    assert value["version"] == info.version and value["previous_version"] == "1"
+    assert value.version == info.version and value.previous_version == "1"
     _assert_pointer_matches_registry(registry, name, pointer)
 
 
@@ -204,5 +205,5 @@ def test_rollback_swaps_and_the_pointer_follows(registry, tmp_path):
     info = registry.tracker.register_challenger(name, source=source, run_id=run_id)
     move_champion(registry.tracker, name, pointer, version=info.version)
     value = move_champion(registry.tracker, name, pointer, rollback=True)
-    assert value["version"] == "1" and value["previous_version"] == info.version
+    assert value.version == "1" and value.previous_version == info.version
     _assert_pointer_matches_registry(registry, name, pointer)

@@ -32,7 +32,7 @@ def _stored(info, *parts: str) -> Path:
 def _promote(registry: Registry, name: str, pointer: Path, seed: int) -> str:
     """Register a seeded learner as challenger and promote it; returns its version."""
     info, _ = registry.register(name, seed=seed, champion=False)
-    return move_champion(registry.tracker, name, pointer, version=info.version)["version"]
+    return move_champion(registry.tracker, name, pointer, version=info.version).version
 
 
 def _rollback_job(registry: Registry, name: str, root: Path):

@@ -88,15 +88,20 @@ def _wait_in_trial(url: str, proc: subprocess.Popen, log: Path) -> int:
     if not url.startswith("sqlite:///"):
         while (number := _running_of(url, proc.pid)) is None:
             tick("started a trial")
-        return number
-    db = Path(url[len("sqlite:///"):])
-    while (first := _running_heartbeat(db)) is None:
-        tick("started a trial")
-    # The worker beats while it trains: its trial's heartbeat moves on.
-    while (beat := _running_heartbeat(db)) is not None and beat[1] == first[1]:
-        tick("moved its heartbeat")
-    assert beat is not None and beat[0] == first[0]
-    return first[0]
+    else:
+        db = Path(url[len("sqlite:///"):])
+        while (first := _running_heartbeat(db)) is None:
+            tick("started a trial")
+        # The worker beats while it trains: its trial's heartbeat moves on.
+        while (beat := _running_heartbeat(db)) is not None and beat[1] == first[1]:
+            tick("moved its heartbeat")
+        assert beat is not None and beat[0] == first[0]
+        number = first[0]
+    # Killed before it drew its parameters, a trial has nothing to retry: wait for them (on a
+    # loaded machine the trial is stored well before the sampler runs).
+    while not _stored(url)[number].params:
+        tick("drew its parameters")
+    return number
 
 
 def _wait_zombie(pid: int) -> None:

@@ -28,7 +28,7 @@ def assert_same_step(got, want, where=""):
 @pytest.mark.parametrize("layout", ["teams", "single"])
 def test_reset_step_and_episode_ends_match_the_simulator(port, peer_thread, layout):
     peer, _ = peer_thread(port, courts=3, layout=layout)
-    with UnityTennis(base_port=port, seed=11, timeout_s=10, time_scale=7.5) as env:
+    with UnityTennis(base_port=port, seed=11, timeout_s=60, time_scale=7.5) as env:
         assert (env.num_courts, env.num_agents, env.obs_size, env.action_size) == (3, 2, 24, 2)
         assert len(env.behaviours) == (2 if layout == "teams" else 1)
         ref = VecTennis(3, seed=11)
@@ -62,7 +62,7 @@ def test_evaluation_through_the_protocol_equals_the_built_in_one(port, peer_thre
     def policy(obs):
         return scripted(obs).astype(np.float32)
 
-    with UnityTennis(base_port=port, seed=0, timeout_s=10) as env:
+    with UnityTennis(base_port=port, seed=0, timeout_s=60) as env:
         got = evaluate(policy, episodes=6, seed=2_000_000_123, env=env)
         # Fewer courts than episodes: courts play them one after another.
         more = evaluate(policy, episodes=9, seed=5, env=env, stop_when_decided=True)
@@ -75,7 +75,7 @@ def test_evaluation_through_the_protocol_equals_the_built_in_one(port, peer_thre
 
 def test_the_step_checks_actions_like_the_simulator(port, peer_thread):
     peer_thread(port, courts=2)
-    with UnityTennis(base_port=port, seed=0, timeout_s=10) as env:
+    with UnityTennis(base_port=port, seed=0, timeout_s=60) as env:
         assert not port_is_free(port)  # the check the fixture makes afterwards can fail
         with pytest.raises(ValueError, match=r"shape \(2, 2, 2\)"):
             env.step(np.zeros((1, 2, 2)))
@@ -91,7 +91,7 @@ def test_a_launched_build_serves_the_simulator(port, launcher):
     # UnityEnvironment's own launch path: it runs the "build" with --mlagents-port and
     # -nographics -batchmode, on base_port + worker_id.
     build = launcher(courts=2)
-    with UnityTennis(str(build), base_port=port - 2, worker_id=2, seed=9, timeout_s=15,
+    with UnityTennis(str(build), base_port=port - 2, worker_id=2, seed=9, timeout_s=60,
                      no_graphics=True) as env:
         ref = VecTennis(2, seed=9)
         np.testing.assert_array_equal(env.reset(), ref.reset())
