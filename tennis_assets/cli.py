@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -344,6 +345,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         # starting up, loading, evaluating. Every file is written whole or not at all.
         print("error: interrupted (Ctrl-C) before the command finished; files already written "
               "are complete, nothing was left half-written", file=sys.stderr)
+        # Said and handled: the way out (interpreter shutdown, library atexit hooks) must not
+        # turn into a second KeyboardInterrupt that ends the process by the signal instead of
+        # exit code 130 (seen once at load 15, 5.5 s into `train`).
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         return INTERRUPTED
 
 

@@ -30,11 +30,13 @@ def check_storage(url: str) -> None:
 
 def serve(url: str, host: str, port: int) -> None:
     """Serve the studies at ``url`` on http://host:port until interrupted."""
+    check_storage(url)
+    if not 0 <= port <= 65535:
+        raise ValueError(f"port={port}: expected a port in [0, 65535]")
     from optuna_dashboard import run_server
 
     from tennis_assets.tuning import make_storage, storage_for_cli
 
-    check_storage(url)
     # No heartbeat: the dashboard reads trials, it runs none.
     storage = make_storage(url, heartbeat_interval=None)
     print(f"optuna-dashboard on {storage_for_cli(url)}: http://{host}:{port}/", flush=True)

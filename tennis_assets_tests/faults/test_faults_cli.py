@@ -125,7 +125,7 @@ def test_every_option_of_every_command_with_bad_values(tmp_path, checkpoint, mon
     (["serve", "--port", "70000"], ["port=70000", "[0, 65535]"]),
     (["serve", "--port", "-1"], ["port=-1"]),
     (["serve", "--request-timeout", "inf"], ["request_timeout_s=inf", "86400"]),
-    (["evaluate", "{checkpoint}", "--env-kwargs", '{"foo": 1}'], ["env_kwargs.foo", "known",
+    (["evaluate", "{checkpoint}", "--env-kwargs", '{{"foo": 1}}'], ["env_kwargs.foo", "known",
                                                                    "gravity"]),
     (["replay", "scripted", "--env-kwargs", "gravity"], ["env_kwargs", "'gravity'",
                                                           "dictionary"]),
