@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from tennis_assets.config.options import SET_HELP, add_model_options, given, merge_given
 from tennis_assets.files import DiskFullError
@@ -128,11 +127,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
+    from tennis_assets.envs import EnvironmentConfig
     from tennis_assets.sim import RallyConfig, ScriptedSwingPolicy, render_episode_gif
     from tennis_assets.training import greedy, load_learner
     from tennis_assets.workflow.evaluation import EvaluationConfig
-
-    from tennis_assets.envs import EnvironmentConfig
 
     rally = RallyConfig(**given(args, RallyConfig))
     frames = EvaluationConfig(**given(args, EvaluationConfig)).gif_max_frames
@@ -234,8 +232,8 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from tennis_assets.experiment import experiment_models
     from tennis_assets.envs.config import EnvironmentConfig
+    from tennis_assets.experiment import experiment_models
     from tennis_assets.sim.rally_config import RallyConfig
     from tennis_assets.workflow.evaluation import EvaluationConfig
 

@@ -82,7 +82,8 @@ def serve_worker_settings() -> dict[str, Any]:
     except json.JSONDecodeError as exc:
         raise ValueError(f"{SERVE_WORKER_ENV}: not JSON ({exc})") from None
     if not isinstance(value, dict):
-        raise ValueError(f"{SERVE_WORKER_ENV} is not set: a worker is started by "
+        # ValueError: a malformed environment variable is bad input.
+        raise ValueError(f"{SERVE_WORKER_ENV} is not set: a worker is started by "  # noqa: TRY004
                          "`tennis-assets serve --workers N`, not by hand")
     return value
 
@@ -125,7 +126,9 @@ def production_kwargs() -> dict[str, Any]:
     except json.JSONDecodeError as exc:
         raise ValueError(f"{name} is not JSON ({exc}): {raw!r}") from None
     if not isinstance(values, dict):
-        raise ValueError(f"{name} must be a JSON object of keyword arguments, got {raw!r}")
+        # ValueError: a malformed environment variable is bad input.
+        raise ValueError(  # noqa: TRY004
+            f"{name} must be a JSON object of keyword arguments, got {raw!r}")
     return values
 
 

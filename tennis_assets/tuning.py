@@ -28,12 +28,13 @@ import copy
 import logging
 import math
 import os
-import warnings
 import socket
+import warnings
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 from tennis_assets.tuning_config import PRUNERS, TuningConfig
 
@@ -234,7 +235,7 @@ def make_storage(url: str | None, heartbeat_interval: int | None = HEARTBEAT_INT
             return optuna.storages.RDBStorage(
                 database_url(url), heartbeat_interval=heartbeat_interval,
                 grace_period=grace_period, heartbeat_stale_trial_callback=RetryStaleTrial())
-    path = Path(url[len("journal:"):] if url.startswith("journal:") else url).expanduser()
+    path = Path(url.removeprefix("journal:")).expanduser()
     path.parent.mkdir(parents=True, exist_ok=True)
     from tennis_assets.optuna_journal import JournalFile
 

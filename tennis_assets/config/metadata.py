@@ -1,5 +1,5 @@
 """What a record shows a person, in plain Python: each record's ``metadata()`` returns these
-values, and the Dagster layer (tennis_assets.defs.metadata) renders each kind one way.
+values, and the Dagster layer (its metadata module) renders each kind one way.
 
 Plain values render as themselves (a float rounded for reading, an int, a bool, a text; None
 as "none"); the wrappers below say what else a value is.
@@ -8,7 +8,7 @@ as "none"); the wrappers below say what else a value is.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -55,5 +55,5 @@ class Json:
     value: Any = field(default=None)
 
 
-MetaValue = Union[float, int, bool, str, None, Link, FilePath, Picture, Table, RunLink, Json]
+MetaValue = float | int | bool | str | None | Link | FilePath | Picture | Table | RunLink | Json
 Metadata = dict[str, MetaValue]

@@ -14,7 +14,8 @@ from __future__ import annotations
 import argparse
 import json
 import typing
-from typing import Any, Iterable, Literal, Mapping, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any, Literal
 
 from .model import ConfigError, ConfigModel, FieldError, unknown_name
 

@@ -22,9 +22,10 @@ from __future__ import annotations
 
 import types
 import typing
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
-from typing import Annotated, Any, Literal, Mapping, Optional
+from typing import Annotated, Any, Literal, Optional
 
 import dagster as dg
 from pydantic import Field, ValidationError, create_model
@@ -83,7 +84,8 @@ def _plain(annotation: Any, name: str) -> Any:
         return list[_plain(args[0], name)]  # type: ignore[misc]
     if origin in (typing.Union, types.UnionType) and args:
         kept = [_plain(a, name) for a in args if a is not type(None)]
-        return kept[0] if len(kept) == 1 else typing.Union[tuple(kept)]
+        # A union of a computed tuple of types is only spelled this way.
+        return kept[0] if len(kept) == 1 else typing.Union[tuple(kept)]  # noqa: UP007
     return annotation
 
 
@@ -105,7 +107,9 @@ def _overrides_config(model: type[ConfigModel], names: tuple[str, ...] | None = 
             nested = _overrides_config(_core_of(kind))
             fields[name] = (nested, Field(default_factory=nested, description=info.description))
         else:
-            fields[name] = (Optional[kind], Field(default=None, description=_description(info)))
+            # Dagster's config schema reads typing.Optional (a union built at run time).
+            fields[name] = (Optional[kind],  # noqa: UP045
+                            Field(default=None, description=_description(info)))
     cls = create_model(f"{model.__name__}Overrides", __base__=dg.Config,
                        __doc__=model.__doc__, **fields)
     cls.__core__ = model  # type: ignore[attr-defined]

@@ -16,13 +16,25 @@ import os
 import re
 import threading
 from bisect import bisect_left
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 import numpy as np
-from prometheus_client import (CollectorRegistry, Counter, Gauge, Histogram, Info,
-                               GCCollector, PlatformCollector, ProcessCollector)
-from prometheus_client.core import (CounterMetricFamily, GaugeMetricFamily,
-                                    HistogramMetricFamily, Metric)
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    GCCollector,
+    Histogram,
+    Info,
+    PlatformCollector,
+    ProcessCollector,
+)
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 
 log = logging.getLogger(__name__)
 
@@ -307,7 +319,7 @@ class HostCollector:
                 threads.add_metric(value, count)
                 if cpu is not None:
                     process_cpu.add_metric(value, cpu)
-        except Exception as exc:  # a scrape must never fail because /proc hiccuped
+        except Exception as exc:  # noqa: BLE001 - a scrape must never fail because /proc hiccuped
             log.debug("psutil collector: %s", exc)
             return []
         return [
@@ -414,7 +426,7 @@ class GpuCollector:
 
             self._torch = torch
             self._cuda = bool(torch.cuda.is_available())
-        except Exception as exc:
+        except ImportError as exc:
             log.debug("GPU collector: torch unavailable (%s)", exc)
         if self._cuda:
             try:
@@ -422,7 +434,7 @@ class GpuCollector:
 
                 pynvml.nvmlInit()
                 self._nvml = pynvml
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - pynvml's own errors, or none installed
                 log.info("GPU utilisation not exported: NVML unavailable (%s)", exc)
 
     def describe(self) -> Iterable[Metric]:
@@ -451,7 +463,7 @@ class GpuCollector:
                     util.add_metric([str(i)], rates.gpu / 100.0)
                     used.add_metric([str(i)], float(mem.used))
                     total.add_metric([str(i)], float(mem.total))
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - a scrape must never fail for a driver hiccup
             log.debug("GPU collector: %s", exc)
             return []
         return (([allocated] if self._per_process else [])
@@ -488,7 +500,7 @@ class ServingMetrics:
         else:
             reg = self.registry
         if process_metrics and self.multiprocess:
-            pids = lambda: live_worker_pids(multiprocess_dir)  # noqa: E731
+            pids = lambda: live_worker_pids(multiprocess_dir)
             PlatformCollector(registry=self.registry)
             self.registry.register(WorkerProcessCollector(pids))
             self.registry.register(HostCollector(pids))

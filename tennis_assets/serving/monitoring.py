@@ -19,13 +19,18 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from tennis_assets.workflow.monitoring_file import (SEVERITIES, MonitoringResult,
-                                                    default_monitoring_file, parse_result)
+from tennis_assets.workflow.monitoring_file import (
+    SEVERITIES,
+    MonitoringResult,
+    default_monitoring_file,
+    parse_result,
+)
 
 __all__ = ["SEVERITIES", "MonitoringCollector", "MonitoringResult", "default_monitoring_file",
            "parse_result"]

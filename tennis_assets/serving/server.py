@@ -200,7 +200,7 @@ class PolicyServer:
         finally:
             self.socket.close()
 
-    def start(self) -> "PolicyServer":
+    def start(self) -> PolicyServer:
         self._thread = threading.Thread(target=self._run, name="policy-http", daemon=True)
         self._thread.start()
         deadline = time.monotonic() + 30

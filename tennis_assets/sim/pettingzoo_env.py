@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import functools
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from gymnasium import spaces
@@ -24,7 +23,8 @@ class TennisParallelEnv(ParallelEnv):
     [-1, 1]. Infos of the final step carry ``episode_score`` and ``episode_length``.
     """
 
-    metadata = {"render_modes": ["rgb_array"], "name": "tennis_v0", "is_parallelizable": True, "render_fps": 10}
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array"], "name": "tennis_v0",
+                                          "is_parallelizable": True, "render_fps": 10}
 
     def __init__(self, params: CourtParams | None = None, render_mode: str | None = None) -> None:
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
@@ -37,12 +37,10 @@ class TennisParallelEnv(ParallelEnv):
         self._obs_space = spaces.Box(-np.inf, np.inf, shape=(24,), dtype=np.float32)
         self._act_space = spaces.Box(-1.0, 1.0, shape=(2,), dtype=np.float32)
 
-    @functools.lru_cache(maxsize=None)
     def observation_space(self, agent: str) -> spaces.Box:
         self._check_agent(agent)
         return self._obs_space
 
-    @functools.lru_cache(maxsize=None)
     def action_space(self, agent: str) -> spaces.Box:
         self._check_agent(agent)
         return self._act_space

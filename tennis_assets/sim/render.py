@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
@@ -76,7 +77,7 @@ def _draw_p(state: State, params: CourtParams, caption: str | None) -> Image.Ima
     d = ImageDraw.Draw(img)
     # Over line (the reward trigger), floor, back walls, net.
     x0, y0 = _px(0.0, ph.OVER_TOP)
-    x1, y1 = _px(0.0, ph.OVER_BOTTOM)
+    _x1, y1 = _px(0.0, ph.OVER_BOTTOM)
     for y in np.arange(y0, y1, 8.0):
         d.line([(x0, y), (x0, min(y + 4.0, y1))], fill=_INDEX["line"])
     d.rectangle([_px(-ph.FLOOR_HALF_WIDTH, ph.FLOOR_Y), _px(ph.FLOOR_HALF_WIDTH, Y_MIN)], fill=_INDEX["floor"])

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
@@ -11,7 +11,6 @@ from tennis_assets.seeds import check_seed
 
 from . import physics as ph
 from .params import CourtParams
-
 
 _HITTER_CODES = {None: ph.NO_HITTER, "none": ph.NO_HITTER, "right": ph.RIGHT, "left": ph.LEFT}
 
@@ -82,13 +81,16 @@ class VecTennis:
         auto_reset: bool = True,
     ) -> None:
         if isinstance(num_courts, bool) or not isinstance(num_courts, (int, np.integer)):
-            raise ValueError(f"num_courts must be an int, got {num_courts!r}")
+            # ValueError: every bad court setting is reported as ValueError.
+            raise ValueError(f"num_courts must be an int, got {num_courts!r}")  # noqa: TRY004
         if num_courts < 1:
             raise ValueError(f"num_courts must be >= 1, got {num_courts}")
         if params is None:
             params = CourtParams()
         if not isinstance(params, CourtParams):
-            raise ValueError(f"params must be a CourtParams, got {type(params).__name__}")
+            # ValueError: every bad court setting is reported as ValueError.
+            raise ValueError(  # noqa: TRY004
+                f"params must be a CourtParams, got {type(params).__name__}")
         self.num_courts = int(num_courts)
         self.params = params
         self._p = ph.params_array(params)

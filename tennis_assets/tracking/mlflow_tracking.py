@@ -16,9 +16,10 @@ import os
 import tempfile
 import time
 import warnings
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any
 
 from tennis_assets import settings
 from tennis_assets.settings import data_dir, database_url
@@ -54,20 +55,17 @@ def _sqlite_schema_lock(uri: str) -> Iterator[None]:
 
     path = Path(uri[len("sqlite:///"):].split("?", 1)[0]) if uri.startswith("sqlite:///") \
         else None
-    try:
-        handle = open(path.with_name(path.name + ".schema-lock"), "a") \
-            if path is not None and path.name not in ("", ":memory:") else None
-    except OSError:
-        handle = None  # a read-only folder: this process cannot migrate anything there anyway
-    if handle is None:
-        yield
-        return
-    with handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+    lock = path.with_name(path.name + ".schema-lock") \
+        if path is not None and path.name not in ("", ":memory:") else None
+    with contextlib.ExitStack() as stack:
         try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+            handle = stack.enter_context(open(lock, "a")) if lock is not None else None
+        except OSError:
+            handle = None  # a read-only folder: this process cannot migrate anything there anyway
+        if handle is not None:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            stack.callback(fcntl.flock, handle, fcntl.LOCK_UN)  # before the close
+        yield
 
 
 class MlflowRun:

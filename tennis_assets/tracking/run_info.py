@@ -18,7 +18,7 @@ def git_commit() -> str | None:
     # Cached: a sensor or asset may tag many runs, and git costs a process spawn each time.
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                             timeout=5, cwd=Path(__file__).resolve().parent)
+                             timeout=5, cwd=Path(__file__).resolve().parent, check=False)
     except (OSError, subprocess.TimeoutExpired):
         return None
     if out.returncode != 0:

@@ -28,7 +28,7 @@ is raised.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 
@@ -39,8 +39,14 @@ from .courts import Agents, Courts, map_courts, order_behaviours
 from .errors import UnityBuildError, UnityConnectionError, UnityError, UnityTimeoutError
 from .options import UnityOptions
 
-__all__ = ["UnityEnv", "UnityTennis", "UnityError", "UnityBuildError", "UnityTimeoutError",
-           "UnityConnectionError"]
+__all__ = [
+    "UnityBuildError",
+    "UnityConnectionError",
+    "UnityEnv",
+    "UnityError",
+    "UnityTennis",
+    "UnityTimeoutError",
+]
 
 # A build whose port is taken moves on to the next worker id, at most this many times: a run's
 # training and evaluation environments, and runs side by side, each find a port.
@@ -88,7 +94,8 @@ class UnityEnv:
     def _connect(self, file_name: str | None, opts: UnityOptions, seed: int) -> None:
         from mlagents_envs.exception import UnityWorkerInUseException
         from mlagents_envs.side_channel.engine_configuration_channel import (
-            EngineConfigurationChannel)
+            EngineConfigurationChannel,
+        )
 
         from .connection import Environment, SeedChannel
 
@@ -320,9 +327,12 @@ class UnityEnv:
             raise self._translate(exc) from exc
 
     def _translate(self, exc: Exception) -> UnityError:
-        from mlagents_envs.exception import (UnityCommunicatorStoppedException,
-                                             UnityEnvironmentException, UnityTimeOutException,
-                                             UnityWorkerInUseException)
+        from mlagents_envs.exception import (
+            UnityCommunicatorStoppedException,
+            UnityEnvironmentException,
+            UnityTimeOutException,
+            UnityWorkerInUseException,
+        )
 
         text = str(exc)
         if isinstance(exc, UnityWorkerInUseException):
@@ -361,7 +371,7 @@ class UnityEnv:
         if env is not None:
             env.shutdown(grace_s)
 
-    def __enter__(self) -> "UnityEnv":
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -28,7 +28,7 @@ def _env(home: Path) -> dict[str, str]:
 
 def run_cli(home: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "tennis_assets.cli", *args],
-                          capture_output=True, text=True, env=_env(home), timeout=300)
+                          capture_output=True, text=True, env=_env(home), timeout=300, check=False)
 
 
 def assert_input_error(out: subprocess.CompletedProcess, *names: str) -> str:

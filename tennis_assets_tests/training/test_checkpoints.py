@@ -6,12 +6,18 @@ import pytest
 import safetensors.torch as st
 
 from tennis_assets.agents import AgentConfig, make_learner
-from tennis_assets.training import CheckpointError, TrainConfig, load_checkpoint, load_learner
-from tennis_assets.training import save_checkpoint, train
+from tennis_assets.training import (
+    CheckpointError,
+    TrainConfig,
+    load_checkpoint,
+    load_learner,
+    save_checkpoint,
+    train,
+)
 from tennis_assets.training.checkpoints import read_metadata, sidecar_path
 
-CFG = dict(actor_hidden=32, critic_hidden=32, batch_size=32, buffer_size=5000,
-           learning_starts=64)
+CFG = {"actor_hidden": 32, "critic_hidden": 32, "batch_size": 32, "buffer_size": 5000,
+       "learning_starts": 64}
 
 
 def trained(alg="ddpg", seed=0):
