@@ -148,7 +148,7 @@ def _write_tmp(path: Path, write: Callable[[str], Any]) -> str:
         # is what says so.
         if not isinstance(exc, DiskFullError):
             for cause in (exc, exc.__cause__, exc.__context__):
-                if is_disk_full(cause):
+                if cause is not None and is_disk_full(cause):
                     raise DiskFullError(path, cause) from exc
         raise
     return tmp

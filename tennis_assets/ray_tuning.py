@@ -315,12 +315,14 @@ def _record(study, grid, names: Sequence[str], searcher: str, scheduler: str,
 
     from tennis_assets.tuning import SEARCH_SPACE
 
-    distributions = {}
+    distributions: dict[str, optuna.distributions.BaseDistribution] = {}
     for name in names:
         kind, space, log_scale = SEARCH_SPACE[name]
-        distributions[name] = (optuna.distributions.FloatDistribution(*space, log=log_scale)
-                               if kind == "float" else
-                               optuna.distributions.CategoricalDistribution(list(space)))
+        if kind == "float":
+            low, high = space
+            distributions[name] = optuna.distributions.FloatDistribution(low, high, log=log_scale)
+        else:
+            distributions[name] = optuna.distributions.CategoricalDistribution(list(space))
     numbers = []
 
     def is_baseline(r) -> bool:

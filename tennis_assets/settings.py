@@ -13,7 +13,10 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
+
+if TYPE_CHECKING:
+    from tennis_assets.profiles import ProfileName
 
 DATA_DIR_ENV = "TENNIS_ASSETS_HOME"
 
@@ -100,14 +103,14 @@ def use_serve_workers(metrics_dir: str | None, worker_settings: dict[str, Any] |
             os.environ[name] = value
 
 
-def profile() -> str:
+def profile() -> ProfileName:
     """$TENNIS_ASSETS_PROFILE: the launchpad's default profile (tiny, quick or full)."""
     from tennis_assets.profiles import PROFILE_NAMES
 
     name = _get("TENNIS_ASSETS_PROFILE", "quick")
     if name not in PROFILE_NAMES:
         raise ValueError(f"TENNIS_ASSETS_PROFILE={name!r}: expected one of {list(PROFILE_NAMES)}")
-    return name
+    return cast("ProfileName", name)  # one of PROFILE_NAMES, the names ProfileName lists
 
 
 def production_kwargs() -> dict[str, Any]:

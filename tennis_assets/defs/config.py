@@ -66,7 +66,8 @@ def _choices(name: str, values: tuple[str, ...]) -> type[Enum]:
     """A Literal's choices as an enum: Dagster's schema takes a bare Literal, not an optional
     one, and the launchpad checks an enum as you type."""
     if values not in _ENUMS:
-        _ENUMS[values] = Enum(name, {v: v for v in values}, type=str)  # type: ignore[misc]
+        # The functional API with a computed name: typeshed types the call as an instance.
+        _ENUMS[values] = Enum(name, {v: v for v in values}, type=str)  # type: ignore[assignment]
     return _ENUMS[values]
 
 
@@ -123,9 +124,11 @@ def _complete_config(model: type[ConfigModel]) -> type[dg.Config]:
     """A Config with ``model``'s fields and defaults (an item of a list field, such as a drift
     rule, is given whole)."""
     if model not in _COMPLETE:
-        fields = {name: (_plain(info.annotation, f"{model.__name__}_{name}"),
-                         Field(default=info.default, description=info.description))
-                  for name, info in model.model_fields.items()}
+        # Any: mypy checks a **mapping's values against every keyword create_model takes.
+        fields: dict[str, Any] = {
+            name: (_plain(info.annotation, f"{model.__name__}_{name}"),
+                   Field(default=info.default, description=info.description))
+            for name, info in model.model_fields.items()}
         cls = create_model(f"{model.__name__}Item", __base__=dg.Config, __doc__=model.__doc__,
                            **fields)
         cls.__core__ = model  # type: ignore[attr-defined]
@@ -279,7 +282,7 @@ class MonitoringConfig(DerivedConfig, derive_config(  # type: ignore[misc]
 
 # The Config of each asset whose op takes one directly; Dagster builds it at that op's step.
 # tuning_study's TuningConfig is checked at launch by its config mapping instead.
-STEP_CONFIGS: dict[str, type] = {
+STEP_CONFIGS: dict[str, type[DerivedConfig]] = {
     "trained_agents": TrainingConfig,
     "evaluation_report": EvaluationConfig,
     "challenger_model": ChallengerConfig,
@@ -298,7 +301,8 @@ def _resolve(config: Any) -> Any:
     return config.core()
 
 
-def _errors(cls: type, values: Mapping[str, Any], path: str) -> tuple[Any, list[str]]:
+def _errors(cls: type[DerivedConfig], values: Mapping[str, Any], path: str
+            ) -> tuple[Any, list[str]]:
     """(the built and resolved config, []) or (None, the errors, each naming its field by its
     path in the run config)."""
     try:
@@ -312,7 +316,7 @@ def _errors(cls: type, values: Mapping[str, Any], path: str) -> tuple[Any, list[
         return None, exc.lines(cls.error_paths(path))
 
 
-def build_config(cls: type, values: Mapping[str, Any], path: str) -> Any:
+def build_config(cls: type[DerivedConfig], values: Mapping[str, Any], path: str) -> Any:
     """``cls(**values)``, resolved; a value the core rejects raises
     ``DagsterInvalidConfigError`` naming the field by its path in the run config (``path``,
     e.g. ``ops.tuning_study.config``)."""

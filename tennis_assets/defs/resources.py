@@ -13,7 +13,7 @@ import urllib.request
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 from pydantic import PrivateAttr
@@ -22,6 +22,9 @@ from tennis_assets import settings
 from tennis_assets.files import append_line, read_json_lines
 from tennis_assets.redaction import redact_webhook
 from tennis_assets.settings import data_dir
+
+if TYPE_CHECKING:
+    from tennis_assets.tracking.tracker import Tracker
 
 
 def _preflight(context: dg.InitResourceContext, resource: str, check, *args) -> None:
@@ -120,7 +123,7 @@ class MlflowResource(dg.ConfigurableResource):
     def start_run(self, name: str, tags: Mapping[str, str] | None = None) -> Iterator[Any]:
         from tennis_assets.tracking.tracker import fan_out
 
-        secondary = []
+        secondary: list[Tracker] = []
         wandb_mode, neptune_mode = self.modes()
         if wandb_mode != "disabled":
             from tennis_assets.tracking.wandb_tracking import WandbTracker

@@ -89,9 +89,9 @@ class MonitoringCollector:
 
     def collect(self) -> Iterable[Metric]:
         result = self.current()
-        errors = CounterMetricFamily("tennis_monitoring_read_errors",
-                                     "Monitoring result files that could not be parsed",
-                                     value=self._errors)
+        errors: CounterMetricFamily | None = CounterMetricFamily(
+            "tennis_monitoring_read_errors", "Monitoring result files that could not be parsed",
+            value=self._errors)
         if self._errors_counter is not None:
             errors = None
         if result is None:

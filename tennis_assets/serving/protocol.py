@@ -25,6 +25,7 @@ import asyncio
 import json
 import logging
 from collections.abc import Callable
+from typing import cast
 
 import httptools
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -84,7 +85,9 @@ class DeadlineProtocol(HttpToolsProtocol):
     _active_at = 0.0  # loop time of the last byte received or response finished
     _answered = False  # at least one response finished on this connection
 
-    def connection_made(self, transport) -> None:  # type: ignore[override]
+    # As in uvicorn's own override: asyncio's stub types the argument as any BaseTransport,
+    # while a stream server hands a stream protocol a Transport.
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._writer = _OneWrite(transport, self.loop)
         self._active_at = self.loop.time()
@@ -133,7 +136,8 @@ class DeadlineProtocol(HttpToolsProtocol):
             raise httptools.HttpParserError(self._refusal)
         super().on_headers_complete()
         if self.cycle is not None:
-            self.cycle.transport = self._writer
+            # _OneWrite stands in for the transport: write/close its own, the rest delegated.
+            self.cycle.transport = cast(asyncio.Transport, self._writer)
 
     def shutdown(self) -> None:
         self._writer.flush()  # a response's last bytes before uvicorn closes an idle connection

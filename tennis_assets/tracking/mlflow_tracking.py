@@ -19,13 +19,16 @@ import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tennis_assets import settings
 from tennis_assets.settings import data_dir, database_url
 
 from .preflight import check_artifact_root, check_tracking_uri
 from .tracker import finite_metrics, flatten
+
+if TYPE_CHECKING:  # mlflow is imported where it is used: importing tracking stays cheap
+    from mlflow.entities.model_registry import ModelVersion
 
 CHAMPION, PREVIOUS, CHALLENGER = "champion", "previous", "challenger"
 POLICY_ARTIFACT = "policy"
@@ -216,6 +219,14 @@ class ChampionInfo:
     tags: dict[str, str]
     aliases: list[str]
 
+    @classmethod
+    def of(cls, mv: ModelVersion) -> ChampionInfo:
+        """From MLflow's ModelVersion; one without a source could not be loaded."""
+        if mv.source is None:
+            raise ValueError(f"model {mv.name!r} version {mv.version} has no source")
+        return cls(name=mv.name, version=str(mv.version), run_id=mv.run_id, source=mv.source,
+                   tags=dict(mv.tags or {}), aliases=list(mv.aliases or []))
+
     @property
     def eval_mean(self) -> float | None:
         value = self.tags.get("eval_mean")
@@ -315,9 +326,7 @@ class MlflowTracker:
             mv = self.client.get_model_version_by_alias(name, alias)
         except MlflowException:
             return None
-        return ChampionInfo(name=name, version=str(mv.version), run_id=mv.run_id,
-                            source=mv.source, tags=dict(mv.tags or {}),
-                            aliases=list(mv.aliases or []))
+        return ChampionInfo.of(mv)
 
     def register_champion(self, name: str, source: str, run_id: str | None,
                           tags: Mapping[str, Any] | None = None,
@@ -393,9 +402,7 @@ class MlflowTracker:
         if not versions:
             return None
         mv = min(versions, key=lambda v: int(v.version))
-        return ChampionInfo(name=name, version=str(mv.version), run_id=mv.run_id,
-                            source=mv.source, tags=dict(mv.tags or {}),
-                            aliases=list(mv.aliases or []))
+        return ChampionInfo.of(mv)
 
     def register_challenger(self, name: str, source: str, run_id: str,
                             tags: Mapping[str, Any] | None = None,
@@ -426,9 +433,7 @@ class MlflowTracker:
         # The version itself, not whatever the alias says by now: a concurrent promotion may
         # already have moved it on.
         mv = self.client.get_model_version(name, version)
-        return ChampionInfo(name=name, version=str(mv.version), run_id=mv.run_id,
-                            source=mv.source, tags=dict(mv.tags or {}),
-                            aliases=list(mv.aliases or []))
+        return ChampionInfo.of(mv)
 
     def promote_challenger(self, name: str, version: str) -> tuple[ChampionInfo, bool]:
         """Make challenger ``version`` the champion (the old champion becomes ``previous``) and

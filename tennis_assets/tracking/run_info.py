@@ -54,8 +54,8 @@ def run_tags(dagster_run_id: str | None = None, **extra: str | None) -> dict[str
     for name, version in package_versions().items():
         if version:
             tags[f"pkg.{name}"] = version
-    for key, value in machine_info().items():
-        tags[f"machine.{key}"] = value
+    for key, info in machine_info().items():
+        tags[f"machine.{key}"] = info
     for key, value in extra.items():
         if value is not None:
             tags[key] = str(value)

@@ -28,7 +28,7 @@ is raised.
 
 from __future__ import annotations
 
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 import numpy as np
 
@@ -38,6 +38,9 @@ from tennis_assets.sim import StepResult
 from .courts import Agents, Courts, map_courts, order_behaviours
 from .errors import UnityBuildError, UnityConnectionError, UnityError, UnityTimeoutError
 from .options import UnityOptions
+
+if TYPE_CHECKING:  # imports mlagents-envs, which only a Unity environment needs
+    from .connection import Environment
 
 __all__ = [
     "UnityBuildError",
@@ -77,11 +80,11 @@ class UnityEnv:
             raise ValueError(f"scoring={scoring!r}: expected max, mean or sum")
         self.file_name, self.scoring, self.options = file_name, scoring, opts
         self._timeout_s = opts.timeout_s
-        self._env = None
+        self._env: Environment | None = None
         self._connect(file_name, opts, int(seed))
         try:
             self._read_specs()
-            self._env.reset()
+            self._open_env().reset()
             self._map_agents()
             self._obs = self._collect(first=True).obs
         except BaseException as exc:
@@ -131,7 +134,7 @@ class UnityEnv:
 
     # ------------------------------------------------------------------ specs and agent map
     def _read_specs(self) -> None:
-        specs = dict(self._env.behavior_specs)
+        specs = dict(self._open_env().behavior_specs)
         self._check_behaviours(specs)
         described = ", ".join(f"{n!r} ({s.action_spec})" for n, s in sorted(specs.items()))
         for name, spec in specs.items():
@@ -160,7 +163,7 @@ class UnityEnv:
         """(behaviour, agent id) -> (court, seat), from the first decision requests."""
         first = {}
         for name in self.behaviours:
-            decisions = self._env.get_steps(name)[0]
+            decisions = self._open_env().get_steps(name)[0]
             first[name] = Agents(np.asarray(decisions.agent_id, dtype=np.int64),
                                  np.asarray(decisions.group_id, dtype=np.int64))
         courts = self._courts(first)
@@ -191,10 +194,10 @@ class UnityEnv:
     # ------------------------------------------------------------------ VecTennis interface
     def reset(self, seed: int | None = None) -> np.ndarray:
         """Reset every court; returns the first observations [N, A, O]."""
-        self._check_open()
+        env = self._open_env()
         if seed is not None:
             self._seed_channel.send_seed(seed)
-        self._call(self._env.reset)
+        self._call(env.reset)
         self._returns[:] = 0.0
         self._lengths[:] = 0
         self._left[:] = False
@@ -205,7 +208,7 @@ class UnityEnv:
         """One decision of every acting agent; courts that end are served again by Unity."""
         from mlagents_envs.base_env import ActionTuple
 
-        self._check_open()
+        env = self._open_env()
         a = np.asarray(actions, dtype=np.float32)
         shape = (self.num_courts, self.num_agents, self.action_size)
         if a.shape != shape:
@@ -215,8 +218,8 @@ class UnityEnv:
         a = np.clip(a, -1.0, 1.0)
         for name in self.behaviours:
             courts, seats = self._decision_rows[name]
-            self._env.set_actions(name, ActionTuple(continuous=a[courts, seats]))
-        self._call(self._env.step)
+            env.set_actions(name, ActionTuple(continuous=a[courts, seats]))
+        self._call(env.step)
         return self._collect(first=False)
 
     # ------------------------------------------------------------------ one exchange's outcome
@@ -230,7 +233,7 @@ class UnityEnv:
                "interrupted": np.zeros((n, m), bool)}
         self._decision_rows = {}
         for name in self.behaviours:
-            decisions, terminals = self._env.get_steps(name)
+            decisions, terminals = self._open_env().get_steps(name)
             c, s = self._rows(name, decisions.agent_id)
             got["obs"][c, s] = np.concatenate(decisions.obs, axis=1) if len(c) else 0.0
             got["asked_reward"][c, s] = decisions.reward + decisions.group_reward
@@ -315,9 +318,10 @@ class UnityEnv:
         if self._env is not None:
             self._env.set_timeout(self._timeout_s)
 
-    def _check_open(self) -> None:
+    def _open_env(self) -> Environment:
         if self._env is None:
             raise UnityError(f"{self._where}: the environment is closed")
+        return self._env
 
     def _call(self, fn) -> None:
         try:

@@ -47,7 +47,7 @@ from pathlib import Path
 from typing import Any
 
 from . import protobuf_compat  # noqa: F401  (before any mlagents_envs import)
-from .messages import SEED_CHANNEL, Layout, Reporter, read_side_channel
+from .messages import SEED_CHANNEL, Layout, LayoutOptions, Reporter, read_side_channel
 
 __all__ = [
     "SEED_CHANNEL",
@@ -94,8 +94,8 @@ class ProtocolPeer:
         self.address = f"{host}:{int(port)}"
         self.courts = courts
         self.environment = _environment(environment)
-        self.layout_options = {"layout": layout, "behaviour": behaviour, "groups": groups,
-                               "agents": agents, "discrete": discrete}
+        self.layout_options = LayoutOptions(layout=layout, behaviour=behaviour, groups=groups,
+                                            agents=agents, discrete=discrete)
         Layout.check(**self.layout_options)
         self.connect_timeout = connect_timeout
         self.stall_after, self.exit_after = stall_after, exit_after

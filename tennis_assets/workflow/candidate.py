@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -244,7 +245,7 @@ def train_candidate(agent_config, train_config, out_dir: str | Path, *, title: s
                         environment=environment)
         for name in ("history", "eval_history"):
             frame = getattr(result, name)
-            atomic_write(paths[name], lambda tmp, frame=frame: frame.to_csv(tmp, index=False))
+            atomic_write(paths[name], functools.partial(frame.to_csv, index=False))
     except DiskFullError as exc:
         saved = result.last_saved
         raise DiskFullError(exc.path, exc, note=(

@@ -89,10 +89,12 @@ def _environment(doc: dict) -> str:
     return environment
 
 
-def _number(doc: dict, key: str, required: bool = True) -> float | None:
+def _optional_number(doc: dict, key: str) -> float | None:
+    return None if doc.get(key) is None else _number(doc, key)
+
+
+def _number(doc: dict, key: str) -> float:
     value = doc.get(key)
-    if value is None and not required:
-        return None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         # ValueError: a malformed document is bad input.
         raise ValueError(f"'{key}' must be a number, got {value!r}")  # noqa: TRY004
@@ -128,7 +130,7 @@ def parse_result(text: str) -> MonitoringResult:
     p_value = _number(doc, "p_value")
     if not 0.0 <= p_value <= 1.0:
         raise ValueError(f"'p_value' must lie in [0, 1], got {p_value!r}")
-    episodes = _number(doc, "episodes", required=False)
+    episodes = _optional_number(doc, "episodes")
     court = doc.get("court") or {}
     if not isinstance(court, dict):
         # ValueError: a malformed document is bad input.
@@ -137,7 +139,7 @@ def parse_result(text: str) -> MonitoringResult:
     return MonitoringResult(
         timestamp=when.timestamp(), mean=_number(doc, "mean"),
         baseline_mean=_number(doc, "baseline_mean"), p_value=p_value, drifted=drifted,
-        severity=SEVERITIES[severity], statistic=_number(doc, "statistic", required=False),
+        severity=SEVERITIES[severity], statistic=_optional_number(doc, "statistic"),
         episodes=int(episodes) if episodes is not None else None,
         model_version=str(doc.get("model_version", "")), test=str(doc.get("test", "")),
         court=numbers, settings=settings, environment=_environment(doc))

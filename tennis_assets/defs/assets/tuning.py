@@ -38,7 +38,13 @@ class HandoffIOManager(dg.ConfigurableIOManagerFactory):
     base_dir: str = ""
 
     def create_io_manager(self, context: dg.InitResourceContext) -> "_JsonHandoff":
-        base = Path(self.base_dir) if self.base_dir else Path(context.instance.storage_directory())
+        if self.base_dir:
+            base = Path(self.base_dir)
+        elif context.instance is not None:
+            base = Path(context.instance.storage_directory())
+        else:
+            raise RuntimeError("HandoffIOManager: no Dagster instance to keep the hand-off "
+                               "beside; set base_dir")
         return _JsonHandoff(base / "tuning_handoff")
 
 
@@ -53,6 +59,8 @@ class _JsonHandoff(dg.IOManager):
         atomic_write_json(self._path(context), obj)
 
     def load_input(self, context: dg.InputContext) -> Any:
+        if context.upstream_output is None:
+            raise RuntimeError(f"input {context.name!r}: no step output to read it from")
         return read_json(self._path(context.upstream_output), "the tuning hand-off",
                          "re-execute the tuning run")
 
