@@ -55,7 +55,8 @@ class TennisParallelEnv(ParallelEnv):
             raise RuntimeError("the episode has ended (no agents left); call reset()")
         missing = [a for a in self.agents if a not in actions]
         if missing:
-            raise ValueError(f"actions are missing for agents {missing}; expected one (2,) array per agent")
+            raise ValueError(f"actions are missing for agents {missing}; "
+                             "expected one (2,) array per agent")
         joint = np.empty((1, 2, 2), dtype=np.float64)
         for i, agent in enumerate(AGENTS):
             a = np.asarray(actions[agent], dtype=np.float64)
@@ -70,7 +71,8 @@ class TennisParallelEnv(ParallelEnv):
         terminations = {a: term for a in AGENTS}
         truncations = {a: trunc for a in AGENTS}
         if term or trunc:
-            info = {"episode_score": float(res.episode_score[0]), "episode_length": int(res.episode_length[0])}
+            info = {"episode_score": float(res.episode_score[0]),
+                    "episode_length": int(res.episode_length[0])}
             infos = {a: dict(info) for a in AGENTS}
             self.agents = []
         else:
@@ -85,11 +87,13 @@ class TennisParallelEnv(ParallelEnv):
         return render_frame(court_state(self._env.snapshot()), self.params)
 
     def state(self) -> np.ndarray:
-        """Global state: ball (x, y, vx, vy) then each racket's (x, y, vx, vy), right player first."""
+        """Global state: ball (x, y, vx, vy) then each racket's (x, y, vx, vy), right player
+        first."""
         s = self._env.snapshot()
         parts = [s["ball_x"], s["ball_y"], s["ball_vx"], s["ball_vy"]]
         for i in range(2):
-            parts += [s["racket_x"][:, i], s["racket_y"][:, i], s["racket_vx"][:, i], s["racket_vy"][:, i]]
+            parts += [s["racket_x"][:, i], s["racket_y"][:, i],
+                      s["racket_vx"][:, i], s["racket_vy"][:, i]]
         return np.array([p[0] for p in parts], dtype=np.float32)
 
     def close(self) -> None:

@@ -343,7 +343,8 @@ def step_courts(fs, ist, stack, actions, p, obs, rew, term, trunc, final_obs, sc
 
 
 @njit(cache=True, parallel=True)
-def step_courts_parallel(fs, ist, stack, actions, p, obs, rew, term, trunc, final_obs, score, length):
+def step_courts_parallel(fs, ist, stack, actions, p, obs, rew, term, trunc, final_obs, score,
+                         length):
     """As step_courts, with courts spread over threads (each court is independent, so the result
     is identical to the serial kernel)."""
     n_done = 0

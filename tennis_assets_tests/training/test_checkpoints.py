@@ -101,7 +101,8 @@ def test_resume_continues_the_run(tmp_path):
     ac = AgentConfig(**CFG)
     path = str(tmp_path / "run.safetensors")
     tc = TrainConfig(num_courts=4, max_seconds=None, max_updates=150, eval_every_updates=100,
-                     selection_episodes=5, seed=3, checkpoint_path=path, checkpoint_every_updates=50)
+                     selection_episodes=5, seed=3, checkpoint_path=path,
+                     checkpoint_every_updates=50)
     first = train(ac, tc, progress=False)
     assert first.updates == 150
     second = train(ac, tc.replace(max_updates=300), progress=False, resume_from=path)

@@ -180,8 +180,8 @@ def summarize_study(context: dg.OpExecutionContext, config: TuningConfig,
     except ValueError as exc:
         raise dg.Failure(str(exc), metadata={"workers": dg.MetadataValue.json(workers)}) from None
     summary = tuning.summarize(study, workers[0]["batch"])
-    with mlflow.start_run("tuning_study", run_tags(context.run.run_id, asset="tuning_study")) as run, \
-            tempfile.TemporaryDirectory() as tmp:
+    tags = run_tags(context.run.run_id, asset="tuning_study")
+    with mlflow.start_run("tuning_study", tags) as run, tempfile.TemporaryDirectory() as tmp:
         # The storage goes in redacted (optuna_storage.display()), never as configured.
         skip = {"params", "storage"} | ({"ray_searcher", "ray_scheduler", "ray_address"}
                                         if core.engine != "ray" else set())
