@@ -156,7 +156,6 @@ def run_once(url: str, idle: int, seconds: float) -> dict:
 
 
 def start(kind: str, uri: str, name: str, root: Path, limit: int) -> tuple:
-    log = open(root / f"{kind}.log", "wb")
     if kind == "old":
         path = root / "old_server.py"
         path.write_bytes(subprocess.run(
@@ -167,7 +166,8 @@ def start(kind: str, uri: str, name: str, root: Path, limit: int) -> tuple:
         cmd = [sys.executable, "-m", "tennis_assets.cli", "serve", "--port", "0",
                "--tracking-uri", uri, "--model-name", name, "--log-level", "warning",
                "--no-access-log", "--max-concurrency", str(limit)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, text=True, cwd=ROOT)
+    with open(root / f"{kind}.log", "wb") as log:  # the child holds its own copy
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, text=True, cwd=ROOT)
     url = proc.stdout.readline().strip().rsplit(" on ", 1)[-1]
     import urllib.request
 
@@ -197,7 +197,7 @@ def main() -> int:
     args = ap.parse_args()
     import resource
 
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     # The server process inherits this: it must be able to accept the hog's connections.
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     idles = [int(n) for n in args.idle.split(",")]
@@ -231,7 +231,7 @@ def main() -> int:
                 print(f"{kind:>4}, {n:5d} idle connections (median of {args.repeats} x "
                       f"{args.seconds:g} s): " + ", ".join(
                           f"{k} {v:.2f}" for k, v in med.items()
-                          if k.endswith("p50 ms") or k.endswith("p99 ms")) +
+                          if k.endswith(("p50 ms", "p99 ms"))) +
                       f"; {med['failed']} of {sum(r['requests'] for r in runs[n])} requests "
                       f"failed")
     print(f"load average at the end {_load_average()}")

@@ -106,7 +106,7 @@ def _client(url: str, connections: int, rate_per_conn: float | None, start: floa
         t.start()
     for t in threads:
         t.join()
-    out.put([sum((r[0] for r in results), []), sum((r[1] for r in results), []),
+    out.put([[lat for r in results for lat in r[0]], [lat for r in results for lat in r[1]],
              sum(r[2] for r in results)])
 
 
@@ -114,7 +114,7 @@ def _percentile(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
     values = sorted(values)
-    return values[min(len(values) - 1, int(round(q / 100 * (len(values) - 1))))]
+    return values[min(len(values) - 1, round(q / 100 * (len(values) - 1)))]
 
 
 def load(url: str, processes: int, connections: int, rate: float | None,
@@ -132,8 +132,8 @@ def load(url: str, processes: int, connections: int, rate: float | None,
     parts = [out.get(timeout=seconds + 60) for _ in procs]
     for p in procs:
         p.join(10)
-    sent = sum((p[0] for p in parts), [])
-    scheduled = sum((p[1] for p in parts), [])
+    sent = [lat for p in parts for lat in p[0]]
+    scheduled = [lat for p in parts for lat in p[1]]
     errors = sum(p[2] for p in parts)
     return {"requests": len(sent) + errors, "errors": errors, "rps": len(sent) / seconds,
             "p50_ms": _percentile(sent, 50) * 1e3, "p99_ms": _percentile(sent, 99) * 1e3,
@@ -182,14 +182,14 @@ def legacy_server_file(root: Path) -> Path:
 
 def start_server(uri: str, name: str, log_path: Path, legacy: Path | None = None,
                  extra: tuple[str, ...] = ()) -> tuple[subprocess.Popen, str]:
-    log = open(log_path, "wb")
-    if legacy is not None:
-        cmd = [sys.executable, "-c", LEGACY_MAIN, str(legacy), uri, name]
-    else:
-        cmd = [sys.executable, "-m", "tennis_assets.cli", "serve", "--port", "0",
-               "--tracking-uri", uri, "--model-name", name, "--log-level", "warning",
-               "--monitoring-file", str(log_path.with_name("latest.json")), *extra]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, text=True, cwd=ROOT)
+    with open(log_path, "wb") as log:  # the child holds its own copy
+        if legacy is not None:
+            cmd = [sys.executable, "-c", LEGACY_MAIN, str(legacy), uri, name]
+        else:
+            cmd = [sys.executable, "-m", "tennis_assets.cli", "serve", "--port", "0",
+                   "--tracking-uri", uri, "--model-name", name, "--log-level", "warning",
+                   "--monitoring-file", str(log_path.with_name("latest.json")), *extra]
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, text=True, cwd=ROOT)
     line = proc.stdout.readline()
     match = re.search(r"on (http://\S+)$", line.strip())
     if not match:
@@ -337,7 +337,7 @@ def _load_average() -> str:
     return " ".join(f"{x:.1f}" for x in os.getloadavg())
 
 
-def main() -> int:
+def _arguments() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rate", type=float, default=500.0, help="open-loop requests/s (500)")
     ap.add_argument("--seconds", type=float, default=10.0, help="length of each run (10)")
@@ -356,86 +356,79 @@ def main() -> int:
     ap.add_argument("--baseline", action="store_true",
                     help="also load a stdlib server that answers a constant (the machine's floor)")
     ap.add_argument("--json", type=Path, default=None, help="also write the figures here")
-    args = ap.parse_args()
-    servers = args.servers.split(",")
-    if args.workers:
-        servers = ["new" if n.strip() == "1" else f"new-w{int(n)}"
-                   for n in args.workers.split(",")]
+    return ap.parse_args()
 
-    report: dict = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
-        if args.tracking_uri:
-            uri, name = args.tracking_uri, args.model_name or "tennis-policy"
-        else:
-            uri, name = register_champion(root)
-        times = inference_times(root)
-        report["single observation inference, median seconds"] = times
-        print("one observation through the network (median of 3 x 3000 calls): " + ", ".join(
-            f"{name} {seconds * 1e6:.1f} us" for name, seconds in times.items()))
-        legacy = legacy_server_file(root) if "old" in servers else None
-        procs = {}
-        try:
-            for server in servers:
-                workers = re.fullmatch(r"new-w(\d+)", server)
-                procs[server] = start_server(
-                    uri, name, root / f"{server}.log", legacy if server == "old" else None,
-                    ("--no-access-log",) if server == "new-quiet" else
-                    ("--workers", workers.group(1)) if workers else ())
-            print(f"{os.cpu_count()} CPUs, load average {_load_average()}; clients: "
-                  f"{args.processes} processes x {args.connections} keep-alive connections")
-            for server, (proc, url) in procs.items():
-                print(f"  {server}: {url} (pid {proc.pid})")
-                load(url, args.processes, args.connections, None, 2.0)  # warm-up
-            for mode, rate in (("open loop", args.rate), ("closed loop", None)):
-                runs: dict = {server: [] for server in servers}
-                before = {server: server_metrics(url) for server, (_, url) in procs.items()}
-                for i in range(args.repeats):
-                    for server, (_, url) in procs.items():
-                        r = load(url, args.processes, args.connections, rate, args.seconds)
-                        runs[server].append(r)
-                        print(f"  {mode} run {i + 1} {server:>9}: {r['rps']:7.1f} req/s  p50 "
-                              f"{r['p50_ms']:.2f} ms  p99 {r['p99_ms']:.2f} ms  max "
-                              f"{r['max_ms']:.1f} ms  p99 from schedule "
-                              f"{r['p99_from_schedule_ms']:.2f} ms  errors {r['errors']}  "
-                              f"(load {_load_average()})")
-                for server, (_, url) in procs.items():
-                    med = {k: statistics.median(r[k] for r in runs[server])
-                           for k in runs[server][0]}
-                    med["errors"] = sum(r["errors"] for r in runs[server])
-                    med.update(server_side(before[server], server_metrics(url)))
-                    report[f"{server}, {mode}"] = med
-                    print(f"{server:>9} {mode} (median of {args.repeats} x {args.seconds:g} s): "
-                          f"{med['rps']:.1f} req/s, p50 {med['p50_ms']:.2f} ms, p99 "
-                          f"{med['p99_ms']:.2f} ms, errors {med['errors']}; inside the server "
-                          f"per request: {med['server_request_mean_us']:.0f} us handling, "
-                          f"{med['server_inference_mean_us']:.0f} us inference, "
-                          f"{med['server_cpu_per_request_us']:.0f} us CPU")
-        finally:
-            for proc, _ in procs.values():
-                _stop(proc)
-        if args.baseline:
-            null, null_url = start_null_server()
-            try:
-                runs = [load(null_url, args.processes, args.connections, args.rate,
-                             args.seconds) for _ in range(args.repeats)]
-            finally:
-                null.terminate()
-                null.wait(10)
-            med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
-            report["null server, open loop"] = med
-            per_run = ", ".join(f"{r['p99_ms']:.2f}" for r in runs)
-            print(f"null server, open loop (median of {args.repeats}): {med['rps']:.1f} req/s, "
-                  f"p50 {med['p50_ms']:.2f} ms, p99 {med['p99_ms']:.2f} ms (p99 per run: "
-                  f"{per_run} ms)")
-    errors = 0
-    for server in servers:
-        opened, closed = report[f"{server}, open loop"], report[f"{server}, closed loop"]
-        errors += opened["errors"] + closed["errors"]
-        print(f"{server:>9}: p99 {opened['p99_ms']:.2f} ms at {args.rate:g} req/s "
-              f"({'met' if opened['p99_ms'] <= 5.0 else 'MISSED'} p99 <= 5 ms); closed loop "
-              f"{closed['rps']:.0f} req/s ({'met' if closed['rps'] >= 2000 else 'MISSED'} "
-              f">= 2,000); errors {opened['errors'] + closed['errors']}")
+
+def _measure_servers(args: argparse.Namespace, servers: list[str], uri: str, name: str,
+                     root: Path, report: dict) -> None:
+    """Starts each server, loads it open- and closed-loop, and stops it."""
+    legacy = legacy_server_file(root) if "old" in servers else None
+    procs = {}
+    try:
+        for server in servers:
+            workers = re.fullmatch(r"new-w(\d+)", server)
+            procs[server] = start_server(
+                uri, name, root / f"{server}.log", legacy if server == "old" else None,
+                ("--no-access-log",) if server == "new-quiet" else
+                ("--workers", workers.group(1)) if workers else ())
+        print(f"{os.cpu_count()} CPUs, load average {_load_average()}; clients: "
+              f"{args.processes} processes x {args.connections} keep-alive connections")
+        for server, (proc, url) in procs.items():
+            print(f"  {server}: {url} (pid {proc.pid})")
+            load(url, args.processes, args.connections, None, 2.0)  # warm-up
+        for mode, rate in (("open loop", args.rate), ("closed loop", None)):
+            _measure_mode(args, procs, mode, rate, report)
+    finally:
+        for proc, _ in procs.values():
+            _stop(proc)
+
+
+def _measure_mode(args: argparse.Namespace, procs: dict, mode: str, rate: float | None,
+                  report: dict) -> None:
+    """``args.repeats`` runs of every server in one mode, their medians into ``report``."""
+    runs: dict = {server: [] for server in procs}
+    before = {server: server_metrics(url) for server, (_, url) in procs.items()}
+    for i in range(args.repeats):
+        for server, (_, url) in procs.items():
+            r = load(url, args.processes, args.connections, rate, args.seconds)
+            runs[server].append(r)
+            print(f"  {mode} run {i + 1} {server:>9}: {r['rps']:7.1f} req/s  p50 "
+                  f"{r['p50_ms']:.2f} ms  p99 {r['p99_ms']:.2f} ms  max "
+                  f"{r['max_ms']:.1f} ms  p99 from schedule "
+                  f"{r['p99_from_schedule_ms']:.2f} ms  errors {r['errors']}  "
+                  f"(load {_load_average()})")
+    for server, (_, url) in procs.items():
+        med = {k: statistics.median(r[k] for r in runs[server])
+               for k in runs[server][0]}
+        med["errors"] = sum(r["errors"] for r in runs[server])
+        med.update(server_side(before[server], server_metrics(url)))
+        report[f"{server}, {mode}"] = med
+        print(f"{server:>9} {mode} (median of {args.repeats} x {args.seconds:g} s): "
+              f"{med['rps']:.1f} req/s, p50 {med['p50_ms']:.2f} ms, p99 "
+              f"{med['p99_ms']:.2f} ms, errors {med['errors']}; inside the server "
+              f"per request: {med['server_request_mean_us']:.0f} us handling, "
+              f"{med['server_inference_mean_us']:.0f} us inference, "
+              f"{med['server_cpu_per_request_us']:.0f} us CPU")
+
+
+def _measure_baseline(args: argparse.Namespace, report: dict) -> None:
+    """A stdlib server that answers a constant: the machine's floor."""
+    null, null_url = start_null_server()
+    try:
+        runs = [load(null_url, args.processes, args.connections, args.rate,
+                     args.seconds) for _ in range(args.repeats)]
+    finally:
+        null.terminate()
+        null.wait(10)
+    med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+    report["null server, open loop"] = med
+    per_run = ", ".join(f"{r['p99_ms']:.2f}" for r in runs)
+    print(f"null server, open loop (median of {args.repeats}): {med['rps']:.1f} req/s, "
+          f"p50 {med['p50_ms']:.2f} ms, p99 {med['p99_ms']:.2f} ms (p99 per run: "
+          f"{per_run} ms)")
+
+
+def _print_ratios(args: argparse.Namespace, servers: list[str], report: dict) -> None:
     if "old" in servers:
         for server in servers:
             if server != "old":
@@ -456,6 +449,38 @@ def main() -> int:
                       f"open-loop p99 x{n['p99_ms'] / o['p99_ms']:.2f} ({n['p99_ms']:.2f} / "
                       f"{o['p99_ms']:.2f} ms), p50 x{n['p50_ms'] / o['p50_ms']:.2f}; CPU per "
                       f"request x{cpu:.2f} (load average now {_load_average()})")
+
+
+def main() -> int:
+    args = _arguments()
+    servers = args.servers.split(",")
+    if args.workers:
+        servers = ["new" if n.strip() == "1" else f"new-w{int(n)}"
+                   for n in args.workers.split(",")]
+
+    report: dict = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        if args.tracking_uri:
+            uri, name = args.tracking_uri, args.model_name or "tennis-policy"
+        else:
+            uri, name = register_champion(root)
+        times = inference_times(root)
+        report["single observation inference, median seconds"] = times
+        print("one observation through the network (median of 3 x 3000 calls): " + ", ".join(
+            f"{name} {seconds * 1e6:.1f} us" for name, seconds in times.items()))
+        _measure_servers(args, servers, uri, name, root, report)
+        if args.baseline:
+            _measure_baseline(args, report)
+    errors = 0
+    for server in servers:
+        opened, closed = report[f"{server}, open loop"], report[f"{server}, closed loop"]
+        errors += opened["errors"] + closed["errors"]
+        print(f"{server:>9}: p99 {opened['p99_ms']:.2f} ms at {args.rate:g} req/s "
+              f"({'met' if opened['p99_ms'] <= 5.0 else 'MISSED'} p99 <= 5 ms); closed loop "
+              f"{closed['rps']:.0f} req/s ({'met' if closed['rps'] >= 2000 else 'MISSED'} "
+              f">= 2,000); errors {opened['errors'] + closed['errors']}")
+    _print_ratios(args, servers, report)
     if args.json:
         args.json.write_text(json.dumps(report, indent=2))
     return 1 if errors else 0

@@ -50,7 +50,8 @@ def main() -> None:
     print(f"python {platform.python_version()}, numpy {np.__version__}, numba {numba.__version__}")
     print(f"import: {t_import:.2f} s; numba compile or cache load (first construction and step): "
           f"{t_compile:.2f} s")
-    print(f"load average before timing: {os.getloadavg()[0]:.2f} (other processes share these cores)")
+    print(f"load average before timing: {os.getloadavg()[0]:.2f} "
+          "(other processes share these cores)")
     print()
 
     counts = [1, 8, 64, 256, 1024, 4096, 16384]

@@ -9,8 +9,8 @@ journal-file study, the median pruner, as ``tuning_study`` runs with ``n_workers
 ``ray-optuna`` (Ray Tune, OptunaSearch with TPE and ASHA) and ``ray-pbt`` (Ray Tune,
 population-based training: one trial per CPU, each training for half the budget (its four
 segments restart the simulator and reload the resume state, and PBT's exploits restart a trial),
-exploiting and perturbing the other at every quarter). No baseline trial is enqueued: each strategy picks
-every point itself.
+exploiting and perturbing the other at every quarter). No baseline trial is enqueued: each
+strategy picks every point itself.
 
 For each run it prints the best greedy score (the best greedy mean a trial reached on its
 evaluation episodes, ``tuning.summarize``'s best_score), the trials completed, the wall time

@@ -70,8 +70,9 @@ def main() -> None:
                  f"{row['tuned_final']:.3f}" if args.final else ""), flush=True)
 
     held = sum(r["tuned_trial"] >= r["baseline_trial"] for r in rows)
+    gain = statistics.median(r["tuned_trial"] - r["baseline_trial"] for r in rows)
     print(f"\ntuned >= baseline on the study's measure: {held}/{len(rows)} seeds; median "
-          f"tuned - baseline {statistics.median(r['tuned_trial'] - r['baseline_trial'] for r in rows):.3f}")
+          f"tuned - baseline {gain:.3f}")
     if args.final:
         wins = sum(r["tuned_final"] >= r["baseline_final"] for r in rows)
         print(f"tuned >= baseline on 100 fresh episodes: {wins}/{len(rows)} seeds; median "

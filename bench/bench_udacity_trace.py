@@ -24,11 +24,11 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bench_time_to_solve import parse_sets  # noqa: E402
+from bench_time_to_solve import parse_sets
 
-from tennis_assets.training import train  # noqa: E402
-from tennis_assets.training.defaults import RECIPES, default_configs  # noqa: E402
-from tennis_assets.training.evaluation import reaches  # noqa: E402
+from tennis_assets.training import train
+from tennis_assets.training.defaults import RECIPES, default_configs
+from tennis_assets.training.evaluation import reaches
 
 
 def main() -> None:

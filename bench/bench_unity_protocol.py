@@ -85,7 +85,7 @@ def main() -> None:
             port = free_port()
             t0 = time.perf_counter()
             if args.thread:
-                peer, thread = start_in_thread(port, courts=n)
+                _peer, thread = start_in_thread(port, courts=n)
                 env = UnityTennis(base_port=port, seed=1, timeout_s=30)
             else:
                 build = write_launcher(Path(tmp) / f"Tennis{n}.x86_64", courts=n)

@@ -50,7 +50,7 @@ def filled_learner(cfg: AgentConfig):
     return learner
 
 
-def project_learner(cfg: AgentConfig):  # noqa: D103
+def project_learner(cfg: AgentConfig):
     learner = filled_learner(cfg)
     return lambda: learner.update(report=False)  # as the training loop calls it
 

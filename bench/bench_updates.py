@@ -20,8 +20,8 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from tennis_assets.agents import make_learner  # noqa: E402
-from tennis_assets.training.defaults import default_configs  # noqa: E402
+from tennis_assets.agents import make_learner
+from tennis_assets.training.defaults import default_configs
 
 
 def rate(cfg, block: int, repeats: int) -> tuple[float, list[float]]:

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import json
 import signal
 import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Sequence
 
 from tennis_assets.config.options import SET_HELP, add_model_options, given, merge_given
 from tennis_assets.files import DiskFullError
@@ -133,11 +132,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
+    from tennis_assets.envs import EnvironmentConfig
     from tennis_assets.sim import RallyConfig, ScriptedSwingPolicy, render_episode_gif
     from tennis_assets.training import greedy, load_learner
     from tennis_assets.workflow.evaluation import EvaluationConfig
-
-    from tennis_assets.envs import EnvironmentConfig
 
     rally = RallyConfig(**given(args, RallyConfig))
     frames = EvaluationConfig(**given(args, EvaluationConfig)).gif_max_frames
@@ -238,39 +236,64 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from tennis_assets.experiment import experiment_models
-    from tennis_assets.envs.config import EnvironmentConfig
-    from tennis_assets.sim.rally_config import RallyConfig
-    from tennis_assets.workflow.evaluation import EvaluationConfig
+# A subparsers object's add_parser: each command adds its own parser with it.
+AddParser = Callable[..., argparse.ArgumentParser]
 
+
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tennis-assets", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
+    for add in (_add_train, _add_evaluate, _add_replay, _add_serve, _add_dashboard):
+        add(sub.add_parser)
+    # Each command's own parser, by name (its options are what a user can set).
+    parser.commands = dict(sub.choices)  # type: ignore[attr-defined]
+    return parser
 
-    train = sub.add_parser("train", help="train and evaluate a team; write the run's artifacts",
-                           description="Every option sets the field of the same name of the "
-                                       "configuration models below.")
+
+def _add_train(add_parser: AddParser) -> None:
+    """`train`: every configuration model's fields as options."""
+    from tennis_assets.experiment import experiment_models
+
+    train = add_parser("train", help="train and evaluate a team; write the run's artifacts",
+                       description="Every option sets the field of the same name of the "
+                                   "configuration models below.")
     for model in experiment_models():
         add_model_options(train, model)
     train.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help=SET_HELP)
     train.set_defaults(func=cmd_train)
 
-    ev = sub.add_parser("evaluate", help="greedy evaluation of a checkpoint on fresh episodes")
+
+def _add_evaluate(add_parser: AddParser) -> None:
+    """`evaluate`: a checkpoint on fresh episodes."""
+    from tennis_assets.envs.config import EnvironmentConfig
+    from tennis_assets.workflow.evaluation import EvaluationConfig
+
+    ev = add_parser("evaluate", help="greedy evaluation of a checkpoint on fresh episodes")
     ev.add_argument("checkpoint")
     add_model_options(ev, EvaluationConfig, only=("eval_episodes", "eval_seed"))
     add_model_options(ev, EnvironmentConfig, only=("env_kwargs",),
                       title="the conditions (default: the checkpoint's own)")
     ev.set_defaults(func=cmd_evaluate)
 
-    rp = sub.add_parser("replay", help="write an animated GIF of one greedy episode")
+
+def _add_replay(add_parser: AddParser) -> None:
+    """`replay`: a GIF of one greedy episode."""
+    from tennis_assets.envs.config import EnvironmentConfig
+    from tennis_assets.sim.rally_config import RallyConfig
+    from tennis_assets.workflow.evaluation import EvaluationConfig
+
+    rp = add_parser("replay", help="write an animated GIF of one greedy episode")
     rp.add_argument("checkpoint", help="a checkpoint, or 'scripted' for the hand-written policy")
     add_model_options(rp, RallyConfig)
     add_model_options(rp, EvaluationConfig, only=("gif_max_frames",))
     add_model_options(rp, EnvironmentConfig, only=("env_kwargs",), title="the court")
     rp.set_defaults(func=cmd_replay)
 
-    sv = sub.add_parser("serve", help="serve the registered champion's actions over HTTP, with "
-                                      "health, readiness and Prometheus metrics")
+
+def _add_serve(add_parser: AddParser) -> None:
+    """`serve`: the policy server's options."""
+    sv = add_parser("serve", help="serve the registered champion's actions over HTTP, with "
+                                  "health, readiness and Prometheus metrics")
     sv.add_argument("--host", default="127.0.0.1",
                     help="address to bind (default 127.0.0.1; 0.0.0.0 in a container)")
     sv.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks one)")
@@ -313,17 +336,17 @@ def build_parser() -> argparse.ArgumentParser:
                     choices=["debug", "info", "warning", "error"])
     sv.set_defaults(func=cmd_serve)
 
-    db = sub.add_parser("dashboard", help="optuna-dashboard on the tuning studies (extra "
-                                          "'dashboard')")
+
+def _add_dashboard(add_parser: AddParser) -> None:
+    """`dashboard`: optuna-dashboard on the studies."""
+    db = add_parser("dashboard", help="optuna-dashboard on the tuning studies (extra "
+                                      "'dashboard')")
     db.add_argument("--storage", default=None,
                     help="study storage URL or journal file (default "
                          "$TENNIS_ASSETS_OPTUNA_STORAGE, else the data directory's journal)")
     db.add_argument("--host", default="127.0.0.1")
     db.add_argument("--port", type=int, default=8080)
     db.set_defaults(func=cmd_dashboard)
-    # Each command's own parser, by name (its options are what a user can set).
-    parser.commands = dict(sub.choices)  # type: ignore[attr-defined]
-    return parser
 
 
 # Exit codes: 0 done (train: and solved), 2 bad input (one `error:` line), 3 trained but not

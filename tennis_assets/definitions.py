@@ -7,17 +7,25 @@ that use them.
 
 import dagster as dg
 
-from tennis_assets.defs.alerts import (alert_on_failed_checks, alert_on_failed_runs,
-                                       announce_champion_changes)
-from tennis_assets.defs.assets import (challenger_checks, challenger_model, evaluation_report,
-                                       production_model, production_monitoring, trained_agents,
-                                       tuning_study)
+from tennis_assets.defs.alerts import (
+    alert_on_failed_checks,
+    alert_on_failed_runs,
+    announce_champion_changes,
+)
+from tennis_assets.defs.assets import (
+    challenger_checks,
+    challenger_model,
+    evaluation_report,
+    production_model,
+    production_monitoring,
+    trained_agents,
+    tuning_study,
+)
 from tennis_assets.defs.checks import enough_completed_trials, promoted_model_loads_and_plays
 from tennis_assets.defs.jobs import ALL_JOBS, STEP_JOBS, WORKER_JOBS
 from tennis_assets.defs.resources import AlertWebhook, MlflowResource, OptunaResource
 from tennis_assets.defs.schedules import daily_monitoring, weekly_retrain
-from tennis_assets.defs.sensors import (monitor_new_champion, promote_better_model,
-                                        retrain_on_drift)
+from tennis_assets.defs.sensors import monitor_new_champion, promote_better_model, retrain_on_drift
 from tennis_assets.defs.store import JsonIOManager, ModelStore
 
 

@@ -15,27 +15,34 @@ import contextlib
 import os
 import secrets
 import time
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any
 
 from tennis_assets.agents.config import AgentConfig
-from tennis_assets.config.model import (ConfigError, ConfigModel, FieldError, Record,
-                                        unknown_name)
-from tennis_assets.training.config import TrainConfig
-from tennis_assets.training.summary import TrainingSummary
+from tennis_assets.config.model import ConfigError, ConfigModel, FieldError, Record, unknown_name
 from tennis_assets.config.options import settable
 from tennis_assets.config.partial import layered
+from tennis_assets.envs import EnvironmentConfig, describe, fit_agent
 from tennis_assets.files import LockHeld, atomic_write_text, check_writable, exclusive_lock
 from tennis_assets.settings import runs_dir
 from tennis_assets.tracking.run_info import git_commit, machine_info, package_versions
+from tennis_assets.training.config import TrainConfig
+from tennis_assets.training.summary import TrainingSummary
 from tennis_assets.workflow.candidate import CANDIDATE_FILES
-from tennis_assets.envs import EnvironmentConfig, describe, fit_agent
-from tennis_assets.workflow.evaluation import (EVALUATION_FILES, EvaluationConfig,
-                                               EvaluationSummary, Gates, Latency,
-                                               RandomBaseline, Rally, judge_gates,
-                                               score_histogram)
+from tennis_assets.workflow.evaluation import (
+    EVALUATION_FILES,
+    EvaluationConfig,
+    EvaluationSummary,
+    Gates,
+    Latency,
+    Rally,
+    RandomBaseline,
+    judge_gates,
+    score_histogram,
+)
 
 __all__ = ["ARTIFACTS", "ExperimentConfig", "ExperimentResult", "RunFolderInUse", "RunReport",
            "TrainingInterrupted", "experiment_models", "plan_experiment", "run_experiment",
@@ -349,7 +356,7 @@ def run_experiment(**settings: Any) -> ExperimentResult:
     RESUME_ADJUSTABLE. Everything is checked (configs, checkpoint, folder, memory) before a
     folder is created."""
     plan = plan_experiment(**settings)
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     out, created = _open_folder(plan, stamp)
     train_config = plan.train
     if plan.own_checkpoint_path:

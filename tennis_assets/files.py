@@ -24,9 +24,9 @@ import os
 import re
 import shutil
 import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
-
+from typing import Any, Self
 
 log = logging.getLogger(__name__)
 
@@ -148,7 +148,7 @@ def _write_tmp(path: Path, write: Callable[[str], Any]) -> str:
         # is what says so.
         if not isinstance(exc, DiskFullError):
             for cause in (exc, exc.__cause__, exc.__context__):
-                if is_disk_full(cause):
+                if cause is not None and is_disk_full(cause):
                     raise DiskFullError(path, cause) from exc
         raise
     return tmp
@@ -188,10 +188,10 @@ class StagedFile:
             Path(self._tmp).unlink(missing_ok=True)
             self._tmp = None
 
-    def __enter__(self) -> "StagedFile":
+    def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.discard()
 
 

@@ -9,6 +9,7 @@ against them at import; values set explicitly in a run override the profile's.
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar, get_args
 
@@ -93,7 +94,7 @@ def profiles() -> dict[str, Profile]:
     return built
 
 
-def resolve(base: M, profile: str, *overrides: dict[str, Any] | None) -> M:
+def resolve(base: M, profile: str, *overrides: Mapping[str, Any] | None) -> M:
     """``base`` with the profile's fields for its model, then each layer of overrides;
     validated once, errors naming the model and field."""
     return layered(base, profiles()[profile].values(type(base)), *overrides)

@@ -26,8 +26,9 @@ import math
 import os
 import shutil
 import tempfile
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 # Reports per trial: the rungs at which ASHA may stop a trial and PBT may exploit one.
 SEGMENTS = 4
@@ -255,7 +256,7 @@ def run_ray_study(study, n_trials: int, agent_config, train_config,
     configuration (searchers only; PBT samples its population)."""
     from ray import tune
 
-    from tennis_assets.tuning import baseline_params, check_params, SEARCH_SPACE
+    from tennis_assets.tuning import SEARCH_SPACE, baseline_params, check_params
 
     names = check_params(list(params) if params is not None else list(SEARCH_SPACE))
     check_ray_choices(searcher, scheduler, False, 1, names)
@@ -314,12 +315,14 @@ def _record(study, grid, names: Sequence[str], searcher: str, scheduler: str,
 
     from tennis_assets.tuning import SEARCH_SPACE
 
-    distributions = {}
+    distributions: dict[str, optuna.distributions.BaseDistribution] = {}
     for name in names:
         kind, space, log_scale = SEARCH_SPACE[name]
-        distributions[name] = (optuna.distributions.FloatDistribution(*space, log=log_scale)
-                               if kind == "float" else
-                               optuna.distributions.CategoricalDistribution(list(space)))
+        if kind == "float":
+            low, high = space
+            distributions[name] = optuna.distributions.FloatDistribution(low, high, log=log_scale)
+        else:
+            distributions[name] = optuna.distributions.CategoricalDistribution(list(space))
     numbers = []
 
     def is_baseline(r) -> bool:

@@ -19,7 +19,7 @@ from typing import NamedTuple
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 MASK = "***"
-_SECRET_PARAMS = re.compile(r"pass|secret|token|key|signature|sig|auth|credential", re.I)
+_SECRET_PARAMS = re.compile(r"pass|secret|token|key|signature|sig|auth|credential", re.IGNORECASE)
 
 
 class _Credentials(NamedTuple):

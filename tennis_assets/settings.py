@@ -13,7 +13,10 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
+
+if TYPE_CHECKING:
+    from tennis_assets.profiles import ProfileName
 
 DATA_DIR_ENV = "TENNIS_ASSETS_HOME"
 
@@ -82,7 +85,8 @@ def serve_worker_settings() -> dict[str, Any]:
     except json.JSONDecodeError as exc:
         raise ValueError(f"{SERVE_WORKER_ENV}: not JSON ({exc})") from None
     if not isinstance(value, dict):
-        raise ValueError(f"{SERVE_WORKER_ENV} is not set: a worker is started by "
+        # ValueError: a malformed environment variable is bad input.
+        raise ValueError(f"{SERVE_WORKER_ENV} is not set: a worker is started by "  # noqa: TRY004
                          "`tennis-assets serve --workers N`, not by hand")
     return value
 
@@ -99,14 +103,14 @@ def use_serve_workers(metrics_dir: str | None, worker_settings: dict[str, Any] |
             os.environ[name] = value
 
 
-def profile() -> str:
+def profile() -> ProfileName:
     """$TENNIS_ASSETS_PROFILE: the launchpad's default profile (tiny, quick or full)."""
     from tennis_assets.profiles import PROFILE_NAMES
 
     name = _get("TENNIS_ASSETS_PROFILE", "quick")
     if name not in PROFILE_NAMES:
         raise ValueError(f"TENNIS_ASSETS_PROFILE={name!r}: expected one of {list(PROFILE_NAMES)}")
-    return name
+    return cast("ProfileName", name)  # one of PROFILE_NAMES, the names ProfileName lists
 
 
 def production_kwargs() -> dict[str, Any]:
@@ -125,7 +129,9 @@ def production_kwargs() -> dict[str, Any]:
     except json.JSONDecodeError as exc:
         raise ValueError(f"{name} is not JSON ({exc}): {raw!r}") from None
     if not isinstance(values, dict):
-        raise ValueError(f"{name} must be a JSON object of keyword arguments, got {raw!r}")
+        # ValueError: a malformed environment variable is bad input.
+        raise ValueError(  # noqa: TRY004
+            f"{name} must be a JSON object of keyword arguments, got {raw!r}")
     return values
 
 

@@ -28,12 +28,13 @@ import copy
 import logging
 import math
 import os
-import warnings
 import socket
+import warnings
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Literal
 
 from tennis_assets.tuning_config import PRUNERS, TuningConfig
 
@@ -202,7 +203,9 @@ REDIS_SCHEMES = ("redis", "rediss", "unix")
 def is_redis(url: str | None) -> bool:
     """Whether ``url`` names a Redis server (``redis://``, ``rediss://`` with TLS, or a
     ``unix://`` socket), which holds the study as an Optuna journal."""
-    return bool(url) and url.split("://", 1)[0].lower() in REDIS_SCHEMES and "://" in url
+    if not url or "://" not in url:
+        return False
+    return url.split("://", 1)[0].lower() in REDIS_SCHEMES
 
 
 def make_storage(url: str | None, heartbeat_interval: int | None = HEARTBEAT_INTERVAL_S,
@@ -234,7 +237,7 @@ def make_storage(url: str | None, heartbeat_interval: int | None = HEARTBEAT_INT
             return optuna.storages.RDBStorage(
                 database_url(url), heartbeat_interval=heartbeat_interval,
                 grace_period=grace_period, heartbeat_stale_trial_callback=RetryStaleTrial())
-    path = Path(url[len("journal:"):] if url.startswith("journal:") else url).expanduser()
+    path = Path(url.removeprefix("journal:")).expanduser()
     path.parent.mkdir(parents=True, exist_ok=True)
     from tennis_assets.optuna_journal import JournalFile
 
@@ -246,7 +249,7 @@ def make_sampler(name: str, seed: int, multi_objective: bool = False):
     import optuna
 
     # The choice is TuningConfig's to check; this only dispatches on it.
-    TuningConfig(sampler=name, multi_objective=multi_objective)
+    TuningConfig.from_dict({"sampler": name, "multi_objective": multi_objective})
     with warnings.catch_warnings():
         # GP, QMC and CMA-ES's margin options are marked experimental in optuna 5.0.
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -426,7 +429,8 @@ def open_study(study_name: str, storage_url: str | None, sampler: str = "tpe",
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    directions = ["maximize", "minimize"] if multi_objective else ["maximize"]
+    directions: list[Literal["maximize", "minimize"]] = \
+        ["maximize", "minimize"] if multi_objective else ["maximize"]
     storage = make_storage(storage_url, heartbeat_interval, grace_period)
     if create:
         study = optuna.create_study(

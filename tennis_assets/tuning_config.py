@@ -64,7 +64,7 @@ class TuningConfig(ConfigModel):
     optuna_storage resource's, else $TENNIS_ASSETS_OPTUNA_STORAGE."""
 
     @model_validator(mode="after")
-    def _consistent(self) -> "TuningConfig":
+    def _consistent(self) -> TuningConfig:
         if self.trial_max_seconds is None and self.trial_max_updates is None:
             raise ValueError("set trial_max_seconds or trial_max_updates: a trial needs a budget")
         if self.n_workers > self.n_trials:

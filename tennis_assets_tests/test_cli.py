@@ -11,7 +11,7 @@ from tennis_assets.training import save_checkpoint
 
 def run_cli(*args, cwd=None, env=None):
     return subprocess.run([sys.executable, "-m", "tennis_assets.cli", *args], capture_output=True,
-                          text=True, cwd=cwd, env=env, timeout=300)
+                          text=True, cwd=cwd, env=env, timeout=300, check=False)
 
 
 @pytest.fixture(scope="module")

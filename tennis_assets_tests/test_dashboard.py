@@ -43,10 +43,10 @@ def test_dashboard_serves_the_data_directorys_study(tmp_path):
     port = _free_port()
     env = dict(os.environ, TENNIS_ASSETS_HOME=str(home))
     env.pop("TENNIS_ASSETS_OPTUNA_STORAGE", None)
-    log = open(tmp_path / "dashboard.log", "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "tennis_assets.cli", "dashboard",
-                             "--port", str(port)], stdout=log, stderr=subprocess.STDOUT,
-                            env=env, start_new_session=True)
+    with open(tmp_path / "dashboard.log", "wb") as log:  # the child holds its own copy
+        proc = subprocess.Popen([sys.executable, "-m", "tennis_assets.cli", "dashboard",
+                                 "--port", str(port)], stdout=log, stderr=subprocess.STDOUT,
+                                env=env, start_new_session=True)
     try:
         deadline, status, doc = time.monotonic() + 60, 0, None
         while status != 200 and time.monotonic() < deadline and proc.poll() is None:
@@ -60,7 +60,6 @@ def test_dashboard_serves_the_data_directorys_study(tmp_path):
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=20)
-        log.close()
     assert proc.returncode is not None
     out = (tmp_path / "dashboard.log").read_text()
     assert f"http://127.0.0.1:{port}/" in out and str(home / "optuna" / "journal.log") in out
@@ -70,7 +69,7 @@ def test_missing_journal_is_named(tmp_path):
     env = dict(os.environ, TENNIS_ASSETS_HOME=str(tmp_path / "empty"))
     env.pop("TENNIS_ASSETS_OPTUNA_STORAGE", None)
     out = subprocess.run([sys.executable, "-m", "tennis_assets.cli", "dashboard"],
-                         capture_output=True, text=True, env=env, timeout=120)
+                         capture_output=True, text=True, env=env, timeout=120, check=False)
     assert out.returncode == 2
     assert f"no study journal at {tmp_path / 'empty' / 'optuna' / 'journal.log'}" in out.stderr
     assert not (tmp_path / "empty").exists()  # nothing created

@@ -18,7 +18,7 @@ lock = threading.Lock()
 
 
 class Handler(BaseHTTPRequestHandler):
-    def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+    def do_POST(self) -> None:
         raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
         try:
             body = json.loads(raw)
@@ -29,7 +29,7 @@ class Handler(BaseHTTPRequestHandler):
                              "user_agent": self.headers.get("User-Agent", ""), "body": body})
         self._answer(200, b"ok", "text/plain")
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         if self.path == "/healthz":
             self._answer(200, b"ok", "text/plain")
         elif self.path == "/received":

@@ -8,7 +8,7 @@ as "none"); the wrappers below say what else a value is.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -55,5 +55,5 @@ class Json:
     value: Any = field(default=None)
 
 
-MetaValue = Union[float, int, bool, str, None, Link, FilePath, Picture, Table, RunLink, Json]
+MetaValue = float | int | bool | str | None | Link | FilePath | Picture | Table | RunLink | Json
 Metadata = dict[str, MetaValue]

@@ -9,11 +9,12 @@ configs, the CLI options and the profiles are derived from those declarations.
 from __future__ import annotations
 
 import difflib
-from typing import Annotated, Any, Mapping, NamedTuple, Self, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Annotated, Any, NamedTuple, Self
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
 
-from tennis_assets.seeds import SEED_MAX, check_seed
+from tennis_assets.seeds import check_seed
 
 
 class FieldError(NamedTuple):
@@ -96,8 +97,8 @@ class ConfigModel(BaseModel):
     @classmethod
     def from_dict(cls, data: Any) -> Self:
         if not isinstance(data, Mapping):
-            raise ConfigError([f"{cls.__name__}: expected a mapping of its fields, got "
-                               f"{type(data).__name__}"])
+            raise ConfigError([(f"{cls.__name__}: expected a mapping of its fields, got "
+                                f"{type(data).__name__}")])
         return cls(**dict(data))
 
     def to_dict(self) -> dict[str, Any]:

@@ -14,7 +14,8 @@ from __future__ import annotations
 import argparse
 import json
 import typing
-from typing import Any, Iterable, Literal, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, Literal
 
 from .model import ConfigError, ConfigModel, FieldError, unknown_name
 
@@ -68,6 +69,12 @@ def _key_values(model: type[ConfigModel], option: str):
     return parse
 
 
+def _value_parser(annotation: Any) -> Callable[[str], Any]:
+    def parse(text: str) -> Any:
+        return parse_value(text, annotation)
+    return parse
+
+
 def _help(info: Any) -> str:
     doc = " ".join((info.description or "").split())
     default = info.get_default(call_default_factory=True)
@@ -102,7 +109,7 @@ def add_model_options(parser: argparse.ArgumentParser, model: type[ConfigModel],
                                type=_key_values(nested, flags[0]), **common)
         else:
             choices = _choices(kind)
-            group.add_argument(*flags, type=lambda text, k=kind: parse_value(text, k),
+            group.add_argument(*flags, type=_value_parser(kind),
                                choices=choices, metavar="{" + ",".join(map(str, choices)) + "}"
                                if choices else name.upper(), **common)
 

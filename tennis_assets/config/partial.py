@@ -9,7 +9,8 @@ field, not when a run first uses it.
 
 from __future__ import annotations
 
-from typing import Any, Generic, Mapping, TypeVar
+from collections.abc import Mapping
+from typing import Any, Generic, TypeVar
 
 from .model import ConfigError, ConfigModel, FieldError, unknown_name
 

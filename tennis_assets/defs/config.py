@@ -22,9 +22,10 @@ from __future__ import annotations
 
 import types
 import typing
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
-from typing import Annotated, Any, Literal, Mapping, Optional
+from typing import Annotated, Any, Literal, Optional
 
 import dagster as dg
 from pydantic import Field, ValidationError, create_model
@@ -65,7 +66,8 @@ def _choices(name: str, values: tuple[str, ...]) -> type[Enum]:
     """A Literal's choices as an enum: Dagster's schema takes a bare Literal, not an optional
     one, and the launchpad checks an enum as you type."""
     if values not in _ENUMS:
-        _ENUMS[values] = Enum(name, {v: v for v in values}, type=str)  # type: ignore[misc]
+        # The functional API with a computed name: typeshed types the call as an instance.
+        _ENUMS[values] = Enum(name, {v: v for v in values}, type=str)  # type: ignore[assignment]
     return _ENUMS[values]
 
 
@@ -83,7 +85,8 @@ def _plain(annotation: Any, name: str) -> Any:
         return list[_plain(args[0], name)]  # type: ignore[misc]
     if origin in (typing.Union, types.UnionType) and args:
         kept = [_plain(a, name) for a in args if a is not type(None)]
-        return kept[0] if len(kept) == 1 else typing.Union[tuple(kept)]
+        # A union of a computed tuple of types is only spelled this way.
+        return kept[0] if len(kept) == 1 else typing.Union[tuple(kept)]  # noqa: UP007
     return annotation
 
 
@@ -105,7 +108,9 @@ def _overrides_config(model: type[ConfigModel], names: tuple[str, ...] | None = 
             nested = _overrides_config(_core_of(kind))
             fields[name] = (nested, Field(default_factory=nested, description=info.description))
         else:
-            fields[name] = (Optional[kind], Field(default=None, description=_description(info)))
+            # Dagster's config schema reads typing.Optional (a union built at run time).
+            fields[name] = (Optional[kind],  # noqa: UP045
+                            Field(default=None, description=_description(info)))
     cls = create_model(f"{model.__name__}Overrides", __base__=dg.Config,
                        __doc__=model.__doc__, **fields)
     cls.__core__ = model  # type: ignore[attr-defined]
@@ -119,9 +124,11 @@ def _complete_config(model: type[ConfigModel]) -> type[dg.Config]:
     """A Config with ``model``'s fields and defaults (an item of a list field, such as a drift
     rule, is given whole)."""
     if model not in _COMPLETE:
-        fields = {name: (_plain(info.annotation, f"{model.__name__}_{name}"),
-                         Field(default=info.default, description=info.description))
-                  for name, info in model.model_fields.items()}
+        # Any: mypy checks a **mapping's values against every keyword create_model takes.
+        fields: dict[str, Any] = {
+            name: (_plain(info.annotation, f"{model.__name__}_{name}"),
+                   Field(default=info.default, description=info.description))
+            for name, info in model.model_fields.items()}
         cls = create_model(f"{model.__name__}Item", __base__=dg.Config, __doc__=model.__doc__,
                            **fields)
         cls.__core__ = model  # type: ignore[attr-defined]
@@ -275,7 +282,7 @@ class MonitoringConfig(DerivedConfig, derive_config(  # type: ignore[misc]
 
 # The Config of each asset whose op takes one directly; Dagster builds it at that op's step.
 # tuning_study's TuningConfig is checked at launch by its config mapping instead.
-STEP_CONFIGS: dict[str, type] = {
+STEP_CONFIGS: dict[str, type[DerivedConfig]] = {
     "trained_agents": TrainingConfig,
     "evaluation_report": EvaluationConfig,
     "challenger_model": ChallengerConfig,
@@ -294,7 +301,8 @@ def _resolve(config: Any) -> Any:
     return config.core()
 
 
-def _errors(cls: type, values: Mapping[str, Any], path: str) -> tuple[Any, list[str]]:
+def _errors(cls: type[DerivedConfig], values: Mapping[str, Any], path: str
+            ) -> tuple[Any, list[str]]:
     """(the built and resolved config, []) or (None, the errors, each naming its field by its
     path in the run config)."""
     try:
@@ -308,7 +316,7 @@ def _errors(cls: type, values: Mapping[str, Any], path: str) -> tuple[Any, list[
         return None, exc.lines(cls.error_paths(path))
 
 
-def build_config(cls: type, values: Mapping[str, Any], path: str) -> Any:
+def build_config(cls: type[DerivedConfig], values: Mapping[str, Any], path: str) -> Any:
     """``cls(**values)``, resolved; a value the core rejects raises
     ``DagsterInvalidConfigError`` naming the field by its path in the run config (``path``,
     e.g. ``ops.tuning_study.config``)."""

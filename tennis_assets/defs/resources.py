@@ -10,17 +10,21 @@ import contextlib
 import json
 import urllib.error
 import urllib.request
-from datetime import datetime, timezone
+from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 from pydantic import PrivateAttr
 
+from tennis_assets import settings
 from tennis_assets.files import append_line, read_json_lines
 from tennis_assets.redaction import redact_webhook
-from tennis_assets import settings
 from tennis_assets.settings import data_dir
+
+if TYPE_CHECKING:
+    from tennis_assets.tracking.tracker import Tracker
 
 
 def _preflight(context: dg.InitResourceContext, resource: str, check, *args) -> None:
@@ -119,7 +123,7 @@ class MlflowResource(dg.ConfigurableResource):
     def start_run(self, name: str, tags: Mapping[str, str] | None = None) -> Iterator[Any]:
         from tennis_assets.tracking.tracker import fan_out
 
-        secondary = []
+        secondary: list[Tracker] = []
         wandb_mode, neptune_mode = self.modes()
         if wandb_mode != "disabled":
             from tennis_assets.tracking.wandb_tracking import WandbTracker
@@ -194,7 +198,7 @@ class AlertWebhook(dg.ConfigurableResource):
                     raise urllib.error.HTTPError(url, response.status, "webhook refused",
                                                  response.headers, None)
         # The webhook's path is its credential: the log names only its host.
-        entry = {"id": alert_id, "time": datetime.now(timezone.utc).isoformat(), "text": text,
+        entry = {"id": alert_id, "time": datetime.now(UTC).isoformat(), "text": text,
                  "posted_to": redact_webhook(url) if url else None, "delivered": True,
                  **details}
         append_line(self.log_file(), json.dumps(entry, default=str))

@@ -86,7 +86,8 @@ def _record_type(name: str) -> type[Record]:
         raise ValueError(f"stored value of unknown type {name!r}")
     found = getattr(importlib.import_module(module), cls, None)
     if not (isinstance(found, type) and issubclass(found, Record)):
-        raise ValueError(f"stored value of unknown type {name!r}")
+        # ValueError: a corrupt store entry is bad data, not a caller bug.
+        raise ValueError(f"stored value of unknown type {name!r}")  # noqa: TRY004
     return found
 
 

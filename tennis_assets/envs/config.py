@@ -40,7 +40,7 @@ class EnvironmentConfig(ConfigModel):
     env: str = "tennis"
     """tennis (the built-in simulator), pettingzoo:<module>:<callable> (any PettingZoo
     ParallelEnv with Box spaces), or unity:<path> (an ML-Agents build; unity: for the Editor)."""
-    env_kwargs: dict[str, Any] = {}
+    env_kwargs: dict[str, Any] = {}  # noqa: RUF012 - a pydantic field: each instance gets a copy
     """The environment's keyword arguments, its conditions (what drift monitoring varies):
     Tennis's court (ball_scale, racket_angle_deg, gravity, real_ball_velocity, max_decisions),
     the PettingZoo callable's, or the Unity build's (tennis_assets.unity.UnityOptions:
@@ -104,6 +104,6 @@ class EnvironmentConfig(ConfigModel):
 
         return CourtParams.from_dict(self.env_kwargs)
 
-    def with_kwargs(self, changes: dict[str, Any]) -> "EnvironmentConfig":
+    def with_kwargs(self, changes: dict[str, Any]) -> EnvironmentConfig:
         """The same environment under other conditions (drift monitoring, a changed court)."""
         return self.replace(env_kwargs={**self.env_kwargs, **changes})

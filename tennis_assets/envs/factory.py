@@ -30,7 +30,9 @@ def make_env(config: EnvironmentConfig, num_courts: int, seed: int | None = None
 def fit_agent(agent_config: Any, shapes: Any) -> Any:
     """``agent_config`` with the sizes of ``shapes`` (an open environment, or ``describe``'s
     dict): agents, observation and action sizes are the environment's, never a user's."""
-    get = shapes.get if isinstance(shapes, dict) else lambda name: getattr(shapes, name)
+    def get(name: str) -> Any:
+        return shapes.get(name) if isinstance(shapes, dict) else getattr(shapes, name)
+
     return agent_config.replace(num_agents=get("num_agents"), obs_size=get("obs_size"),
                                 action_size=get("action_size"))
 

@@ -16,7 +16,8 @@ The env's own code is not changed: each court is one instance made by the user's
 from __future__ import annotations
 
 import importlib
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -36,7 +37,9 @@ def load_factory(target: str) -> Callable[..., Any]:
                          "installed in this environment?") from None
     factory = getattr(module, name, None)
     if not callable(factory):
-        raise ValueError(f"pettingzoo:{target}: {module_name!r} has no callable {name!r}")
+        # ValueError: a bad environment name is bad input; callers report ValueError.
+        raise ValueError(  # noqa: TRY004
+            f"pettingzoo:{target}: {module_name!r} has no callable {name!r}")
     return factory
 
 
@@ -44,8 +47,9 @@ def _box(space: Any, what: str) -> tuple[int, np.ndarray, np.ndarray]:
     from gymnasium import spaces
 
     if not isinstance(space, spaces.Box):
-        raise ValueError(f"{what} is {type(space).__name__}, not a Box: only continuous "
-                         "observations and actions are supported")
+        # ValueError: a bad environment name is bad input; callers report ValueError.
+        raise ValueError(f"{what} is {type(space).__name__}, not a Box: "  # noqa: TRY004
+                         "only continuous observations and actions are supported")
     return int(np.prod(space.shape)), np.asarray(space.low, np.float64).ravel(), \
         np.asarray(space.high, np.float64).ravel()
 

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 
-_RULES = {"max": np.max, "mean": np.mean, "sum": np.sum}
+# Each reduces the agent axis: a scalar from [A], a court axis kept from [N, A].
+_RULES: dict[str, Callable[..., Any]] = {"max": np.max, "mean": np.mean, "sum": np.sum}
 
 
 def score_episode(returns: np.ndarray, rule: str) -> float:

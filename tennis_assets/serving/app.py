@@ -197,8 +197,10 @@ class PolicyApp:
             200, {"status": "ready", "model": model.name, "version": model.version,
                   "alias": model.alias, "implementation": model.implementation}))
 
-    async def http_error(self, request: Request, exc: HTTPException) -> Response:
+    async def http_error(self, request: Request, exc: Exception) -> Response:
         """Starlette's own 404 and 405, in JSON and counted like every other rejection."""
+        if not isinstance(exc, HTTPException):  # registered for HTTPException only
+            return await self.server_error(request, exc)
         started = time.perf_counter()
         path = request.url.path
         if exc.status_code == 404:

@@ -10,9 +10,10 @@ Here instead:
   (no request being answered, and nothing received for ``SHED_AFTER_IDLE_S``: one that has
   sent nothing, one stalled part-way through its request, which gets a JSON 503, or a
   keep-alive connection between requests), those never answered first (what a hog holds),
-  then least recently active first (``Shedder``; the protocol in ``protocol.py`` calls it). A client that connects and sends its request at once is never
-  chosen, however fast the hog reopens what was closed: the open connections stay within the
-  limit plus those opened in the last ``SHED_AFTER_IDLE_S``;
+  then least recently active first (``Shedder``; the protocol in ``protocol.py`` calls it).
+  A client that connects and sends its request at once is never chosen, however fast the
+  hog reopens what was closed: the open connections stay within the limit plus those opened
+  in the last ``SHED_AFTER_IDLE_S``;
 - requests in progress: past ``limit``, a JSON 503 with ``Retry-After`` (``RequestLimit``),
   except the health checks, which are always answered: an orchestrator must not restart a
   server that is busy, only one that is dead.
@@ -24,7 +25,8 @@ import heapq
 import json
 import logging
 import time
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 log = logging.getLogger(__name__)
 

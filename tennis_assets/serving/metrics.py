@@ -16,13 +16,25 @@ import os
 import re
 import threading
 from bisect import bisect_left
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 import numpy as np
-from prometheus_client import (CollectorRegistry, Counter, Gauge, Histogram, Info,
-                               GCCollector, PlatformCollector, ProcessCollector)
-from prometheus_client.core import (CounterMetricFamily, GaugeMetricFamily,
-                                    HistogramMetricFamily, Metric)
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    GCCollector,
+    Histogram,
+    Info,
+    PlatformCollector,
+    ProcessCollector,
+)
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 
 log = logging.getLogger(__name__)
 
@@ -307,7 +319,7 @@ class HostCollector:
                 threads.add_metric(value, count)
                 if cpu is not None:
                     process_cpu.add_metric(value, cpu)
-        except Exception as exc:  # a scrape must never fail because /proc hiccuped
+        except Exception as exc:  # noqa: BLE001 - a scrape must never fail because /proc hiccuped
             log.debug("psutil collector: %s", exc)
             return []
         return [
@@ -335,6 +347,10 @@ def live_worker_pids(multiprocess_dir: str) -> list[int]:
     return sorted(int(m.group(1)) for m in map(_LIVE_FILE.match, names) if m)
 
 
+def _constant(pid: int) -> Callable[[], int]:
+    return lambda: pid
+
+
 class WorkerProcessCollector:
     """prometheus-client's process metrics (CPU seconds, memory, fds, start time) of every live
     worker, each with a ``pid`` label: its ProcessCollector reads /proc/<pid>, so the scraped
@@ -356,7 +372,7 @@ class WorkerProcessCollector:
             collector = self._collectors.get(pid)
             if collector is None:
                 collector = self._collectors[pid] = ProcessCollector(
-                    pid=lambda pid=pid: pid, registry=None)
+                    pid=_constant(pid), registry=None)
             for family in collector.collect():
                 merged = families.get(family.name)
                 if merged is None:
@@ -414,7 +430,7 @@ class GpuCollector:
 
             self._torch = torch
             self._cuda = bool(torch.cuda.is_available())
-        except Exception as exc:
+        except ImportError as exc:
             log.debug("GPU collector: torch unavailable (%s)", exc)
         if self._cuda:
             try:
@@ -422,7 +438,7 @@ class GpuCollector:
 
                 pynvml.nvmlInit()
                 self._nvml = pynvml
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - pynvml's own errors, or none installed
                 log.info("GPU utilisation not exported: NVML unavailable (%s)", exc)
 
     def describe(self) -> Iterable[Metric]:
@@ -451,7 +467,7 @@ class GpuCollector:
                     util.add_metric([str(i)], rates.gpu / 100.0)
                     used.add_metric([str(i)], float(mem.used))
                     total.add_metric([str(i)], float(mem.total))
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - a scrape must never fail for a driver hiccup
             log.debug("GPU collector: %s", exc)
             return []
         return (([allocated] if self._per_process else [])
@@ -466,41 +482,65 @@ class ServingMetrics:
         self.registry = registry or CollectorRegistry()
         self.multiprocess = multiprocess_dir is not None
         self.gc: SharedGcStats | None = None
-        if self.multiprocess:
-            from prometheus_client import values
-
-            from tennis_assets.settings import prometheus_multiproc_dir
-
-            # prometheus_client picks where values live when it is first imported; imported
-            # before the variable was set, this process's values would silently be missing
-            # from every scrape.
-            if (prometheus_multiproc_dir() != multiprocess_dir
-                    or values.ValueClass.__name__ != "MmapedValue"):
-                raise RuntimeError(f"multiprocess metrics in {multiprocess_dir}: "
-                                   "$PROMETHEUS_MULTIPROC_DIR must name it before "
-                                   "prometheus_client is first imported")
-            # prometheus-client's multiprocess mode (``workers``): every counter, histogram and
-            # gauge below lives in a file of this process under ``multiprocess_dir``; the
-            # exposition registry reads all the workers' files, so the metric objects themselves
-            # must stay out of it (or each would be exported twice).
-            SharedCollector(self.registry, path=multiprocess_dir)
+        # Where the metric objects below register: the exposition registry, or none at all in
+        # multiprocess mode (see _share).
+        reg: CollectorRegistry | None = self.registry
+        if multiprocess_dir is not None:
+            self._share(multiprocess_dir)
             reg = None
-        else:
-            reg = self.registry
-        if process_metrics and self.multiprocess:
-            pids = lambda: live_worker_pids(multiprocess_dir)  # noqa: E731
-            PlatformCollector(registry=self.registry)
-            self.registry.register(WorkerProcessCollector(pids))
-            self.registry.register(HostCollector(pids))
-            self.registry.register(GpuCollector(per_process=False))
-            self.gc = SharedGcStats()
+            if process_metrics:
+                self._add_worker_collectors(multiprocess_dir)
         elif process_metrics:
             # process_cpu_seconds_total, process_resident_memory_bytes, open fds, start time.
-            ProcessCollector(registry=reg)
-            PlatformCollector(registry=reg)
-            GCCollector(registry=reg)
-            reg.register(HostCollector())
-            reg.register(GpuCollector())
+            ProcessCollector(registry=self.registry)
+            PlatformCollector(registry=self.registry)
+            GCCollector(registry=self.registry)
+            self.registry.register(HostCollector())
+            self.registry.register(GpuCollector())
+        self._add_request_metrics(reg)
+        self._add_model_metrics(reg)
+        self.model_version.set(math.nan)
+        for result in ("success", "failure"):
+            self.reloads.labels(result)
+        for outcome, code in OUTCOMES.items():
+            if outcome not in ("not_found", "timeout"):  # counted under endpoint="other"
+                self.requests.labels("act", outcome, code)
+        # Resolved label children: looking them up per request would cost a dict lookup and a
+        # lock on every call.
+        self._ok = {e: (self.requests.labels(e, "ok", "200"), self.request_duration.labels(e))
+                    for e in ("act", "invocations")}
+
+    def _share(self, multiprocess_dir: str) -> None:
+        """prometheus-client's multiprocess mode (``workers``): every counter, histogram and
+        gauge lives in a file of this process under ``multiprocess_dir``; the exposition
+        registry reads all the workers' files, so the metric objects themselves must stay out
+        of it (or each would be exported twice): they register nowhere (None)."""
+        from prometheus_client import values
+
+        from tennis_assets.settings import prometheus_multiproc_dir
+
+        # prometheus_client picks where values live when it is first imported; imported
+        # before the variable was set, this process's values would silently be missing
+        # from every scrape.
+        if (prometheus_multiproc_dir() != multiprocess_dir
+                or values.ValueClass.__name__ != "MmapedValue"):
+            raise RuntimeError(f"multiprocess metrics in {multiprocess_dir}: "
+                               "$PROMETHEUS_MULTIPROC_DIR must name it before "
+                               "prometheus_client is first imported")
+        SharedCollector(self.registry, path=multiprocess_dir)
+
+    def _add_worker_collectors(self, multiprocess_dir: str) -> None:
+        """The process, host and GPU figures of every live worker, read at scrape time."""
+        def pids() -> list[int]:
+            return live_worker_pids(multiprocess_dir)
+
+        PlatformCollector(registry=self.registry)
+        self.registry.register(WorkerProcessCollector(pids))
+        self.registry.register(HostCollector(pids))
+        self.registry.register(GpuCollector(per_process=False))
+        self.gc = SharedGcStats()
+
+    def _add_request_metrics(self, reg: CollectorRegistry | None) -> None:
         self.inference = Histogram(
             "tennis_policy_inference_duration_seconds",
             "Time in the policy network for one request (the whole batch)",
@@ -519,23 +559,28 @@ class ServingMetrics:
         self.batch_size = Histogram(
             "tennis_policy_batch_size", "Observations per action request",
             buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024), registry=reg)
-        if self.multiprocess:
+        self.actions: ActionStats
+        if reg is None:
             self.actions = SharedActionStats()
         else:
             self.actions = ActionStats()
             reg.register(self.actions)
 
+    def _add_model_metrics(self, reg: CollectorRegistry | None) -> None:
         # Each worker loads the champion on its own, so with several workers the model gauges
         # are per worker (a ``pid`` label, dropped when the worker exits), except
         # model_loaded: the smallest over the live workers, so "no model" alerts while any
         # worker cannot answer. The multiprocess_mode arguments do nothing in one process.
+        self.model_info: Info | None = None
+        self.model_info_gauge: Gauge | None = None
+        self._info_labels: tuple | None = None
         if self.multiprocess:
             # Info does not work in multiprocess mode: the same series as a gauge, 1 for the
             # model served and 0 for one this worker served before.
-            self.model_info = Gauge("tennis_policy_model_info", "The model being served",
-                                    ["name", "version", "alias", "run_id", "implementation"],
-                                    registry=reg, multiprocess_mode="liveall")
-            self._info_labels: tuple | None = None
+            self.model_info_gauge = Gauge(
+                "tennis_policy_model_info", "The model being served",
+                ["name", "version", "alias", "run_id", "implementation"],
+                registry=reg, multiprocess_mode="liveall")
         else:
             self.model_info = Info("tennis_policy_model", "The model being served",
                                    registry=reg)
@@ -560,16 +605,6 @@ class ServingMetrics:
             "tennis_policy_registry_poll_failures",
             "Registry lookups of the model alias that failed (registry unreachable or erroring)",
             registry=reg)
-        self.model_version.set(math.nan)
-        for result in ("success", "failure"):
-            self.reloads.labels(result)
-        for outcome, code in OUTCOMES.items():
-            if outcome not in ("not_found", "timeout"):  # counted under endpoint="other"
-                self.requests.labels("act", outcome, code)
-        # Resolved label children: looking them up per request would cost a dict lookup and a
-        # lock on every call.
-        self._ok = {e: (self.requests.labels(e, "ok", "200"), self.request_duration.labels(e))
-                    for e in ("act", "invocations")}
 
     # ---- called by the server ---------------------------------------------------------------
     def act_ok(self, seconds: float, inference_seconds: float, actions: np.ndarray,
@@ -592,12 +627,12 @@ class ServingMetrics:
     def model_swapped(self, model) -> None:
         info = {"name": model.name, "version": model.version, "alias": model.alias,
                 "run_id": model.run_id or "", "implementation": model.implementation}
-        if self.multiprocess:
+        if self.model_info_gauge is not None:
             if self._info_labels is not None:
-                self.model_info.labels(*self._info_labels).set(0)
+                self.model_info_gauge.labels(*self._info_labels).set(0)
             self._info_labels = tuple(info.values())
-            self.model_info.labels(*self._info_labels).set(1)
-        else:
+            self.model_info_gauge.labels(*self._info_labels).set(1)
+        elif self.model_info is not None:
             self.model_info.info(info)
         try:
             self.model_version.set(float(model.version))

@@ -15,12 +15,12 @@ import shutil
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
-
 
 log = logging.getLogger(__name__)
 
@@ -171,7 +171,7 @@ class ChampionSource:
         with self._refresh_lock:
             try:
                 info = self.tracker.champion(self.model_name, self.alias)
-            except Exception as exc:  # the registry may be down for a while; keep serving
+            except Exception as exc:  # noqa: BLE001 - the registry may be down a while: serve on
                 self._failed("registry", exc)
                 return False
             if info is None:
@@ -179,7 +179,7 @@ class ChampionSource:
                 # unreachable registry is counted rather than taken for "no champion".
                 try:
                     self.tracker.client.get_registered_model(self.model_name)
-                except Exception as exc:
+                except Exception as exc:  # noqa: BLE001 - as above: any registry failure counts
                     if "RESOURCE_DOES_NOT_EXIST" not in str(getattr(exc, "error_code", "")):
                         self._failed("registry", exc)
                         return False
@@ -193,7 +193,7 @@ class ChampionSource:
                 return False
             try:
                 model = self._load(info)
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - a bad version must not stop the serving one
                 self._failed("load", exc, f"version {info.version}")
                 return False
             if current is not None and current.obs_shape != model.obs_shape:

@@ -19,13 +19,18 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from tennis_assets.workflow.monitoring_file import (SEVERITIES, MonitoringResult,
-                                                    default_monitoring_file, parse_result)
+from tennis_assets.workflow.monitoring_file import (
+    SEVERITIES,
+    MonitoringResult,
+    default_monitoring_file,
+    parse_result,
+)
 
 __all__ = ["SEVERITIES", "MonitoringCollector", "MonitoringResult", "default_monitoring_file",
            "parse_result"]
@@ -84,9 +89,9 @@ class MonitoringCollector:
 
     def collect(self) -> Iterable[Metric]:
         result = self.current()
-        errors = CounterMetricFamily("tennis_monitoring_read_errors",
-                                     "Monitoring result files that could not be parsed",
-                                     value=self._errors)
+        errors: CounterMetricFamily | None = CounterMetricFamily(
+            "tennis_monitoring_read_errors", "Monitoring result files that could not be parsed",
+            value=self._errors)
         if self._errors_counter is not None:
             errors = None
         if result is None:

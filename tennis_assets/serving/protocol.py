@@ -24,7 +24,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from typing import Callable
+from collections.abc import Callable
+from typing import cast
 
 import httptools
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -84,7 +85,9 @@ class DeadlineProtocol(HttpToolsProtocol):
     _active_at = 0.0  # loop time of the last byte received or response finished
     _answered = False  # at least one response finished on this connection
 
-    def connection_made(self, transport) -> None:  # type: ignore[override]
+    # As in uvicorn's own override: asyncio's stub types the argument as any BaseTransport,
+    # while a stream server hands a stream protocol a Transport.
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._writer = _OneWrite(transport, self.loop)
         self._active_at = self.loop.time()
@@ -133,7 +136,8 @@ class DeadlineProtocol(HttpToolsProtocol):
             raise httptools.HttpParserError(self._refusal)
         super().on_headers_complete()
         if self.cycle is not None:
-            self.cycle.transport = self._writer
+            # _OneWrite stands in for the transport: write/close its own, the rest delegated.
+            self.cycle.transport = cast(asyncio.Transport, self._writer)
 
     def shutdown(self) -> None:
         self._writer.flush()  # a response's last bytes before uvicorn closes an idle connection
@@ -170,7 +174,7 @@ class DeadlineProtocol(HttpToolsProtocol):
         self._deadline = None
         if self.transport.is_closing():
             return
-        client = "%s:%d" % self.client if self.client else "a client"
+        client = f"{self.client[0]}:{self.client[1]}" if self.client else "a client"
         log.warning("closed the connection of %s: request not received within %g s",
                     client, self.request_timeout_s)
         self._reject(408, "timeout", f"request not received within {self.request_timeout_s:g} "

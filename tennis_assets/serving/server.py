@@ -158,7 +158,10 @@ class PolicyServer:
         self.uvicorn = _uvicorn_server()(self._draining, uvicorn.Config(
             RequestLimit(self.app, cfg.max_concurrency, rejected), http=self.protocol,
             ws="none", lifespan="on", log_config=None, access_log=False, server_header=False,
-            timeout_keep_alive=cfg.idle_timeout_s, timeout_graceful_shutdown=cfg.drain_timeout_s))
+            # uvicorn annotates both as int but hands them to loop.call_later and
+            # asyncio.timeout, which take seconds as a float.
+            timeout_keep_alive=cfg.idle_timeout_s,  # type: ignore[arg-type]
+            timeout_graceful_shutdown=cfg.drain_timeout_s))  # type: ignore[arg-type]
         self._thread: threading.Thread | None = None
         self._draining_since: float | None = None
 
@@ -200,7 +203,7 @@ class PolicyServer:
         finally:
             self.socket.close()
 
-    def start(self) -> "PolicyServer":
+    def start(self) -> PolicyServer:
         self._thread = threading.Thread(target=self._run, name="policy-http", daemon=True)
         self._thread.start()
         deadline = time.monotonic() + 30

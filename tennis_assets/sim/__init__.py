@@ -24,7 +24,8 @@ _LAZY = {
     "RallyConfig": ".rally_config",
 }
 
-__all__ = ["CourtParams", *_LAZY]
+__all__ = ["CourtParams"]
+__all__ += list(_LAZY)
 
 
 def __getattr__(name: str) -> Any:

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import functools
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from gymnasium import spaces
@@ -24,7 +23,8 @@ class TennisParallelEnv(ParallelEnv):
     [-1, 1]. Infos of the final step carry ``episode_score`` and ``episode_length``.
     """
 
-    metadata = {"render_modes": ["rgb_array"], "name": "tennis_v0", "is_parallelizable": True, "render_fps": 10}
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array"], "name": "tennis_v0",
+                                          "is_parallelizable": True, "render_fps": 10}
 
     def __init__(self, params: CourtParams | None = None, render_mode: str | None = None) -> None:
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
@@ -37,12 +37,10 @@ class TennisParallelEnv(ParallelEnv):
         self._obs_space = spaces.Box(-np.inf, np.inf, shape=(24,), dtype=np.float32)
         self._act_space = spaces.Box(-1.0, 1.0, shape=(2,), dtype=np.float32)
 
-    @functools.lru_cache(maxsize=None)
     def observation_space(self, agent: str) -> spaces.Box:
         self._check_agent(agent)
         return self._obs_space
 
-    @functools.lru_cache(maxsize=None)
     def action_space(self, agent: str) -> spaces.Box:
         self._check_agent(agent)
         return self._act_space
@@ -57,7 +55,8 @@ class TennisParallelEnv(ParallelEnv):
             raise RuntimeError("the episode has ended (no agents left); call reset()")
         missing = [a for a in self.agents if a not in actions]
         if missing:
-            raise ValueError(f"actions are missing for agents {missing}; expected one (2,) array per agent")
+            raise ValueError(f"actions are missing for agents {missing}; "
+                             "expected one (2,) array per agent")
         joint = np.empty((1, 2, 2), dtype=np.float64)
         for i, agent in enumerate(AGENTS):
             a = np.asarray(actions[agent], dtype=np.float64)
@@ -72,7 +71,8 @@ class TennisParallelEnv(ParallelEnv):
         terminations = {a: term for a in AGENTS}
         truncations = {a: trunc for a in AGENTS}
         if term or trunc:
-            info = {"episode_score": float(res.episode_score[0]), "episode_length": int(res.episode_length[0])}
+            info = {"episode_score": float(res.episode_score[0]),
+                    "episode_length": int(res.episode_length[0])}
             infos = {a: dict(info) for a in AGENTS}
             self.agents = []
         else:
@@ -87,11 +87,13 @@ class TennisParallelEnv(ParallelEnv):
         return render_frame(court_state(self._env.snapshot()), self.params)
 
     def state(self) -> np.ndarray:
-        """Global state: ball (x, y, vx, vy) then each racket's (x, y, vx, vy), right player first."""
+        """Global state: ball (x, y, vx, vy) then each racket's (x, y, vx, vy), right player
+        first."""
         s = self._env.snapshot()
         parts = [s["ball_x"], s["ball_y"], s["ball_vx"], s["ball_vy"]]
         for i in range(2):
-            parts += [s["racket_x"][:, i], s["racket_y"][:, i], s["racket_vx"][:, i], s["racket_vy"][:, i]]
+            parts += [s["racket_x"][:, i], s["racket_y"][:, i],
+                      s["racket_vx"][:, i], s["racket_vy"][:, i]]
         return np.array([p[0] for p in parts], dtype=np.float32)
 
     def close(self) -> None:

@@ -104,7 +104,7 @@ def params_array(params: CourtParams) -> np.ndarray:
 
 @njit(cache=True)
 def _clip(v, lo, hi):
-    return lo if v < lo else (hi if v > hi else v)
+    return lo if v < lo else (min(v, hi))
 
 
 @njit(cache=True)
@@ -217,8 +217,7 @@ def _keep_rackets_on_court(s, rest_y, wall_ref):
         side = 1.0 - 2.0 * a
         if s[RY + a] < rest_y:
             s[RY + a] = rest_y
-            if s[RVY + a] < 0.0:
-                s[RVY + a] = 0.0
+            s[RVY + a] = max(s[RVY + a], 0.0)
         if side * s[RX + a] > wall_ref:
             s[RX + a] = side * wall_ref
             if side * s[RVX + a] > 0.0:
@@ -344,7 +343,8 @@ def step_courts(fs, ist, stack, actions, p, obs, rew, term, trunc, final_obs, sc
 
 
 @njit(cache=True, parallel=True)
-def step_courts_parallel(fs, ist, stack, actions, p, obs, rew, term, trunc, final_obs, score, length):
+def step_courts_parallel(fs, ist, stack, actions, p, obs, rew, term, trunc, final_obs, score,
+                         length):
     """As step_courts, with courts spread over threads (each court is independent, so the result
     is identical to the serial kernel)."""
     n_done = 0

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
@@ -50,12 +51,14 @@ def court_state(snapshot: Mapping[str, np.ndarray], court: int = 0) -> dict[str,
         "ball_y": float(snapshot["ball_y"][court]),
         "racket_x": [float(v) for v in snapshot["racket_x"][court]],
         "racket_y": [float(v) for v in snapshot["racket_y"][court]],
-        "returns": [float(v) for v in snapshot["returns"][court]] if "returns" in snapshot else [0.0, 0.0],
+        "returns": ([float(v) for v in snapshot["returns"][court]] if "returns" in snapshot
+                    else [0.0, 0.0]),
         "decisions": int(snapshot["decisions"][court]) if "decisions" in snapshot else 0,
     }
 
 
-def racket_polygon(ref_x: float, ref_y: float, agent: int, angle_deg: float) -> list[tuple[float, float]]:
+def racket_polygon(ref_x: float, ref_y: float, agent: int, angle_deg: float
+                   ) -> list[tuple[float, float]]:
     """Corners of the tilted racket rectangle in court coordinates (agent 0 right, 1 left)."""
     side = 1.0 - 2.0 * agent
     t = math.radians(angle_deg)
@@ -76,10 +79,11 @@ def _draw_p(state: State, params: CourtParams, caption: str | None) -> Image.Ima
     d = ImageDraw.Draw(img)
     # Over line (the reward trigger), floor, back walls, net.
     x0, y0 = _px(0.0, ph.OVER_TOP)
-    x1, y1 = _px(0.0, ph.OVER_BOTTOM)
+    _x1, y1 = _px(0.0, ph.OVER_BOTTOM)
     for y in np.arange(y0, y1, 8.0):
         d.line([(x0, y), (x0, min(y + 4.0, y1))], fill=_INDEX["line"])
-    d.rectangle([_px(-ph.FLOOR_HALF_WIDTH, ph.FLOOR_Y), _px(ph.FLOOR_HALF_WIDTH, Y_MIN)], fill=_INDEX["floor"])
+    d.rectangle([_px(-ph.FLOOR_HALF_WIDTH, ph.FLOOR_Y), _px(ph.FLOOR_HALF_WIDTH, Y_MIN)],
+                fill=_INDEX["floor"])
     for sx in (-1.0, 1.0):
         a = _px(sx * ph.WALL_X, ph.WALL_TOP)
         b = _px(sx * (ph.WALL_X + 0.6), Y_MIN)
@@ -88,7 +92,8 @@ def _draw_p(state: State, params: CourtParams, caption: str | None) -> Image.Ima
     nx1, ny1 = _px(ph.NET_HALF_WIDTH, ph.NET_BOTTOM)
     d.rectangle([nx0 - 1, ny0, nx1 + 1, ny1], fill=_INDEX["net"])
     for agent, colour in ((0, "right"), (1, "left")):
-        poly = racket_polygon(state["racket_x"][agent], state["racket_y"][agent], agent, params.racket_angle_deg)
+        poly = racket_polygon(state["racket_x"][agent], state["racket_y"][agent], agent,
+                              params.racket_angle_deg)
         d.polygon([_px(x, y) for x, y in poly], fill=_INDEX[colour])
     r = ph.BALL_RADIUS * params.ball_scale * SCALE
     bx, by = _px(state["ball_x"], state["ball_y"])
@@ -102,7 +107,8 @@ def _draw_p(state: State, params: CourtParams, caption: str | None) -> Image.Ima
     return img
 
 
-def render_frame(state: State, params: CourtParams | None = None, caption: str | None = None) -> np.ndarray:
+def render_frame(state: State, params: CourtParams | None = None, caption: str | None = None
+                 ) -> np.ndarray:
     """RGB frame uint8 [270, 480, 3] of one court state (see ``court_state``)."""
     return np.asarray(_draw_p(state, params or CourtParams(), caption).convert("RGB"))
 
@@ -132,7 +138,8 @@ def save_rally_gif(
             images.append(_draw_p(item, params, None))
         else:
             arr = np.asarray(item, dtype=np.uint8)
-            images.append(Image.fromarray(arr).convert("P", palette=Image.Palette.ADAPTIVE, colors=32))
+            images.append(Image.fromarray(arr).convert("P", palette=Image.Palette.ADAPTIVE,
+                                                       colors=32))
     durations = [decision_ms * stride] * len(images)
     durations[-1] = 1000  # linger on the ending
     # Whole or not at all (an interrupted replay leaves no half GIF); an unwritable path is

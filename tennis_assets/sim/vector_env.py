@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
@@ -11,7 +11,6 @@ from tennis_assets.seeds import check_seed
 
 from . import physics as ph
 from .params import CourtParams
-
 
 _HITTER_CODES = {None: ph.NO_HITTER, "none": ph.NO_HITTER, "right": ph.RIGHT, "left": ph.LEFT}
 
@@ -82,13 +81,16 @@ class VecTennis:
         auto_reset: bool = True,
     ) -> None:
         if isinstance(num_courts, bool) or not isinstance(num_courts, (int, np.integer)):
-            raise ValueError(f"num_courts must be an int, got {num_courts!r}")
+            # ValueError: every bad court setting is reported as ValueError.
+            raise ValueError(f"num_courts must be an int, got {num_courts!r}")  # noqa: TRY004
         if num_courts < 1:
             raise ValueError(f"num_courts must be >= 1, got {num_courts}")
         if params is None:
             params = CourtParams()
         if not isinstance(params, CourtParams):
-            raise ValueError(f"params must be a CourtParams, got {type(params).__name__}")
+            # ValueError: every bad court setting is reported as ValueError.
+            raise ValueError(  # noqa: TRY004
+                f"params must be a CourtParams, got {type(params).__name__}")
         self.num_courts = int(num_courts)
         self.params = params
         self._p = ph.params_array(params)
@@ -194,7 +196,8 @@ class VecTennis:
             except (TypeError, ValueError):
                 v = []
             if len(v) not in (2, 4) or not np.all(np.isfinite(v)):
-                raise ValueError(f"{name} must be 2 or 4 finite floats (x, y[, vx, vy]), got {values!r}")
+                raise ValueError(f"{name} must be 2 or 4 finite floats (x, y[, vx, vy]), "
+                                 f"got {values!r}")
             return v + [0.0, 0.0] if len(v) == 2 else v
 
         # Validate everything before writing anything, so a bad call leaves the court untouched.
@@ -210,12 +213,15 @@ class VecTennis:
             if isinstance(last_hitter, (int, np.integer)) and not isinstance(last_hitter, bool) \
                     and last_hitter in (-1, 0, 1):
                 code = int(last_hitter)
-            elif (last_hitter is None or isinstance(last_hitter, str)) and last_hitter in _HITTER_CODES:
+            elif ((last_hitter is None or isinstance(last_hitter, str))
+                  and last_hitter in _HITTER_CODES):
                 code = _HITTER_CODES[last_hitter]
             else:
-                raise ValueError(f"last_hitter must be 'right', 'left', None or 'keep', got {last_hitter!r}")
+                raise ValueError("last_hitter must be 'right', 'left', None or 'keep', "
+                                 f"got {last_hitter!r}")
         if decisions is not None and not 0 <= int(decisions) < self.params.max_decisions:
-            raise ValueError(f"decisions must be in [0, {self.params.max_decisions}), got {decisions}")
+            raise ValueError(f"decisions must be in [0, {self.params.max_decisions}), "
+                             f"got {decisions}")
 
         for values, cols in bodies:
             if values is not None:
@@ -242,7 +248,8 @@ class VecTennis:
     # ------------------------------------------------------------------ helpers
     def _serve(self, idx: np.ndarray) -> None:
         u = self._rng.random((idx.shape[0], 4))
-        ph.reset_courts(self._fs, self._ist, self._stack, idx.astype(np.int64, copy=False), u, self._p)
+        ph.reset_courts(self._fs, self._ist, self._stack, idx.astype(np.int64, copy=False), u,
+                        self._p)
 
     def _check_actions(self, actions) -> np.ndarray:
         expected = (self.num_courts, 2, 2)
@@ -260,6 +267,7 @@ class VecTennis:
         if not ph.all_finite(a):
             bad = np.argwhere(~np.isfinite(a))[0].tolist()
             raise ValueError(
-                f"actions of shape {expected} must be finite; found {a[tuple(bad)]} at index {tuple(bad)}"
+                f"actions of shape {expected} must be finite; found {a[tuple(bad)]} "
+                f"at index {tuple(bad)}"
             )
         return np.ascontiguousarray(a)

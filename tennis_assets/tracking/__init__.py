@@ -6,6 +6,6 @@ package is cheap enough for Dagster's definitions to reference it.
 """
 
 from .run_info import machine_info, package_versions, run_tags
-from .tracker import Tracker, TrackedRun
+from .tracker import TrackedRun, Tracker
 
 __all__ = ["TrackedRun", "Tracker", "machine_info", "package_versions", "run_tags"]

@@ -16,15 +16,19 @@ import os
 import tempfile
 import time
 import warnings
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from tennis_assets import settings
 from tennis_assets.settings import data_dir, database_url
 
 from .preflight import check_artifact_root, check_tracking_uri
 from .tracker import finite_metrics, flatten
+
+if TYPE_CHECKING:  # mlflow is imported where it is used: importing tracking stays cheap
+    from mlflow.entities.model_registry import ModelVersion
 
 CHAMPION, PREVIOUS, CHALLENGER = "champion", "previous", "challenger"
 POLICY_ARTIFACT = "policy"
@@ -54,20 +58,17 @@ def _sqlite_schema_lock(uri: str) -> Iterator[None]:
 
     path = Path(uri[len("sqlite:///"):].split("?", 1)[0]) if uri.startswith("sqlite:///") \
         else None
-    try:
-        handle = open(path.with_name(path.name + ".schema-lock"), "a") \
-            if path is not None and path.name not in ("", ":memory:") else None
-    except OSError:
-        handle = None  # a read-only folder: this process cannot migrate anything there anyway
-    if handle is None:
-        yield
-        return
-    with handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+    lock = path.with_name(path.name + ".schema-lock") \
+        if path is not None and path.name not in ("", ":memory:") else None
+    with contextlib.ExitStack() as stack:
         try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+            handle = stack.enter_context(open(lock, "a")) if lock is not None else None
+        except OSError:
+            handle = None  # a read-only folder: this process cannot migrate anything there anyway
+        if handle is not None:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            stack.callback(fcntl.flock, handle, fcntl.LOCK_UN)  # before the close
+        yield
 
 
 class MlflowRun:
@@ -218,6 +219,14 @@ class ChampionInfo:
     tags: dict[str, str]
     aliases: list[str]
 
+    @classmethod
+    def of(cls, mv: ModelVersion) -> ChampionInfo:
+        """From MLflow's ModelVersion; one without a source could not be loaded."""
+        if mv.source is None:
+            raise ValueError(f"model {mv.name!r} version {mv.version} has no source")
+        return cls(name=mv.name, version=str(mv.version), run_id=mv.run_id, source=mv.source,
+                   tags=dict(mv.tags or {}), aliases=list(mv.aliases or []))
+
     @property
     def eval_mean(self) -> float | None:
         value = self.tags.get("eval_mean")
@@ -317,9 +326,7 @@ class MlflowTracker:
             mv = self.client.get_model_version_by_alias(name, alias)
         except MlflowException:
             return None
-        return ChampionInfo(name=name, version=str(mv.version), run_id=mv.run_id,
-                            source=mv.source, tags=dict(mv.tags or {}),
-                            aliases=list(mv.aliases or []))
+        return ChampionInfo.of(mv)
 
     def register_champion(self, name: str, source: str, run_id: str | None,
                           tags: Mapping[str, Any] | None = None,
@@ -395,9 +402,7 @@ class MlflowTracker:
         if not versions:
             return None
         mv = min(versions, key=lambda v: int(v.version))
-        return ChampionInfo(name=name, version=str(mv.version), run_id=mv.run_id,
-                            source=mv.source, tags=dict(mv.tags or {}),
-                            aliases=list(mv.aliases or []))
+        return ChampionInfo.of(mv)
 
     def register_challenger(self, name: str, source: str, run_id: str,
                             tags: Mapping[str, Any] | None = None,
@@ -428,9 +433,7 @@ class MlflowTracker:
         # The version itself, not whatever the alias says by now: a concurrent promotion may
         # already have moved it on.
         mv = self.client.get_model_version(name, version)
-        return ChampionInfo(name=name, version=str(mv.version), run_id=mv.run_id,
-                            source=mv.source, tags=dict(mv.tags or {}),
-                            aliases=list(mv.aliases or []))
+        return ChampionInfo.of(mv)
 
     def promote_challenger(self, name: str, version: str) -> tuple[ChampionInfo, bool]:
         """Make challenger ``version`` the champion (the old champion becomes ``previous``) and

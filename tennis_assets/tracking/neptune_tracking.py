@@ -17,9 +17,10 @@ import os
 import re
 import shutil
 import uuid
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any
 
 from tennis_assets import settings
 from tennis_assets.settings import data_dir

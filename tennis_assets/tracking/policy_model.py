@@ -14,12 +14,12 @@ server).
 
 from __future__ import annotations
 
-import mlflow.pyfunc
 import numpy as np
 from mlflow.models import set_model
+from mlflow.pyfunc.model import PythonModel
 
 
-class TennisPolicy(mlflow.pyfunc.PythonModel):
+class TennisPolicy(PythonModel):
     def load_context(self, context) -> None:
         import onnxruntime as ort
 

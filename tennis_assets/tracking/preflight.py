@@ -48,8 +48,7 @@ def _sqlite_path(url: str) -> Path | None:
     in-memory database."""
     rest = url.split("://", 1)[1]
     path = unquote(rest.split("?", 1)[0])
-    if path.startswith("/"):
-        path = path[1:]  # sqlite:///rel.db -> rel.db, sqlite:////abs.db -> /abs.db
+    path = path.removeprefix("/")  # sqlite:///rel.db -> rel.db, sqlite:////abs.db -> /abs.db
     if path in ("", ":memory:"):
         return None
     return Path(path).expanduser()
@@ -151,7 +150,7 @@ def _check_sql_server(url: str, name: str, fix: str, timeout_s: float) -> None:
     try:
         with engine.connect():
             pass
-    except Exception as exc:
+    except (sqlalchemy.exc.SQLAlchemyError, OSError) as exc:  # DBAPI errors come wrapped
         # Driver messages can quote the URL, password included.
         detail = " ".join(redact_text(str(getattr(exc, "orig", None) or exc), url).split())
         raise ResourceError(f"{name}={shown!r}: the database refused the connection or did not "
@@ -283,7 +282,7 @@ def check_optuna_storage(url: str | None, name: str = "Optuna storage",
                                 "database Optuna can use; use sqlite:///<path>.db, "
                                 "postgresql://..., mysql://..., redis://... or journal:<path>")
         return
-    path = Path(url[len("journal:"):] if url.startswith("journal:") else url).expanduser()
+    path = Path(url.removeprefix("journal:")).expanduser()
     if path.exists():
         if not path.is_file():
             raise ResourceError(f"{name}={url!r}: {path} is not a file; name a journal file")

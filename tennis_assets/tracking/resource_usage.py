@@ -8,10 +8,11 @@ they fit between two samples; peaks come from the samples.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
-from typing import Any
+from typing import Self
 
 
 def _gpu_sample() -> dict[str, float] | None:
@@ -24,10 +25,9 @@ def _gpu_sample() -> dict[str, float] | None:
     if torch is None or not torch.cuda.is_available():
         return None
     sample = {"gpu_memory_bytes": float(torch.cuda.memory_allocated())}
-    try:
+    # NVML absent or refusing (its own error types): memory alone still says much.
+    with contextlib.suppress(Exception):
         sample["gpu_utilization_percent"] = float(torch.cuda.utilization())
-    except Exception:  # noqa: BLE001 - NVML absent or refusing: memory alone still says much
-        pass
     return sample
 
 
@@ -52,12 +52,12 @@ class ResourceUsage:
         return t.user + t.system + t.children_user + t.children_system
 
     def _rss(self) -> int:
+        import psutil
+
         rss = self._process.memory_info().rss
         for child in self._process.children(recursive=True):
-            try:
+            with contextlib.suppress(psutil.Error):  # a child that just exited holds no memory
                 rss += child.memory_info().rss
-            except Exception:  # noqa: BLE001 - a child that just exited holds no memory
-                pass
         return rss
 
     def _sample(self) -> None:
@@ -69,12 +69,10 @@ class ResourceUsage:
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval_s):
-            try:
+            with contextlib.suppress(Exception):  # accounting must never stop the training
                 self._sample()
-            except Exception:  # noqa: BLE001 - accounting must never stop the training
-                pass
 
-    def __enter__(self) -> "ResourceUsage":
+    def __enter__(self) -> Self:
         self._t0, self._cpu0 = time.perf_counter(), self._cpu_seconds()
         self._process.cpu_percent(interval=None)  # primes psutil's delta
         self._rss_peak = self._rss()
@@ -82,7 +80,7 @@ class ResourceUsage:
         self._thread.start()
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self._stop.set()
         if self._thread is not None:
             self._thread.join()

@@ -18,7 +18,7 @@ def git_commit() -> str | None:
     # Cached: a sensor or asset may tag many runs, and git costs a process spawn each time.
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                             timeout=5, cwd=Path(__file__).resolve().parent)
+                             timeout=5, cwd=Path(__file__).resolve().parent, check=False)
     except (OSError, subprocess.TimeoutExpired):
         return None
     if out.returncode != 0:
@@ -54,8 +54,8 @@ def run_tags(dagster_run_id: str | None = None, **extra: str | None) -> dict[str
     for name, version in package_versions().items():
         if version:
             tags[f"pkg.{name}"] = version
-    for key, value in machine_info().items():
-        tags[f"machine.{key}"] = value
+    for key, info in machine_info().items():
+        tags[f"machine.{key}"] = info
     for key, value in extra.items():
         if value is not None:
             tags[key] = str(value)

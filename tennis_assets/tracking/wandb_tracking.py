@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Literal, cast
 
 from tennis_assets import settings
 from tennis_assets.settings import data_dir
@@ -17,14 +18,16 @@ from tennis_assets.settings import data_dir
 from .tracker import finite_metrics, flatten
 
 MODES = settings.WANDB_MODES
+RunMode = Literal["online", "offline", "disabled"]
+"""What wandb.init runs as: MODES less "auto", which picks one of the first two."""
 
 
-def resolve_mode(mode: str) -> str:
+def resolve_mode(mode: str) -> RunMode:
     if mode not in MODES:
         raise ValueError(f"wandb mode={mode!r}: expected one of {MODES}")
     if mode == "auto":
         return "online" if settings.wandb_has_key() else "offline"
-    return mode
+    return cast(RunMode, mode)  # one of MODES, not "auto"
 
 
 class WandbRun:

@@ -14,8 +14,16 @@ from . import protobuf_compat  # noqa: F401  (must precede every mlagents_envs i
 from .errors import UnityBuildError, UnityConnectionError, UnityError, UnityTimeoutError
 from .options import UnityOptions
 
-__all__ = ["UnityEnv", "UnityTennis", "UnityOptions", "UnityError", "UnityBuildError",
-           "UnityTimeoutError", "UnityConnectionError", "ProtocolPeer"]
+__all__ = [
+    "ProtocolPeer",
+    "UnityBuildError",
+    "UnityConnectionError",
+    "UnityEnv",
+    "UnityError",
+    "UnityOptions",
+    "UnityTennis",
+    "UnityTimeoutError",
+]
 
 
 def __getattr__(name: str) -> Any:

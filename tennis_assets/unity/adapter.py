@@ -28,7 +28,7 @@ is raised.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, Self
 
 import numpy as np
 
@@ -39,8 +39,17 @@ from .courts import Agents, Courts, map_courts, order_behaviours
 from .errors import UnityBuildError, UnityConnectionError, UnityError, UnityTimeoutError
 from .options import UnityOptions
 
-__all__ = ["UnityEnv", "UnityTennis", "UnityError", "UnityBuildError", "UnityTimeoutError",
-           "UnityConnectionError"]
+if TYPE_CHECKING:  # imports mlagents-envs, which only a Unity environment needs
+    from .connection import Environment
+
+__all__ = [
+    "UnityBuildError",
+    "UnityConnectionError",
+    "UnityEnv",
+    "UnityError",
+    "UnityTennis",
+    "UnityTimeoutError",
+]
 
 # A build whose port is taken moves on to the next worker id, at most this many times: a run's
 # training and evaluation environments, and runs side by side, each find a port.
@@ -71,11 +80,11 @@ class UnityEnv:
             raise ValueError(f"scoring={scoring!r}: expected max, mean or sum")
         self.file_name, self.scoring, self.options = file_name, scoring, opts
         self._timeout_s = opts.timeout_s
-        self._env = None
+        self._env: Environment | None = None
         self._connect(file_name, opts, int(seed))
         try:
             self._read_specs()
-            self._env.reset()
+            self._open_env().reset()
             self._map_agents()
             self._obs = self._collect(first=True).obs
         except BaseException as exc:
@@ -88,7 +97,8 @@ class UnityEnv:
     def _connect(self, file_name: str | None, opts: UnityOptions, seed: int) -> None:
         from mlagents_envs.exception import UnityWorkerInUseException
         from mlagents_envs.side_channel.engine_configuration_channel import (
-            EngineConfigurationChannel)
+            EngineConfigurationChannel,
+        )
 
         from .connection import Environment, SeedChannel
 
@@ -124,7 +134,7 @@ class UnityEnv:
 
     # ------------------------------------------------------------------ specs and agent map
     def _read_specs(self) -> None:
-        specs = dict(self._env.behavior_specs)
+        specs = dict(self._open_env().behavior_specs)
         self._check_behaviours(specs)
         described = ", ".join(f"{n!r} ({s.action_spec})" for n, s in sorted(specs.items()))
         for name, spec in specs.items():
@@ -153,7 +163,7 @@ class UnityEnv:
         """(behaviour, agent id) -> (court, seat), from the first decision requests."""
         first = {}
         for name in self.behaviours:
-            decisions = self._env.get_steps(name)[0]
+            decisions = self._open_env().get_steps(name)[0]
             first[name] = Agents(np.asarray(decisions.agent_id, dtype=np.int64),
                                  np.asarray(decisions.group_id, dtype=np.int64))
         courts = self._courts(first)
@@ -184,10 +194,10 @@ class UnityEnv:
     # ------------------------------------------------------------------ VecTennis interface
     def reset(self, seed: int | None = None) -> np.ndarray:
         """Reset every court; returns the first observations [N, A, O]."""
-        self._check_open()
+        env = self._open_env()
         if seed is not None:
             self._seed_channel.send_seed(seed)
-        self._call(self._env.reset)
+        self._call(env.reset)
         self._returns[:] = 0.0
         self._lengths[:] = 0
         self._left[:] = False
@@ -198,7 +208,7 @@ class UnityEnv:
         """One decision of every acting agent; courts that end are served again by Unity."""
         from mlagents_envs.base_env import ActionTuple
 
-        self._check_open()
+        env = self._open_env()
         a = np.asarray(actions, dtype=np.float32)
         shape = (self.num_courts, self.num_agents, self.action_size)
         if a.shape != shape:
@@ -208,8 +218,8 @@ class UnityEnv:
         a = np.clip(a, -1.0, 1.0)
         for name in self.behaviours:
             courts, seats = self._decision_rows[name]
-            self._env.set_actions(name, ActionTuple(continuous=a[courts, seats]))
-        self._call(self._env.step)
+            env.set_actions(name, ActionTuple(continuous=a[courts, seats]))
+        self._call(env.step)
         return self._collect(first=False)
 
     # ------------------------------------------------------------------ one exchange's outcome
@@ -223,7 +233,7 @@ class UnityEnv:
                "interrupted": np.zeros((n, m), bool)}
         self._decision_rows = {}
         for name in self.behaviours:
-            decisions, terminals = self._env.get_steps(name)
+            decisions, terminals = self._open_env().get_steps(name)
             c, s = self._rows(name, decisions.agent_id)
             got["obs"][c, s] = np.concatenate(decisions.obs, axis=1) if len(c) else 0.0
             got["asked_reward"][c, s] = decisions.reward + decisions.group_reward
@@ -308,9 +318,10 @@ class UnityEnv:
         if self._env is not None:
             self._env.set_timeout(self._timeout_s)
 
-    def _check_open(self) -> None:
+    def _open_env(self) -> Environment:
         if self._env is None:
             raise UnityError(f"{self._where}: the environment is closed")
+        return self._env
 
     def _call(self, fn) -> None:
         try:
@@ -320,9 +331,12 @@ class UnityEnv:
             raise self._translate(exc) from exc
 
     def _translate(self, exc: Exception) -> UnityError:
-        from mlagents_envs.exception import (UnityCommunicatorStoppedException,
-                                             UnityEnvironmentException, UnityTimeOutException,
-                                             UnityWorkerInUseException)
+        from mlagents_envs.exception import (
+            UnityCommunicatorStoppedException,
+            UnityEnvironmentException,
+            UnityTimeOutException,
+            UnityWorkerInUseException,
+        )
 
         text = str(exc)
         if isinstance(exc, UnityWorkerInUseException):
@@ -361,7 +375,7 @@ class UnityEnv:
         if env is not None:
             env.shutdown(grace_s)
 
-    def __enter__(self) -> "UnityEnv":
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -114,6 +114,8 @@ class SeedChannel(SideChannel):
 
 
 class Communicator(RpcCommunicator):
+    is_open: bool  # set by RpcCommunicator, which declares no types
+
     def create_server(self) -> None:
         try:
             super().create_server()

@@ -11,7 +11,7 @@ early sends its terminal info once and no request until its court's next episode
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 
@@ -41,6 +41,16 @@ def read_side_channel(data: bytes) -> dict[str, Any]:
         elif channel == SEED_CHANNEL:
             found["seed"] = int(body.read_string())  # a string: seeds exceed int32
     return found
+
+
+class LayoutOptions(TypedDict):
+    """Layout's keyword arguments: how the agents are named and grouped."""
+
+    layout: str | None
+    behaviour: str | None
+    groups: bool
+    agents: int | None
+    discrete: bool
 
 
 class Layout:

@@ -28,7 +28,7 @@ class UnityOptions(ConfigModel):
     """Run the build without rendering (a headless machine needs it)."""
     timeout_s: float = Field(60.0, gt=0.0)
     """How long to wait for any answer from Unity, the launch included."""
-    additional_args: list[str] = []
+    additional_args: list[str] = []  # noqa: RUF012 - a pydantic field: each instance gets a copy
     """Extra command-line arguments for the build."""
     log_folder: str | None = None
     """Absolute folder for the Unity player's log file."""

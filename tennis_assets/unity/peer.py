@@ -47,10 +47,16 @@ from pathlib import Path
 from typing import Any
 
 from . import protobuf_compat  # noqa: F401  (before any mlagents_envs import)
-from .messages import SEED_CHANNEL, Layout, Reporter, read_side_channel
+from .messages import SEED_CHANNEL, Layout, LayoutOptions, Reporter, read_side_channel
 
-__all__ = ["ProtocolPeer", "PeerError", "SEED_CHANNEL", "start_in_thread", "write_launcher",
-           "main"]
+__all__ = [
+    "SEED_CHANNEL",
+    "PeerError",
+    "ProtocolPeer",
+    "main",
+    "start_in_thread",
+    "write_launcher",
+]
 
 
 class PeerError(RuntimeError):
@@ -88,8 +94,8 @@ class ProtocolPeer:
         self.address = f"{host}:{int(port)}"
         self.courts = courts
         self.environment = _environment(environment)
-        self.layout_options = dict(layout=layout, behaviour=behaviour, groups=groups,
-                                   agents=agents, discrete=discrete)
+        self.layout_options = LayoutOptions(layout=layout, behaviour=behaviour, groups=groups,
+                                            agents=agents, discrete=discrete)
         Layout.check(**self.layout_options)
         self.connect_timeout = connect_timeout
         self.stall_after, self.exit_after = stall_after, exit_after
@@ -154,7 +160,8 @@ class ProtocolPeer:
         """Serve until Python closes; returns the number of exchanges."""
         import grpc
         from mlagents_envs.communicator_objects.unity_to_external_pb2_grpc import (
-            UnityToExternalProtoStub)
+            UnityToExternalProtoStub,
+        )
 
         from tennis_assets.envs import make_env
 
@@ -240,7 +247,7 @@ def start_in_thread(port: int, **options) -> tuple[ProtocolPeer, threading.Threa
     def target():
         try:
             peer.run()
-        except BaseException as exc:  # kept for the caller; a thread cannot raise to it
+        except BaseException as exc:  # noqa: BLE001 - for the caller: a thread cannot raise to it
             errors.append(exc)
 
     thread = threading.Thread(target=target, name=f"protocol-peer-{port}", daemon=True)

@@ -3,10 +3,12 @@
 
 from __future__ import annotations
 
+import functools
 import logging
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Literal, Mapping, get_args
+from typing import Any, Literal, get_args
 
 from pydantic import Field, model_validator
 
@@ -15,9 +17,9 @@ from tennis_assets.agents.config import AgentConfig
 from tennis_assets.config.metadata import FilePath, Json, Link, Metadata, Picture, RunLink
 from tennis_assets.config.model import ConfigModel, Record
 from tennis_assets.envs.config import EnvironmentConfig
+from tennis_assets.profiles import ProfileName
 from tennis_assets.training.config import TrainConfig
 from tennis_assets.training.summary import TrainingSummary
-from tennis_assets.profiles import ProfileName
 
 log = logging.getLogger(__name__)
 
@@ -62,9 +64,9 @@ class TrainedAgent(Record):
     mlflow_run_url: str | None = None
     model_source: str | None = None
     """The MLflow model the training run logged (what a registration points at)."""
-    tuned_params: dict[str, Any] = {}
+    tuned_params: dict[str, Any] = {}  # noqa: RUF012 - a pydantic field: each instance gets a copy
     init_checkpoint: str | None = None
-    resource_usage: dict[str, float] = {}
+    resource_usage: dict[str, float] = {}  # noqa: RUF012 - as above
     warm_start_mean: float | None = None
 
     @model_validator(mode="before")
@@ -243,7 +245,7 @@ def train_candidate(agent_config, train_config, out_dir: str | Path, *, title: s
                         environment=environment)
         for name in ("history", "eval_history"):
             frame = getattr(result, name)
-            atomic_write(paths[name], lambda tmp, frame=frame: frame.to_csv(tmp, index=False))
+            atomic_write(paths[name], functools.partial(frame.to_csv, index=False))
     except DiskFullError as exc:
         saved = result.last_saved
         raise DiskFullError(exc.path, exc, note=(

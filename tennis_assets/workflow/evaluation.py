@@ -65,7 +65,7 @@ class EvaluationSummary(Record):
     scores: list[float]
 
     @classmethod
-    def of(cls, ev: Any, seed: int) -> "EvaluationSummary":
+    def of(cls, ev: Any, seed: int) -> EvaluationSummary:
         """From a tennis_assets.training.EvalResult played from ``seed``."""
         return cls(**ev.summary(), seed=int(seed), threshold=ev.threshold,
                    score_histogram=score_histogram(ev.scores),
@@ -132,7 +132,7 @@ class CandidateRef(Record):
     train_mlflow_run_id: str | None = None
     checkpoint: str
     model_source: str | None = None
-    agent_config: dict[str, Any] = {}
+    agent_config: dict[str, Any] = {}  # noqa: RUF012 - a pydantic field: each instance gets a copy
 
 
 class EvaluationReport(Record):

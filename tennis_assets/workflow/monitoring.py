@@ -9,10 +9,11 @@ describes."""
 from __future__ import annotations
 
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from pydantic import Field
 
@@ -133,7 +134,7 @@ class MonitoringOutcome:
         """The monitoring result (see monitoring_file for its file)."""
         court, overrides = _conditions(environment)
         return MonitoringRecord(
-            time=datetime.now(timezone.utc).isoformat(), model_name=model_name,
+            time=datetime.now(UTC).isoformat(), model_name=model_name,
             model_version=model_version, model_partition=partition, environment=environment,
             court=court, court_overrides=overrides, court_source=source, seed=seed,
             baseline_source=self.baseline_source, **links, **self.drift.summary(),

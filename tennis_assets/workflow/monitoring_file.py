@@ -24,7 +24,7 @@ import json
 import math
 import os
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -89,12 +89,15 @@ def _environment(doc: dict) -> str:
     return environment
 
 
-def _number(doc: dict, key: str, required: bool = True) -> float | None:
+def _optional_number(doc: dict, key: str) -> float | None:
+    return None if doc.get(key) is None else _number(doc, key)
+
+
+def _number(doc: dict, key: str) -> float:
     value = doc.get(key)
-    if value is None and not required:
-        return None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError(f"'{key}' must be a number, got {value!r}")
+        # ValueError: a malformed document is bad input.
+        raise ValueError(f"'{key}' must be a number, got {value!r}")  # noqa: TRY004
     return float(value)
 
 
@@ -105,34 +108,38 @@ def parse_result(text: str) -> MonitoringResult:
     except json.JSONDecodeError as exc:
         raise ValueError(f"not valid JSON ({exc})") from None
     if not isinstance(doc, dict):
-        raise ValueError(f"expected a JSON object, got {type(doc).__name__}")
+        # ValueError: a malformed document is bad input.
+        raise ValueError(f"expected a JSON object, got {type(doc).__name__}")  # noqa: TRY004
     raw_time = doc.get("time")
     if not isinstance(raw_time, str):
-        raise ValueError(f"'time' must be an ISO 8601 string, got {raw_time!r}")
+        # ValueError: a malformed document is bad input.
+        raise ValueError(f"'time' must be an ISO 8601 string, got {raw_time!r}")  # noqa: TRY004
     try:
-        when = datetime.fromisoformat(raw_time.replace("Z", "+00:00"))
+        when = datetime.fromisoformat(raw_time)
     except ValueError:
         raise ValueError(f"'time' is not ISO 8601: {raw_time!r}") from None
     if when.tzinfo is None:  # the writer's convention is UTC
-        when = when.replace(tzinfo=timezone.utc)
+        when = when.replace(tzinfo=UTC)
     drifted = doc.get("drifted")
     if not isinstance(drifted, bool):
-        raise ValueError(f"'drifted' must be true or false, got {drifted!r}")
+        # ValueError: a malformed document is bad input.
+        raise ValueError(f"'drifted' must be true or false, got {drifted!r}")  # noqa: TRY004
     severity = doc.get("severity", "warning" if drifted else "none")
     if severity not in SEVERITIES:
         raise ValueError(f"'severity' must be one of {sorted(SEVERITIES)}, got {severity!r}")
     p_value = _number(doc, "p_value")
     if not 0.0 <= p_value <= 1.0:
         raise ValueError(f"'p_value' must lie in [0, 1], got {p_value!r}")
-    episodes = _number(doc, "episodes", required=False)
+    episodes = _optional_number(doc, "episodes")
     court = doc.get("court") or {}
     if not isinstance(court, dict):
-        raise ValueError(f"'court' must be an object, got {court!r}")
+        # ValueError: a malformed document is bad input.
+        raise ValueError(f"'court' must be an object, got {court!r}")  # noqa: TRY004
     numbers, settings = _conditions(court)
     return MonitoringResult(
         timestamp=when.timestamp(), mean=_number(doc, "mean"),
         baseline_mean=_number(doc, "baseline_mean"), p_value=p_value, drifted=drifted,
-        severity=SEVERITIES[severity], statistic=_number(doc, "statistic", required=False),
+        severity=SEVERITIES[severity], statistic=_optional_number(doc, "statistic"),
         episodes=int(episodes) if episodes is not None else None,
         model_version=str(doc.get("model_version", "")), test=str(doc.get("test", "")),
         court=numbers, settings=settings, environment=_environment(doc))

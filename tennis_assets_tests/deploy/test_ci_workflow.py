@@ -45,7 +45,7 @@ def test_workflow_follows_the_github_schema(workflow):
 
 def test_runs_the_readme_test_command(workflow):
     readme_command = re.search(r"^(bash scripts/test\.sh)\s", (REPO / "README.md").read_text(),
-                               re.M).group(1)
+                               re.MULTILINE).group(1)
     runs = _runs(workflow["jobs"]["tests"])
     install = next(i for i, r in enumerate(runs) if "apt-get install" in r)
     packages = set(runs[install].split())
@@ -73,7 +73,7 @@ def test_pipeline_arguments_select_one_candidate(workflow, monkeypatch, tmp_path
     """The arguments the matrix step passes (scripts/main.sh hands them to
     `python -m tennis_assets.pipeline`), parsed by the real main with a stand-in pipeline: the
     quick profile and this candidate only."""
-    import tennis_assets.pipeline as pipeline
+    from tennis_assets import pipeline
 
     (command,) = [r for r in _runs(workflow["jobs"]["pipeline"]) if "scripts/main.sh" in r]
     argv = shlex.split(command.replace('"$CONFIGURATION"', configuration))[2:]

@@ -30,7 +30,7 @@ SERVICES = {"postgres", "user_code", "webserver", "daemon", "mlflow", "optuna-da
             "policy-server", "prometheus", "alertmanager", "grafana", "jupyter"}
 PLACEHOLDERS = {"", "change-me"}
 SECRET_NAME = re.compile(r"PASSWORD|SECRET|TOKEN|API_KEY|ACCESS_KEY|PRIVATE_KEY|CREDENTIAL",
-                         re.I)
+                         re.IGNORECASE)
 INTERPOLATION = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?])([^}]*))?\}")
 
 
@@ -204,7 +204,7 @@ def test_env_example_holds_placeholders_only():
     # The real .env is never committed.
     assert ".env" in (DOCKER / ".gitignore").read_text().split()
     tracked = subprocess.run(["git", "ls-files", "docker"], cwd=REPO, capture_output=True,
-                             text=True).stdout.split()
+                             text=True, check=True).stdout.split()
     assert "docker/.env" not in tracked
 
 
@@ -329,7 +329,7 @@ def test_builds_point_at_files_and_stages_that_exist(compose):
         assert dockerfile.exists(), dockerfile
         if "target" in build:
             assert re.search(rf"^FROM .+ AS {re.escape(build['target'])}$",
-                             dockerfile.read_text(), re.M), (name, build["target"])
+                             dockerfile.read_text(), re.MULTILINE), (name, build["target"])
 
 
 def test_bind_mounted_files_exist(compose):
@@ -404,10 +404,10 @@ def test_postgres_init_script_creates_the_missing_databases(tmp_path):
     stub.chmod(0o755)
     env = {"PATH": f"{stub.parent}:/usr/bin:/bin", "POSTGRES_USER": "tennis"}
     done = subprocess.run(["bash", str(script)], env=env, capture_output=True, text=True,
-                          timeout=30)
+                          timeout=30, check=False)
     assert done.returncode == 0, done.stderr
     creates = [line for line in log.read_text().splitlines() if "CREATE DATABASE" in line]
-    assert creates == ['-v ON_ERROR_STOP=1 --username tennis --dbname postgres '
-                       '-c CREATE DATABASE "mlflow" OWNER "tennis"',
-                       '-v ON_ERROR_STOP=1 --username tennis --dbname postgres '
-                       '-c CREATE DATABASE "optuna" OWNER "tennis"']
+    assert creates == [('-v ON_ERROR_STOP=1 --username tennis --dbname postgres '
+                        '-c CREATE DATABASE "mlflow" OWNER "tennis"'),
+                       ('-v ON_ERROR_STOP=1 --username tennis --dbname postgres '
+                        '-c CREATE DATABASE "optuna" OWNER "tennis"')]

@@ -4,8 +4,16 @@ password only from docker/.env, and every service that opens a study pointed at 
 
 import yaml
 
-from .test_compose import (COMPOSE, DOCKER, INTERPOLATION, PLACEHOLDERS, _env_example,
-                           _environment, _resolve, _validator)
+from .test_compose import (
+    COMPOSE,
+    DOCKER,
+    INTERPOLATION,
+    PLACEHOLDERS,
+    _env_example,
+    _environment,
+    _resolve,
+    _validator,
+)
 
 OVERRIDE = DOCKER / "docker-compose.redis.yml"
 

@@ -97,10 +97,10 @@ def test_prometheus_alertmanager_and_the_webhook_are_wired():
     # start.sh writes the URL where the config reads it, and starts the mounted config.
     start = (DOCKER / "alertmanager" / "start.sh").read_text()
     config = yaml.safe_load((DOCKER / "alertmanager" / "alertmanager.yml").read_text())
-    run_dir = re.search(r"^run=(\S+)$", start, re.M).group(1)
+    run_dir = re.search(r"^run=(\S+)$", start, re.MULTILINE).group(1)
     (receiver,) = [r for r in config["receivers"] if r["name"] == config["route"]["receiver"]]
     assert receiver["slack_configs"][0]["api_url_file"] == f"{run_dir}/webhook-url"
-    config_path = re.search(r"^config=(\S+)$", start, re.M).group(1)
+    config_path = re.search(r"^config=(\S+)$", start, re.MULTILINE).group(1)
     mounts = {v.split(":")[1]: v.split(":")[0] for v in services[host]["volumes"]}
     assert mounts[config_path] == "./alertmanager/alertmanager.yml"
     assert services[host]["entrypoint"][-1] in mounts

@@ -15,7 +15,7 @@ REPO = Path(__file__).resolve().parents[2]
 DOCKER = REPO / "docker"
 DOCKERFILES = sorted(p for p in DOCKER.glob("Dockerfile.*") if p.suffix != ".dockerignore")
 SECRET_NAME = re.compile(r"PASSWORD|SECRET|TOKEN|API_KEY|ACCESS_KEY|PRIVATE_KEY|CREDENTIAL",
-                         re.I)
+                         re.IGNORECASE)
 
 
 def parse(path: Path) -> list[dict]:
@@ -37,7 +37,7 @@ def parse(path: Path) -> list[dict]:
         keyword, _, args = line.partition(" ")
         keyword, args = keyword.upper(), args.strip()
         if keyword == "FROM":
-            m = re.fullmatch(r"(\S+)(?:\s+AS\s+(\S+))?", args, re.I)
+            m = re.fullmatch(r"(\S+)(?:\s+AS\s+(\S+))?", args, re.IGNORECASE)
             assert m, line
             stages.append({"base": m.group(1), "name": m.group(2), "instructions": []})
         else:
@@ -95,7 +95,7 @@ def test_no_secret_in_the_image(path):
     for args in _instructions(stages, "COPY") + _instructions(stages, "ADD"):
         assert ".env" not in args.split(), args
     for run in _runs({"instructions": [(k, a) for s in stages for k, a in s["instructions"]]}):
-        assert not re.search(r"(password|token|secret)\s*=", run, re.I), run
+        assert not re.search(r"(password|token|secret)\s*=", run, re.IGNORECASE), run
 
 
 def test_user_code_installs_cpu_torch_then_the_package():

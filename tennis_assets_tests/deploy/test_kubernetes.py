@@ -187,7 +187,7 @@ def test_the_images_and_commands_are_the_compose_stacks():
 
 def test_generated_config_maps_are_current():
     out = subprocess.run([sys.executable, str(K8S / "render_configmaps.py"), "--check"],
-                         capture_output=True, text=True, cwd=REPO)
+                         capture_output=True, text=True, cwd=REPO, check=False)
     assert out.returncode == 0, out.stderr
     data = _by_kind("ConfigMap")
     docker = REPO / "docker"
@@ -233,11 +233,10 @@ def _as_manifest(job) -> dict:
 
 
 def test_the_instance_loads_with_k8s_run_launcher_and_its_jobs_validate(k8s_instance):
+    import dagster as dg
     from dagster_k8s import K8sRunLauncher, construct_dagster_k8s_job
     from dagster_k8s.container_context import K8sContainerContext
     from dagster_k8s.job import UserDefinedDagsterK8sConfig
-
-    import dagster as dg
 
     from tennis_assets.defs.step_jobs import POD_STEP_K8S_CONFIG
 

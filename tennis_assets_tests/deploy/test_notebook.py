@@ -30,7 +30,7 @@ def test_notebook_is_stored_clean_and_uses_no_dagster():
     for cell in code:
         assert cell.get("outputs") == [] and cell.get("execution_count") is None, \
             "store the notebook without outputs"
-        assert not re.search(r"^\s*(import|from)\s+dagster", cell.source, re.M), cell.source
+        assert not re.search(r"^\s*(import|from)\s+dagster", cell.source, re.MULTILINE), cell.source
     assert NOTEBOOK.stat().st_size < 20_000
 
 

@@ -70,7 +70,7 @@ def options(command: str) -> tuple[list[str], list[str]]:
     _, out, _ = run_main(command, "--help")
     opts = [o for o in re.findall(r"\[(--[\w-]+)", out) if o != "--help"]
     section = out.split("positional arguments:", 1)
-    positionals = re.findall(r"^  (\w+)", section[1].split("\n\n")[0], re.M) \
+    positionals = re.findall(r"^  (\w+)", section[1].split("\n\n")[0], re.MULTILINE) \
         if len(section) == 2 else []
     return opts, positionals
 
@@ -202,7 +202,7 @@ def test_ctrl_c_in_the_first_seconds_of_train(tmp_path, delay):
     _wait_for_numpy(proc)
     time.sleep(delay)
     proc.send_signal(signal.SIGINT)
-    stdout, stderr = proc.communicate(timeout=120)
+    _stdout, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 130, (delay, proc.returncode, stderr[-2000:])
     assert "Traceback" not in stderr, (delay, stderr[-3000:])
     lines = stderr.strip().splitlines()

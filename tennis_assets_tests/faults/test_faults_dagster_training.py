@@ -95,7 +95,7 @@ def test_a_killed_training_run_is_re_executed_from_its_resume_state(tmp_path, si
         time.sleep(0.2)
     assert saved.get("updates", 0) >= 100, "no resume state with 100 updates within 120 s"
     os.killpg(first.pid, sig)
-    out, err = first.communicate(timeout=60)
+    _out, err = first.communicate(timeout=60)
 
     with dg.DagsterInstance.from_config(str(root / "home")) as instance:
         run = instance.get_runs(limit=1)[0]
@@ -116,7 +116,7 @@ def test_a_killed_training_run_is_re_executed_from_its_resume_state(tmp_path, si
         assert before["updates"] >= saved["updates"]
 
     again = subprocess.run([sys.executable, str(script), run.run_id], env=_env(root), cwd=root,
-                           capture_output=True, text=True, timeout=300)
+                           capture_output=True, text=True, timeout=300, check=False)
     assert "True" in again.stdout, again.stderr[-3000:]
     with dg.DagsterInstance.from_config(str(root / "home")) as instance:
         second = instance.get_runs(limit=1)[0]

@@ -76,7 +76,7 @@ def test_the_cli_says_the_disk_is_full_and_what_is_kept(small_disk):
     done = subprocess.run(
         [sys.executable, "-m", "tennis_assets.cli", "train", "--seconds", "3", "--out", str(out),
          "--eval-episodes", "2", "--no-gif", "--no-progress", "--courts", "2"],
-        capture_output=True, text=True, timeout=180)
+        capture_output=True, text=True, timeout=180, check=False)
     assert done.returncode == 2, done.stderr
     assert "Traceback" not in done.stderr
     last = done.stderr.strip().splitlines()[-1]

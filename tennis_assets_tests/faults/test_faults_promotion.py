@@ -16,8 +16,12 @@ from pathlib import Path
 import pytest
 
 from tennis_assets.files import DiskFullError
-from tennis_assets.workflow.production import (ChampionRecord, move_champion, promotion_lock,
-                                               read_pointer)
+from tennis_assets.workflow.production import (
+    ChampionRecord,
+    move_champion,
+    promotion_lock,
+    read_pointer,
+)
 from tennis_assets_tests.serving.support import Registry, empty_mlflow_db
 
 # One process of a concurrent promotion: wait for the start file, register the run's model as
@@ -94,7 +98,8 @@ def _registry_state(registry: Registry, name: str) -> tuple[dict, list]:
     return registry.tracker.aliases(name), versions
 
 
-def _assert_pointer_matches_registry(registry: Registry, name: str, pointer: Path) -> ChampionRecord:
+def _assert_pointer_matches_registry(registry: Registry, name: str,
+                                     pointer: Path) -> ChampionRecord:
     aliases, versions = _registry_state(registry, name)
     doc = read_pointer(pointer)
     assert doc is not None
@@ -111,7 +116,7 @@ def _assert_pointer_matches_registry(registry: Registry, name: str, pointer: Pat
 
 @pytest.mark.parametrize("locked", [True, False], ids=["with-lock", "without-lock"])
 def test_four_processes_promoting_one_run_leave_one_version(registry, tmp_path, locked):
-    name, first_run = _with_champion(registry)
+    name, _first_run = _with_champion(registry)
     run = _trained_run(registry, 1)
     pointer = tmp_path / "production" / "champion.json"
     results = _promote_at_once(registry, name, [run] * 4, pointer, locked=locked)
@@ -151,15 +156,15 @@ def test_a_promotion_killed_holding_the_lock_does_not_block_the_next(registry, t
     name, _ = _with_champion(registry)
     pointer = tmp_path / "production" / "champion.json"
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time\n"
-         "from tennis_assets.workflow.production import promotion_lock\n"
-         "with promotion_lock(sys.argv[1]):\n"
-         "    print('held', flush=True)\n"
-         "    time.sleep(600)\n", str(pointer.parent)], stdout=subprocess.PIPE, text=True)
+        [sys.executable, "-c", ("import sys, time\n"
+          "from tennis_assets.workflow.production import promotion_lock\n"
+          "with promotion_lock(sys.argv[1]):\n"
+          "    print('held', flush=True)\n"
+          "    time.sleep(600)\n"), str(pointer.parent)], stdout=subprocess.PIPE, text=True)
     assert holder.stdout.readline().strip() == "held"
-    with pytest.raises(RuntimeError, match=f"process {holder.pid}"):
-        with promotion_lock(pointer.parent, timeout_s=0.5):
-            pass
+    with (pytest.raises(RuntimeError, match=f"process {holder.pid}"),
+          promotion_lock(pointer.parent, timeout_s=0.5)):
+        pass
     os.kill(holder.pid, signal.SIGKILL)
     holder.wait(10)
 

@@ -18,8 +18,12 @@ import dagster as dg
 import pytest
 
 from tennis_assets.tracking.mlflow_tracking import MlflowTracker
-from tennis_assets.tracking.preflight import (ResourceError, check_optuna_storage,
-                                              check_output_folder, check_tracking_uri)
+from tennis_assets.tracking.preflight import (
+    ResourceError,
+    check_optuna_storage,
+    check_output_folder,
+    check_tracking_uri,
+)
 from tennis_assets_tests.defs.conftest import job_definitions, make_resources, run_job
 
 FAST_S = 10.0
@@ -90,7 +94,7 @@ def test_a_server_that_does_not_answer_is_named_without_its_password(tmp_path):
     uri = f"http://alice:s3cret@127.0.0.1:{port}"
     message = str(refused(MlflowTracker, uri, artifact_root=(tmp_path / "art").as_uri()))
     assert f"http://alice:***@127.0.0.1:{port}" in message and "s3cret" not in message
-    assert f"/health" in message and "start the MLflow server" in message
+    assert "/health" in message and "start the MLflow server" in message
     assert files_under(tmp_path) == []
 
 
@@ -243,7 +247,7 @@ def test_multiprocess_runs_fail_at_their_first_step(tmp_path):
            "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[2]),
                                           os.environ.get("PYTHONPATH", "")])}
     done = subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
     events = [line.split()[1:] for line in done.stdout.splitlines() if line.startswith("EVENT")]
     # trained_agents fails in its resource set-up, before it starts; nothing else runs.

@@ -13,8 +13,12 @@ import grpc
 import psutil
 import pytest
 
-from tennis_assets.unity import (UnityBuildError, UnityConnectionError, UnityTennis,
-                                 UnityTimeoutError)
+from tennis_assets.unity import (
+    UnityBuildError,
+    UnityConnectionError,
+    UnityTennis,
+    UnityTimeoutError,
+)
 
 pytestmark = pytest.mark.filterwarnings("ignore:distutils Version classes:DeprecationWarning")
 
@@ -53,38 +57,38 @@ def write(path: Path, content: bytes, mode: int) -> Path:
 BAD_BUILDS = {
     "text without #!": (
         lambda d: write(d / "Tennis.x86_64", b"Tennis for Linux\n", 0o755),
-        UnityBuildError, r"Tennis\.x86_64' is not a program this machine can run \(Exec format "
-                         r"error: neither a program nor a script starting with #!\): is it a "
-                         r"Unity build for another OS\?"),
+        UnityBuildError, (r"Tennis\.x86_64' is not a program this machine can run \(Exec format "
+                          r"error: neither a program nor a script starting with #!\): is it a "
+                          r"Unity build for another OS\?")),
     "random bytes": (
         lambda d: write(d / "Tennis.x86_64", b"\0\1" + random.Random(14).randbytes(510), 0o755),
-        UnityBuildError, r"Tennis\.x86_64' is not a program this machine can run \(Exec format "
-                         r"error"),
+        UnityBuildError, (r"Tennis\.x86_64' is not a program this machine can run \(Exec format "
+                          r"error")),
     "ELF of another machine": (
         # A 64-bit ELF header with e_machine 0xffff: valid magic, no loader for it.
         lambda d: write(d / "Tennis.x86_64",
                         b"\x7fELF\x02\x01\x01" + bytes(9) + b"\x02\x00\xff\xff" + bytes(44), 0o755),
-        UnityBuildError, r"Tennis\.x86_64' is not a program this machine can run \(Exec format "
-                         r"error: an ELF program for another CPU or OS\)"),
+        UnityBuildError, (r"Tennis\.x86_64' is not a program this machine can run \(Exec format "
+                          r"error: an ELF program for another CPU or OS\)")),
     "not executable": (
         lambda d: write(d / "Tennis.x86_64", b"#!/bin/sh\nexit 0\n", 0o644),
         UnityBuildError, r"Tennis\.x86_64' is not executable; run: chmod \+x .*Tennis\.x86_64$"),
     "a directory": (
         lambda d: (d / "Tennis.x86_64").mkdir() or d / "Tennis.x86_64",
-        UnityBuildError, r"Tennis\.x86_64' is a directory, not a program: pass the build's "
-                         r"executable inside it"),
+        UnityBuildError, (r"Tennis\.x86_64' is a directory, not a program: pass the build's "
+                          r"executable inside it")),
     "a Windows build": (
         lambda d: write(d / "Tennis.exe", b"MZ\x90\x00" + bytes(60), 0o755),
-        UnityBuildError, r"Tennis\.exe' exists but mlagents-envs cannot launch it: .*it looks "
-                         r"like a Windows build"),
+        UnityBuildError, (r"Tennis\.exe' exists but mlagents-envs cannot launch it: .*it looks "
+                          r"like a Windows build")),
     "missing #! interpreter": (
         lambda d: write(d / "Tennis.x86_64", b"#!/no/such/interpreter\n", 0o755),
-        UnityBuildError, r"Tennis\.x86_64' could not be started: its #! line names "
-                         r"'/no/such/interpreter', which does not exist"),
+        UnityBuildError, (r"Tennis\.x86_64' could not be started: its #! line names "
+                          r"'/no/such/interpreter', which does not exist")),
     "exits at once": (
         lambda d: write(d / "Tennis.x86_64", b"#!/bin/sh\nexit 1\n", 0o755),
-        UnityConnectionError, r"Tennis\.x86_64' on port \d+: the Unity process exited "
-                              r"\(environment shut down with return code 1\)"),
+        UnityConnectionError, (r"Tennis\.x86_64' on port \d+: the Unity process exited "
+                               r"\(environment shut down with return code 1\)")),
     "never connects": (
         lambda d: write(d / "Tennis.x86_64", b"#!/bin/sh\nexec sleep 60\n", 0o755),
         UnityTimeoutError, r"Tennis\.x86_64' on port \d+: no answer within 1 s"),

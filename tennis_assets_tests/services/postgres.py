@@ -83,9 +83,10 @@ class PostgresServer:
             kwargs = {"user": self.user.pw_uid, "group": self.user.pw_gid, "extra_groups": []}
             env["HOME"] = str(self.root)
         return subprocess.run([str(self.bindir / args[0]), *args[1:]], cwd=self.root, env=env,
-                              capture_output=True, text=True, timeout=timeout, **kwargs)
+                              capture_output=True, text=True, timeout=timeout, check=False,
+                              **kwargs)
 
-    def start(self, attempts: int = 3) -> "PostgresServer":
+    def start(self, attempts: int = 3) -> PostgresServer:
         out = self._run("initdb", "-D", str(self.data), "-U", SUPERUSER, "-A", "trust",
                         "-E", "UTF8", "--no-locale", "--no-sync")
         if out.returncode != 0:

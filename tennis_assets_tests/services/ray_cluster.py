@@ -79,7 +79,7 @@ class RayCluster:
         if head:
             self.address = _head_address(log)
 
-    def start(self) -> "RayCluster":
+    def start(self) -> RayCluster:
         try:
             for index in range(self.n_nodes):
                 self._start_node(index, head=index == 0)
@@ -92,13 +92,14 @@ class RayCluster:
     def alive_nodes(self, expect: int, timeout: float = 60) -> list[dict]:
         """The cluster's alive nodes as Ray reports them (``ray.nodes()``, asked by a driver in
         a process of its own), once ``expect`` of them have registered with their CPUs."""
-        script = ("import json, ray; ray.init(address=%r, logging_level='ERROR'); "
+        script = (f"import json, ray; ray.init(address={self.address!r}, logging_level='ERROR'); "
                   "print(json.dumps([{'id': n['NodeID'], 'cpus': n['Resources'].get('CPU', 0)}"
-                  " for n in ray.nodes() if n['Alive']])); ray.shutdown()" % self.address)
+                  " for n in ray.nodes() if n['Alive']])); ray.shutdown()")
         deadline = time.monotonic() + timeout
         while True:
             done = subprocess.run([sys.executable, "-c", script], capture_output=True,
-                                  text=True, env={**os.environ, **self.env()}, timeout=120)
+                                  text=True, env={**os.environ, **self.env()}, timeout=120,
+                                  check=False)
             nodes = json.loads(done.stdout.strip().splitlines()[-1]) \
                 if done.returncode == 0 and done.stdout.strip() else []
             if len(nodes) >= expect and all(n["cpus"] >= self.cpus for n in nodes):

@@ -32,17 +32,16 @@ class RedisServer:
     def url(self, db: int = 0) -> str:
         return f"redis://:{self.password}@127.0.0.1:{self.port}/{db}"
 
-    def start(self, attempts: int = 3) -> "RedisServer":
+    def start(self, attempts: int = 3) -> RedisServer:
         for _ in range(attempts):
             self.port = free_port()
-            log = open(self.root / "server.log", "ab")
-            # Options on the command line: no config file, nothing saved to disk, loopback only.
-            self.proc = subprocess.Popen(
-                [self.binary, "--port", str(self.port), "--bind", "127.0.0.1",
-                 "--dir", str(self.root), "--save", "", "--appendonly", "no",
-                 "--requirepass", self.password, "--daemonize", "no"],
-                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-            log.close()
+            with open(self.root / "server.log", "ab") as log:  # the child holds its own copy
+                # Options on the command line: no config file, nothing saved to disk, loopback only.
+                self.proc = subprocess.Popen(
+                    [self.binary, "--port", str(self.port), "--bind", "127.0.0.1",
+                     "--dir", str(self.root), "--save", "", "--appendonly", "no",
+                     "--requirepass", self.password, "--daemonize", "no"],
+                    stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
             deadline = time.monotonic() + 20
             while time.monotonic() < deadline and self.proc.poll() is None:
                 try:

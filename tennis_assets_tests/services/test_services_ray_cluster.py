@@ -55,14 +55,15 @@ def test_trials_run_on_both_nodes_of_a_two_node_cluster(ray_cluster, tmp_path, m
               "engine": "ray", "ray_address": ray_cluster.address, "ray_searcher": "random",
               "ray_scheduler": "fifo", "params": PARAMS, "trial_max_updates": 100}
     (tmp_path / "dagster").mkdir()
-    with dg.instance_for_test(temp_dir=str(tmp_path / "dagster")) as instance:
-        with dg.execute_job(dg.reconstructable(tune_job), instance=instance, run_config={
-                "ops": {"tuning_study": {"config": config}}}) as result:
-            assert result.success
-            run_id = result.run_id
-            driver_pids = {e.pid for e in result.all_events
-                           if e.event_type == dg.DagsterEventType.STEP_START
-                           and "tune_trials" in e.step_key}
+    run_config = {"ops": {"tuning_study": {"config": config}}}
+    with (dg.instance_for_test(temp_dir=str(tmp_path / "dagster")) as instance,
+          dg.execute_job(dg.reconstructable(tune_job), instance=instance,
+                         run_config=run_config) as result):
+        assert result.success
+        run_id = result.run_id
+        driver_pids = {e.pid for e in result.all_events
+                       if e.event_type == dg.DagsterEventType.STEP_START
+                       and "tune_trials" in e.step_key}
 
     study = optuna.load_study(study_name="ray-nodes", storage=tuning.make_storage(
         f"journal:{home / 'optuna' / 'journal.log'}"))

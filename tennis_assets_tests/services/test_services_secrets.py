@@ -29,7 +29,7 @@ class _Receiver:
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802 (http.server's naming)
+            def do_POST(self):
                 outer.posts.append(json.loads(self.rfile.read(
                     int(self.headers.get("Content-Length", 0)))))
                 self.send_response(200)
@@ -48,8 +48,14 @@ class _Receiver:
 
 
 def _definitions(resources):
-    from tennis_assets.defs.assets import (challenger_checks, challenger_model, evaluation_report,
-                                           production_model, trained_agents, tuning_study)
+    from tennis_assets.defs.assets import (
+        challenger_checks,
+        challenger_model,
+        evaluation_report,
+        production_model,
+        trained_agents,
+        tuning_study,
+    )
     from tennis_assets.defs.checks import enough_completed_trials
     from tennis_assets.defs.jobs import ALL_JOBS
 

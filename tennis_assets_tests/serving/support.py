@@ -162,7 +162,7 @@ class Client:
 
     def json(self, method: str, path: str, doc=None, **kw):
         body = None if doc is None else json.dumps(doc)
-        status, headers, data = self.request(method, path, body, **kw)
+        status, _headers, data = self.request(method, path, body, **kw)
         return status, json.loads(data) if data else None
 
     def close(self) -> None:

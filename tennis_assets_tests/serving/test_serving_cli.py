@@ -23,12 +23,12 @@ pytestmark = pytest.mark.slow
 def test_serve_drains_on_sigterm_answering_every_request_received(registry, champion, tmp_path):
     name, info, _ = champion
     log_path = tmp_path / "serve.log"
-    log = open(log_path, "wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tennis_assets.cli", "serve", "--port", "0",
-         "--tracking-uri", registry.tracker.tracking_uri, "--model-name", name,
-         "--poll-interval", "0.5", "--monitoring-file", str(tmp_path / "latest.json")],
-        stdout=subprocess.PIPE, stderr=log, text=True)
+    with open(log_path, "wb") as log:  # the child holds its own copy
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "tennis_assets.cli", "serve", "--port", "0",
+             "--tracking-uri", registry.tracker.tracking_uri, "--model-name", name,
+             "--poll-interval", "0.5", "--monitoring-file", str(tmp_path / "latest.json")],
+            stdout=subprocess.PIPE, stderr=log, text=True)
     try:
         line = proc.stdout.readline()
         match = re.search(r"on (http://127\.0\.0\.1:(\d+))$", line.strip())
@@ -61,7 +61,6 @@ def test_serve_drains_on_sigterm_answering_every_request_received(registry, cham
             acts[0])
     finally:
         stop_process(proc)
-        log.close()
 
 
 def _serve(capsys, *args: str) -> tuple[int, str]:

@@ -5,9 +5,10 @@ policy server's /invocations gives for the same bodies; non-finite inputs get a 
 The same for a 3-agent MPE team: the model's signature carries its own shapes.
 
 uv comes with the package (a dependency), so the command runs from a shell that has only the
-project's install on PATH. The environment is built in the module's own folder every run (MLFLOW_ENV_ROOT), so nothing of
-an earlier run or of the project's venv can stand in for a missing requirement; uv's download
-cache makes that about 15 s here (the first download of the wheels, ~70 MB, adds a few seconds).
+project's install on PATH. The environment is built in the module's own folder every run
+(MLFLOW_ENV_ROOT), so nothing of an earlier run or of the project's venv can stand in for a
+missing requirement; uv's download cache makes that about 15 s here (the first download of the
+wheels, ~70 MB, adds a few seconds).
 Both models state the same requirements, so the second test reuses the first's environment.
 """
 

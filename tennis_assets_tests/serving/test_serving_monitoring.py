@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
@@ -63,7 +63,7 @@ def test_result_becomes_gauges_and_changes_are_reread(tmp_path):
     assert value(found, "tennis_monitoring_drift_severity") == 2
     assert value(found, "tennis_monitoring_episodes") == 100
     assert value(found, "tennis_monitoring_last_run_timestamp_seconds") == datetime(
-        2026, 11, 27, 6, tzinfo=timezone.utc).timestamp()
+        2026, 11, 27, 6, tzinfo=UTC).timestamp()
     assert value(found, "tennis_monitoring_run_info", model_version="3",
                  test="mann-whitney-u") == 1
     assert value(found, "tennis_monitoring_court_parameter", parameter="gravity") == -19.62

@@ -13,9 +13,9 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tennis_assets_tests.system_services import missing
-import yaml
 
 from .support import Client, stop_process, wait_for_http, wait_until
 from .test_serving_http import VALID
@@ -61,18 +61,17 @@ def prometheus(server, monitoring_file, tmp_path_factory):
         "scrape_configs:\n"
         f"  - job_name: policy-server\n    static_configs: [{{targets: [{json.dumps(target)}]}}]\n")
     port = _free_port()
-    log = open(root / "prometheus.log", "wb")
-    proc = subprocess.Popen(
-        [PROMETHEUS, f"--config.file={config}", f"--storage.tsdb.path={root / 'data'}",
-         f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"],
-        stdout=log, stderr=subprocess.STDOUT)
+    with open(root / "prometheus.log", "wb") as log:  # the child holds its own copy
+        proc = subprocess.Popen(
+            [PROMETHEUS, f"--config.file={config}", f"--storage.tsdb.path={root / 'data'}",
+             f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"],
+            stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
         wait_for_http(proc, f"{base}/-/ready", 30, "prometheus", root / "prometheus.log")
         yield base
     finally:
         stop_process(proc)
-        log.close()
 
 
 def query(base: str, expr: str) -> list:
@@ -145,7 +144,8 @@ def test_every_dashboard_query_is_valid_promql(prometheus):
 def _promtool(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess:
     if not Path(PROMTOOL).exists():
         missing(f"{PROMTOOL} (Prometheus's promtool)", "prometheus")
-    return subprocess.run([PROMTOOL, *args], input=stdin, capture_output=True, timeout=60)
+    return subprocess.run([PROMTOOL, *args], input=stdin, capture_output=True, timeout=60,
+                          check=False)
 
 
 def test_promtool_accepts_the_exposition(server):

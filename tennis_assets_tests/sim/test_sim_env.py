@@ -16,7 +16,8 @@ def _rollout(env, acts):
     out = []
     for a in acts:
         r = env.step(a)
-        out.append((r.obs, r.rewards, r.terminated, r.truncated, r.final_obs, r.episode_score, r.episode_length))
+        out.append((r.obs, r.rewards, r.terminated, r.truncated, r.final_obs, r.episode_score,
+                    r.episode_length))
     return out
 
 

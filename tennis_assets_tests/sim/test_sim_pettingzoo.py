@@ -25,7 +25,8 @@ def test_matches_vec_tennis_and_ends_the_episode():
     total = {a: 0.0 for a in env.possible_agents}
     steps = 0
     while env.agents:
-        obs, rew, term, trunc, infos = env.step({a: np.zeros(2, dtype=np.float32) for a in env.agents})
+        actions = {a: np.zeros(2, dtype=np.float32) for a in env.agents}
+        obs, rew, term, trunc, infos = env.step(actions)
         steps += 1
         for a, r in rew.items():
             total[a] += r

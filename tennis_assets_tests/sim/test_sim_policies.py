@@ -45,8 +45,10 @@ def test_unhit_serve_lands_in_decision_15():
     assert res.terminated.all()
     # The serving side's player is charged: agent 0 if served on the right, agent 1 on the left.
     served_left = res.final_obs[:, 1, 20] < 0
-    np.testing.assert_allclose(res.rewards[served_left], [[0.0, -0.01]] * served_left.sum(), atol=1e-7)
-    np.testing.assert_allclose(res.rewards[~served_left], [[-0.01, 0.0]] * (~served_left).sum(), atol=1e-7)
+    np.testing.assert_allclose(res.rewards[served_left], [[0.0, -0.01]] * served_left.sum(),
+                               atol=1e-7)
+    np.testing.assert_allclose(res.rewards[~served_left], [[-0.01, 0.0]] * (~served_left).sum(),
+                               atol=1e-7)
 
 
 @pytest.mark.slow
@@ -63,7 +65,8 @@ def test_scripted_policy_uses_only_observations():
     pol = ScriptedSwingPolicy()
     obs = VecTennis(4, seed=0).reset()
     np.testing.assert_array_equal(pol(obs), pol(obs.copy()))
-    scores, _ = first_episodes(pol, n=10, seed=1, params=CourtParams(real_ball_velocity=True, max_decisions=200))
+    scores, _ = first_episodes(pol, n=10, seed=1,
+                               params=CourtParams(real_ball_velocity=True, max_decisions=200))
     assert scores.min() >= 0.4
 
 

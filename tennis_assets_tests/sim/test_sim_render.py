@@ -16,7 +16,8 @@ from tennis_assets.sim.render import (
 
 
 def test_record_episode_matches_the_vector_env():
-    states, score, length = record_episode(ScriptedSwingPolicy(), CourtParams(), seed=3, max_decisions=120)
+    states, score, length = record_episode(ScriptedSwingPolicy(), CourtParams(), seed=3,
+                                           max_decisions=120)
     assert length == 120 and len(states) == 121
     assert score >= 0.2
     # The same seed in VecTennis serves the same point.

@@ -240,7 +240,8 @@ def test_ball_velocity_is_clamped():
     env = court(ball=(3.0, 0.0, -40.0, 40.0))
     env.step(STAY)
     s = env.snapshot()
-    assert s["ball_vx"][0] == -9.0 and s["ball_vy"][0] == pytest.approx(9.0 + 4 * G * DT)  # clamped at step 1, then 4 steps of gravity
+    # Clamped at step 1, then 4 steps of gravity.
+    assert s["ball_vx"][0] == -9.0 and s["ball_vy"][0] == pytest.approx(9.0 + 4 * G * DT)
 
 
 # ---------------------------------------------------------------- rackets and actions
@@ -277,7 +278,8 @@ def test_a0_sets_velocity_toward_the_net_for_both_players(a0):
         assert obs[0, agent, 18] == pytest.approx(v)  # own vx in the mirrored view
         assert obs[0, agent, 16] == pytest.approx(-7.0 + v * 0.1, abs=1e-5)
     s = env.snapshot()
-    assert s["racket_vx"][0, LEFT] == pytest.approx(v) and s["racket_vx"][0, RIGHT] == pytest.approx(-v)
+    assert s["racket_vx"][0, LEFT] == pytest.approx(v)
+    assert s["racket_vx"][0, RIGHT] == pytest.approx(-v)
 
 
 def test_net_side_limit():
@@ -350,7 +352,8 @@ def test_frame_stacking():
 def test_mirrored_views_of_a_symmetric_state_are_equal(real):
     env = VecTennis(1, CourtParams(real_ball_velocity=real), seed=0)
     obs = env.set_state(
-        0, ball=(0.0, 4.0, 0.0, -2.0), racket_left=(-7.0, -1.6, 3.0, 1.0), racket_right=(7.0, -1.6, -3.0, 1.0)
+        0, ball=(0.0, 4.0, 0.0, -2.0), racket_left=(-7.0, -1.6, 3.0, 1.0),
+        racket_right=(7.0, -1.6, -3.0, 1.0)
     )
     np.testing.assert_array_equal(obs[RIGHT], obs[LEFT])
     assert obs[LEFT, 16] == -7.0 and obs[LEFT, 18] == 3.0

@@ -11,8 +11,11 @@ import pytest
 
 from tennis_assets.agents import AgentConfig, make_learner
 from tennis_assets.tracking import run_tags
-from tennis_assets.tracking.mlflow_tracking import (MlflowTracker, policy_pip_requirements,
-                                                    save_policy_model)
+from tennis_assets.tracking.mlflow_tracking import (
+    MlflowTracker,
+    policy_pip_requirements,
+    save_policy_model,
+)
 from tennis_assets.training import save_checkpoint
 
 pytestmark = pytest.mark.slow
@@ -55,9 +58,8 @@ def test_run_lifecycle_params_and_batched_series(tracker):
     assert len(history) == 2500 and sorted(m.step for m in history) == list(range(2500))
     assert run.url.endswith(f"/runs/{run.run_id}")
 
-    with pytest.raises(RuntimeError):
-        with tracker.start_run("fails") as failing:
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError), tracker.start_run("fails") as failing:
+        raise RuntimeError("boom")
     assert tracker.get_run(failing.run_id).info.status == "FAILED"
 
 
@@ -140,7 +142,7 @@ def test_policy_model_takes_the_shapes_of_its_environment(tmp_path, checkpoint):
 
 
 def test_registry_champion_previous_and_rollback(tracker, checkpoint, tmp_path):
-    path, learner = checkpoint
+    path, _learner = checkpoint
     name = "registry-test"
     assert tracker.champion(name) is None
     sources = []
@@ -183,7 +185,7 @@ def _open_tracker_at_once(uri: str, barrier, results) -> None:
         with tracker.start_run("together") as run:
             run.log_metrics({"x": 1.0})
         results.put("ok")
-    except Exception as exc:  # reported to the test, which names it
+    except Exception as exc:  # noqa: BLE001 - reported to the test, which names it
         results.put(f"{type(exc).__name__}: {exc}")
 
 

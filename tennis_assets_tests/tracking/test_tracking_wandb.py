@@ -35,5 +35,5 @@ def test_offline_run_records_locally_beside_mlflow(tmp_path, monkeypatch):
     assert offline and not (tmp_path / "wandb" / "wandb").exists()
     assert len(offline) == 1
     assert (offline[0] / "files" / "note.txt").read_text() == "hello"
-    assert list(offline[0].glob("run-*.wandb"))[0].stat().st_size > 0
+    assert next(iter(offline[0].glob("run-*.wandb"))).stat().st_size > 0
     assert mlflow_tracker.get_run(run.run_id).data.metrics["mean"] == 0.8

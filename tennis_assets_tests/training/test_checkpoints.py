@@ -6,12 +6,18 @@ import pytest
 import safetensors.torch as st
 
 from tennis_assets.agents import AgentConfig, make_learner
-from tennis_assets.training import CheckpointError, TrainConfig, load_checkpoint, load_learner
-from tennis_assets.training import save_checkpoint, train
+from tennis_assets.training import (
+    CheckpointError,
+    TrainConfig,
+    load_checkpoint,
+    load_learner,
+    save_checkpoint,
+    train,
+)
 from tennis_assets.training.checkpoints import read_metadata, sidecar_path
 
-CFG = dict(actor_hidden=32, critic_hidden=32, batch_size=32, buffer_size=5000,
-           learning_starts=64)
+CFG = {"actor_hidden": 32, "critic_hidden": 32, "batch_size": 32, "buffer_size": 5000,
+       "learning_starts": 64}
 
 
 def trained(alg="ddpg", seed=0):
@@ -95,7 +101,8 @@ def test_resume_continues_the_run(tmp_path):
     ac = AgentConfig(**CFG)
     path = str(tmp_path / "run.safetensors")
     tc = TrainConfig(num_courts=4, max_seconds=None, max_updates=150, eval_every_updates=100,
-                     selection_episodes=5, seed=3, checkpoint_path=path, checkpoint_every_updates=50)
+                     selection_episodes=5, seed=3, checkpoint_path=path,
+                     checkpoint_every_updates=50)
     first = train(ac, tc, progress=False)
     assert first.updates == 150
     second = train(ac, tc.replace(max_updates=300), progress=False, resume_from=path)

@@ -6,8 +6,8 @@ from tennis_assets.agents import AgentConfig
 from tennis_assets.training import TrainConfig, plot_learning_curve, train
 from tennis_assets.training.loop import EPISODE_COLUMNS, EVAL_COLUMNS
 
-SMALL = dict(actor_hidden=32, critic_hidden=32, batch_size=32, buffer_size=5000,
-             learning_starts=128)
+SMALL = {"actor_hidden": 32, "critic_hidden": 32, "batch_size": 32, "buffer_size": 5000,
+         "learning_starts": 128}
 
 
 @pytest.mark.parametrize("alg", ["ddpg", "maddpg"])
@@ -41,7 +41,7 @@ def test_callback_can_stop_and_progress_bar_runs(capsys):
 
 def test_best_weights_are_kept(monkeypatch):
     """The returned weights are those of the best greedy evaluation, not the last ones."""
-    import tennis_assets.training.loop as loop
+    from tennis_assets.training import loop
 
     means = iter([0.3, 0.9, 0.1, 0.2])
     snapshots = []

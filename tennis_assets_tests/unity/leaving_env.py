@@ -9,13 +9,15 @@ when none is left. Starts are drawn from the reset seed.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 from gymnasium import spaces
 from pettingzoo import ParallelEnv
 
 
 class LeavingWalkers(ParallelEnv):
-    metadata = {"name": "leaving_walkers_v0"}
+    metadata: ClassVar[dict[str, str]] = {"name": "leaving_walkers_v0"}
 
     def __init__(self, agents: int = 3) -> None:
         self.possible_agents = [f"walker_{k}" for k in range(agents)]

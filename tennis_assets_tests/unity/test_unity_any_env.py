@@ -116,8 +116,9 @@ def test_evaluation_through_the_protocol_equals_in_process(port, peer_thread):
     assert port_is_free(eval_port)
 
 
-SMALL = dict(algorithm="maddpg", num_agents=3, obs_size=18, action_size=5, actor_hidden=32,
-             critic_hidden=32, batch_size=32, buffer_size=5000, learning_starts=128)
+SMALL = {"algorithm": "maddpg", "num_agents": 3, "obs_size": 18, "action_size": 5,
+         "actor_hidden": 32, "critic_hidden": 32, "batch_size": 32, "buffer_size": 5000,
+         "learning_starts": 128}
 
 
 @pytest.mark.slow

@@ -61,8 +61,8 @@ def test_teams_with_several_agents_per_court():
 
 
 @pytest.mark.parametrize("reported, per_court, message", [
-    ({"B": agents([0, 1, 2])}, 2, r"build: 3 agents in each of 1 team\(s\) do not make courts "
-                                  r"of agents_per_court=2"),
+    ({"B": agents([0, 1, 2])}, 2, (r"build: 3 agents in each of 1 team\(s\) do not make courts "
+                                   r"of agents_per_court=2")),
     ({"T?team=0": agents([0, 1]), "T?team=1": agents([2])}, None,
      r"the teams have \{'T\?team=0': 2, 'T\?team=1': 1\} agents"),
     ({"T?team=0": agents([0]), "T?team=1": agents([1])}, 3, r"agents_per_court=3"),

@@ -11,8 +11,13 @@ import pytest
 
 from tennis_assets.config.model import ConfigError
 from tennis_assets.envs import EnvironmentConfig
-from tennis_assets.unity import (UnityBuildError, UnityConnectionError, UnityEnv, UnityTennis,
-                                 UnityTimeoutError)
+from tennis_assets.unity import (
+    UnityBuildError,
+    UnityConnectionError,
+    UnityEnv,
+    UnityTennis,
+    UnityTimeoutError,
+)
 
 from .conftest import port_is_free
 
@@ -100,24 +105,24 @@ def test_launched_build_that_hangs_mid_run_is_killed(port, launcher):
 @pytest.mark.slow
 def test_launched_build_that_exits_mid_run(port, launcher):
     build = launcher(exit_after=5)
-    with UnityTennis(str(build), base_port=port, timeout_s=15) as env:
-        with pytest.raises(UnityConnectionError,
-                           match=r"the Unity process exited \(environment shut down with "
-                                 r"return code 3\)"):
-            for _ in range(5):
-                env.step(np.zeros((1, 2, 2), dtype=np.float32))
+    with (UnityTennis(str(build), base_port=port, timeout_s=15) as env,
+          pytest.raises(UnityConnectionError,
+                        match=r"the Unity process exited \(environment shut down with "
+                              r"return code 3\)")):
+        for _ in range(5):
+            env.step(np.zeros((1, 2, 2), dtype=np.float32))
 
 
 def test_port_already_in_use(port, peer_thread):
     peer_thread(port)
-    with UnityTennis(base_port=port, timeout_s=10):
-        with pytest.raises(UnityConnectionError, match=f"port {port} is already in use"):
-            UnityTennis(base_port=port, timeout_s=1)
+    with (UnityTennis(base_port=port, timeout_s=10),
+          pytest.raises(UnityConnectionError, match=f"port {port} is already in use")):
+        UnityTennis(base_port=port, timeout_s=1)
 
 
 def test_unity_that_closes_the_connection_mid_run(port, peer_thread):
     peer_thread(port, quit_after=5)  # a goodbye (status 400), as a closing Unity player sends
-    with UnityTennis(base_port=port, timeout_s=10) as env:
-        with pytest.raises(UnityConnectionError, match=f"port {port}: Unity closed the connection"):
-            for _ in range(5):
-                env.step(np.zeros((1, 2, 2), dtype=np.float32))
+    with (UnityTennis(base_port=port, timeout_s=10) as env,
+          pytest.raises(UnityConnectionError, match=f"port {port}: Unity closed the connection")):
+        for _ in range(5):
+            env.step(np.zeros((1, 2, 2), dtype=np.float32))

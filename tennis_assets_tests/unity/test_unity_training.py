@@ -14,8 +14,8 @@ from .conftest import free_port
 
 pytestmark = pytest.mark.filterwarnings("ignore:distutils Version classes:DeprecationWarning")
 
-SMALL = dict(actor_hidden=32, critic_hidden=32, batch_size=32, buffer_size=5000,
-             learning_starts=128)
+SMALL = {"actor_hidden": 32, "critic_hidden": 32, "batch_size": 32, "buffer_size": 5000,
+         "learning_starts": 128}
 
 
 @pytest.mark.slow
@@ -53,7 +53,7 @@ def test_training_on_the_training_env_alone_evaluates_there_too(port, peer_threa
 
 def test_sizes_the_learner_does_not_fit_are_refused(port, peer_thread):
     peer_thread(port)
-    with UnityTennis(base_port=port, timeout_s=10) as env:
-        with pytest.raises(ValueError, match="the environment has 2 agents, 24 observations "
-                                             "and 2 actions per agent, the learner 2, 27 and 3"):
-            train(AgentConfig(obs_size=27, action_size=3), TrainConfig(max_updates=1), env=env)
+    with (UnityTennis(base_port=port, timeout_s=10) as env,
+          pytest.raises(ValueError, match="the environment has 2 agents, 24 observations "
+                                          "and 2 actions per agent, the learner 2, 27 and 3")):
+        train(AgentConfig(obs_size=27, action_size=3), TrainConfig(max_updates=1), env=env)

@@ -3,8 +3,14 @@ the challenger asset both call."""
 
 import math
 
-from tennis_assets.workflow.promotion import (Champion, Evidence, choose, compare_with_champion,
-                                              confirm, decide)
+from tennis_assets.workflow.promotion import (
+    Champion,
+    Evidence,
+    choose,
+    compare_with_champion,
+    confirm,
+    decide,
+)
 
 NO_CHAMPION = Champion(None, None)
 

@@ -78,8 +78,11 @@ def _play_champion(context, tracker, info, settings):
     """(the outcome, the environment production plays, where its conditions came from, the
     episodes' seed)."""
     from tennis_assets.training import load_learner
-    from tennis_assets.workflow.monitoring import (monitor_champion, monitoring_seed,
-                                                   production_environment)
+    from tennis_assets.workflow.monitoring import (
+        monitor_champion,
+        monitoring_seed,
+        production_environment,
+    )
     from tennis_assets.workflow.promotion import environment_from_tags
 
     judged = environment_from_tags(info.tags)

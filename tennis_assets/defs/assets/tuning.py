@@ -38,7 +38,13 @@ class HandoffIOManager(dg.ConfigurableIOManagerFactory):
     base_dir: str = ""
 
     def create_io_manager(self, context: dg.InitResourceContext) -> "_JsonHandoff":
-        base = Path(self.base_dir) if self.base_dir else Path(context.instance.storage_directory())
+        if self.base_dir:
+            base = Path(self.base_dir)
+        elif context.instance is not None:
+            base = Path(context.instance.storage_directory())
+        else:
+            raise RuntimeError("HandoffIOManager: no Dagster instance to keep the hand-off "
+                               "beside; set base_dir")
         return _JsonHandoff(base / "tuning_handoff")
 
 
@@ -53,6 +59,8 @@ class _JsonHandoff(dg.IOManager):
         atomic_write_json(self._path(context), obj)
 
     def load_input(self, context: dg.InputContext) -> Any:
+        if context.upstream_output is None:
+            raise RuntimeError(f"input {context.name!r}: no step output to read it from")
         return read_json(self._path(context.upstream_output), "the tuning hand-off",
                          "re-execute the tuning run")
 
@@ -172,8 +180,8 @@ def summarize_study(context: dg.OpExecutionContext, config: TuningConfig,
     except ValueError as exc:
         raise dg.Failure(str(exc), metadata={"workers": dg.MetadataValue.json(workers)}) from None
     summary = tuning.summarize(study, workers[0]["batch"])
-    with mlflow.start_run("tuning_study", run_tags(context.run.run_id, asset="tuning_study")) as run, \
-            tempfile.TemporaryDirectory() as tmp:
+    tags = run_tags(context.run.run_id, asset="tuning_study")
+    with mlflow.start_run("tuning_study", tags) as run, tempfile.TemporaryDirectory() as tmp:
         # The storage goes in redacted (optuna_storage.display()), never as configured.
         skip = {"params", "storage"} | ({"ray_searcher", "ray_scheduler", "ray_address"}
                                         if core.engine != "ray" else set())
