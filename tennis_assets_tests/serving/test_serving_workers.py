@@ -108,10 +108,15 @@ def _worker_pids(url: str) -> set[int]:
     seen: set[int] = set()
 
     def both() -> bool:
-        _status, doc = _once(url, "GET", "/healthz")
+        try:
+            _status, doc = _once(url, "GET", "/healthz")
+        except TimeoutError:
+            # Queued on the shared socket for a worker still starting (10 s and more on a
+            # loaded machine): not an answer yet, ask again.
+            return False
         seen.add(doc["pid"])
         return len(seen) == 2
-    wait_until(both, 60, "both workers to answer", interval=0.01)
+    wait_until(both, 180, "both workers to answer", interval=0.01)
     wait_until(lambda: _value(_scrape(url), "tennis_policy_model_loaded",
                               "tennis_policy_model_loaded") == 1.0, 60, "both workers' model")
     return seen
