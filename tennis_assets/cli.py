@@ -10,6 +10,7 @@ from pathlib import Path
 
 from tennis_assets.config.options import SET_HELP, add_model_options, given, merge_given
 from tennis_assets.files import DiskFullError
+from tennis_assets.tuning_config import TuningConfig
 
 # What the user has to fix, here and in the core: ValueError from every config's validation (and
 # its subclasses CheckpointError, MemoryLimitError), the file errors of a path the user gave
@@ -232,7 +233,8 @@ def _serve_workers(args: argparse.Namespace, config, tracking_uri: str, monitori
 def cmd_dashboard(args: argparse.Namespace) -> int:
     from tennis_assets import dashboard, settings
 
-    dashboard.serve(args.storage or settings.optuna_storage(), args.host, args.port)
+    storage = given(args, TuningConfig).get("storage") or settings.optuna_storage()
+    dashboard.serve(storage, args.host, args.port)
     return 0
 
 
@@ -341,9 +343,7 @@ def _add_dashboard(add_parser: AddParser) -> None:
     """`dashboard`: optuna-dashboard on the studies."""
     db = add_parser("dashboard", help="optuna-dashboard on the tuning studies (extra "
                                       "'dashboard')")
-    db.add_argument("--storage", default=None,
-                    help="study storage URL or journal file (default "
-                         "$TENNIS_ASSETS_OPTUNA_STORAGE, else the data directory's journal)")
+    add_model_options(db, TuningConfig, only=("storage",))
     db.add_argument("--host", default="127.0.0.1")
     db.add_argument("--port", type=int, default=8080)
     db.set_defaults(func=cmd_dashboard)

@@ -46,6 +46,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from tennis_assets.config.options import add_model_options, given
+from tennis_assets.envs.config import EnvironmentConfig
+
 from . import protobuf_compat  # noqa: F401  (before any mlagents_envs import)
 from .messages import SEED_CHANNEL, Layout, LayoutOptions, Reporter, read_side_channel
 
@@ -291,9 +294,8 @@ def _parser() -> argparse.ArgumentParser:
                     help="the trainer's port (base_port + worker_id; 5004 for an Editor)")
     ap.add_argument("--host", default="localhost")
     ap.add_argument("--courts", type=int, default=1)
-    ap.add_argument("--env", default="tennis",
-                    help="the environment served: tennis, pettingzoo:<module>:<callable>")
-    ap.add_argument("--env-kwargs", default="{}", help="its keyword arguments, as JSON")
+    # The environment it plays, as every command takes one: --env and --env-kwargs.
+    add_model_options(ap, EnvironmentConfig, only=("env", "env_kwargs"))
     ap.add_argument("--layout", choices=("teams", "single"), default=None,
                     help="default: teams for Tennis, single otherwise")
     ap.add_argument("--behaviour", default=None, help="the behaviour name reported")
@@ -316,22 +318,24 @@ def main(argv: list[str] | None = None) -> int:
     # Unity player arguments that UnityEnvironment adds (-nographics, -batchmode, -logFile).
     args, _unity_args = ap.parse_known_args(argv)
     try:
-        env_kwargs = json.loads(args.env_kwargs)
-    except json.JSONDecodeError as exc:
-        ap.error(f"--env-kwargs: not JSON ({exc})")
+        environment = EnvironmentConfig(**given(args, EnvironmentConfig))
+    except ValueError as exc:
+        ap.error(str(exc))
+    env_kwargs = environment.env_kwargs
     options = {"courts": args.courts, "layout": args.layout, "behaviour": args.behaviour,
                "groups": args.groups, "agents": args.agents, "discrete": args.discrete,
                "stall_after": args.stall_after, "exit_after": args.exit_after,
                "quit_after": args.quit_after}
     if args.write_launcher:
-        print(write_launcher(args.write_launcher, env=args.env, env_kwargs=env_kwargs,
+        print(write_launcher(args.write_launcher, env=environment.env, env_kwargs=env_kwargs,
                              **options))
         return 0
     if args.port is None:
         ap.error("--port is required")
     try:
         peer = ProtocolPeer(args.port, host=args.host, connect_timeout=args.connect_timeout,
-                            environment={"env": args.env, "env_kwargs": env_kwargs}, **options)
+                            environment={"env": environment.env, "env_kwargs": env_kwargs},
+                            **options)
     except ValueError as exc:
         print(f"protocol peer: {exc}", file=sys.stderr)
         return 2
