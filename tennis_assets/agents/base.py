@@ -79,6 +79,7 @@ class Learner:
         # The actor that plays exploring (training) steps, when it is not the one being trained;
         # see set_behaviour.
         self._behaviour_actor: Layers | None = None
+        self._behaviour_courts: int | None = None  # how many courts play it (None: all)
 
     def _init_weights(self, actor_in: int, critic_in: int) -> None:
         """The flat weights, their targets and gradients, and Adam with the actor's and the
@@ -114,26 +115,36 @@ class Learner:
         if obs_np.ndim != 3 or obs_np.shape[1:] != (self.config.num_agents, self.config.obs_size):
             raise ValueError(f"act: obs of shape {obs_np.shape}, expected "
                              f"[N, {self.config.num_agents}, {self.config.obs_size}]")
-        actor = self.p["actor"]
-        if explore and self._behaviour_actor is not None:
-            actor = self._behaviour_actor
+        behaviour = self._behaviour_actor if explore else None
+        mixed = behaviour is not None and self._behaviour_courts is not None
+        actor = behaviour if behaviour is not None and not mixed else self.p["actor"]
         x = torch.from_numpy(obs_np).to(self.device)
-        actions = actor_actions(actor, x, self.config.num_agents,
-                                self.config.obs_size).cpu().numpy()
+        n_agents, n_obs = self.config.num_agents, self.config.obs_size
+        actions = actor_actions(actor, x, n_agents, n_obs).cpu().numpy()
         if explore:
             actions = actions + self.noise.sample(actions.shape)
             np.clip(actions, -1.0, 1.0, out=actions)
+        if mixed:
+            assert behaviour is not None and self._behaviour_courts is not None
+            k = min(self._behaviour_courts, obs_np.shape[0])
+            actions[:k] = actor_actions(behaviour, x[:k], n_agents, n_obs).cpu().numpy()
         return actions
 
-    def set_behaviour(self, params: torch.Tensor | None) -> None:
+    def set_behaviour(self, params: torch.Tensor | None, courts: int | None = None) -> None:
         """Play exploring steps with the actor of ``params`` (a flat vector of this layout, e.g.
         the best greedy-evaluated weights; it is copied), or again with the trained actor (None).
         Learning is off-policy, so the trained actor still learns from what this one plays;
-        greedy acting (explore=False) always uses the trained actor."""
+        greedy acting (explore=False) always uses the trained actor.
+
+        courts: only the first ``courts`` courts of each ``act`` call play that actor, and
+        greedily (no noise), while the others go on exploring with the trained actor and the
+        noise, so the trained actor still sees what its own actions do; None: every court plays
+        that actor, with the noise."""
         if params is None:
-            self._behaviour_actor = None
+            self._behaviour_actor, self._behaviour_courts = None, None
             return
         self._behaviour_actor = self.layout.views(params.detach().clone())["actor"]
+        self._behaviour_courts = courts
 
     def reset_noise(self, mask: np.ndarray | None = None) -> None:
         self.noise.reset(mask)

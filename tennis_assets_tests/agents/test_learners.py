@@ -178,6 +178,27 @@ def test_behaviour_weights_play_exploring_steps_and_the_trained_ones_greedy_step
     np.testing.assert_allclose(learner.act(obs, explore=True), mine, atol=1e-6)
 
 
+def test_behaviour_on_some_courts_plays_them_greedily_and_the_rest_explore_trained():
+    cfg = AgentConfig(noise_sigma=0.3, noise_sigma_min=0.3)
+    learner = make_learner(cfg)
+    other = make_learner(cfg, 1)
+    obs = np.random.default_rng(0).normal(size=(5, 2, cfg.obs_size)).astype(np.float32)
+    mine, theirs = learner.act(obs), other.act(obs)
+    learner.set_behaviour(other.params, courts=2)
+    acted = learner.act(obs, explore=True)
+    # The first two courts: the behaviour weights, without noise.
+    np.testing.assert_allclose(acted[:2], theirs[:2], atol=1e-6)
+    # The other three: the trained weights plus the noise (sigma 0.3: never all within 1e-3).
+    rest = np.abs(acted[2:] - mine[2:])
+    assert rest.max() > 0.05 and not np.allclose(acted[2:], theirs[2:], atol=1e-3)
+    np.testing.assert_allclose(learner.act(obs), mine, atol=1e-6)  # greedy: trained weights
+    # More courts than the call has: every court plays the behaviour weights greedily.
+    learner.set_behaviour(other.params, courts=8)
+    np.testing.assert_allclose(learner.act(obs, explore=True), theirs, atol=1e-6)
+    learner.set_behaviour(None)
+    assert learner._behaviour_courts is None
+
+
 def test_cuda_graph_update_leaves_a_cpu_learner_eager():
     learner = make_learner(AgentConfig(device="cpu", learning_starts=32, batch_size=32))
     assert learner.config.cuda_graph_update and not learner.graphed
