@@ -157,7 +157,12 @@ def main() -> None:
           f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}; tag {args.tag!r}; recipe "
           f"{args.recipe}; set {args.set}; train {args.train}; seeds {seeds}", flush=True)
     for seed in seeds:
-        line = json.dumps(run_seed(args, agent_base, train_base, seed))
+        row = run_seed(args, agent_base, train_base, seed)
+        if row["stop"].startswith("interrupted"):
+            # Ctrl-C / SIGTERM ends the loop's run gracefully: not a measurement, and the
+            # signal was meant for the whole screen, not for this seed alone.
+            sys.exit(f"seed {seed}: {row['stop']}; no row recorded, screen stopped")
+        line = json.dumps(row)
         print(line, flush=True)
         if args.out:
             with open(args.out, "a") as f:

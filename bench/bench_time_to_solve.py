@@ -249,7 +249,7 @@ def budget_row(args: argparse.Namespace, seed: int, ac: Any, train_base: Any) ->
            "first_solve_s": (r.solved_greedy or {}).get("seconds"),
            "first_solve_cpu_s": marks.solve_cpu,
            "udacity_episodes": (r.solved_udacity or {}).get("episodes"),
-           "udacity_s": (r.solved_udacity or {}).get("seconds")}
+           "udacity_s": (r.solved_udacity or {}).get("seconds"), "stop_reason": r.stop_reason}
     print(f"seed {seed}: greedy mean over {args.final_episodes} fresh episodes "
           f"{row['final_mean']:.3f} (median {row['final_median']:.2f}); best selection "
           f"{row['best_selection_mean']:.3f} at {row['best_at_updates']} updates; "
@@ -290,6 +290,7 @@ def solve_row(args: argparse.Namespace, seed: int, ac: Any, train_base: Any) -> 
            "updates_per_s": r.updates / max(tm["update"], 1e-9),
            "udacity_episodes": u.get("episodes"), "udacity_s": u.get("seconds"),
            "udacity_cpu_s": marks.udacity_cpu, "udacity_updates": u.get("updates"),
+           "stop_reason": r.stop_reason,
            # The returned (best, here the solving) weights, to the bit.
            "weights_sha256": hashlib.sha256(
                r.learner.params.detach().cpu().numpy().tobytes()).hexdigest()[:16]}
@@ -370,6 +371,10 @@ def seed_rows(args: argparse.Namespace, seeds: list[int]) -> list[dict]:
         row = run(args, seed, ac, train_base)
         row["wall"] = time.perf_counter() - t_wall
         row["load"] = os.getloadavg()[0]
+        if row["stop_reason"].startswith("interrupted"):
+            # Ctrl-C / SIGTERM ends the loop's run gracefully: not a measurement, and the
+            # signal was meant for the whole bench, not for this seed alone.
+            sys.exit(f"seed {seed}: {row['stop_reason']}; no row recorded, bench stopped")
         rows.append(row)
     return rows
 

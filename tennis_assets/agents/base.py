@@ -166,6 +166,8 @@ class Learner:
         samples of their own (a learner of per-agent rows leaves them out)."""
         obs, actions = np.asarray(obs, np.float32), np.asarray(actions, np.float32)
         rewards, next_obs = np.asarray(rewards, np.float32), np.asarray(next_obs, np.float32)
+        if self.config.reward_share > 0 and rewards.shape[1] > 1:
+            rewards = self._shared_rewards(rewards)
         if self.nstep is None:
             done = np.asarray(terminated, bool)
         else:
@@ -185,6 +187,13 @@ class Learner:
         if rows.shape[0]:
             self.buffer.add(rows)
         self.transitions += rows.shape[0] * rows.shape[1]
+
+    def _shared_rewards(self, rewards: np.ndarray) -> np.ndarray:
+        """Each agent's reward plus reward_share times the mean of the others' [N, A]: in
+        Tennis a shot the other player can return then pays the hitter too, not only its own
+        hits (the one-hit plateau: hitting over the net pays, a returnable shot does not)."""
+        others = (rewards.sum(axis=1, keepdims=True) - rewards) / (rewards.shape[1] - 1)
+        return rewards + np.float32(self.config.reward_share) * others
 
     def _rows(self, obs: np.ndarray, actions: np.ndarray, rewards: np.ndarray,
               next_obs: np.ndarray, terminated: np.ndarray,

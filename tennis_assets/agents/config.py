@@ -91,6 +91,10 @@ class AgentConfig(ConfigModel):
     run's target (1: off; 0: no noise from then on)."""
     ou_theta: float = Field(0.15, ge=0.0)
     """Mean reversion of Ornstein-Uhlenbeck noise."""
+    reward_share: float = Field(0.0, ge=0.0, le=1.0)
+    """Each agent learns from its own reward plus this share of the mean of the other agents'
+    rewards (0: its own only, as the environment pays; 1: in Tennis, the two players' sum, the
+    game learned as a team). Scores and evaluations stay the environment's."""
     learning_starts: int = Field(1_000, ge=0)
     """Updates start once the buffer holds this many samples."""
     device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$")
@@ -100,7 +104,7 @@ class AgentConfig(ConfigModel):
     fastest on a shared 2-core CPU)."""
 
     @model_validator(mode="after")
-    def _consistent(self) -> "AgentConfig":
+    def _consistent(self) -> AgentConfig:
         if self.shared_critic and self.algorithm != "maddpg":
             raise ValueError("shared_critic applies to maddpg (ddpg self-play shares everything)")
         if self.noise_sigma_min > self.noise_sigma:

@@ -199,6 +199,19 @@ def test_behaviour_on_some_courts_plays_them_greedily_and_the_rest_explore_train
     assert learner._behaviour_courts is None
 
 
+@pytest.mark.parametrize("share", [0.0, 0.5, 1.0])
+def test_reward_share_stores_own_reward_plus_a_share_of_the_others(share):
+    learner = make_learner(small("ddpg", reward_share=share))
+    obs = np.zeros((2, 2, 24), np.float32)
+    rewards = np.array([[0.1, -0.01], [0.0, 0.1]], np.float32)
+    learner.observe(obs, np.zeros((2, 2, 2), np.float32), rewards, obs, np.zeros(2, bool))
+    stored = learner.buffer.data[0, :4, 24 + 2].numpy()  # DDPG rows: obs, action, reward, ...
+    expected = (rewards + share * rewards[:, ::-1]).reshape(-1)
+    np.testing.assert_allclose(stored, expected, atol=1e-7)
+    with pytest.raises(ValueError, match="reward_share"):
+        small("ddpg", reward_share=1.5)
+
+
 def test_cuda_graph_update_leaves_a_cpu_learner_eager():
     learner = make_learner(AgentConfig(device="cpu", learning_starts=32, batch_size=32))
     assert learner.config.cuda_graph_update and not learner.graphed
