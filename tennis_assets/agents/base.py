@@ -177,7 +177,7 @@ class Learner:
             # every transition of a window is kept (agents that left count as played).
             court_done = np.asarray(terminated, bool)
             if court_done.ndim == 2:
-                court_done = court_done.all(axis=1)
+                court_done = np.asarray(court_done.all(axis=1), bool)
             out = self.nstep.push(obs, actions, rewards, next_obs, court_done, truncated)
             if out is None:
                 return

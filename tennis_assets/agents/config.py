@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Literal, get_args
 
 from pydantic import Field, model_validator
+from pydantic.json_schema import JsonDict
 
 from tennis_assets.config.model import ConfigModel
 
@@ -21,7 +22,7 @@ NOISE_KINDS: tuple[str, ...] = get_args(NoiseKind)
 DEVICES = ("auto", "cpu", "cuda")
 # Fields the environment sets (tennis_assets.envs.fit_agent), never a person: no option offers
 # them, and a checkpoint's values are the game's.
-FROM_ENVIRONMENT = {"derived": "environment"}
+FROM_ENVIRONMENT: JsonDict = {"derived": "environment"}
 # A hidden layer wider than this is no small-network learner's (and its weights alone would be
 # gigabytes): refused by the configuration, before any allocation.
 MAX_UNITS = 8192
