@@ -79,6 +79,7 @@ class Learner:
         # The actor that plays exploring (training) steps, when it is not the one being trained;
         # see set_behaviour.
         self._behaviour_actor: Layers | None = None
+        self._behaviour_courts: int | None = None  # how many courts play it (None: all)
 
     def _init_weights(self, actor_in: int, critic_in: int) -> None:
         """The flat weights, their targets and gradients, and Adam with the actor's and the
@@ -114,26 +115,36 @@ class Learner:
         if obs_np.ndim != 3 or obs_np.shape[1:] != (self.config.num_agents, self.config.obs_size):
             raise ValueError(f"act: obs of shape {obs_np.shape}, expected "
                              f"[N, {self.config.num_agents}, {self.config.obs_size}]")
-        actor = self.p["actor"]
-        if explore and self._behaviour_actor is not None:
-            actor = self._behaviour_actor
+        behaviour = self._behaviour_actor if explore else None
+        mixed = behaviour is not None and self._behaviour_courts is not None
+        actor = behaviour if behaviour is not None and not mixed else self.p["actor"]
         x = torch.from_numpy(obs_np).to(self.device)
-        actions = actor_actions(actor, x, self.config.num_agents,
-                                self.config.obs_size).cpu().numpy()
+        n_agents, n_obs = self.config.num_agents, self.config.obs_size
+        actions = actor_actions(actor, x, n_agents, n_obs).cpu().numpy()
         if explore:
             actions = actions + self.noise.sample(actions.shape)
             np.clip(actions, -1.0, 1.0, out=actions)
+        if mixed:
+            assert behaviour is not None and self._behaviour_courts is not None
+            k = min(self._behaviour_courts, obs_np.shape[0])
+            actions[:k] = actor_actions(behaviour, x[:k], n_agents, n_obs).cpu().numpy()
         return actions
 
-    def set_behaviour(self, params: torch.Tensor | None) -> None:
+    def set_behaviour(self, params: torch.Tensor | None, courts: int | None = None) -> None:
         """Play exploring steps with the actor of ``params`` (a flat vector of this layout, e.g.
         the best greedy-evaluated weights; it is copied), or again with the trained actor (None).
         Learning is off-policy, so the trained actor still learns from what this one plays;
-        greedy acting (explore=False) always uses the trained actor."""
+        greedy acting (explore=False) always uses the trained actor.
+
+        courts: only the first ``courts`` courts of each ``act`` call play that actor, and
+        greedily (no noise), while the others go on exploring with the trained actor and the
+        noise, so the trained actor still sees what its own actions do; None: every court plays
+        that actor, with the noise."""
         if params is None:
-            self._behaviour_actor = None
+            self._behaviour_actor, self._behaviour_courts = None, None
             return
         self._behaviour_actor = self.layout.views(params.detach().clone())["actor"]
+        self._behaviour_courts = courts
 
     def reset_noise(self, mask: np.ndarray | None = None) -> None:
         self.noise.reset(mask)
@@ -155,6 +166,8 @@ class Learner:
         samples of their own (a learner of per-agent rows leaves them out)."""
         obs, actions = np.asarray(obs, np.float32), np.asarray(actions, np.float32)
         rewards, next_obs = np.asarray(rewards, np.float32), np.asarray(next_obs, np.float32)
+        if self.config.reward_share > 0 and rewards.shape[1] > 1:
+            rewards = self._shared_rewards(rewards)
         if self.nstep is None:
             done = np.asarray(terminated, bool)
         else:
@@ -164,7 +177,7 @@ class Learner:
             # every transition of a window is kept (agents that left count as played).
             court_done = np.asarray(terminated, bool)
             if court_done.ndim == 2:
-                court_done = court_done.all(axis=1)
+                court_done = np.asarray(court_done.all(axis=1), bool)
             out = self.nstep.push(obs, actions, rewards, next_obs, court_done, truncated)
             if out is None:
                 return
@@ -174,6 +187,13 @@ class Learner:
         if rows.shape[0]:
             self.buffer.add(rows)
         self.transitions += rows.shape[0] * rows.shape[1]
+
+    def _shared_rewards(self, rewards: np.ndarray) -> np.ndarray:
+        """Each agent's reward plus reward_share times the mean of the others' [N, A]: in
+        Tennis a shot the other player can return then pays the hitter too, not only its own
+        hits (the one-hit plateau: hitting over the net pays, a returnable shot does not)."""
+        others = (rewards.sum(axis=1, keepdims=True) - rewards) / (rewards.shape[1] - 1)
+        return rewards + np.float32(self.config.reward_share) * others
 
     def _rows(self, obs: np.ndarray, actions: np.ndarray, rewards: np.ndarray,
               next_obs: np.ndarray, terminated: np.ndarray,

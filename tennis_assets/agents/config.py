@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Literal, get_args
 
 from pydantic import Field, model_validator
+from pydantic.json_schema import JsonDict
 
 from tennis_assets.config.model import ConfigModel
 
@@ -21,7 +22,7 @@ NOISE_KINDS: tuple[str, ...] = get_args(NoiseKind)
 DEVICES = ("auto", "cpu", "cuda")
 # Fields the environment sets (tennis_assets.envs.fit_agent), never a person: no option offers
 # them, and a checkpoint's values are the game's.
-FROM_ENVIRONMENT = {"derived": "environment"}
+FROM_ENVIRONMENT: JsonDict = {"derived": "environment"}
 # A hidden layer wider than this is no small-network learner's (and its weights alone would be
 # gigabytes): refused by the configuration, before any allocation.
 MAX_UNITS = 8192
@@ -91,6 +92,10 @@ class AgentConfig(ConfigModel):
     run's target (1: off; 0: no noise from then on)."""
     ou_theta: float = Field(0.15, ge=0.0)
     """Mean reversion of Ornstein-Uhlenbeck noise."""
+    reward_share: float = Field(0.0, ge=0.0, le=1.0)
+    """Each agent learns from its own reward plus this share of the mean of the other agents'
+    rewards (0: its own only, as the environment pays; 1: in Tennis, the two players' sum, the
+    game learned as a team). Scores and evaluations stay the environment's."""
     learning_starts: int = Field(1_000, ge=0)
     """Updates start once the buffer holds this many samples."""
     device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$")
@@ -100,7 +105,7 @@ class AgentConfig(ConfigModel):
     fastest on a shared 2-core CPU)."""
 
     @model_validator(mode="after")
-    def _consistent(self) -> "AgentConfig":
+    def _consistent(self) -> AgentConfig:
         if self.shared_critic and self.algorithm != "maddpg":
             raise ValueError("shared_critic applies to maddpg (ddpg self-play shares everything)")
         if self.noise_sigma_min > self.noise_sigma:

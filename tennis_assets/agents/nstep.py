@@ -24,9 +24,10 @@ class NStepWindow:
             raise ValueError(f"NStepWindow n={n!r}: use it for n >= 2 (n = 1 needs no window)")
         self.n, self.gamma = int(n), float(gamma)
         self.powers = self.gamma ** np.arange(self.n, dtype=np.float64)
-        self.obs: np.ndarray | None = None  # [courts, n, agents, obs]
-        self.actions: np.ndarray | None = None
-        self.rewards: np.ndarray | None = None  # [courts, n, agents]
+        # Allocated at the first push, with the caller's court count (empty until then).
+        self.obs = np.zeros((0, self.n), np.float32)  # [courts, n, agents, obs]
+        self.actions = np.zeros((0, self.n), np.float32)
+        self.rewards = np.zeros((0, self.n), np.float64)  # [courts, n, agents]
         self.length = np.zeros(0, dtype=np.int64)
 
     def _alloc(self, obs: np.ndarray, actions: np.ndarray, rewards: np.ndarray) -> None:
@@ -41,7 +42,7 @@ class NStepWindow:
              ) -> tuple[np.ndarray, ...] | None:
         """One vectorized step in; the transitions it completes out, as arrays
         (obs, actions, returns, next_obs, c) with a leading transition axis, or None."""
-        if self.obs is None or self.obs.shape[0] != obs.shape[0]:
+        if self.obs.ndim != obs.ndim + 1 or self.obs.shape[0] != obs.shape[0]:
             self._alloc(obs, actions, rewards)
         courts = np.arange(obs.shape[0])
         self.obs[courts, self.length] = obs

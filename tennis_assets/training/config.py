@@ -48,6 +48,10 @@ class TrainConfig(ConfigModel):
     explore_with_best: bool = False
     """Once target_score is certified, play the training episodes with the best
     greedy-evaluated weights while the trained weights go on learning (off-policy)."""
+    best_courts: int | None = Field(None, ge=0)
+    """With explore_with_best: only this many courts play the best weights, greedily (no
+    noise), while the others go on exploring with the trained weights and the noise (None:
+    every court plays the best weights, with the noise)."""
     final_eval_episodes: int = Field(0, ge=0)
     """If > 0, score the returned weights on this many fresh episodes disjoint from every
     selection evaluation."""
@@ -65,10 +69,13 @@ class TrainConfig(ConfigModel):
     restarts its data)."""
 
     @model_validator(mode="after")
-    def _consistent(self) -> "TrainConfig":
+    def _consistent(self) -> TrainConfig:
         if self.max_seconds is None and self.max_updates is None and self.max_episodes is None:
             raise ValueError("set at least one of max_seconds, max_updates, max_episodes (all "
                              "are None: the run would never end)")
+        if self.best_courts is not None and self.best_courts > self.num_courts:
+            raise ValueError(f"best_courts={self.best_courts} must not exceed "
+                             f"num_courts={self.num_courts}")
         if self.checkpoint_every_updates > 0 and not self.checkpoint_path:
             raise ValueError("checkpoint_every_updates needs checkpoint_path")
         return self

@@ -54,6 +54,21 @@ fastest with separate critics), and with self-play's own lr 1e-3 and tau 0.05 to
 With twice the data per critic, the slower targets that suit self-play suit MADDPG too.
 Re-measured on the device machine's CPUs (``bench/gpu_check.sh``, load 1-8 on 16 cores):
 2.273, 2.699, 2.699, greedy 0.5 after 13.0, 11.4, 16.5 s (median 13.0 s).
+
+2026-12-07, seeds drawn fresh (issue 24; the figures and commands are in README's learner
+section): on 10 fresh seeds the default recipe reached a greedy 0.5 after a median of 5,250
+updates (worst 9,000), and on 8 other fresh seeds after 4,500-23,000 (median 6,750), the Udacity
+criterion after 450-672 episodes (median about 570), and 2.496-2.501 after 120 CPU seconds. The
+slow seeds sit on a plateau: greedy means of 0.15-0.3 (about one return per episode) for
+12,000-20,000 updates before a 0.5. Tried against it, each on the slow seeds or paired on the
+same fresh seeds: a noise floor of 0.1 (17,000 and 9,500 updates where the default took 23,000
+and 17,000), TD3's target smoothing (``target_noise`` 0.2: 4,000 and 5,000 on those two, but on
+10 paired fresh seeds median 8,750 and worst 25,500 against the default's 5,250 and 9,000: a
+change judged on the slow seeds alone looks better by chance), each player learning from the
+pair's summed reward (``reward_share`` 1.0: slower on 3 of 4 paired seeds), and, for the 2-minute stall of the ``episodes`` recipe, courts split
+between the best weights played greedily and exploring trained weights (``best_courts`` 4:
+Udacity criterion after 252 and 470 episodes, 1.409 and 2.700 after 120 CPU seconds). None
+is the default: the targets are not met, see README.
 """
 
 from __future__ import annotations
@@ -61,7 +76,6 @@ from __future__ import annotations
 from tennis_assets.agents import AgentConfig
 
 from .config import TrainConfig
-
 
 # Two recipes for DDPG self-play. "seconds" (the default) solves the greedy game in the fewest
 # seconds and keeps learning to the ceiling within a 2-minute budget; "episodes" is the one to

@@ -135,6 +135,7 @@ def _play(act_fn: Callable[[np.ndarray], np.ndarray], n: int, env, threshold: fl
         obs = res.obs
         if can_decide and active.any():
             # Episodes not started yet score at least what the worst rewards to come make.
+            assert worst is not None and threshold is not None  # can_decide says so
             bound = np.where(np.isnan(scores), worst, scores)
             bound[slot[active]] = score_lower_bound(sums[active], env.scoring, worst)
             if reaches(bound.sum(), threshold, n):

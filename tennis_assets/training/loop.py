@@ -37,8 +37,8 @@ import pandas as pd
 import torch
 
 from tennis_assets.agents import AgentConfig, Learner, make_learner
-from tennis_assets.files import DiskFullError
 from tennis_assets.envs import EnvironmentConfig, make_env
+from tennis_assets.files import DiskFullError
 from tennis_assets.seeds import SEED_MAX
 
 from .config import TrainConfig
@@ -103,7 +103,7 @@ def train(agent_config: AgentConfig, train_config: TrainConfig, progress: bool =
         state.resumes += 1  # this session continues the run
     if cfg.explore_with_best and state.solved_greedy is not None \
             and state.best_params is not None:
-        learner.set_behaviour(state.best_params)
+        learner.set_behaviour(state.best_params, cfg.best_courts)
     # Kept within the seed range (tennis_assets.seeds) for a run seeded near its top.
     env_seed = (cfg.seed + RESUME_SEED_STRIDE * state.resumes) % (SEED_MAX + 1)
     if not own_env:
@@ -309,7 +309,7 @@ class Trainer:
                                 "env_steps": st.env_steps, "episodes": st.episodes}
         if (self.cfg.explore_with_best and st.solved_greedy is not None
                 and ev.mean >= st.best_greedy_mean):
-            learner.set_behaviour(st.best_params)
+            learner.set_behaviour(st.best_params, self.cfg.best_courts)
 
     # ---- 5. checkpoint ----------------------------------------------------------------------
     def checkpoint_due(self) -> bool:

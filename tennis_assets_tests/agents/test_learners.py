@@ -178,6 +178,40 @@ def test_behaviour_weights_play_exploring_steps_and_the_trained_ones_greedy_step
     np.testing.assert_allclose(learner.act(obs, explore=True), mine, atol=1e-6)
 
 
+def test_behaviour_on_some_courts_plays_them_greedily_and_the_rest_explore_trained():
+    cfg = AgentConfig(noise_sigma=0.3, noise_sigma_min=0.3)
+    learner = make_learner(cfg)
+    other = make_learner(cfg, 1)
+    obs = np.random.default_rng(0).normal(size=(5, 2, cfg.obs_size)).astype(np.float32)
+    mine, theirs = learner.act(obs), other.act(obs)
+    learner.set_behaviour(other.params, courts=2)
+    acted = learner.act(obs, explore=True)
+    # The first two courts: the behaviour weights, without noise.
+    np.testing.assert_allclose(acted[:2], theirs[:2], atol=1e-6)
+    # The other three: the trained weights plus the noise (sigma 0.3: never all within 1e-3).
+    rest = np.abs(acted[2:] - mine[2:])
+    assert rest.max() > 0.05 and not np.allclose(acted[2:], theirs[2:], atol=1e-3)
+    np.testing.assert_allclose(learner.act(obs), mine, atol=1e-6)  # greedy: trained weights
+    # More courts than the call has: every court plays the behaviour weights greedily.
+    learner.set_behaviour(other.params, courts=8)
+    np.testing.assert_allclose(learner.act(obs, explore=True), theirs, atol=1e-6)
+    learner.set_behaviour(None)
+    assert learner._behaviour_courts is None
+
+
+@pytest.mark.parametrize("share", [0.0, 0.5, 1.0])
+def test_reward_share_stores_own_reward_plus_a_share_of_the_others(share):
+    learner = make_learner(small("ddpg", reward_share=share))
+    obs = np.zeros((2, 2, 24), np.float32)
+    rewards = np.array([[0.1, -0.01], [0.0, 0.1]], np.float32)
+    learner.observe(obs, np.zeros((2, 2, 2), np.float32), rewards, obs, np.zeros(2, bool))
+    stored = learner.buffer.data[0, :4, 24 + 2].numpy()  # DDPG rows: obs, action, reward, ...
+    expected = (rewards + share * rewards[:, ::-1]).reshape(-1)
+    np.testing.assert_allclose(stored, expected, atol=1e-7)
+    with pytest.raises(ValueError, match="reward_share"):
+        small("ddpg", reward_share=1.5)
+
+
 def test_cuda_graph_update_leaves_a_cpu_learner_eager():
     learner = make_learner(AgentConfig(device="cpu", learning_starts=32, batch_size=32))
     assert learner.config.cuda_graph_update and not learner.graphed
