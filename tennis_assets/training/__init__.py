@@ -19,7 +19,8 @@ _LAZY = {
     "plot_learning_curve": ".plots",
 }
 
-__all__ = ["TrainConfig", *_LAZY]
+__all__ = ["TrainConfig"]
+__all__ += list(_LAZY)
 
 
 def __getattr__(name: str) -> Any:

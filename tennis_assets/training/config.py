@@ -14,7 +14,8 @@ class TrainConfig(ConfigModel):
 
     num_courts: Courts = Field(8, json_schema_extra={"cli_aliases": ["--courts"]})
     """Courts simulated side by side while training."""
-    max_seconds: float | None = Field(60.0, gt=0.0, json_schema_extra={"cli_aliases": ["--seconds"]})
+    max_seconds: float | None = Field(60.0, gt=0.0,
+                                      json_schema_extra={"cli_aliases": ["--seconds"]})
     """Wall-clock budget in seconds (None: no limit of this kind); the run stops at whichever
     budget it reaches first."""
     max_updates: int | None = Field(None, ge=1)

@@ -65,7 +65,8 @@ same fresh seeds: a noise floor of 0.1 (17,000 and 9,500 updates where the defau
 and 17,000), TD3's target smoothing (``target_noise`` 0.2: 4,000 and 5,000 on those two, but on
 10 paired fresh seeds median 8,750 and worst 25,500 against the default's 5,250 and 9,000: a
 change judged on the slow seeds alone looks better by chance), each player learning from the
-pair's summed reward (``reward_share`` 1.0: slower on 3 of 4 paired seeds), and, for the 2-minute stall of the ``episodes`` recipe, courts split
+pair's summed reward (``reward_share`` 1.0: slower on 3 of 4 paired seeds), and, for the
+2-minute stall of the ``episodes`` recipe, courts split
 between the best weights played greedily and exploring trained weights (``best_courts`` 4:
 Udacity criterion after 252 and 470 episodes, 1.409 and 2.700 after 120 CPU seconds). None
 is the default: the targets are not met, see README.

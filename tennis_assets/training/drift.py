@@ -13,12 +13,11 @@ rule that holds names the severity; none holding means no drift.
 
 from __future__ import annotations
 
-import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Sequence, get_args
+from typing import Any, Literal, get_args
 
 import numpy as np
-
 from pydantic import Field
 
 from tennis_assets.config.model import ConfigModel

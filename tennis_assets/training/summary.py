@@ -33,10 +33,10 @@ class TrainingSummary(Record):
     """First greedy evaluation that certified the target."""
     solved_udacity: Milestone | None = None
     """First time the last 100 training episodes averaged the target."""
-    timing: dict[str, float] = {}
+    timing: dict[str, float] = {}  # noqa: RUF012 - a pydantic field: each instance gets a copy
     """Wall seconds per activity (act, simulate, store, update, evaluate, total)."""
     last_saved: dict[str, float] | None = None
-    checkpoint_failures: list[str] = []
+    checkpoint_failures: list[str] = []  # noqa: RUF012 - as above
     resumes: int = 0
     final_eval: dict[str, Any] | None = None
     """The returned weights on fresh episodes, when final_eval_episodes > 0."""
