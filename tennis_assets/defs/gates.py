@@ -13,10 +13,10 @@ The challenger's checks run before the ``champion`` alias moves (see assets/prom
 from __future__ import annotations
 
 import warnings
-from typing import Any
 
 import dagster as dg
 
+from tennis_assets.workflow.candidate import TrainedAgent
 from tennis_assets.workflow.evaluation import BLOCKING_GATES, EvaluationReport
 from tennis_assets.workflow.promotion import compare_with_champion
 
@@ -93,12 +93,28 @@ def _solves_description(report: EvaluationReport) -> str:
             f"{ev.episodes} fresh episodes: {'better' if passed else 'not clearly better'}")
 
 
-def report_check_results(report: EvaluationReport, max_latency_ms: float
-                         ) -> list[dg.AssetCheckResult]:
+def warm_start_note(trained: TrainedAgent | None) -> str:
+    """Why a warm-started candidate that is not better than the champion could not be: when no
+    update beat the starting weights, model selection kept them, so it plays as they did."""
+    if trained is None or not trained.init_checkpoint or trained.warm_start_mean is None:
+        return ""
+    best, start = trained.summary.best_greedy_mean, trained.warm_start_mean
+    if best is not None and best > start + 1e-9:
+        return (f"; warm-started from {trained.init_checkpoint} (selection mean {start:.3f} at "
+                f"the start, best {best:.3f} in training)")
+    return (f"; warm-started from {trained.init_checkpoint}: no update in "
+            f"{trained.summary.updates} beat the starting weights' selection mean {start:.3f}, "
+            "so model selection kept them and the candidate plays as they did (to explore "
+            "further: a larger train budget, or no init_checkpoint)")
+
+
+def report_check_results(report: EvaluationReport, max_latency_ms: float,
+                         trained: TrainedAgent | None = None) -> list[dg.AssetCheckResult]:
     gates, partition, ev = report.gates, report.partition, report.evaluation
     champion = report.champion
     versus = compare_with_champion(ev.mean, champion.mean if champion else None,
                                    champion.version if champion else None)
+    why_not = "" if gates.beats_champion else warm_start_note(trained)
     p95 = report.latency.p95_ms
     target = report.environment.fixed_target()
     return [
@@ -112,7 +128,7 @@ def report_check_results(report: EvaluationReport, max_latency_ms: float
         dg.AssetCheckResult(
             check_name="beats_champion", asset_key=REPORT, passed=gates.beats_champion,
             severity=dg.AssetCheckSeverity.WARN,
-            description=f"[{partition}] {versus.reason}",
+            description=f"[{partition}] {versus.reason}{why_not}",
             metadata={"partition": partition, "mean": round(ev.mean, 3),
                       "champion_version": (champion.version if champion else None) or "none",
                       "champion_mean": round(champion.mean, 3) if champion else None}),

@@ -72,6 +72,15 @@ class ModelStore(dg.ConfigurableResource):
                         f"run `retrain` for partition {folder.name} to evaluate it again")
         return out
 
+    def run_report(self, partition: str, run_id: str) -> EvaluationReport | None:
+        """The evaluation report run ``run_id`` wrote for ``partition`` (None: none)."""
+        path = self.root() / "evaluation_report" / partition / run_id / "report.json"
+        if not path.is_file():
+            return None
+        return EvaluationReport.read(path, f"the evaluation report of {partition} in run {run_id}",
+                                     f"run `retrain` for partition {partition} to evaluate it "
+                                     "again")
+
     def production_pointer(self) -> Path:
         """The pointer to the champion for readers without MLflow (the serving layer); its
         folder also holds the promotion lock (tennis_assets.workflow.production)."""
@@ -86,7 +95,7 @@ def _record_type(name: str) -> type[Record]:
         raise ValueError(f"stored value of unknown type {name!r}")
     found = getattr(importlib.import_module(module), cls, None)
     if not (isinstance(found, type) and issubclass(found, Record)):
-        raise ValueError(f"stored value of unknown type {name!r}")
+        raise ValueError(f"stored value of unknown type {name!r}")  # noqa: TRY004 - bad data, not a bad argument
     return found
 
 

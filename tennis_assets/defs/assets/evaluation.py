@@ -7,10 +7,8 @@ from typing import Any
 
 import dagster as dg
 
-
 from ..config import EvaluationConfig
-from ..gates import (beats_champion, latency_under_threshold, report_check_results,
-                     solves)
+from ..gates import beats_champion, latency_under_threshold, report_check_results, solves
 from ..metadata import dagster_metadata, table_md
 from ..partitions import agent_partitions, candidate_partition
 from ..resources import MlflowResource
@@ -56,8 +54,12 @@ def evaluation_report(context: dg.AssetExecutionContext, config: EvaluationConfi
     """
     from tennis_assets.tracking import run_tags
     from tennis_assets.training import final_seed
-    from tennis_assets.workflow.evaluation import (CandidateRef, candidate_report,
-                                                   evaluate_candidate, track_report)
+    from tennis_assets.workflow.evaluation import (
+        CandidateRef,
+        candidate_report,
+        evaluate_candidate,
+        track_report,
+    )
 
     partition = candidate_partition(context)
     settings = config.core()
@@ -99,4 +101,4 @@ def evaluation_report(context: dg.AssetExecutionContext, config: EvaluationConfi
         **dagster_metadata(report.metadata()),
         "comparison": table_md(_comparison(others, champion)),
     })
-    yield from report_check_results(report, settings.max_latency_ms)
+    yield from report_check_results(report, settings.max_latency_ms, trained_agents)
