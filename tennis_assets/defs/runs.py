@@ -139,14 +139,26 @@ def dagster_dev(home: Path, workspace: Path, port: int | None = None,
                                    f"{startup_timeout_s:.0f} s")
             time.sleep(0.25)
         yield Launcher(DagsterGraphQLClient("127.0.0.1", port_number=port, timeout=30))
-    finally:
+    except KeyboardInterrupt:
+        # A terminal's Ctrl-C reached dagster dev too: a second one would cut its shutdown
+        # short, so it gets time to stop on its own first.
+        _stop(process, grace_s=15)
+        raise
+    else:
         _stop(process)
+    finally:
+        _stop(process, grace_s=0)
 
 
-def _stop(process: subprocess.Popen) -> None:
-    """SIGINT, as a terminal's Ctrl-C: dagster dev shuts its webserver and daemon down (SIGTERM
-    would leave them running)."""
-    if process.poll() is None:
+def _stop(process: subprocess.Popen, grace_s: float = 0) -> None:
+    """SIGINT, as a terminal's Ctrl-C (after ``grace_s`` to stop on its own): dagster dev shuts
+    its webserver and daemon down (SIGTERM would leave them running)."""
+    if process.poll() is not None:
+        return
+    try:
+        process.wait(timeout=grace_s)
+        return
+    except subprocess.TimeoutExpired:
         process.send_signal(signal.SIGINT)
     try:
         process.wait(timeout=30)
