@@ -29,6 +29,19 @@ CHALLENGER = dg.AssetKey("challenger_model")
 # Failed checks that are decisions rather than faults: shown, never alerted.
 DECISION_CHECKS = frozenset({"beats_champion"})
 
+# The severity each check's results carry (the drift check's follows the drift's severity). The
+# tables of checks in README.md and docs/dagster.md are tested against these and the specs'
+# ``blocking`` (tennis_assets_tests/defs/test_defs_checks_table.py).
+ERROR, WARN = dg.AssetCheckSeverity.ERROR, dg.AssetCheckSeverity.WARN
+SEVERITY = {
+    "weights_finite": (ERROR,), "history_has_no_nan": (ERROR,), "solves": (ERROR,),
+    "beats_champion": (WARN,), "latency_under_threshold": (WARN,),
+    "enough_completed_trials": (WARN,), "challenger_loads_and_plays": (ERROR,),
+    "challenger_solves": (ERROR,), "challenger_not_worse_than_champion": (ERROR,),
+    "promoted_model_loads_and_plays": (ERROR,),
+    "champion_score_has_not_drifted": (WARN, ERROR),
+}
+
 
 def _spec(name: str, asset: dg.AssetKey, blocking: bool, description: str,
           partitioned: bool = True) -> dg.AssetCheckSpec:
@@ -64,7 +77,7 @@ def check_weights(learner, partition: str) -> dg.AssetCheckResult:
            if t.is_floating_point() and not bool(torch.isfinite(t).all())]
     return dg.AssetCheckResult(
         check_name="weights_finite", asset_key=TRAINED, passed=not bad,
-        severity=dg.AssetCheckSeverity.ERROR,
+        severity=SEVERITY["weights_finite"][0],
         description=f"[{partition}] " + (f"non-finite tensors: {bad}" if bad
                                          else "all tensors finite"),
         metadata={"partition": partition, "non_finite_tensors": dg.MetadataValue.json(bad)})
@@ -75,7 +88,8 @@ def check_history(history, eval_history, partition: str) -> dg.AssetCheckResult:
     nan_evals = int(eval_history["greedy_mean"].isna().sum()) if len(eval_history) else 0
     return dg.AssetCheckResult(
         check_name="history_has_no_nan", asset_key=TRAINED,
-        passed=nan_scores == 0 and nan_evals == 0, severity=dg.AssetCheckSeverity.ERROR,
+        passed=nan_scores == 0 and nan_evals == 0,
+        severity=SEVERITY["history_has_no_nan"][0],
         description=f"[{partition}] {nan_scores} NaN episode scores, {nan_evals} NaN greedy means",
         metadata={"partition": partition, "episodes": len(history),
                   "nan_episode_scores": nan_scores, "evaluations": len(eval_history),
@@ -120,21 +134,22 @@ def report_check_results(report: EvaluationReport, max_latency_ms: float,
     return [
         dg.AssetCheckResult(
             check_name="solves", asset_key=REPORT, passed=gates.solves,
-            severity=dg.AssetCheckSeverity.ERROR, description=_solves_description(report),
+            severity=SEVERITY["solves"][0], description=_solves_description(report),
             metadata={"partition": partition, "mean": round(ev.mean, 3),
                       "target": target if target is not None else "beat a random policy",
                       "random_mean": round(report.random.mean, 3) if report.random else None,
                       "episodes": ev.episodes}),
         dg.AssetCheckResult(
             check_name="beats_champion", asset_key=REPORT, passed=gates.beats_champion,
-            severity=dg.AssetCheckSeverity.WARN,
+            severity=SEVERITY["beats_champion"][0],
             description=f"[{partition}] {versus.reason}{why_not}",
             metadata={"partition": partition, "mean": round(ev.mean, 3),
                       "champion_version": (champion.version if champion else None) or "none",
                       "champion_mean": round(champion.mean, 3) if champion else None}),
         dg.AssetCheckResult(
             check_name="latency_under_threshold", asset_key=REPORT,
-            passed=gates.latency_under_threshold, severity=dg.AssetCheckSeverity.WARN,
+            passed=gates.latency_under_threshold,
+            severity=SEVERITY["latency_under_threshold"][0],
             description=f"[{partition}] p95 {p95:.3g} ms (threshold {max_latency_ms} ms)",
             metadata={"partition": partition, "p95_ms": round(p95, 4),
                       "p50_ms": round(report.latency.p50_ms, 4),

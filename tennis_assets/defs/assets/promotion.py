@@ -13,6 +13,7 @@ from tennis_assets.workflow.production import ChampionRecord
 from tennis_assets.workflow.promotion import ChallengerRecord
 
 from ..config import ChallengerConfig, PromotionConfig
+from ..gates import SEVERITY
 from ..metadata import dagster_metadata, rounded
 from ..resources import MlflowResource
 from ..store import ModelStore
@@ -136,7 +137,7 @@ def challenger_checks(context: dg.AssetCheckExecutionContext, challenger_model: 
         reason = failure or verdict.reasons[key]
         yield dg.AssetCheckResult(
             asset_key="challenger_model", check_name=check, passed=bool(passed),
-            severity=dg.AssetCheckSeverity.ERROR,
+            severity=SEVERITY[check][0],
             description=f"v{version} ({challenger_model.partition}): {reason}",
             metadata={"version": version, "partition": challenger_model.partition,
                       "episodes": episodes, "seed": seed,
