@@ -68,6 +68,23 @@ latency_under_threshold = _spec("latency_under_threshold", REPORT, False,
                                 "(warning only).")
 
 BLOCKING_REPORT_CHECKS = BLOCKING_GATES
+BLOCKING_CANDIDATE_CHECKS = frozenset(
+    spec.name for spec in (weights_finite, history_has_no_nan, solves, beats_champion,
+                           latency_under_threshold) if spec.blocking)
+
+
+def blocked(results: list[dg.AssetCheckResult], metadata: dict, what: str) -> dg.Failure | None:
+    """The failure a candidate asset raises, after yielding ``results``, when one of its
+    blocking checks failed: its step fails and nothing is materialized, so the asset's page and
+    the partition's status show a failed candidate (a materialization followed by a failed
+    check would show as fresh and green). ``metadata`` (what the value would have shown) goes
+    with the failure; the stored report still says everything."""
+    failed = [r for r in results if r.check_name in BLOCKING_CANDIDATE_CHECKS and not r.passed]
+    if not failed:
+        return None
+    return dg.Failure(
+        f"{what} failed its blocking gate(s): "
+        + "; ".join(f"{r.check_name}: {r.description}" for r in failed), metadata=metadata)
 
 
 def check_weights(learner, partition: str) -> dg.AssetCheckResult:

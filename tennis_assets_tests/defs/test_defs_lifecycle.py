@@ -242,6 +242,13 @@ def test_check_results_carry_their_partition(scenario):
 def test_broken_candidates_fail_their_run_and_change_nothing(scenario, mlflow_uri):
     c, d = scenario["C"], scenario["D"]
     assert not c.success and _checks(c)["solves"] is False
+    # A candidate that failed a blocking gate is not materialized: its asset page and its
+    # partition show a failure naming the gate, not a fresh value.
+    assert c.asset_materializations_for_node("evaluation_report") == []
+    [failure] = [e for e in c.all_events if e.event_type_value == "STEP_FAILURE"]
+    assert failure.step_key == "evaluation_report"
+    assert "candidate baseline failed its blocking gate(s): solves: [baseline] greedy mean" in \
+        failure.step_failure_data.error.message
     assert not d.success
     checks = _checks(d)
     assert checks["weights_finite"] is True and checks["solves"] is False

@@ -8,7 +8,13 @@ from typing import Any
 import dagster as dg
 
 from ..config import EvaluationConfig
-from ..gates import beats_champion, latency_under_threshold, report_check_results, solves
+from ..gates import (
+    beats_champion,
+    blocked,
+    latency_under_threshold,
+    report_check_results,
+    solves,
+)
 from ..metadata import dagster_metadata, table_md
 from ..partitions import agent_partitions, candidate_partition
 from ..resources import MlflowResource
@@ -97,8 +103,12 @@ def evaluation_report(context: dg.AssetExecutionContext, config: EvaluationConfi
 
     model_store.write_latest_report(partition, report)
     others = {p: r for p, r in model_store.latest_reports().items()}
-    yield dg.Output(report, metadata={
-        **dagster_metadata(report.metadata()),
-        "comparison": table_md(_comparison(others, champion)),
-    })
-    yield from report_check_results(report, settings.max_latency_ms, trained_agents)
+    metadata = {**dagster_metadata(report.metadata()),
+                "comparison": table_md(_comparison(others, champion))}
+    results = report_check_results(report, settings.max_latency_ms, trained_agents)
+    failure = blocked(results, metadata, f"candidate {partition}")
+    if failure is not None:
+        yield from results
+        raise failure
+    yield dg.Output(report, metadata=metadata)
+    yield from results

@@ -9,7 +9,7 @@ from typing import Any
 import dagster as dg
 
 from ..config import TrainingConfig
-from ..gates import check_history, check_weights, history_has_no_nan, weights_finite
+from ..gates import blocked, check_history, check_weights, history_has_no_nan, weights_finite
 from ..metadata import dagster_metadata, frame_md
 from ..partitions import agent_partitions, candidate_partition
 from ..resources import MlflowResource
@@ -134,12 +134,18 @@ def trained_agents(context: dg.AssetExecutionContext, config: TrainingConfig,
         mlflow_run_url=run.url, model_source=model_source, tuned_params=tuned,
         init_checkpoint=candidate.init_checkpoint,
         resource_usage=trained.resource_usage, warm_start_mean=trained.warm_start_mean)
-    yield dg.Output(value, metadata={
+    metadata = {
         "started_from": warm_start_label(started_from if not resume_from else
                                          candidate.init_checkpoint, partition),
         **dagster_metadata(value.metadata()),
         "history_tail": frame_md(result.history.tail(10)),
         "eval_history": frame_md(result.eval_history),
-    })
-    yield check_weights(result.learner, partition)
-    yield check_history(result.history, result.eval_history, partition)
+    }
+    results = [check_weights(result.learner, partition),
+               check_history(result.history, result.eval_history, partition)]
+    failure = blocked(results, metadata, f"candidate {partition}")
+    if failure is not None:
+        yield from results
+        raise failure
+    yield dg.Output(value, metadata=metadata)
+    yield from results
