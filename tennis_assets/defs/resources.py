@@ -9,17 +9,19 @@ from __future__ import annotations
 import contextlib
 import json
 import urllib.error
+import urllib.parse
 import urllib.request
-from datetime import datetime, timezone
+from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any
 
 import dagster as dg
 from pydantic import PrivateAttr
 
+from tennis_assets import settings
 from tennis_assets.files import append_line, read_json_lines
 from tennis_assets.redaction import redact_webhook
-from tennis_assets import settings
 from tennis_assets.settings import data_dir
 
 
@@ -68,6 +70,14 @@ class MlflowResource(dg.ConfigurableResource):
     dagster_ui_url: str = ""
 
     _tracker: Any = PrivateAttr(default=None)
+
+    def artifact_url(self, run_id: str | None, artifact_path: str) -> str | None:
+        """Where the MLflow UI serves one artifact of a run (its ``get-artifact`` route), for
+        pictures shown in place on an asset's page."""
+        if not run_id:
+            return None
+        query = urllib.parse.urlencode({"path": artifact_path, "run_uuid": run_id})
+        return f"{self.tracker().ui_url}/get-artifact?{query}"
 
     def dagster_run_url(self, run_id: str) -> str:
         """The run's page in the Dagster UI (empty ``dagster_ui_url``:
@@ -194,7 +204,7 @@ class AlertWebhook(dg.ConfigurableResource):
                     raise urllib.error.HTTPError(url, response.status, "webhook refused",
                                                  response.headers, None)
         # The webhook's path is its credential: the log names only its host.
-        entry = {"id": alert_id, "time": datetime.now(timezone.utc).isoformat(), "text": text,
+        entry = {"id": alert_id, "time": datetime.now(UTC).isoformat(), "text": text,
                  "posted_to": redact_webhook(url) if url else None, "delivered": True,
                  **details}
         append_line(self.log_file(), json.dumps(entry, default=str))

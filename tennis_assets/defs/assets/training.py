@@ -137,7 +137,8 @@ def trained_agents(context: dg.AssetExecutionContext, config: TrainingConfig,
     metadata = {
         "started_from": warm_start_label(started_from if not resume_from else
                                          candidate.init_checkpoint, partition),
-        **dagster_metadata(value.metadata()),
+        **dagster_metadata(value.metadata(), {value.learning_curve: mlflow.artifact_url(
+            run.run_id, f"training/{Path(value.learning_curve).name}") or ""}),
         "history_tail": frame_md(result.history.tail(10)),
         "eval_history": frame_md(result.eval_history),
     }
