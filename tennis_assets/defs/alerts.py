@@ -104,7 +104,9 @@ def announce_champion_changes(context: dg.RunStatusSensorContext, alert_webhook:
     mine = [r for r in records if r.run_id == run.run_id]
     meta = mine[0].asset_materialization.metadata if mine else {}
     if not (meta and meta["changed"].value):
-        return dg.SkipReason(f"run {run.run_id[:8]} did not change the champion")
+        # A run-status sensor reacts to every run it sees; this one had nothing to announce.
+        context.log.info(f"run {run.run_id[:8]} did not change the champion: not announced")
+        return
     version, previous = meta["version"].value, meta["previous_version"].value
     model = meta.get("model_version")
     text = (f":trophy: tennis-assets: `{run.job_name}`: the champion is now v{version} "
@@ -114,7 +116,6 @@ def announce_champion_changes(context: dg.RunStatusSensorContext, alert_webhook:
                                         "job": run.job_name, "version": version,
                                         "previous_version": previous, "changed": True,
                                         "run_url": run_url(run.run_id)})
-    return None
 
 
 @dg.sensor(minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING,

@@ -37,7 +37,7 @@ try:
     else:
         info = tracker.register_challenger(name, source=source, run_id=run_id)
     value = production.move_champion(tracker, name, pointer, version=info.version)
-    print(json.dumps({"ok": True, "version": info.version, "value": value}))
+    print(json.dumps({"ok": True, "version": info.version, "value": value.model_dump(mode="json")}))
 except RuntimeError as exc:  # a newer challenger was registered meanwhile: nothing moved
     print(json.dumps({"ok": False, "error": str(exc)}))
 """
@@ -93,14 +93,14 @@ def _registry_state(registry: Registry, name: str) -> tuple[dict, list]:
     return registry.tracker.aliases(name), versions
 
 
-def _assert_pointer_matches_registry(registry: Registry, name: str, pointer: Path) -> dict:
+def _assert_pointer_matches_registry(registry: Registry, name: str, pointer: Path):
     aliases, versions = _registry_state(registry, name)
     doc = read_pointer(pointer)
     assert doc is not None
     champion = registry.tracker.champion(name)
-    assert doc["version"] == aliases["champion"] == champion.version
-    assert doc["previous_version"] == aliases["previous"]
-    assert doc["mlflow_run_id"] == champion.run_id
+    assert doc.version == aliases["champion"] == champion.version
+    assert doc.previous_version == aliases["previous"]
+    assert doc.mlflow_run_id == champion.run_id
     by_version = {str(v.version): v.run_id for v in versions}
     if aliases["previous"] is not None:
         # What a rollback would restore is another model, not a copy of the champion.
@@ -110,7 +110,7 @@ def _assert_pointer_matches_registry(registry: Registry, name: str, pointer: Pat
 
 @pytest.mark.parametrize("locked", [True, False], ids=["with-lock", "without-lock"])
 def test_four_processes_promoting_one_run_leave_one_version(registry, tmp_path, locked):
-    name, first_run = _with_champion(registry)
+    name, _ = _with_champion(registry)
     run = _trained_run(registry, 1)
     pointer = tmp_path / "production" / "champion.json"
     results = _promote_at_once(registry, name, [run] * 4, pointer, locked=locked)
@@ -124,6 +124,18 @@ def test_four_processes_promoting_one_run_leave_one_version(registry, tmp_path, 
     assert sum(r["value"]["changed"] for r in results) == 1
     _assert_pointer_matches_registry(registry, name, pointer)
     assert not list(pointer.parent.glob("*.tmp"))
+
+
+def test_rollback_with_no_previous_champion_changes_nothing_and_says_so(registry, tmp_path):
+    name, _ = _with_champion(registry)
+    pointer = tmp_path / "production" / "champion.json"
+    value = move_champion(registry.tracker, name, pointer, rollback=True)
+    assert (value.version, value.changed, value.rollback) == ("1", False, True)
+    assert value.outcome() == "nothing to roll back to (no previous champion): v1 stays champion"
+    assert _registry_state(registry, name)[0]["champion"] == "1"
+    _assert_pointer_matches_registry(registry, name, pointer)
+    with pytest.raises(RuntimeError, match="nothing has been promoted yet"):
+        move_champion(registry.tracker, registry.new_name(), pointer, rollback=True)
 
 
 def test_promotions_of_different_runs_at_once_leave_a_consistent_registry(registry, tmp_path):
@@ -143,22 +155,23 @@ def test_promotions_of_different_runs_at_once_leave_a_consistent_registry(regist
             assert "nothing moved" in r["error"]
     assert aliases["champion"] in {r["version"] for r in promoted}
     doc = _assert_pointer_matches_registry(registry, name, pointer)
-    assert doc["changed"] is True
+    assert doc.changed is True
 
 
 def test_a_promotion_killed_holding_the_lock_does_not_block_the_next(registry, tmp_path):
     name, _ = _with_champion(registry)
     pointer = tmp_path / "production" / "champion.json"
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time\n"
-         "from tennis_assets.workflow.production import promotion_lock\n"
-         "with promotion_lock(sys.argv[1]):\n"
-         "    print('held', flush=True)\n"
-         "    time.sleep(600)\n", str(pointer.parent)], stdout=subprocess.PIPE, text=True)
+        [sys.executable, "-c", ("import sys, time\n"
+                                "from tennis_assets.workflow.production import promotion_lock\n"
+                                "with promotion_lock(sys.argv[1]):\n"
+                                "    print('held', flush=True)\n"
+                                "    time.sleep(600)\n"), str(pointer.parent)],
+        stdout=subprocess.PIPE, text=True)
     assert holder.stdout.readline().strip() == "held"
-    with pytest.raises(RuntimeError, match=f"process {holder.pid}"):
-        with promotion_lock(pointer.parent, timeout_s=0.5):
-            pass
+    with pytest.raises(RuntimeError, match=f"process {holder.pid}"), \
+            promotion_lock(pointer.parent, timeout_s=0.5):
+        pass
     os.kill(holder.pid, signal.SIGKILL)
     holder.wait(10)
 
@@ -168,7 +181,7 @@ def test_a_promotion_killed_holding_the_lock_does_not_block_the_next(registry, t
     value = move_champion(registry.tracker, name, pointer, version=info.version,
                           lock_timeout_s=10)
     assert time.monotonic() - started < 5
-    assert value["version"] == info.version
+    assert value.version == info.version
     _assert_pointer_matches_registry(registry, name, pointer)
 
 
@@ -193,7 +206,7 @@ def test_a_disk_too_full_for_the_pointer_stops_the_promotion_before_the_alias(
     # With room again the same promotion goes through and the pointer follows.
     (small_disk.path / "filler").unlink()
     value = move_champion(registry.tracker, name, pointer, version=info.version)
-    assert value["version"] == info.version and value["previous_version"] == "1"
+    assert value.version == info.version and value.previous_version == "1"
     _assert_pointer_matches_registry(registry, name, pointer)
 
 
@@ -204,5 +217,5 @@ def test_rollback_swaps_and_the_pointer_follows(registry, tmp_path):
     info = registry.tracker.register_challenger(name, source=source, run_id=run_id)
     move_champion(registry.tracker, name, pointer, version=info.version)
     value = move_champion(registry.tracker, name, pointer, rollback=True)
-    assert value["version"] == "1" and value["previous_version"] == info.version
+    assert value.version == "1" and value.previous_version == info.version
     _assert_pointer_matches_registry(registry, name, pointer)
