@@ -36,16 +36,21 @@ def run_once(checkout: Path, profile: str, extra: list[str]) -> dict:
         env = {k: v for k, v in os.environ.items() if k not in CLEARED}
         env["TENNIS_ASSETS_HOME"] = data
         before = load()
+        log = Path(data) / "main-command.log"
         started = time.monotonic()
-        out = subprocess.run([sys.executable, "-m", "tennis_assets.pipeline", "--profile",
-                              profile, *extra], cwd=checkout, env=env, capture_output=True,
-                             text=True, check=False)
+        # Output to a file, and the time until the command exits (not until every process
+        # that inherited its output closed it).
+        with log.open("w") as out:
+            rc = subprocess.run([sys.executable, "-m", "tennis_assets.pipeline", "--profile",
+                                 profile, *extra], cwd=checkout, env=env, stdout=out,
+                                stderr=subprocess.STDOUT, check=False).returncode
         seconds = time.monotonic() - started
-    champion = re.search(r"^champion\s+: (.*)$", out.stdout, re.MULTILINE)
-    took = re.search(r"^took\s+: (.*)$", out.stdout, re.MULTILINE)
-    return {"checkout": str(checkout), "seconds": seconds, "rc": out.returncode,
+        text = log.read_text(errors="replace")
+    champion = re.search(r"^champion\s+: (.*)$", text, re.MULTILINE)
+    took = re.search(r"^took\s+: (.*)$", text, re.MULTILINE)
+    return {"checkout": str(checkout), "seconds": seconds, "rc": rc,
             "champion": champion.group(1) if champion else "none",
-            "took": took.group(1) if took else out.stderr[-300:], "load_before": before,
+            "took": took.group(1) if took else text[-300:], "load_before": before,
             "load_after": load()}
 
 

@@ -117,9 +117,11 @@ def dagster_dev(home: Path, workspace: Path, port: int | None = None,
     dagster = Path(sys.executable).with_name("dagster")
     # Run from the instance's folder: dagster dev warns about a dagster.yaml in its working
     # directory that is not $DAGSTER_HOME's (the repository root has one).
+    # A session of its own, so that it and everything it started (webserver, daemon, code
+    # server, run workers) can be signalled as one group.
     process = subprocess.Popen(
         [str(dagster), "dev", "-w", str(workspace), "-h", "127.0.0.1", "-p", str(port),
-         "--log-level", "error"], cwd=home, env={
+         "--log-level", "error"], cwd=home, start_new_session=True, env={
              **os.environ, "DAGSTER_HOME": str(home),
              # `dagster dev` says `dg dev` supersedes it; dg dev needs a dg project file.
              "PYTHONWARNINGS": "ignore:Function `dev_command` is superseded"})
@@ -140,28 +142,29 @@ def dagster_dev(home: Path, workspace: Path, port: int | None = None,
             time.sleep(0.25)
         yield Launcher(DagsterGraphQLClient("127.0.0.1", port_number=port, timeout=30))
     except KeyboardInterrupt:
-        # A terminal's Ctrl-C reached dagster dev too: a second one would cut its shutdown
-        # short, so it gets time to stop on its own first.
-        _stop(process, grace_s=15)
+        # Ctrl-C: passed on to the whole group, as a terminal passes it to its foreground
+        # job: run workers in flight stop as they do on Ctrl-C (a training run saves its
+        # resume state).
+        _stop(process, group=True)
         raise
-    else:
-        _stop(process)
     finally:
-        _stop(process, grace_s=0)
+        _stop(process)
 
 
-def _stop(process: subprocess.Popen, grace_s: float = 0) -> None:
-    """SIGINT, as a terminal's Ctrl-C (after ``grace_s`` to stop on its own): dagster dev shuts
-    its webserver and daemon down (SIGTERM would leave them running)."""
-    if process.poll() is not None:
-        return
-    try:
-        process.wait(timeout=grace_s)
-        return
-    except subprocess.TimeoutExpired:
-        process.send_signal(signal.SIGINT)
-    try:
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+def _stop(process: subprocess.Popen, group: bool = False, timeout_s: float = 180) -> None:
+    """SIGINT, as Ctrl-C, to dagster dev (or its whole group): it shuts its webserver, daemon
+    and code server down (SIGTERM would leave them running). Whatever of the group is left
+    after ``timeout_s`` (dagster dev waits a minute for each of its processes) is killed."""
+    if process.poll() is None:
+        if group:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGINT)
+        else:
+            process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)  # nothing of it may outlive the command
