@@ -102,7 +102,8 @@ def announce_champion_changes(context: dg.RunStatusSensorContext, alert_webhook:
     records = context.instance.fetch_materializations(dg.AssetKey("production_model"),
                                                       limit=20).records
     mine = [r for r in records if r.run_id == run.run_id]
-    meta = mine[0].asset_materialization.metadata if mine else {}
+    materialization = mine[0].asset_materialization if mine else None
+    meta = materialization.metadata if materialization is not None else {}
     if not (meta and meta["changed"].value):
         # A run-status sensor reacts to every run it sees; this one had nothing to announce.
         context.log.info(f"run {run.run_id[:8]} did not change the champion: not announced")

@@ -73,7 +73,7 @@ def frame_md(frame, max_rows: int = 20) -> dg.MetadataValue:
 
 def rounded(values: dict[str, float | None], digits: int = 4) -> dict[str, dg.MetadataValue]:
     """Floats as a person reads them (1.083, not 1.0833000000000002); None as NaN."""
-    out = {}
+    out: dict[str, dg.MetadataValue] = {}
     for name, value in values.items():
         v = float("nan") if value is None else float(value)
         out[name] = dg.MetadataValue.float(float(f"{v:.{digits}g}") if not math.isnan(v) else v)

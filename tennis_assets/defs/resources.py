@@ -129,7 +129,7 @@ class MlflowResource(dg.ConfigurableResource):
     def start_run(self, name: str, tags: Mapping[str, str] | None = None) -> Iterator[Any]:
         from tennis_assets.tracking.tracker import fan_out
 
-        secondary = []
+        secondary: list[Any] = []
         wandb_mode, neptune_mode = self.modes()
         if wandb_mode != "disabled":
             from tennis_assets.tracking.wandb_tracking import WandbTracker

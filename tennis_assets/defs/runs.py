@@ -121,7 +121,8 @@ def dagster_dev(home: Path, workspace: Path, port: int | None = None,
     # server, run workers) can be signalled as one group.
     process = subprocess.Popen(
         [str(dagster), "dev", "-w", str(workspace), "-h", "127.0.0.1", "-p", str(port),
-         "--log-level", "error"], cwd=home, start_new_session=True, env={
+         "--log-level", "error"], cwd=home, start_new_session=True,
+        preexec_fn=_interrupt_when_parent_dies, env={  # noqa: PLW1509 - one prctl call
              **os.environ, "DAGSTER_HOME": str(home),
              # `dagster dev` says `dg dev` supersedes it; dg dev needs a dg project file.
              "PYTHONWARNINGS": "ignore:Function `dev_command` is superseded"})
@@ -149,6 +150,16 @@ def dagster_dev(home: Path, workspace: Path, port: int | None = None,
         raise
     finally:
         _stop(process)
+
+
+def _interrupt_when_parent_dies() -> None:
+    """In the child before it runs dagster dev (Linux): a SIGINT when the command that started
+    it dies (kill -9, a test's timeout), so that its group is never left running."""
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGINT)
 
 
 def _stop(process: subprocess.Popen, group: bool = False, timeout_s: float = 180) -> None:

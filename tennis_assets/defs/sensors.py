@@ -36,7 +36,8 @@ def _meta(record, name: str, default=None):
 def check_evaluations(instance: dg.DagsterInstance, run_id: str) -> list:
     records = instance.get_records_for_run(
         run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION).records
-    return [r.event_log_entry.dagster_event.event_specific_data for r in records]
+    return [r.event_log_entry.dagster_event.event_specific_data for r in records
+            if r.event_log_entry.dagster_event is not None]
 
 
 def _blocking_checks_passed(instance: dg.DagsterInstance, run_id: str, partition: str) -> bool:

@@ -60,11 +60,13 @@ def challenger_model(context: dg.AssetExecutionContext, config: ChallengerConfig
                                               or "no evaluation report matches"))
         return
     report = reports[best.partition]
+    if report.candidate is None or not report.candidate.model_source or not best.train_run_id:
+        raise dg.Failure(f"the {best.partition} report names no trained model to register "
+                         "(written before reports named their training run): retrain it")
     tags, description = version_record(report, context.run.run_id, tracker.run_url,
                                        mlflow.dagster_run_url)
     info = register_challenger(tracker, name, model_store.production_pointer().parent,
-                               source=report.candidate.model_source if report.candidate
-                               else None,
+                               source=report.candidate.model_source,
                                run_id=best.train_run_id, tags=tags, description=description)
     context.log.info(f"challenger: {name} v{info.version} ({best.partition}, mean "
                      f"{best.mean:.3f}); champion {champion.version or 'none'}")
@@ -134,7 +136,7 @@ def challenger_checks(context: dg.AssetCheckExecutionContext, challenger_model: 
         verdict, failure = None, f"{type(exc).__name__}: {exc}"
     for check, key in zip(CHALLENGER_CHECKS, ("loads_and_plays", "solves", "not_worse")):
         passed = verdict is not None and getattr(verdict, key)
-        reason = failure or verdict.reasons[key]
+        reason = verdict.reasons[key] if verdict is not None else str(failure)
         yield dg.AssetCheckResult(
             asset_key="challenger_model", check_name=check, passed=bool(passed),
             severity=SEVERITY[check][0],
@@ -165,7 +167,8 @@ def production_model(context: dg.AssetExecutionContext, config: PromotionConfig,
         raise dg.Failure("no challenger_model has been materialized: nothing to promote")
     try:
         value = move_champion(tracker, name, model_store.production_pointer(),
-                              version=None if rollback else challenger_model.version,
+                              version=None if rollback or challenger_model is None
+                              else challenger_model.version,
                               rollback=rollback, run_id=context.run.run_id)
     except RuntimeError as exc:
         raise dg.Failure(f"{'rollback' if rollback else 'promotion'}: {exc}") from None

@@ -134,7 +134,7 @@ def trained_agents(context: dg.AssetExecutionContext, config: TrainingConfig,
         mlflow_run_url=run.url, model_source=model_source, tuned_params=tuned,
         init_checkpoint=candidate.init_checkpoint,
         resource_usage=trained.resource_usage, warm_start_mean=trained.warm_start_mean)
-    metadata = {
+    metadata: dict[str, Any] = {
         "started_from": warm_start_label(started_from if not resume_from else
                                          candidate.init_checkpoint, partition),
         **dagster_metadata(value.metadata(), {value.learning_curve: mlflow.artifact_url(
