@@ -179,12 +179,12 @@ def test_a_good_candidate_goes_through_challenger_to_champion(scenario, mlflow_u
                           "challenger_not_worse_than_champion": True,
                           "promoted_model_loads_and_plays": True}
     promoted = p.output_for_node("production_model")
-    assert promoted["version"] == "1" and promoted["changed"] and promoted["partition"] == "baseline"
+    assert promoted.version == "1" and promoted.changed and promoted.partition == "baseline"
     # B: a better candidate replaced it, and the replaced one is kept as previous.
     b = scenario["B"]
     assert b.success
     after_b = b.output_for_node("production_model")
-    assert (after_b["version"], after_b["previous_version"]) == ("3", "1")
+    assert (after_b.version, after_b.previous_version) == ("3", "1")
     assert _checks(b)["latency_under_threshold"] is False  # a warning: it blocks nothing
 
 
@@ -229,7 +229,7 @@ def test_not_better_succeeds_with_the_gate_result_on_its_partition(scenario):
     assert started.value.startswith("warm start from champion v3: its weights and learner "
                                     "settings")
     report = e.output_for_node("evaluation_report")
-    assert report["evaluation"]["mean"] == report["champion"]["mean"]  # same weights and episodes
+    assert report.evaluation.mean == report.champion.mean  # same weights and episodes
 
 
 def test_check_results_carry_their_partition(scenario):
@@ -298,7 +298,7 @@ def test_rollback_with_nothing_to_roll_back_to_says_so(scenario):
     # A champion but no previous one: an outcome, not a failure.
     assert r1.success
     value = r1.output_for_node("production_model")
-    assert (value["version"], value["changed"], value["rollback"]) == ("1", False, True)
+    assert (value.version, value.changed, value.rollback) == ("1", False, True)
     meta = r1.asset_materializations_for_node("production_model")[0].metadata
     assert meta["outcome"].value == ("nothing to roll back to (no previous champion): v1 stays "
                                      "champion")
@@ -330,7 +330,7 @@ def test_rollback_restores_previous_and_the_policy_server_follows(scenario, mlfl
     r = scenario["R"]
     assert r.success
     value = r.output_for_node("production_model")
-    assert (value["version"], value["previous_version"], value["rollback"]) == ("1", "3", True)
+    assert (value.version, value.previous_version, value.rollback) == ("1", "3", True)
     assert _version(mlflow_uri, "champion") == "1" and _version(mlflow_uri, "previous") == "3"
     pointer = json.loads((scenario["root"] / "models/production/champion.json").read_text())
     assert pointer["version"] == "1"
