@@ -28,6 +28,8 @@ from typing import Any
 
 from dagster_graphql import DagsterGraphQLClient
 
+from tennis_assets import settings
+
 LOCATION = "tennis_assets"
 REPOSITORY = "__repository__"
 FINISHED = ("SUCCESS", "FAILURE", "CANCELED")
@@ -122,10 +124,11 @@ def dagster_dev(home: Path, workspace: Path, port: int | None = None,
     process = subprocess.Popen(
         [str(dagster), "dev", "-w", str(workspace), "-h", "127.0.0.1", "-p", str(port),
          "--log-level", "error"], cwd=home, start_new_session=True,
-        preexec_fn=_interrupt_when_parent_dies, env={  # noqa: PLW1509 - one prctl call
-             **os.environ, "DAGSTER_HOME": str(home),
-             # `dagster dev` says `dg dev` supersedes it; dg dev needs a dg project file.
-             "PYTHONWARNINGS": "ignore:Function `dev_command` is superseded"})
+        preexec_fn=_interrupt_when_parent_dies,  # noqa: PLW1509 - one prctl call
+        env=settings.child_environment({
+            "DAGSTER_HOME": str(home),
+            # `dagster dev` says `dg dev` supersedes it; dg dev needs a dg project file.
+            "PYTHONWARNINGS": "ignore:Function `dev_command` is superseded"}))
     try:
         deadline = time.monotonic() + startup_timeout_s
         while True:
