@@ -87,7 +87,7 @@ def serve_worker_settings() -> dict[str, Any]:
     except json.JSONDecodeError as exc:
         raise ValueError(f"{SERVE_WORKER_ENV}: not JSON ({exc})") from None
     if not isinstance(value, dict):
-        raise ValueError(f"{SERVE_WORKER_ENV} is not set: a worker is started by "
+        raise ValueError(f"{SERVE_WORKER_ENV} is not set: a worker is started by "  # noqa: TRY004 - a bad setting, not a bad argument
                          "`tennis-assets serve --workers N`, not by hand")
     return value
 
@@ -130,7 +130,7 @@ def production_kwargs() -> dict[str, Any]:
     except json.JSONDecodeError as exc:
         raise ValueError(f"{name} is not JSON ({exc}): {raw!r}") from None
     if not isinstance(values, dict):
-        raise ValueError(f"{name} must be a JSON object of keyword arguments, got {raw!r}")
+        raise ValueError(f"{name} must be a JSON object of keyword arguments, got {raw!r}")  # noqa: TRY004 - a bad setting
     return values
 
 
