@@ -363,7 +363,7 @@ def test_alerts_one_per_failed_run_none_for_not_better(scenario):
     assert not any(check == "beats_champion" for _, check in checks)
     assert all(p["run_id"] != scenario["E"].run_id for p in posts)
     announced = [p for p in posts if p.get("kind") == "run_success"]
-    assert {p["job"] for p in announced} == {"promote", "rollback"}
+    assert {p["job"] for p in announced} == {"promote", "rollback", "run_pipeline"}
     assert any(p["version"] == "1" and p["changed"] for p in announced if p["job"] == "rollback")
     # Only moves that changed production are announced: P, B and R.
     assert sorted(p["run_id"] for p in announced) == sorted(
