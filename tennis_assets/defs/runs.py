@@ -24,11 +24,12 @@ import urllib.request
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-from dagster_graphql import DagsterGraphQLClient
+from typing import TYPE_CHECKING, Any
 
 from tennis_assets import settings
+
+if TYPE_CHECKING:  # the sensors import PLAN_TAG: the code location does not load the client
+    from dagster_graphql import DagsterGraphQLClient
 
 LOCATION = "tennis_assets"
 REPOSITORY = "__repository__"
@@ -144,6 +145,8 @@ def dagster_dev(home: Path, workspace: Path, port: int | None = None,
                 raise RuntimeError(f"dagster dev did not load {LOCATION!r} within "
                                    f"{startup_timeout_s:.0f} s")
             time.sleep(0.25)
+        from dagster_graphql import DagsterGraphQLClient
+
         yield Launcher(DagsterGraphQLClient("127.0.0.1", port_number=port, timeout=30))
     except KeyboardInterrupt:
         # Ctrl-C: passed on to the whole group, as a terminal passes it to its foreground
