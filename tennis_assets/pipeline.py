@@ -152,7 +152,7 @@ def run_plan(launcher: Launcher, plan: list[PlannedRun], config: dict,
 
     done: dict[str, LaunchedRun | None] = {}  # None: skipped
     running: dict[str, tuple[str, float]] = {}  # key -> (run id, start)
-    with _say_what_was_running(running):
+    with _say_what_was_running(running, launcher):
         while len(done) < len(plan):
             for step in plan:
                 if step.key in done or step.key in running or \
@@ -187,14 +187,20 @@ def step_config(config: dict, step: PlannedRun) -> dict:
 
 
 @contextlib.contextmanager
-def _say_what_was_running(running: dict[str, tuple[str, float]]) -> Iterator[None]:
-    """On Ctrl-C, name the runs that were in flight: a terminal's Ctrl-C reaches their run
-    workers too (a training run saves its resume state and fails; re-executing it continues),
-    but a signal sent to this process alone leaves them running."""
+def _say_what_was_running(running: dict[str, tuple[str, float]],
+                          launcher: Launcher) -> Iterator[None]:
+    """On Ctrl-C, cancel the runs still in the queue (a daemon started later would launch
+    them) and name the runs that were in flight: the Ctrl-C is passed on to their run workers
+    (a training run saves its resume state and fails; re-executing it continues)."""
     try:
         yield
     except KeyboardInterrupt:
+        cancelled = set(launcher.cancel_queued([run_id for run_id, _ in running.values()]))
         for key, (run_id, _) in running.items():
+            if run_id in cancelled:
+                print(f"[pipeline] interrupted: {key} (run {run_id}) was still queued and is "
+                      "cancelled", flush=True)
+                continue
             print(f"[pipeline] interrupted while {key} (run {run_id}) was in flight: see its "
                   "page in the Dagster UI; a training run that was interrupted keeps its "
                   "resume state for 'Re-execute from failure'", flush=True)

@@ -74,6 +74,21 @@ class Launcher:
         status = self.client.get_run_status(run_id).value
         return status if status in FINISHED else None
 
+    def cancel_queued(self, run_ids: list[str]) -> list[str]:
+        """Cancel those of ``run_ids`` that are still waiting in the queue (a daemon started
+        later would launch them); returns them. Runs already started are left to Ctrl-C."""
+        from dagster_graphql import DagsterGraphQLClientError
+
+        cancelled = []
+        for run_id in run_ids:
+            try:
+                if self.client.get_run_status(run_id).value in ("QUEUED", "NOT_STARTED"):
+                    self.client.terminate_run(run_id)
+                    cancelled.append(run_id)
+            except DagsterGraphQLClientError:
+                continue  # over or gone meanwhile: nothing waits
+        return cancelled
+
     def wait(self, run_id: str, poll_s: float = 0.5) -> str:
         while (status := self.status(run_id)) is None:
             time.sleep(poll_s)
