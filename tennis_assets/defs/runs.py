@@ -174,10 +174,13 @@ def dagster_dev(home: Path, workspace: Path, port: int | None = None,
 
 
 def _interrupt_when_parent_dies() -> None:
-    """In the child before it runs dagster dev (Linux): a SIGINT when the command that started
-    it dies (kill -9, a test's timeout), so that its group is never left running."""
+    """In the child before it runs dagster dev (Linux): SIGINT's default action (a command
+    started in the background by a shell inherits SIGINT ignored, and dagster dev would then
+    never stop on it), and a SIGINT when the command that started it dies (kill -9, a test's
+    timeout), so that its group is never left running."""
     import ctypes
 
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
     pr_set_pdeathsig = 1
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGINT)
