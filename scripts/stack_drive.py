@@ -22,11 +22,13 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
-import docker
 from dagster_graphql import DagsterGraphQLClient
 
+import docker
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from tennis_assets.pipeline import job_plan, run_config  # noqa: E402
+from tennis_assets.defs.runs import PLAN_TAG
+from tennis_assets.pipeline import job_plan, run_config
 
 WEBSERVER, MLFLOW, OPTUNA = "127.0.0.1", "http://127.0.0.1:5000", "http://127.0.0.1:8080"
 POLICY, PROMETHEUS, JUPYTER = ("http://127.0.0.1:8000", "http://127.0.0.1:9090",
@@ -121,7 +123,8 @@ def launch(stack: Stack, job: str, partition: str | None, assets: list[str], pro
     holds a container for it that DockerRunLauncher made. ``during(stack, run_id, container)``
     runs once its container is seen running."""
     ops = run_config(profile)["ops"]
-    tags = {"trigger": "tennis_assets.stack_test"}
+    # The plan launches promotion and monitoring itself: the stack's sensors leave them to it.
+    tags = {"trigger": "tennis_assets.stack_test", PLAN_TAG: "stack test"}
     if partition:
         tags["dagster/partition"] = partition
     run_id = stack.dagster.submit_job_execution(
@@ -297,14 +300,15 @@ def check_alerts(stack: Stack) -> None:
     and a Prometheus rule fired through Alertmanager, at the same webhook. The rule: a
     drift-monitoring result the policy server cannot parse (what a crash mid-write leaves),
     TennisMonitoringResultUnreadable, which fires on the first scrape that counts the error."""
-    status, doc = http(f"{ALERTMANAGER}/-/ready")
+    status, _ = http(f"{ALERTMANAGER}/-/ready")
     check(status == 200, f"Alertmanager /-/ready answered {status}")
     def active():
         status, doc = http(f"{PROMETHEUS}/api/v1/alertmanagers")
         return status == 200 and doc["data"]["activeAlertmanagers"]
     until("Prometheus sending alerts to Alertmanager", active, 60, 2)
     announced = until("Dagster's champion announcement at the webhook", lambda: [
-        m for m in webhook_messages() if "`promote` succeeded" in str(m["body"].get("text"))],
+        m for m in webhook_messages()
+        if "`promote`: the champion is now" in str(m["body"].get("text"))],
         120, 2)
     volume = stack.engine.volumes.get("tennis_assets_data")
     latest = Path(volume.attrs["Mountpoint"]) / "monitoring" / "latest.json"

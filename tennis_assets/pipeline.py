@@ -1,6 +1,10 @@
 """Materialize the whole asset graph on the instance in ``$DAGSTER_HOME`` (default
-``<data dir>/dagster``) by launching its named jobs as the UI does, so the runs, asset values
+``<data dir>/dagster``) by submitting its named jobs as the UI does, so the runs, asset values
 and check results appear in ``dagster dev`` afterwards, each run on its job's page.
+
+The command starts ``dagster dev`` (webserver, daemon, one code server) for its own life and
+submits each run through the webserver's GraphQL API (dagster-graphql's public client); the
+daemon dequeues it and the run launcher starts its run worker (tennis_assets.defs.runs).
 
     python -m tennis_assets.pipeline --profile quick
 
@@ -23,15 +27,19 @@ import platform
 import shutil
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any
 
 from tennis_assets import settings
 from tennis_assets.config.options import add_model_options, given
 from tennis_assets.envs import EnvironmentConfig
 from tennis_assets.files import CorruptFileError
 from tennis_assets.workflow.candidate import CANDIDATES, CandidateConfig
+
+if TYPE_CHECKING:
+    from tennis_assets.defs.runs import Launcher
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -52,14 +60,14 @@ def ensure_dagster_home() -> Path:
 # and MLflow again (main command: 115 s with forked steps, about 5 s less per run in-process).
 # Parallel tuning workers (tuning_study n_workers > 1) need step processes; those fork from a
 # server that imported them once.
-IN_PROCESS = {"in_process": {}}
-FORKED_STEPS = {"multiprocess": {"start_method": {"forkserver": {"preload_modules": [
+IN_PROCESS: dict[str, Any] = {"in_process": {}}
+FORKED_STEPS: dict[str, Any] = {"multiprocess": {"start_method": {"forkserver": {"preload_modules": [
     "tennis_assets.definitions", "torch", "mlflow"]}}}}
 
 
 def run_config(profile: str, extra: dict[str, dict[str, Any]] | None = None) -> dict:
-    ops = {name: {"config": {"profile": profile}}
-           for name in ("tuning_study", "trained_agents", "evaluation_report")}
+    ops: dict[str, dict[str, Any]] = {name: {"config": {"profile": profile}}
+                                      for name in ("tuning_study", "trained_agents", "evaluation_report")}
     ops["challenger_model"] = {"config": {"profile": profile}}
     for name, values in (extra or {}).items():
         ops.setdefault(name, {"config": {}})["config"].update(values)
@@ -110,44 +118,52 @@ def size_training_pool(instance) -> int:
     return slots
 
 
-def materialize_all(profile: str = "quick", instance=None,
+def materialize_all(profile: str = "quick",
                     extra_config: dict[str, dict[str, Any]] | None = None,
-                    partitions: tuple[str, ...] = CANDIDATES) -> list:
+                    partitions: tuple[str, ...] = CANDIDATES,
+                    launcher: Launcher | None = None) -> list:
     """Tune (when the tuned candidate is wanted), train and evaluate each candidate, promote,
-    then monitor the champion for drift; each a run of the named job, launched as the UI
-    launches it, as soon as the runs it waits for have finished (job_plan). Returns the runs in
-    plan order."""
+    then monitor the champion for drift; each a run of the named job, submitted through the
+    webserver of ``dagster dev`` (started for the command, stopped after it) as the UI submits
+    it, as soon as the runs it waits for have finished (job_plan). Returns the runs in plan
+    order."""
     import dagster as dg
 
-    from tennis_assets.defs.launch import JobLauncher, LaunchedRun
+    from tennis_assets.defs.runs import PLAN_TAG, dagster_dev
 
-    if instance is None:
-        ensure_dagster_home()
+    if launcher is None:
+        home = ensure_dagster_home()
         with dg.DagsterInstance.get() as instance:
-            return materialize_all(profile, instance, extra_config, partitions)
-    config = run_config(profile, extra_config)
-    slots = size_training_pool(instance)
-    print(f"[pipeline] training pool: {slots} step(s) at once", flush=True)
-    plan = job_plan(partitions)
+            slots = size_training_pool(instance)
+        print(f"[pipeline] training pool: {slots} step(s) at once", flush=True)
+        started = time.monotonic()
+        with dagster_dev(home, REPO_ROOT / "workspace.yaml") as dev:
+            print(f"[pipeline] dagster dev answered in {time.monotonic() - started:.1f} s",
+                  flush=True)
+            return materialize_all(profile, extra_config, partitions, dev)
+    return run_plan(launcher, job_plan(partitions), run_config(profile, extra_config),
+                    tags={"trigger": "tennis_assets.pipeline", PLAN_TAG: "main command"})
+
+
+def run_plan(launcher: Launcher, plan: list[PlannedRun], config: dict,
+             tags: dict[str, str]) -> list:
+    """Launch each planned run once the runs it waits for have finished, and wait for all."""
+    from tennis_assets.defs.runs import LaunchedRun
+
     done: dict[str, LaunchedRun | None] = {}  # None: skipped
     running: dict[str, tuple[str, float]] = {}  # key -> (run id, start)
-    with JobLauncher.open(instance) as launcher, _say_what_was_running(running):
+    with _say_what_was_running(running, launcher):
         while len(done) < len(plan):
             for step in plan:
                 if step.key in done or step.key in running or \
                         not all(k in done for k in step.after):
                     continue
-                if step.job == "monitor" and not _has_champion(instance):
+                if step.job == "monitor" and not _has_champion():
                     done[step.key] = None  # nothing to watch
                     continue
                 run_id = launcher.launch(
-                    step.job, partition=step.partition,
-                    # INFO, not the default DEBUG: a person reads this console, not every event.
-                    run_config={"ops": {k: v for k, v in config["ops"].items()
-                                        if k in step.assets},
-                                "execution": config["execution"],
-                                "loggers": {"console": {"config": {"log_level": "INFO"}}}},
-                    tags={"trigger": "tennis_assets.pipeline"})
+                    step.job, partition=step.partition, run_config=step_config(config, step),
+                    tags=tags)
                 running[step.key] = (run_id, time.monotonic())
                 print(f"[pipeline] {step.key} ... (run {run_id})", flush=True)
             for key, (run_id, started) in list(running.items()):
@@ -162,26 +178,40 @@ def materialize_all(profile: str = "quick", instance=None,
     return [done[s.key] for s in plan if done.get(s.key) is not None]
 
 
+def step_config(config: dict, step: PlannedRun) -> dict:
+    """The run config of one planned run: its assets' part of ``config``, and INFO logs on the
+    console (not the default DEBUG: a person reads this console, not every event)."""
+    return {"ops": {k: v for k, v in config["ops"].items() if k in step.assets},
+            "execution": config["execution"],
+            "loggers": {"console": {"config": {"log_level": "INFO"}}}}
+
+
 @contextlib.contextmanager
-def _say_what_was_running(running: dict[str, tuple[str, float]]) -> Iterator[None]:
-    """On Ctrl-C, name the runs that were in flight: a terminal's Ctrl-C reaches their run
-    workers too (a training run saves its resume state and fails; re-executing it continues),
-    but a signal sent to this process alone leaves them running."""
+def _say_what_was_running(running: dict[str, tuple[str, float]],
+                          launcher: Launcher) -> Iterator[None]:
+    """On Ctrl-C, cancel the runs still in the queue (a daemon started later would launch
+    them) and name the runs that were in flight: the Ctrl-C is passed on to their run workers
+    (a training run saves its resume state and fails; re-executing it continues)."""
     try:
         yield
     except KeyboardInterrupt:
+        cancelled = set(launcher.cancel_queued([run_id for run_id, _ in running.values()]))
         for key, (run_id, _) in running.items():
+            if run_id in cancelled:
+                print(f"[pipeline] interrupted: {key} (run {run_id}) was still queued and is "
+                      "cancelled", flush=True)
+                continue
             print(f"[pipeline] interrupted while {key} (run {run_id}) was in flight: see its "
                   "page in the Dagster UI; a training run that was interrupted keeps its "
                   "resume state for 'Re-execute from failure'", flush=True)
         raise
 
 
-def _has_champion(instance) -> bool:
-    import dagster as dg
+def _has_champion() -> bool:
+    from tennis_assets.defs.store import ModelStore
+    from tennis_assets.workflow.production import read_pointer
 
-    return bool(instance.fetch_materializations(dg.AssetKey("production_model"),
-                                                limit=1).records)
+    return read_pointer(ModelStore().production_pointer()) is not None
 
 
 def _check_state() -> None:

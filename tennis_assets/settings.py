@@ -44,6 +44,11 @@ def dagster_home() -> Path:
     return Path(configured).expanduser() if configured else data_dir() / "dagster"
 
 
+def child_environment(overrides: dict[str, str]) -> dict[str, str]:
+    """This process's environment with ``overrides``, for a child process it starts."""
+    return {**os.environ, **overrides}
+
+
 def use_dagster_home(home: Path) -> None:
     """Point this process (and the runs it launches) at ``home``."""
     os.environ["DAGSTER_HOME"] = str(home)

@@ -9,6 +9,9 @@ import dagster as dg
 from tennis_assets.workflow.production import ChampionRecord
 
 from .assets import production_model, tuning_study
+from .gates import SEVERITY
+
+LOADS_SEVERITY = SEVERITY["promoted_model_loads_and_plays"][0]
 from .resources import MlflowResource
 
 
@@ -20,7 +23,7 @@ def enough_completed_trials(tuning_study: dict) -> dg.AssetCheckResult:
     done = int(tuning_study.get("run_complete", 0))
     ran = len(tuning_study.get("run_trials", []))
     return dg.AssetCheckResult(
-        passed=done >= needed, severity=dg.AssetCheckSeverity.WARN,
+        passed=done >= needed, severity=SEVERITY["enough_completed_trials"][0],
         description=f"{done} of this run's {ran} trials completed (need {needed}); the study "
                     f"holds {tuning_study['n_trials']}",
         metadata={"completed_this_run": done, "trials_this_run": ran, "required": needed,
@@ -40,7 +43,7 @@ def promoted_model_loads_and_plays(production_model: ChampionRecord,
     tracker = mlflow.tracker()
     info = tracker.champion(production_model.model_name)
     if info is None or info.version != production_model.version:
-        return dg.AssetCheckResult(passed=False, metadata={
+        return dg.AssetCheckResult(passed=False, severity=LOADS_SEVERITY, metadata={
             "reason": f"champion alias points at {info.version if info else 'nothing'}, "
                       f"expected v{production_model.version}"})
     with tempfile.TemporaryDirectory() as tmp:
@@ -55,6 +58,6 @@ def promoted_model_loads_and_plays(production_model: ChampionRecord,
         scores += [float(s) for s in res.episode_score[res.terminated | res.truncated]]
         obs, steps = res.obs, steps + 1
     return dg.AssetCheckResult(
-        passed=finite and steps > 0,
+        passed=finite and steps > 0, severity=LOADS_SEVERITY,
         metadata={"version": info.version, "decisions": steps, "finite_actions": finite,
                   "episode_scores": dg.MetadataValue.json(scores)})

@@ -13,10 +13,10 @@ The challenger's checks run before the ``champion`` alias moves (see assets/prom
 from __future__ import annotations
 
 import warnings
-from typing import Any
 
 import dagster as dg
 
+from tennis_assets.workflow.candidate import TrainedAgent
 from tennis_assets.workflow.evaluation import BLOCKING_GATES, EvaluationReport
 from tennis_assets.workflow.promotion import compare_with_champion
 
@@ -28,6 +28,19 @@ CHALLENGER = dg.AssetKey("challenger_model")
 
 # Failed checks that are decisions rather than faults: shown, never alerted.
 DECISION_CHECKS = frozenset({"beats_champion"})
+
+# The severity each check's results carry (the drift check's follows the drift's severity). The
+# tables of checks in README.md and docs/dagster.md are tested against these and the specs'
+# ``blocking`` (tennis_assets_tests/defs/test_defs_checks_table.py).
+ERROR, WARN = dg.AssetCheckSeverity.ERROR, dg.AssetCheckSeverity.WARN
+SEVERITY = {
+    "weights_finite": (ERROR,), "history_has_no_nan": (ERROR,), "solves": (ERROR,),
+    "beats_champion": (WARN,), "latency_under_threshold": (WARN,),
+    "enough_completed_trials": (WARN,), "challenger_loads_and_plays": (ERROR,),
+    "challenger_solves": (ERROR,), "challenger_not_worse_than_champion": (ERROR,),
+    "promoted_model_loads_and_plays": (ERROR,),
+    "champion_score_has_not_drifted": (WARN, ERROR),
+}
 
 
 def _spec(name: str, asset: dg.AssetKey, blocking: bool, description: str,
@@ -55,6 +68,23 @@ latency_under_threshold = _spec("latency_under_threshold", REPORT, False,
                                 "(warning only).")
 
 BLOCKING_REPORT_CHECKS = BLOCKING_GATES
+BLOCKING_CANDIDATE_CHECKS = frozenset(
+    spec.name for spec in (weights_finite, history_has_no_nan, solves, beats_champion,
+                           latency_under_threshold) if spec.blocking)
+
+
+def blocked(results: list[dg.AssetCheckResult], metadata: dict, what: str) -> dg.Failure | None:
+    """The failure a candidate asset raises, after yielding ``results``, when one of its
+    blocking checks failed: its step fails and nothing is materialized, so the asset's page and
+    the partition's status show a failed candidate (a materialization followed by a failed
+    check would show as fresh and green). ``metadata`` (what the value would have shown) goes
+    with the failure; the stored report still says everything."""
+    failed = [r for r in results if r.check_name in BLOCKING_CANDIDATE_CHECKS and not r.passed]
+    if not failed:
+        return None
+    return dg.Failure(
+        f"{what} failed its blocking gate(s): "
+        + "; ".join(f"{r.check_name}: {r.description}" for r in failed), metadata=metadata)
 
 
 def check_weights(learner, partition: str) -> dg.AssetCheckResult:
@@ -64,7 +94,7 @@ def check_weights(learner, partition: str) -> dg.AssetCheckResult:
            if t.is_floating_point() and not bool(torch.isfinite(t).all())]
     return dg.AssetCheckResult(
         check_name="weights_finite", asset_key=TRAINED, passed=not bad,
-        severity=dg.AssetCheckSeverity.ERROR,
+        severity=SEVERITY["weights_finite"][0],
         description=f"[{partition}] " + (f"non-finite tensors: {bad}" if bad
                                          else "all tensors finite"),
         metadata={"partition": partition, "non_finite_tensors": dg.MetadataValue.json(bad)})
@@ -75,7 +105,8 @@ def check_history(history, eval_history, partition: str) -> dg.AssetCheckResult:
     nan_evals = int(eval_history["greedy_mean"].isna().sum()) if len(eval_history) else 0
     return dg.AssetCheckResult(
         check_name="history_has_no_nan", asset_key=TRAINED,
-        passed=nan_scores == 0 and nan_evals == 0, severity=dg.AssetCheckSeverity.ERROR,
+        passed=nan_scores == 0 and nan_evals == 0,
+        severity=SEVERITY["history_has_no_nan"][0],
         description=f"[{partition}] {nan_scores} NaN episode scores, {nan_evals} NaN greedy means",
         metadata={"partition": partition, "episodes": len(history),
                   "nan_episode_scores": nan_scores, "evaluations": len(eval_history),
@@ -93,32 +124,49 @@ def _solves_description(report: EvaluationReport) -> str:
             f"{ev.episodes} fresh episodes: {'better' if passed else 'not clearly better'}")
 
 
-def report_check_results(report: EvaluationReport, max_latency_ms: float
-                         ) -> list[dg.AssetCheckResult]:
+def warm_start_note(trained: TrainedAgent | None) -> str:
+    """Why a warm-started candidate that is not better than the champion could not be: when no
+    update beat the starting weights, model selection kept them, so it plays as they did."""
+    if trained is None or not trained.init_checkpoint or trained.warm_start_mean is None:
+        return ""
+    best, start = trained.summary.best_greedy_mean, trained.warm_start_mean
+    if best is not None and best > start + 1e-9:
+        return (f"; warm-started from {trained.init_checkpoint} (selection mean {start:.3f} at "
+                f"the start, best {best:.3f} in training)")
+    return (f"; warm-started from {trained.init_checkpoint}: no update in "
+            f"{trained.summary.updates} beat the starting weights' selection mean {start:.3f}, "
+            "so model selection kept them and the candidate plays as they did (to explore "
+            "further: a larger train budget, or no init_checkpoint)")
+
+
+def report_check_results(report: EvaluationReport, max_latency_ms: float,
+                         trained: TrainedAgent | None = None) -> list[dg.AssetCheckResult]:
     gates, partition, ev = report.gates, report.partition, report.evaluation
     champion = report.champion
     versus = compare_with_champion(ev.mean, champion.mean if champion else None,
                                    champion.version if champion else None)
+    why_not = "" if gates.beats_champion else warm_start_note(trained)
     p95 = report.latency.p95_ms
     target = report.environment.fixed_target()
     return [
         dg.AssetCheckResult(
             check_name="solves", asset_key=REPORT, passed=gates.solves,
-            severity=dg.AssetCheckSeverity.ERROR, description=_solves_description(report),
+            severity=SEVERITY["solves"][0], description=_solves_description(report),
             metadata={"partition": partition, "mean": round(ev.mean, 3),
                       "target": target if target is not None else "beat a random policy",
                       "random_mean": round(report.random.mean, 3) if report.random else None,
                       "episodes": ev.episodes}),
         dg.AssetCheckResult(
             check_name="beats_champion", asset_key=REPORT, passed=gates.beats_champion,
-            severity=dg.AssetCheckSeverity.WARN,
-            description=f"[{partition}] {versus.reason}",
+            severity=SEVERITY["beats_champion"][0],
+            description=f"[{partition}] {versus.reason}{why_not}",
             metadata={"partition": partition, "mean": round(ev.mean, 3),
                       "champion_version": (champion.version if champion else None) or "none",
                       "champion_mean": round(champion.mean, 3) if champion else None}),
         dg.AssetCheckResult(
             check_name="latency_under_threshold", asset_key=REPORT,
-            passed=gates.latency_under_threshold, severity=dg.AssetCheckSeverity.WARN,
+            passed=gates.latency_under_threshold,
+            severity=SEVERITY["latency_under_threshold"][0],
             description=f"[{partition}] p95 {p95:.3g} ms (threshold {max_latency_ms} ms)",
             metadata={"partition": partition, "p95_ms": round(p95, 4),
                       "p50_ms": round(report.latency.p50_ms, 4),

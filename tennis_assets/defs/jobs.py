@@ -3,8 +3,14 @@ candidate (partition) at a time; the unpartitioned study and production assets j
 
 import dagster as dg
 
-from .assets import (challenger_model, evaluation_report, production_model,
-                     production_monitoring, trained_agents, tuning_study)
+from .assets import (
+                     challenger_model,
+                     evaluation_report,
+                     production_model,
+                     production_monitoring,
+                     trained_agents,
+                     tuning_study,
+)
 from .assets.tuning import tuning_worker
 from .step_jobs import tune_in_containers
 
@@ -37,7 +43,8 @@ ALL_JOBS = [run_pipeline, tune, retrain, promote, rollback, monitor]
 STEP_JOBS = [tune_in_containers]
 # The jobs whose failures and announcements reach the alert webhook.
 ALERTED_JOBS = ALL_JOBS + STEP_JOBS
-ANNOUNCED_JOBS = [promote, rollback]
+# The jobs that can move production (run_pipeline promotes the candidate it trained).
+ANNOUNCED_JOBS = [promote, rollback, run_pipeline]
 
 # An op job, launched by hand (or by a script per machine) to add workers to a running study.
 WORKER_JOBS = [tuning_worker]

@@ -1,22 +1,45 @@
-"""Metadata helpers: Dagster has no image metadata type, so plots travel as markdown with a
-base64 data URI (what the asset catalog renders)."""
+"""Metadata helpers. Dagster has no image metadata type; its UI renders a markdown value in
+place on the asset's page only when it is shorter than 1,000 characters (longer ones hide behind
+"Show Markdown"). So a picture that MLflow serves is an image link to MLflow's ``get-artifact``
+route (seen in place, with a link to open it); one that no server holds travels as a base64
+data URI (behind "Show Markdown")."""
 
 from __future__ import annotations
 
 import base64
+import math
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import dagster as dg
 
-from tennis_assets.config.metadata import (FilePath, Json, Link, Metadata, MetaValue, Picture,
-                                           RunLink, Table)
+from tennis_assets.config.metadata import (
+    FilePath,
+    Json,
+    Link,
+    Metadata,
+    MetaValue,
+    Picture,
+    RunLink,
+    Table,
+)
 
 # Event-log rows are stored in the instance database: an oversized GIF would bloat every query.
 MAX_INLINE_BYTES = 1_500_000
 
 
-def image_md(path: str | Path | None, alt: str) -> dg.MetadataValue:
+# Dagster's UI renders markdown metadata in place below this length (dagster-webserver 1.13).
+INLINE_MARKDOWN_CHARS = 1_000
+
+
+def image_md(path: str | Path | None, alt: str, url: str | None = None) -> dg.MetadataValue:
+    """The picture at ``path``: shown from ``url`` (where a server holds a copy), else inlined
+    as a data URI."""
+    if url:
+        shown = f"![{alt}]({url})\n\n[open the {alt}]({url})"
+        if len(shown) < INLINE_MARKDOWN_CHARS:
+            return dg.MetadataValue.md(shown)
     if path is None or not Path(path).exists():
         return dg.MetadataValue.md(f"*{alt}: not available*")
     data = Path(path).read_bytes()
@@ -50,10 +73,10 @@ def frame_md(frame, max_rows: int = 20) -> dg.MetadataValue:
 
 def rounded(values: dict[str, float | None], digits: int = 4) -> dict[str, dg.MetadataValue]:
     """Floats as a person reads them (1.083, not 1.0833000000000002); None as NaN."""
-    out = {}
+    out: dict[str, dg.MetadataValue] = {}
     for name, value in values.items():
         v = float("nan") if value is None else float(value)
-        out[name] = dg.MetadataValue.float(float(f"{v:.{digits}g}") if v == v else v)
+        out[name] = dg.MetadataValue.float(float(f"{v:.{digits}g}") if not math.isnan(v) else v)
     return out
 
 
@@ -64,10 +87,16 @@ def run_link(name: str, run_id: str | None) -> dict[str, dg.MetadataValue]:
     return {name: dg.MetadataValue.dagster_run(run_id)}
 
 
-def dagster_metadata(values: Metadata) -> dict[str, dg.MetadataValue]:
-    """A record's ``metadata()`` as Dagster renders it: each kind of value one way."""
+def dagster_metadata(values: Metadata, picture_urls: Mapping[str, str] | None = None
+                     ) -> dict[str, dg.MetadataValue]:
+    """A record's ``metadata()`` as Dagster renders it: each kind of value one way.
+    ``picture_urls``: where a server holds a copy of a picture, by the picture's local path."""
     out: dict[str, dg.MetadataValue] = {}
     for name, value in values.items():
+        if isinstance(value, Picture):
+            out[name] = image_md(value.path, value.alt,
+                                 (picture_urls or {}).get(str(value.path)))
+            continue
         rendered = _render(name, value)
         if rendered is not None:
             out[name] = rendered

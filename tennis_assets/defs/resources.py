@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
@@ -72,6 +73,14 @@ class MlflowResource(dg.ConfigurableResource):
     dagster_ui_url: str = ""
 
     _tracker: Any = PrivateAttr(default=None)
+
+    def artifact_url(self, run_id: str | None, artifact_path: str) -> str | None:
+        """Where the MLflow UI serves one artifact of a run (its ``get-artifact`` route), for
+        pictures shown in place on an asset's page."""
+        if not run_id:
+            return None
+        query = urllib.parse.urlencode({"path": artifact_path, "run_uuid": run_id})
+        return f"{self.tracker().ui_url}/get-artifact?{query}"
 
     def dagster_run_url(self, run_id: str) -> str:
         """The run's page in the Dagster UI (empty ``dagster_ui_url``:

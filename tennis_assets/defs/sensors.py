@@ -1,8 +1,12 @@
-"""Sensors: promote a better candidate, monitor each new champion, retrain when the
-champion's score drifted (alerts are in alerts.py).
+"""Sensors: trigger a promotion for each new candidate, monitor each new champion, retrain
+when the champion's score drifted (alerts are in alerts.py).
 
 Each reads the instance's event log from a cursor, so each event is handled once however many
-ticks pass, and nothing that happened between ticks is skipped.
+ticks pass, and nothing that happened between ticks is skipped. They only trigger: whether a
+candidate replaces the champion is decided in one place, the ``challenger_model`` asset, against
+the champion the registry names (tennis_assets.workflow.promotion). Runs launched by a driver
+that launches their follow-ups itself (the main command's plan, the stack test; tag
+``tennis_assets/plan``) are left to it.
 """
 
 
@@ -12,11 +16,11 @@ import dagster as dg
 
 from tennis_assets import settings
 from tennis_assets.training.drift import SEVERITIES as DRIFT_VERDICTS
-from tennis_assets.workflow.promotion import Champion, Evidence, decide
 
 from .config import PARTITIONS
 from .gates import BLOCKING_REPORT_CHECKS
 from .jobs import monitor, promote, retrain
+from .runs import PLAN_TAG
 
 REPORT_KEY = dg.AssetKey("evaluation_report")
 PRODUCTION_KEY = dg.AssetKey("production_model")
@@ -32,7 +36,8 @@ def _meta(record, name: str, default=None):
 def check_evaluations(instance: dg.DagsterInstance, run_id: str) -> list:
     records = instance.get_records_for_run(
         run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION).records
-    return [r.event_log_entry.dagster_event.event_specific_data for r in records]
+    return [r.event_log_entry.dagster_event.event_specific_data for r in records
+            if r.event_log_entry.dagster_event is not None]
 
 
 def _blocking_checks_passed(instance: dg.DagsterInstance, run_id: str, partition: str) -> bool:
@@ -41,43 +46,29 @@ def _blocking_checks_passed(instance: dg.DagsterInstance, run_id: str, partition
     return all(evaluations.get(name) is True for name in BLOCKING_REPORT_CHECKS)
 
 
-def _champion(instance: dg.DagsterInstance) -> Champion:
-    """The champion as production_model last recorded it."""
-    latest = instance.fetch_materializations(PRODUCTION_KEY, limit=1).records
-    if not latest:
-        return Champion(None, None)
-    return Champion(_meta(latest[0], "version"), _meta(latest[0], "mlflow_run_id"))
-
-
-def evidence_from_event(instance: dg.DagsterInstance, record) -> Evidence:
-    champion_version = _meta(record, "champion_version")
-    return Evidence(
-        partition=record.partition_key, train_run_id=_meta(record, "candidate_mlflow_run_id"),
-        mean=float(_meta(record, "mean")),
-        blocking_gates_passed=_blocking_checks_passed(instance, record.run_id,
-                                                      record.partition_key),
-        compared_version=None if champion_version in (None, "none") else champion_version,
-        champion_mean=_meta(record, "champion_mean") if champion_version not in (None, "none")
-        else None, report_run_id=record.run_id)
+def _planned(instance: dg.DagsterInstance, run_id: str) -> bool:
+    """The run was launched by a driver that launches its follow-ups itself."""
+    run = instance.get_run_by_id(run_id)
+    return run is not None and PLAN_TAG in run.tags
 
 
 @dg.sensor(job=promote, minimum_interval_seconds=30,
            default_status=dg.DefaultSensorStatus.RUNNING,
-           description="Launch a promotion for each new evaluation report that the promotion "
-                       "rule accepts (once per report).")
+           description="Launch a promotion for each new evaluation report whose blocking gates "
+                       "passed (once per report); the promotion decides against the current "
+                       "champion.")
 def promote_better_model(context: dg.SensorEvaluationContext):
     instance = context.instance
     result = instance.fetch_materializations(REPORT_KEY, limit=100, cursor=context.cursor,
                                              ascending=True)
     requests, skipped = [], []
-    champion = _champion(instance)
     for record in result.records:
         partition, run_id = record.partition_key, record.run_id
-        if partition not in PARTITIONS or _meta(record, "mean") is None:
+        if partition not in PARTITIONS or _meta(record, "mean") is None or \
+                _planned(instance, run_id):
             continue
-        decision = decide(evidence_from_event(instance, record), champion)
-        if not decision.promote:
-            skipped.append(f"{partition}@{run_id[:8]}: {decision.reason}")
+        if not _blocking_checks_passed(instance, run_id, partition):
+            skipped.append(f"{partition}@{run_id[:8]}: failed a blocking gate")
             continue
         requests.append(dg.RunRequest(
             run_key=f"promote-{partition}-{record.storage_id}",
@@ -96,12 +87,24 @@ def promote_better_model(context: dg.SensorEvaluationContext):
                        "production court at once, so drift state always describes the model "
                        "that is served.")
 def monitor_new_champion(context: dg.SensorEvaluationContext):
-    result = context.instance.fetch_materializations(PRODUCTION_KEY, limit=100,
-                                                     cursor=context.cursor, ascending=True)
-    requests = [dg.RunRequest(run_key=f"monitor-champion-{record.storage_id}",
-                              tags={"trigger": "monitor_new_champion",
-                                    "champion_version": str(_meta(record, "version"))})
-                for record in result.records if _meta(record, "changed", False)]
+    instance = context.instance
+    result = instance.fetch_materializations(PRODUCTION_KEY, limit=100, cursor=context.cursor,
+                                             ascending=True)
+    latest = instance.fetch_materializations(MONITORING_KEY, limit=1).records
+    requests, skipped = [], []
+    for record in result.records:
+        version = str(_meta(record, "version"))
+        if not _meta(record, "changed", False) or _planned(instance, record.run_id):
+            continue
+        if latest and latest[0].storage_id > record.storage_id and \
+                str(_meta(latest[0], "model_version")) == version:
+            skipped.append(f"v{version}: monitored since (run {latest[0].run_id[:8]})")
+            continue
+        requests.append(dg.RunRequest(run_key=f"monitor-champion-{record.storage_id}",
+                                      tags={"trigger": "monitor_new_champion",
+                                            "champion_version": version}))
+    if skipped:
+        context.log.info("not monitored again: " + "; ".join(skipped))
     return dg.SensorResult(run_requests=requests, cursor=result.cursor or context.cursor)
 
 

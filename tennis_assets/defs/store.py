@@ -72,6 +72,15 @@ class ModelStore(dg.ConfigurableResource):
                         f"run `retrain` for partition {folder.name} to evaluate it again")
         return out
 
+    def run_report(self, partition: str, run_id: str) -> EvaluationReport | None:
+        """The evaluation report run ``run_id`` wrote for ``partition`` (None: none)."""
+        path = self.root() / "evaluation_report" / partition / run_id / "report.json"
+        if not path.is_file():
+            return None
+        return EvaluationReport.read(path, f"the evaluation report of {partition} in run {run_id}",
+                                     f"run `retrain` for partition {partition} to evaluate it "
+                                     "again")
+
     def production_pointer(self) -> Path:
         """The pointer to the champion for readers without MLflow (the serving layer); its
         folder also holds the promotion lock (tennis_assets.workflow.production)."""

@@ -15,18 +15,18 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
-import json
 import os
 import time
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any
 
 from pydantic import model_validator
 
 from tennis_assets.config.metadata import Json, Link, Metadata
 from tennis_assets.config.model import ConfigModel, Record
 from tennis_assets.envs.config import EnvironmentConfig
-from tennis_assets.files import StagedFile, read_json_object
+from tennis_assets.files import StagedFile
 
 LOCK_NAME = ".promotion.lock"
 # The registry's aliases are the truth; the pointer is a copy of them for readers without MLflow.
@@ -118,8 +118,19 @@ class ChampionRecord(Record):
                 "environment": {"env": "tennis", "env_kwargs": data["court"] or {}}}
         return data
 
+    def outcome(self) -> str:
+        """What the move did, in one sentence."""
+        previous = f"v{self.previous_version}" if self.previous_version else "none"
+        if self.rollback:
+            return (f"rolled back to v{self.version} (previous {previous})" if self.changed
+                    else f"nothing to roll back to (no previous champion): v{self.version} "
+                         "stays champion")
+        return (f"v{self.version} promoted (previous {previous})" if self.changed
+                else f"v{self.version} already champion: unchanged")
+
     def metadata(self, model_url: str | None = None, run_url: str | None = None) -> Metadata:
         return {
+            "outcome": self.outcome(),
             "version": self.version, "model_name": self.model_name,
             "partition": str(self.partition), "eval_mean": self.eval_mean,
             "environment": self.environment.env,
@@ -187,7 +198,8 @@ def move_champion(tracker, name: str, pointer: str | os.PathLike, *, version: st
                   lock_timeout_s: float = 300.0) -> ChampionRecord:
     """Make challenger ``version`` the champion (the old one becomes ``previous``), or with
     ``rollback`` swap champion and previous; then write ``pointer``. Idempotent: promoting the
-    version that already is champion changes nothing but a stale pointer. The version the
+    version that already is champion changes nothing but a stale pointer, and so does a
+    rollback with no previous champion (``changed`` False says so). The version the
     champion alias moves to must load and play as the policy server serves it
     (``check_servable``) before any alias moves. Raises RuntimeError (nothing changed) when
     the registry does not allow the move or the target cannot be served."""
@@ -198,12 +210,13 @@ def move_champion(tracker, name: str, pointer: str | os.PathLike, *, version: st
         before = tracker.aliases(name)  # read under the lock: what this move starts from
         current = tracker.champion(name)
         if rollback:
+            if current is None:
+                raise RuntimeError(f"model {name}: nothing has been promoted yet, so there is "
+                                   "nothing to roll back; production is unchanged")
             target = tracker.champion(name, "previous")
-            if target is None or current is None:
-                raise RuntimeError(f"model {name}: nothing to roll back to (no 'previous' "
-                                   f"alias); production is unchanged")
-            expected_previous: str | None = current.version
-            changed = True
+            # No previous champion: an outcome, not a failure (nothing moves).
+            expected_previous: str | None = current.version if target else None
+            target, changed = (target, True) if target else (current, False)
         else:
             target = tracker.champion(name, "challenger")
             if current is not None and current.version == version:

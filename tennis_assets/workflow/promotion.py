@@ -1,7 +1,9 @@
 """The promotion rule, in one place: which candidate may replace the champion, and why not.
 
-Pure functions over plain values. The promotion sensor builds the evidence from Dagster's event
-log, the challenger asset from the stored reports; both ask ``decide``.
+Pure functions over plain values, asked in one place: the ``challenger_model`` asset, with the
+champion the registry names. A candidate judged against an older champion is judged again
+against the current one (``rejudge``) before ``decide`` reads its evidence; the sensors only
+trigger promotions.
 
 Staging to production: a candidate that ``decide`` accepts becomes the registry's
 ``challenger``; it becomes ``champion`` only after the challenger checks pass
@@ -10,19 +12,25 @@ Staging to production: a candidate that ``decide`` accepts becomes the registry'
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from pydantic import Field
 
 from tennis_assets.config.metadata import Json, Link, Metadata, RunLink
 from tennis_assets.config.model import ConfigModel, Record
-from tennis_assets.workflow.candidate import Candidate
 from tennis_assets.envs.config import EnvironmentConfig
-from tennis_assets.workflow.evaluation import (RANDOM_BASELINE_P, CandidateRef,
-                                               EvaluationReport, RandomBaseline)
+from tennis_assets.workflow.candidate import Candidate
+from tennis_assets.workflow.evaluation import (
+    RANDOM_BASELINE_P,
+    CandidateRef,
+    EvaluationReport,
+    RandomBaseline,
+)
 
 
 class ChallengerConfig(ConfigModel):
@@ -60,7 +68,7 @@ class Evidence:
     report_run_id: str | None = None
 
     @classmethod
-    def from_report(cls, report: EvaluationReport) -> "Evidence":
+    def from_report(cls, report: EvaluationReport) -> Evidence:
         """From an evaluation report (the evaluation_report asset's value)."""
         champion = report.champion
         return cls(partition=report.partition,
@@ -86,7 +94,7 @@ class ChallengerRecord(Record):
     eval_mean: float
     champion_version: str | None = None
     """The champion it was judged against (None: there was none)."""
-    passed_over: dict[str, str] = {}
+    passed_over: dict[str, str] = Field(default_factory=dict)
     """Why each other candidate was not chosen."""
 
     def metadata(self, model_url: str | None = None) -> Metadata:
@@ -132,10 +140,51 @@ def decide(candidate: Evidence, champion: Champion) -> Decision:
     if champion.train_run_id is not None and candidate.train_run_id == champion.train_run_id:
         return Decision(False, f"already champion v{champion.version}")
     if candidate.compared_version != champion.version:
-        # Judged against another champion: its comparison says nothing about this one.
+        # Judged against another champion: its comparison says nothing about this one
+        # (``rejudge`` judges it again first).
         return Decision(False, f"compared against v{candidate.compared_version}, the champion "
-                               f"is now v{champion.version}; re-evaluate")
+                               f"is now v{champion.version}; judge it again (rejudge)")
     return compare_with_champion(candidate.mean, candidate.champion_mean, champion.version)
+
+
+def stale(candidate: Evidence, champion: Champion) -> bool:
+    """Judged against another champion than the current one (or none while one exists): its
+    comparison says nothing about the current champion, so it is judged again."""
+    return (candidate.blocking_gates_passed and champion.version is not None
+            and candidate.compared_version != champion.version
+            and not (champion.train_run_id is not None
+                     and candidate.train_run_id == champion.train_run_id))
+
+
+def rejudge_seed(version: str) -> int:
+    """A seed range of its own, past the confirmation's: fresh episodes for a candidate judged
+    again against champion ``version``."""
+    return 2_700_000_000 + (int(version) % 100_000) * 1_000
+
+
+def rejudge(candidate: Evidence, report: EvaluationReport, tracker, name: str, episodes: int,
+            workdir: str) -> Evidence:
+    """``candidate`` judged again against the registry's current champion: both play the very
+    same fresh episodes of the environment the candidate was judged on. A champion of another
+    environment is not compared (the candidate keeps its evidence)."""
+    from pathlib import Path
+
+    from tennis_assets.training import evaluate, greedy, load_learner
+
+    info = tracker.champion(name)
+    environment = report.environment
+    if info is None or report.candidate is None or \
+            environment_from_tags(info.tags).env != environment.env:
+        return candidate
+    learner = load_learner(report.candidate.checkpoint, device="cpu")
+    champion = load_learner(tracker.champion_checkpoint(info, Path(workdir) / "champion"),
+                            device="cpu")
+    seed, target = rejudge_seed(info.version), environment.fixed_target()
+    mine, theirs = (evaluate(greedy(policy), episodes=episodes, seed=seed,
+                             environment=environment, threshold=target)
+                    for policy in (learner, champion))
+    return dataclasses.replace(candidate, mean=float(mine.mean), compared_version=info.version,
+                               champion_mean=float(theirs.mean))
 
 
 def choose(candidates: Iterable[Evidence], champion: Champion

@@ -2,10 +2,12 @@
 real Optuna journal, through the named jobs the UI, schedules and sensors launch.
 
 One scenario, run once per module, in this order:
+  R0 rollback before anything was promoted                          -> FAILURE, one line
   A  retrain[baseline], warm-started from an okay checkpoint (0.6)  -> SUCCESS, gates pass
   S1 promotion sensor tick                                          -> one promotion request
   P  promote (that request)                                         -> challenger v1, checks
                                                                        pass, champion v1
+  R1 rollback (no previous champion)                                -> SUCCESS, nothing moved
   G  retrain[baseline] from a good checkpoint (0.9), then its
      registered model files destroyed; promote                      -> challenger v2 cannot
                                                                        load: run FAILS, champion
@@ -18,7 +20,12 @@ One scenario, run once per module, in this order:
                                                                        [baseline], no promotion
   C  retrain[baseline] untrained (tiny budget)                      -> FAILURE (solves)
   D  run_pipeline[tuned] from a sabotaged checkpoint                -> FAILURE, no promotion
-  S2 promotion sensor tick from S1's cursor                         -> no request
+  S2 promotion sensor tick from S1's cursor                         -> a request for each
+                                                                       report whose blocking
+                                                                       gates passed: G, B, E
+  G2 promote (G's request: judged against v1, the champion is v3)   -> judged again against
+                                                                       v3, not better, nothing
+  E2 promote (E's request)                                          -> not better, nothing
   R  rollback                                                       -> champion v1, previous v3
 Alerts: the run-status sensors and the check sensor are ticked over all of it.
 """
@@ -71,8 +78,11 @@ def _destroy_model_files(mlflow_uri: str, run_id: str) -> None:
 @pytest.fixture(scope="module")
 def scenario(tmp_path_factory, mlflow_uri, good_checkpoint, okay_checkpoint,
              sabotaged_checkpoint, receiver_module):
-    from tennis_assets.defs.alerts import (alert_on_failed_checks, alert_on_failed_runs,
-                                           announce_champion_changes)
+    from tennis_assets.defs.alerts import (
+        alert_on_failed_checks,
+        alert_on_failed_runs,
+        announce_champion_changes,
+    )
     from tennis_assets.defs.resources import AlertWebhook
     from tennis_assets.defs.sensors import monitor_new_champion, promote_better_model
 
@@ -95,6 +105,7 @@ def scenario(tmp_path_factory, mlflow_uri, good_checkpoint, okay_checkpoint,
         # Run-status sensors start from "now": initialise their cursors before any run.
         cursors = {s.name: _drain(s, instance, None, alert_resources)
                    for s in (alert_on_failed_runs, announce_champion_changes)}
+        out["R0"] = run_job(instance, defs, "rollback", profile=False)
         out["A"] = run_job(instance, defs, "retrain", "baseline", warm(okay_checkpoint))
         out["S1"] = promote_better_model.evaluate_tick(dg.build_sensor_context(instance=instance))
         request = out["S1"].run_requests[0].run_config["ops"]["challenger_model"]["config"]
@@ -102,6 +113,7 @@ def scenario(tmp_path_factory, mlflow_uri, good_checkpoint, okay_checkpoint,
                            config={"challenger_model": {**request, "replay_episodes": 50}})
         out["pointer_after_P"] = (root / "models/production/champion.json").read_text()
         monitor_cursor = _drain(monitor_new_champion, instance, None, {})
+        out["R1"] = run_job(instance, defs, "rollback", profile=False)
 
         out["G"] = run_job(instance, defs, "retrain", "baseline", warm(good_checkpoint))
         _destroy_model_files(mlflow_uri, out["G"].output_for_node("trained_agents")
@@ -124,6 +136,13 @@ def scenario(tmp_path_factory, mlflow_uri, good_checkpoint, okay_checkpoint,
                            {"trained_agents": {"init_checkpoint": str(sabotaged_checkpoint)}})
         out["S2"] = promote_better_model.evaluate_tick(
             dg.build_sensor_context(instance=instance, cursor=out["S1"].cursor))
+        requests = {r.run_config["ops"]["challenger_model"]["config"]["report_run_id"]: r
+                    for r in out["S2"].run_requests}
+        out["S2_requests"] = requests
+        for key in ("G", "E"):
+            config = requests[out[key].run_id].run_config["ops"]["challenger_model"]["config"]
+            out[f"{key}2"] = run_job(instance, defs, "promote", config={
+                "challenger_model": {**config, "replay_episodes": 50}})
         out["R"] = run_job(instance, defs, "rollback", profile=False)
         for sensor in (alert_on_failed_runs, announce_champion_changes):
             _drain(sensor, instance, cursors[sensor.name], alert_resources)
@@ -203,6 +222,12 @@ def test_not_better_succeeds_with_the_gate_result_on_its_partition(scenario):
     evaluation = _evaluations(e)["beats_champion"]
     assert evaluation.passed is False and evaluation.partition == "baseline"
     assert "not better than champion v3" in evaluation.description
+    # It started from the champion and no update beat it: the check says so, and why.
+    assert "warm-started from champion: no update in" in evaluation.description
+    assert "model selection kept them" in evaluation.description
+    started = e.asset_materializations_for_node("trained_agents")[0].metadata["started_from"]
+    assert started.value.startswith("warm start from champion v3: its weights and learner "
+                                    "settings")
     report = e.output_for_node("evaluation_report")
     assert report.champion is not None
     assert report.evaluation.mean == report.champion.mean  # same weights and episodes
@@ -218,6 +243,13 @@ def test_check_results_carry_their_partition(scenario):
 def test_broken_candidates_fail_their_run_and_change_nothing(scenario, mlflow_uri):
     c, d = scenario["C"], scenario["D"]
     assert not c.success and _checks(c)["solves"] is False
+    # A candidate that failed a blocking gate is not materialized: its asset page and its
+    # partition show a failure naming the gate, not a fresh value.
+    assert c.asset_materializations_for_node("evaluation_report") == []
+    [failure] = [e for e in c.all_events if e.event_type_value == "STEP_FAILURE"]
+    assert failure.step_key == "evaluation_report"
+    assert "candidate baseline failed its blocking gate(s): solves: [baseline] greedy mean" in \
+        failure.step_failure_data.error.message
     assert not d.success
     checks = _checks(d)
     assert checks["weights_finite"] is True and checks["solves"] is False
@@ -225,13 +257,52 @@ def test_broken_candidates_fail_their_run_and_change_nothing(scenario, mlflow_ur
     assert d.asset_materializations_for_node("challenger_model") == []
 
 
-def test_promotion_sensor_uses_the_one_rule(scenario):
-    s1, s2, a = scenario["S1"], scenario["S2"], scenario["A"]
+def _messages(scenario, result) -> list[str]:
+    return [e.user_message for e in scenario["instance"].all_logs(result.run_id)]
+
+
+def test_the_promotion_sensor_only_triggers_and_the_promotion_decides(scenario):
+    s1, a = scenario["S1"], scenario["A"]
     assert len(s1.run_requests) == 1
     assert s1.run_requests[0].run_config["ops"]["challenger_model"]["config"] == {
         "partition": "baseline", "report_run_id": a.run_id}
-    # After S1: G was promoted by hand, B promoted in its own run, E ties, C and D failed.
-    assert s2.run_requests == []
+    # After S1, each report whose blocking gates passed asks for a promotion (G, B, E); C and D
+    # failed `solves` and ask for nothing. Whether one replaces the champion is the promotion's
+    # decision, against the champion the registry names.
+    assert set(scenario["S2_requests"]) == {scenario[k].run_id for k in ("G", "B", "E")}
+    e2 = scenario["E2"]
+    assert e2.success and e2.asset_materializations_for_node("challenger_model") == []
+    assert any("no challenger: baseline: not better than champion v3" in m
+               for m in _messages(scenario, e2)), _messages(scenario, e2)
+
+
+def test_a_candidate_judged_against_an_older_champion_is_judged_again(scenario):
+    """G was judged against v1; by its promotion the champion is v3: G and v3 play the same
+    fresh episodes, and the decision reads that comparison instead of stopping."""
+    g2 = scenario["G2"]
+    assert g2.success and g2.asset_materializations_for_node("challenger_model") == []
+    messages = _messages(scenario, g2)
+    assert any("judged against v1, judged again against champion v3 on 50 fresh episodes"
+               in m for m in messages), messages
+    assert any("no challenger: baseline: not better than champion v3" in m
+               for m in messages), messages
+    assert not any("re-evaluate" in m or "judge it again" in m for m in messages)
+
+
+def test_rollback_with_nothing_to_roll_back_to_says_so(scenario):
+    r0, r1 = scenario["R0"], scenario["R1"]
+    # Nothing promoted yet: the run fails with one line naming why, nothing changed.
+    assert not r0.success
+    [failure] = [e for e in r0.all_events if e.event_type_value == "STEP_FAILURE"]
+    message = failure.step_failure_data.error.message
+    assert "nothing has been promoted yet" in message and "production is unchanged" in message
+    # A champion but no previous one: an outcome, not a failure.
+    assert r1.success
+    value = r1.output_for_node("production_model")
+    assert (value.version, value.changed, value.rollback) == ("1", False, True)
+    meta = r1.asset_materializations_for_node("production_model")[0].metadata
+    assert meta["outcome"].value == ("nothing to roll back to (no previous champion): v1 stays "
+                                     "champion")
 
 
 def test_monitoring_follows_the_new_champion(scenario):
@@ -272,20 +343,32 @@ def test_alerts_one_per_failed_run_none_for_not_better(scenario):
     posts = scenario["posts"]
     failures = [p for p in posts if p.get("kind") == "run_failure"]
     failed_runs = {scenario[k].run_id for k in ("G_promote", "C", "D")}
+    failed_runs.add(scenario["R0"].run_id)
     assert sorted(p["run_id"] for p in failures) == sorted(failed_runs)
     by_run = {p["run_id"]: p for p in failures}
     assert by_run[scenario["C"].run_id]["partition"] == "baseline"
     assert "[baseline]" in by_run[scenario["C"].run_id]["text"]
     assert by_run[scenario["D"].run_id]["partition"] == "tuned"
     assert by_run[scenario["C"].run_id]["step"]
+    # Why it failed, and where to look, in every failure alert; never a decision.
+    for post in failures:
+        assert post["reason"] and post["reason"] != "no reason recorded", post
+        assert post["run_url"].endswith(f"/runs/{post['run_id']}") and post["run_url"] in \
+            post["text"]
+        assert all(c["check"] != "beats_champion" for c in post["failed_checks"])
+    assert "blocking" in by_run[scenario["C"].run_id]["reason"]
+    assert by_run[scenario["C"].run_id]["mlflow_run_urls"]  # its training and evaluation runs
     # No alert for E's decision; B's latency warning is a check alert of a successful run.
     checks = {(p["run_id"], p["check"]) for p in posts if p.get("kind") == "check_failure"}
     assert (scenario["B"].run_id, "latency_under_threshold") in checks
     assert not any(check == "beats_champion" for _, check in checks)
     assert all(p["run_id"] != scenario["E"].run_id for p in posts)
     announced = [p for p in posts if p.get("kind") == "run_success"]
-    assert {p["job"] for p in announced} == {"promote", "rollback"}
+    assert {p["job"] for p in announced} == {"promote", "rollback", "run_pipeline"}
     assert any(p["version"] == "1" and p["changed"] for p in announced if p["job"] == "rollback")
+    # Only moves that changed production are announced: P, B and R.
+    assert sorted(p["run_id"] for p in announced) == sorted(
+        scenario[k].run_id for k in ("P", "B", "R"))
 
 
 def test_values_metadata_and_mlflow(scenario, mlflow_uri, good_checkpoint):

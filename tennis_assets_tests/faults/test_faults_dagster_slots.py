@@ -13,8 +13,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import subprocess
-import sys
 import textwrap
 import time
 from pathlib import Path
@@ -23,7 +21,7 @@ import dagster as dg
 import pytest
 import yaml
 
-from tennis_assets.defs.launch import LOCATION, JobLauncher
+from tennis_assets.defs.runs import LOCATION, dagster_dev
 
 REPO = Path(__file__).resolve().parents[2]
 POOL = "training"
@@ -92,52 +90,40 @@ def test_a_kill_9_run_gives_its_training_slot_back_and_its_retry_runs(tmp_path):
         "working_directory": str(tmp_path)}}]}))
     marker = tmp_path / "worker.pid"
     os.environ["FAULT_MARKER"] = str(marker)  # inherited by the code servers and run workers
-    daemon_log = (tmp_path / "daemon.log").open("w")
-    daemon = None
     try:
-        with dg.DagsterInstance.from_config(str(home)) as instance, \
-                JobLauncher.open(instance, workspace) as launcher:
+        with dg.DagsterInstance.from_config(str(home)) as instance:
             instance.event_log_storage.set_concurrency_slots(POOL, 1)
-            # The daemon as `dagster dev` runs it: run queue, monitoring, run retries.
-            daemon = subprocess.Popen(
-                [str(Path(sys.executable).with_name("dagster-daemon")), "run", "-w",
-                 str(workspace)], cwd=tmp_path, env={**os.environ, "DAGSTER_HOME": str(home)},
-                stdout=daemon_log, stderr=subprocess.STDOUT, start_new_session=True)
-            # Up before the fault: the run-retry daemon only acts on failures after its start.
-            required = set(instance.get_required_daemon_types())
-            _wait("the daemon to start", 180,
-                  lambda: required <= set(instance.get_daemon_heartbeats()), interval_s=1.0)
-            time.sleep(2)
-            run_id = launcher.launch("train")
-            pid = int(_wait("the step to start", 120, lambda: marker.exists()
-                            and marker.read_text()))
-            assert _claimed(instance) == {run_id}
+            # `dagster dev`: webserver, the daemon (run queue, monitoring, run retries) and the
+            # code server that launches the run workers.
+            with dagster_dev(home, workspace) as launcher:
+                # Up before the fault: the run-retry daemon only acts on failures after its
+                # start.
+                required = set(instance.get_required_daemon_types())
+                _wait("the daemon to start", 180,
+                      lambda: required <= set(instance.get_daemon_heartbeats()), interval_s=1.0)
+                time.sleep(2)
+                run_id = launcher.launch("train")
+                pid = int(_wait("the step to start", 120, lambda: marker.exists()
+                                and marker.read_text()))
+                assert _claimed(instance) == {run_id}
 
-            os.kill(pid, signal.SIGKILL)
-            killed = time.monotonic()
-            failed = _wait("the killed run to be marked failed", 60, lambda: launcher.status(
-                run_id) and time.monotonic()) - killed
-            assert launcher.status(run_id) == "FAILURE"
-            freed = _wait("the dead run's slot to be given back", 120,
-                          lambda: run_id not in _holding(instance)
-                          and time.monotonic()) - killed
-            retry = _wait("the daemon's retry of the run", 60, lambda: next(iter(
-                instance.get_runs(dg.RunsFilter(tags={"dagster/parent_run_id": run_id}))),
-                None))
-            status = _wait("the retry to finish", 120, lambda: launcher.status(retry.run_id))
-            done = time.monotonic() - killed
+                os.kill(pid, signal.SIGKILL)
+                killed = time.monotonic()
+                failed = _wait("the killed run to be marked failed", 60,
+                               lambda: launcher.status(run_id) and time.monotonic()) - killed
+                assert launcher.status(run_id) == "FAILURE"
+                freed = _wait("the dead run's slot to be given back", 120,
+                              lambda: run_id not in _holding(instance)
+                              and time.monotonic()) - killed
+                retry = _wait("the daemon's retry of the run", 60, lambda: next(iter(
+                    instance.get_runs(dg.RunsFilter(tags={"dagster/parent_run_id": run_id}))),
+                    None))
+                status = _wait("the retry to finish", 120,
+                               lambda: launcher.status(retry.run_id))
+                done = time.monotonic() - killed
     finally:
         os.environ.pop("FAULT_MARKER", None)
-        if daemon is not None:
-            os.killpg(daemon.pid, signal.SIGTERM)
-            try:
-                daemon.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(daemon.pid, signal.SIGKILL)
-                daemon.wait(30)
-        daemon_log.close()
-    log = (tmp_path / "daemon.log").read_text()
-    assert status == "SUCCESS", log[-3000:]
+    assert status == "SUCCESS"
     with dg.DagsterInstance.from_config(str(home)) as instance:
         assert _holding(instance) == set()  # the retry gave its slot back itself
     # Within the settings' bound: the run marked failed, then at most the grace period plus one

@@ -132,6 +132,18 @@ def test_four_processes_promoting_one_run_leave_one_version(registry, tmp_path, 
     assert not list(pointer.parent.glob("*.tmp"))
 
 
+def test_rollback_with_no_previous_champion_changes_nothing_and_says_so(registry, tmp_path):
+    name, _ = _with_champion(registry)
+    pointer = tmp_path / "production" / "champion.json"
+    value = move_champion(registry.tracker, name, pointer, rollback=True)
+    assert (value.version, value.changed, value.rollback) == ("1", False, True)
+    assert value.outcome() == "nothing to roll back to (no previous champion): v1 stays champion"
+    assert _registry_state(registry, name)[0]["champion"] == "1"
+    _assert_pointer_matches_registry(registry, name, pointer)
+    with pytest.raises(RuntimeError, match="nothing has been promoted yet"):
+        move_champion(registry.tracker, registry.new_name(), pointer, rollback=True)
+
+
 def test_promotions_of_different_runs_at_once_leave_a_consistent_registry(registry, tmp_path):
     name, _ = _with_champion(registry)
     runs = [_trained_run(registry, seed) for seed in (1, 2, 3)]

@@ -8,7 +8,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -18,7 +17,9 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from dagster_graphql import DagsterGraphQLClient
 
+from tennis_assets.defs.runs import Launcher
 from tennis_assets_tests.system_services import missing
 
 from .processes import free_port, session_members, stop_session
@@ -90,17 +91,6 @@ def test_asset_graph_renders_in_chromium(tmp_path):
     for name in ("MLFLOW_TRACKING_URI", "TENNIS_ASSETS_OPTUNA_STORAGE",
                  "TENNIS_ASSETS_ALERT_WEBHOOK"):
         env.pop(name, None)
-    # A run launched as `python -m tennis_assets.pipeline` launches its runs: a promotion with
-    # no candidate yet (it succeeds, promoting nothing) is the cheapest such run.
-    launch = subprocess.run([sys.executable, "-c", (
-        "import dagster as dg\n"
-        "from tennis_assets.defs.launch import JobLauncher\n"
-        "with dg.DagsterInstance.get() as instance, JobLauncher.open(instance) as launcher:\n"
-        "    print('launched run', launcher.run('promote').run_id)\n")], cwd=REPO, env=env,
-        capture_output=True, text=True, timeout=300)
-    assert launch.returncode == 0, launch.stderr[-3000:]
-    # The code server the launcher starts logs to the same stdout.
-    (run_id,) = re.findall(r"^launched run ([0-9a-f-]{36})$", launch.stdout, re.MULTILINE)
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     dagster = Path(sys.executable).parent / "dagster"
@@ -125,6 +115,12 @@ def test_asset_graph_renders_in_chromium(tmp_path):
         _wait("dagster dev answers and loads the code location", location_loaded, 120, dev,
               dev_log)
         started |= session_members(dev.pid)
+        # Launched as `python -m tennis_assets.pipeline` launches its runs (through the
+        # webserver's GraphQL API): a promotion with no candidate yet (it succeeds, promoting
+        # nothing) is the cheapest such run.
+        launched = Launcher(DagsterGraphQLClient("127.0.0.1", port_number=port)).run("promote")
+        assert launched.success, launched
+        run_id = launched.run_id
 
         driver_port = free_port()
         driver_log = tmp_path / "chromedriver.log"

@@ -75,7 +75,7 @@ def test_dagster_on_postgres_materializes_the_pipeline(postgres, services):
 
     with dg.DagsterInstance.from_config(str(services["home"])) as instance:
         assert type(instance.run_storage).__name__ == "PostgresRunStorage"
-        runs = materialize_all("quick", instance=instance, partitions=("baseline",))
+    runs = materialize_all("quick", partitions=("baseline",))  # on $DAGSTER_HOME
     assert [(r.job, r.partition) for r in runs] == [
         ("retrain", "baseline"), ("promote", None), ("monitor", None)]
     assert all(r.success for r in runs), runs

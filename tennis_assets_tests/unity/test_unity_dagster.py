@@ -78,14 +78,18 @@ def test_candidate_trained_on_a_build_is_evaluated_on_the_build(port, launcher, 
                             selection=["trained_agents", "evaluation_report"],
                             partition_key="baseline", resources=_resources(tmp_path),
                             run_config=run_config, raise_on_error=False)
-    # A 60-update candidate may well fail the blocking solves gate; both assets materialized.
+    # A 60-update candidate may well fail the blocking solves gate: then its report is stored
+    # but evaluation_report is not materialized (the candidate shows as failed).
+    from tennis_assets.defs.store import ModelStore
+
     materialized = {e.asset_key.path[-1] for e in result.get_asset_materialization_events()}
-    assert materialized == {"trained_agents", "evaluation_report"}
+    report = ModelStore(base_dir=str(tmp_path / "models")).latest_reports()["baseline"]
+    assert materialized == ({"trained_agents", "evaluation_report"} if report.gates.solves
+                            else {"trained_agents"})
     trained = result.output_for_node("trained_agents")
     assert trained.summary.updates == 60
     assert trained.environment.env == f"unity:{build}"
     assert trained.summary.env_steps % 3 == 0  # the build's 3 courts, not the profile's
-    report = result.output_for_node("evaluation_report")
     assert report.environment.env == f"unity:{build}"
     assert report.rally_gif is None and report.rally is None  # no replay of a build's game
     assert report.champion is None and report.evaluation.episodes == 6

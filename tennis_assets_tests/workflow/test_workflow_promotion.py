@@ -1,5 +1,5 @@
-"""The one promotion rule (tennis_assets.workflow.promotion), which the promotion sensor and
-the challenger asset both call."""
+"""The one promotion rule (tennis_assets.workflow.promotion), which only the challenger asset
+calls (the promotion sensor only triggers it)."""
 
 import math
 
@@ -10,6 +10,7 @@ from tennis_assets.workflow.promotion import (
     compare_with_champion,
     confirm,
     decide,
+    stale,
 )
 
 NO_CHAMPION = Champion(None, None)
@@ -38,8 +39,18 @@ def test_the_champion_itself_and_stale_comparisons_are_passed_over():
     champion = Champion("3", "run-c")
     assert "already champion" in decide(ev(train="run-c", compared="3", champion_mean=1.0),
                                         champion).reason
-    stale = decide(ev(mean=2.0, compared="2", champion_mean=1.0), champion)
-    assert not stale.promote and "re-evaluate" in stale.reason
+    old = decide(ev(mean=2.0, compared="2", champion_mean=1.0), champion)
+    assert not old.promote and "judge it again" in old.reason
+
+
+def test_a_comparison_with_another_champion_is_stale_and_judged_again():
+    champion = Champion("3", "run-c")
+    assert stale(ev(compared="2", champion_mean=1.0), champion)
+    assert stale(ev(), champion)  # judged while there was no champion
+    assert not stale(ev(compared="3", champion_mean=1.0), champion)
+    assert not stale(ev(compared="2", gates=False), champion)  # broken: never judged again
+    assert not stale(ev(train="run-c", compared="2"), champion)  # the champion itself
+    assert not stale(ev(compared="2"), NO_CHAMPION)
 
 
 def test_choose_takes_the_best_accepted_candidate_and_says_why_not_the_others():

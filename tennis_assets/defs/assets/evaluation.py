@@ -3,12 +3,14 @@
 registry lookup, MLflow tracking, metadata and the gates."""
 
 import tempfile
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
 
 from ..config import EvaluationConfig
-from ..gates import beats_champion, latency_under_threshold, report_check_results, solves
+from ..gates import (beats_champion, blocked, latency_under_threshold, report_check_results,
+                     solves)
 from ..metadata import dagster_metadata, table_md
 from ..partitions import agent_partitions, candidate_partition
 from ..resources import MlflowResource
@@ -23,6 +25,18 @@ def _champion(context, tracker, name: str, tmp: str):
     if info is None:
         return None, None
     return load_learner(tracker.champion_checkpoint(info, tmp), device="cpu"), info
+
+
+def _picture_urls(mlflow: MlflowResource, report) -> dict[str, str]:
+    """Where MLflow serves the report's pictures: the evaluation run's (histogram, rally) and
+    the training run's (learning curve) artifacts."""
+    train_run = report.candidate.train_mlflow_run_id if report.candidate else None
+    found = {path: mlflow.artifact_url(run, f"{folder}/{Path(path).name}")
+             for path, run, folder in ((report.histogram_png, report.mlflow_run_id, "evaluation"),
+                                       (report.rally_gif, report.mlflow_run_id, "evaluation"),
+                                       (report.learning_curve_png, train_run, "training"))
+             if path}
+    return {path: url for path, url in found.items() if url}
 
 
 def _comparison(reports, champion) -> list[dict[str, Any]]:
@@ -97,8 +111,12 @@ def evaluation_report(context: dg.AssetExecutionContext, config: EvaluationConfi
 
     model_store.write_latest_report(partition, report)
     others = {p: r for p, r in model_store.latest_reports().items()}
-    yield dg.Output(report, metadata={
-        **dagster_metadata(report.metadata()),
-        "comparison": table_md(_comparison(others, champion)),
-    })
-    yield from report_check_results(report, settings.max_latency_ms)
+    metadata = {**dagster_metadata(report.metadata(), _picture_urls(mlflow, report)),
+                "comparison": table_md(_comparison(others, champion))}
+    results = report_check_results(report, settings.max_latency_ms, trained_agents)
+    failure = blocked(results, metadata, f"candidate {partition}")
+    if failure is not None:
+        yield from results
+        raise failure
+    yield dg.Output(report, metadata=metadata)
+    yield from results

@@ -9,22 +9,35 @@ from typing import Any
 import dagster as dg
 
 from ..config import TrainingConfig
-from ..gates import check_history, check_weights, history_has_no_nan, weights_finite
+from ..gates import blocked, check_history, check_weights, history_has_no_nan, weights_finite
 from ..metadata import dagster_metadata, frame_md
 from ..partitions import agent_partitions, candidate_partition
 from ..resources import MlflowResource
 from ..store import ModelStore, TrainedAgent
 
 
-def _init_checkpoint(init: str | None, mlflow: MlflowResource, tmp: str) -> str | None:
+def _init_checkpoint(init: str | None, mlflow: MlflowResource, tmp: str
+                     ) -> tuple[str | None, str | None]:
+    """(checkpoint path, what it is for a person) of the warm start, or (None, None)."""
     if init != "champion":
-        return init
+        return init, init
     tracker = mlflow.tracker()
     champion = tracker.champion(mlflow.registered_model)
     if champion is None:
         raise dg.Failure("init_checkpoint='champion' but no model has the 'champion' alias in "
                          f"{mlflow.registered_model!r}")
-    return str(tracker.champion_checkpoint(champion, Path(tmp) / "champion"))
+    return (str(tracker.champion_checkpoint(champion, Path(tmp) / "champion")),
+            f"champion v{champion.version}")
+
+
+def warm_start_label(started_from: str | None, partition: str) -> str:
+    """What a warm-started candidate is, so that it is not read as its partition's recipe: the
+    learner settings of the weights it starts from are kept (their tensors only fit them), so
+    the partition's own (the study's for ``tuned``) are not applied."""
+    if not started_from:
+        return f"trained from scratch with the {partition} recipe"
+    return (f"warm start from {started_from}: its weights and learner settings; the {partition} "
+            "recipe's learner settings are not applied")
 
 
 def _track(run, trained, partition: str, candidate, environment) -> str:
@@ -89,11 +102,12 @@ def trained_agents(context: dg.AssetExecutionContext, config: TrainingConfig,
     with tempfile.TemporaryDirectory() as tmp, \
             mlflow.start_run(f"train-{partition}", tags) as run:
         # A resumed run's state already holds its warm-started weights.
-        init = None if resume_from else _init_checkpoint(candidate.init_checkpoint, mlflow, tmp)
+        init, started_from = (None, None) if resume_from else _init_checkpoint(
+            candidate.init_checkpoint, mlflow, tmp)
         context.log.info(f"training {partition} on {environment.env} "
                          f"{environment.env_kwargs or ''}: budget {train_cfg.max_seconds} s / "
                          f"{train_cfg.max_updates} updates"
-                         + (f", warm start from {candidate.init_checkpoint}" if init else "")
+                         + (f", {warm_start_label(started_from, partition)}" if init else "")
                          + (f", resuming from {resume_from}" if resume_from else ""))
         trained = train_candidate(agent_cfg, train_cfg, out_dir, init_checkpoint=init,
                                   resume_from=resume_from, workdir=Path(tmp),
@@ -120,10 +134,19 @@ def trained_agents(context: dg.AssetExecutionContext, config: TrainingConfig,
         mlflow_run_url=run.url, model_source=model_source, tuned_params=tuned,
         init_checkpoint=candidate.init_checkpoint,
         resource_usage=trained.resource_usage, warm_start_mean=trained.warm_start_mean)
-    yield dg.Output(value, metadata={
-        **dagster_metadata(value.metadata()),
+    metadata: dict[str, Any] = {
+        "started_from": warm_start_label(started_from if not resume_from else
+                                         candidate.init_checkpoint, partition),
+        **dagster_metadata(value.metadata(), {value.learning_curve: mlflow.artifact_url(
+            run.run_id, f"training/{Path(value.learning_curve).name}") or ""}),
         "history_tail": frame_md(result.history.tail(10)),
         "eval_history": frame_md(result.eval_history),
-    })
-    yield check_weights(result.learner, partition)
-    yield check_history(result.history, result.eval_history, partition)
+    }
+    results = [check_weights(result.learner, partition),
+               check_history(result.history, result.eval_history, partition)]
+    failure = blocked(results, metadata, f"candidate {partition}")
+    if failure is not None:
+        yield from results
+        raise failure
+    yield dg.Output(value, metadata=metadata)
+    yield from results
