@@ -36,9 +36,7 @@ def enough_completed_trials(tuning_study: dict) -> dg.AssetCheckResult:
                                                      "MLflow registry as a pyfunc model and plays.")
 def promoted_model_loads_and_plays(production_model: ChampionRecord,
                                    mlflow: MlflowResource) -> dg.AssetCheckResult:
-    import numpy as np
-
-    from tennis_assets.sim import VecTennis
+    from tennis_assets.workflow.promotion import environment_from_tags, play_model
 
     tracker = mlflow.tracker()
     info = tracker.champion(production_model.model_name)
@@ -48,15 +46,10 @@ def promoted_model_loads_and_plays(production_model: ChampionRecord,
                       f"expected v{production_model.version}"})
     with tempfile.TemporaryDirectory() as tmp:
         model = tracker.load_policy(info, tmp)
-    env = VecTennis(num_courts=4, seed=123)
-    obs, steps, finite = env.reset(), 0, True
-    scores: list[float] = []
-    while len(scores) < 4 and steps < 2_000:
-        actions = np.asarray(model.predict(obs))
-        finite &= bool(np.isfinite(actions).all()) and actions.shape == (4, 2, 2)
-        res = env.step(actions)
-        scores += [float(s) for s in res.episode_score[res.terminated | res.truncated]]
-        obs, steps = res.obs, steps + 1
+    # The environment the version was judged on (its tag), so any team's shapes play.
+    played, finite = play_model(model, environment_from_tags(info.tags), 4, seed=123)
+    scores = [float(s) for s in played.scores]
+    steps = round(played.mean_length * len(scores))
     return dg.AssetCheckResult(
         passed=finite and steps > 0, severity=LOADS_SEVERITY,
         metadata={"version": info.version, "decisions": steps, "finite_actions": finite,
