@@ -61,13 +61,14 @@ def ensure_dagster_home() -> Path:
 # Parallel tuning workers (tuning_study n_workers > 1) need step processes; those fork from a
 # server that imported them once.
 IN_PROCESS: dict[str, Any] = {"in_process": {}}
-FORKED_STEPS: dict[str, Any] = {"multiprocess": {"start_method": {"forkserver": {"preload_modules": [
-    "tennis_assets.definitions", "torch", "mlflow"]}}}}
+FORKED_STEPS: dict[str, Any] = {"multiprocess": {"start_method": {"forkserver": {
+    "preload_modules": ["tennis_assets.definitions", "torch", "mlflow"]}}}}
 
 
 def run_config(profile: str, extra: dict[str, dict[str, Any]] | None = None) -> dict:
     ops: dict[str, dict[str, Any]] = {name: {"config": {"profile": profile}}
-                                      for name in ("tuning_study", "trained_agents", "evaluation_report")}
+                                      for name in ("tuning_study", "trained_agents",
+                                                   "evaluation_report")}
     ops["challenger_model"] = {"config": {"profile": profile}}
     for name, values in (extra or {}).items():
         ops.setdefault(name, {"config": {}})["config"].update(values)

@@ -113,9 +113,15 @@ def make_resources(root: Path, mlflow_uri: str, model_name: str) -> dict:
 
 def all_defs():
     """The assets and checks without the Definitions' resources (tests bring their own)."""
-    from tennis_assets.defs.assets import (challenger_checks, challenger_model, evaluation_report,
-                                           production_model, production_monitoring,
-                                           trained_agents, tuning_study)
+    from tennis_assets.defs.assets import (
+        challenger_checks,
+        challenger_model,
+        evaluation_report,
+        production_model,
+        production_monitoring,
+        trained_agents,
+        tuning_study,
+    )
     from tennis_assets.defs.checks import enough_completed_trials, promoted_model_loads_and_plays
 
     return [tuning_study, trained_agents, evaluation_report, challenger_model, production_model,
@@ -177,7 +183,7 @@ class Receiver:
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802 (http.server's naming)
+            def do_POST(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 if outer.status == 200:
                     outer.posts.append(json.loads(body))

@@ -4,7 +4,7 @@ sensors below (a rename shows up here in review)."""
 import statistics
 import subprocess
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import dagster as dg
 import pytest
@@ -153,7 +153,7 @@ def test_weekly_schedule_requests_each_candidate():
     from tennis_assets.defs.schedules import weekly_retrain
 
     assert weekly_retrain.cron_schedule == "0 3 * * 1"
-    when = datetime(2026, 11, 30, 3, 0, tzinfo=timezone.utc)
+    when = datetime(2026, 11, 30, 3, 0, tzinfo=UTC)
     with dg.instance_for_test() as instance:
         context = dg.build_schedule_context(instance=instance, scheduled_execution_time=when,
                                              repository_def=defs.get_repository_def())

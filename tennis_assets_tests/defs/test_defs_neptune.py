@@ -3,10 +3,9 @@ writes its Neptune run file, read back through neptune-scale's own repository, h
 MLflow run holds (parameters, metrics, artifacts, the Dagster run id)."""
 
 import pytest
+from conftest import make_resources, materialize
 
 from tennis_assets.tracking.neptune_tracking import read_offline_run, resolve_mode
-
-from conftest import make_resources, materialize
 
 
 def test_mode_is_offline_without_a_token(monkeypatch):

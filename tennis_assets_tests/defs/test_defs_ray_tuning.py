@@ -36,11 +36,10 @@ def configs():
 def test_optuna_search_with_asha_lands_in_the_tuning_study_asset(local_ray, tmp_path,
                                                                   mlflow_uri, monkeypatch):
     import dagster as dg
+    from conftest import make_resources
 
     from tennis_assets.defs.assets import tuning_study
     from tennis_assets.tracking.mlflow_tracking import MlflowTracker
-
-    from conftest import make_resources
 
     monkeypatch.setenv("TENNIS_ASSETS_HOME", str(tmp_path / "home"))
     resources = make_resources(tmp_path, mlflow_uri, "ray-policy")

@@ -104,7 +104,8 @@ def test_evolutionary_and_quasi_random_samplers_drive_real_trials(tmp_path, conf
                              multi_objective=multi_objective)
     assert len(tuning.complete_trials(study)) == 3
     # The sampler's own bookkeeping, written into the storage as it sampled.
-    keys = [*study._storage.get_study_system_attrs(study._study_id), *(key for t in study.trials for key in t.system_attrs)]
+    keys = [*study._storage.get_study_system_attrs(study._study_id),
+            *(key for t in study.trials for key in t.system_attrs)]
     assert any(key.startswith(marker) for key in keys), keys
 
 

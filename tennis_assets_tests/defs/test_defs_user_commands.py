@@ -9,10 +9,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import make_resources
 
 from tennis_assets import settings
-
-from conftest import make_resources
 
 
 def test_modes_from_the_environment_and_their_errors(monkeypatch):
@@ -36,7 +35,7 @@ def test_main_command_flags():
     assert "--wandb {disabled,offline,online,auto}" in out
     assert "--neptune {disabled,offline,async,auto}" in out
     bad = subprocess.run([sys.executable, "-m", "tennis_assets.pipeline", "--wandb", "cloud"],
-                         capture_output=True, text=True)
+                         capture_output=True, text=True, check=False)
     assert bad.returncode == 2 and "invalid choice: 'cloud'" in bad.stderr
 
 
@@ -59,7 +58,7 @@ def test_environment_turns_both_trackers_on_for_a_real_run(tmp_path, mlflow_uri,
                             run_config={"ops": {"tuning_study": {"config": config}}})
     assert result.success
     runs = list((home / "wandb").glob("offline-run-*"))
-    assert len(runs) == 1 and list(runs[0].glob("run-*.wandb"))[0].stat().st_size > 0
+    assert len(runs) == 1 and next(iter(runs[0].glob("run-*.wandb"))).stat().st_size > 0
     assert not (home / "wandb" / "wandb").exists()  # not one folder too deep
     assert len(list((home / "neptune").rglob("run_operations.sqlite3"))) == 1
 
@@ -91,7 +90,7 @@ def test_a_candidate_run_without_a_partition_says_how_to_give_one(tmp_path):
                TENNIS_ASSETS_HOME=str(tmp_path / "home"))
     out = subprocess.run([str(Path(sys.executable).with_name("dagster")), "job", "execute",
                           "-m", "tennis_assets.definitions", "-j", "retrain"],
-                         capture_output=True, text=True, env=env, timeout=300)
+                         capture_output=True, text=True, env=env, timeout=300, check=False)
     assert out.returncode != 0
     text = out.stdout + out.stderr
     assert "no candidate: trained_agents is partitioned by candidate (baseline, tuned)" in text

@@ -166,7 +166,8 @@ def test_asset_graph_renders_in_chromium(tmp_path):
                 ARTIFACT.write_bytes(base64.b64decode(shot))
             # The job's own page lists the launched run (runs executed in-process outside the
             # code location never appear there).
-            _http("POST", f"{base}/url", {"url": f"{url}/locations/tennis_assets/jobs/promote/runs"})
+            _http("POST", f"{base}/url",
+                  {"url": f"{url}/locations/tennis_assets/jobs/promote/runs"})
             try:
                 _wait("the promote job page lists the run",
                       lambda: run_id[:8] in _http("POST", f"{base}/execute/sync", {

@@ -9,8 +9,7 @@ from typing import Any
 import dagster as dg
 
 from ..config import EvaluationConfig
-from ..gates import (beats_champion, blocked, latency_under_threshold, report_check_results,
-                     solves)
+from ..gates import beats_champion, blocked, latency_under_threshold, report_check_results, solves
 from ..metadata import dagster_metadata, table_md
 from ..partitions import agent_partitions, candidate_partition
 from ..resources import MlflowResource

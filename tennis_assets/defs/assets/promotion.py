@@ -143,7 +143,8 @@ def challenger_checks(context: dg.AssetCheckExecutionContext, challenger_model: 
             description=f"v{version} ({challenger_model.partition}): {reason}",
             metadata={"version": version, "partition": challenger_model.partition,
                       "episodes": episodes, "seed": seed,
-                      "env_kwargs": dg.MetadataValue.json(dict(challenger_model.environment.env_kwargs)),
+                      "env_kwargs": dg.MetadataValue.json(
+                          dict(challenger_model.environment.env_kwargs)),
                       **({} if verdict is None else rounded(
                           {"mean": verdict.mean, "champion_mean": verdict.champion_mean}))})
 
