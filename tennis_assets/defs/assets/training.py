@@ -60,6 +60,16 @@ def _track(run, trained, partition: str, candidate, environment) -> str:
     return run.log_policy_model(checkpoint)
 
 
+def _tuned_params(partition: str, tuning_study: dict | None) -> dict[str, Any]:
+    """The study's best parameters for the ``tuned`` candidate ({} for the others)."""
+    if partition != "tuned":
+        return {}
+    if not tuning_study or not tuning_study.get("best_params"):
+        raise dg.Failure("the 'tuned' partition needs a tuning_study with at least one "
+                         "completed trial; materialize tuning_study first")
+    return dict(tuning_study["best_params"])
+
+
 @dg.asset(
     partitions_def=agent_partitions,
     group_name="candidates",
@@ -83,12 +93,7 @@ def trained_agents(context: dg.AssetExecutionContext, config: TrainingConfig,
     from tennis_assets.workflow.candidate import interruption, resume_state, train_candidate
 
     partition = candidate_partition(context)
-    tuned: dict[str, Any] = {}
-    if partition == "tuned":
-        if not tuning_study or not tuning_study.get("best_params"):
-            raise dg.Failure("the 'tuned' partition needs a tuning_study with at least one "
-                             "completed trial; materialize tuning_study first")
-        tuned = dict(tuning_study["best_params"])
+    tuned = _tuned_params(partition, tuning_study)
     candidate, environment = config.candidate(), config.environment_config()
     agent_cfg, train_cfg = config.build(tuned)
     out_dir = model_store.agent_dir(partition, context.run.run_id)
