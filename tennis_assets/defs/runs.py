@@ -125,6 +125,17 @@ def location_state(host: str, port: int) -> tuple[str | None, str | None]:
     return None, None
 
 
+def dev_environment(home: Path) -> dict[str, str]:
+    """The environment of ``dagster dev`` and so of every run it starts: the instance in
+    ``home`` and this process's data directory, absolute (dagster dev runs from ``home``, where
+    a relative default would put the runs' models and pointer in another folder)."""
+    return settings.child_environment({
+        "DAGSTER_HOME": str(home),
+        settings.DATA_DIR_ENV: str(settings.data_dir()),
+        # `dagster dev` says `dg dev` supersedes it; dg dev needs a dg project file.
+        "PYTHONWARNINGS": "ignore:Function `dev_command` is superseded"})
+
+
 @contextlib.contextmanager
 def dagster_dev(home: Path, workspace: Path, port: int | None = None,
                 startup_timeout_s: float = 300) -> Iterator[Launcher]:
@@ -141,10 +152,7 @@ def dagster_dev(home: Path, workspace: Path, port: int | None = None,
         [str(dagster), "dev", "-w", str(workspace), "-h", "127.0.0.1", "-p", str(port),
          "--log-level", "error"], cwd=home, start_new_session=True,
         preexec_fn=_interrupt_when_parent_dies,  # noqa: PLW1509 - one prctl call
-        env=settings.child_environment({
-            "DAGSTER_HOME": str(home),
-            # `dagster dev` says `dg dev` supersedes it; dg dev needs a dg project file.
-            "PYTHONWARNINGS": "ignore:Function `dev_command` is superseded"}))
+        env=dev_environment(home))
     try:
         deadline = time.monotonic() + startup_timeout_s
         while True:

@@ -133,3 +133,17 @@ def test_ctrl_c_names_the_runs_in_flight_and_exits_130(tmp_path):
             time.sleep(0.5)
         assert all(r.is_finished for r in inst.get_runs()), \
             [(r.job_name, r.status) for r in inst.get_runs()]
+
+
+def test_dagster_dev_and_its_runs_share_the_commands_data_directory(tmp_path, monkeypatch):
+    """Without $TENNIS_ASSETS_HOME the data directory is `.tennis_assets` of the command's
+    working folder; dagster dev runs from the instance's folder, so it must be told (a fresh
+    clone's main command once wrote its champion pointer under the instance's folder and then
+    reported none promoted)."""
+    from tennis_assets.defs.runs import dev_environment
+
+    monkeypatch.delenv("TENNIS_ASSETS_HOME", raising=False)
+    monkeypatch.chdir(tmp_path)
+    env = dev_environment(tmp_path / ".tennis_assets" / "dagster")
+    assert env["TENNIS_ASSETS_HOME"] == str(tmp_path / ".tennis_assets")
+    assert env["DAGSTER_HOME"] == str(tmp_path / ".tennis_assets" / "dagster")
