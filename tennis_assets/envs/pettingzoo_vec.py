@@ -16,6 +16,7 @@ The env's own code is not changed: each court is one instance made by the user's
 from __future__ import annotations
 
 import importlib
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -24,6 +25,11 @@ import numpy as np
 from tennis_assets.sim.vector_env import StepResult
 
 from .scoring import score_episode
+
+# Making and closing env instances is serialized across the process: envs may share global
+# state with their module (MPE's close() calls pygame.quit(), which tears down the freetype that
+# another thread's constructor has just initialized; unserialized it raises or aborts the process).
+_LIFECYCLE = threading.Lock()
 
 
 def load_factory(target: str) -> Callable[..., Any]:
@@ -63,7 +69,8 @@ class PettingZooVecEnv:
                  seed: int | None = None, scoring: str = "mean", name: str = "") -> None:
         self.name = name
         try:
-            self.envs = [factory(**kwargs) for _ in range(num_courts)]
+            with _LIFECYCLE:
+                self.envs = [factory(**kwargs) for _ in range(num_courts)]
         except TypeError as exc:
             raise ValueError(f"{name or factory}: the env_kwargs do not fit its callable ({exc})"
                              ) from None
@@ -141,10 +148,11 @@ class PettingZooVecEnv:
         return np.array([[a in set(env.agents) for a in self.agents] for env in self.envs])
 
     def close(self) -> None:
-        for env in self.envs:
-            close = getattr(env, "close", None)
-            if callable(close):
-                close()
+        with _LIFECYCLE:
+            for env in self.envs:
+                close = getattr(env, "close", None)
+                if callable(close):
+                    close()
 
     # ---- helpers --------------------------------------------------------------------------
     def _reset_court(self, c: int) -> None:
