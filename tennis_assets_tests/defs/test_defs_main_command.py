@@ -1,9 +1,7 @@
-"""The README's main command (`python -m tennis_assets.pipeline`) in the tiny profile: it starts
-`dagster dev` for its own life, submits every job through its webserver on the instance in the
-data directory, stops it, and says where to look. Tiny agents cannot
-solve the game, so the gates stop them, nothing is promoted and the exit code says so."""
+"""The README's main command (`python -m tennis_assets.pipeline`): the training pool it sizes and
+what Ctrl-C does to it. Its whole run, and what the UI shows of it afterwards, is the first step
+of the user's walk (test_defs_user_walk.py)."""
 
-import json
 import os
 import subprocess
 import sys
@@ -17,66 +15,6 @@ from tennis_assets import settings
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def test_main_command_materializes_the_graph_and_prints_where_to_look(tmp_path):
-    env = {**os.environ, "TENNIS_ASSETS_HOME": str(tmp_path)}
-    for name in ("DAGSTER_HOME", "MLFLOW_TRACKING_URI", "TENNIS_ASSETS_OPTUNA_STORAGE",
-                 "TENNIS_ASSETS_ALERT_WEBHOOK"):
-        env.pop(name, None)
-    out = subprocess.run([sys.executable, "-m", "tennis_assets.pipeline", "--profile", "tiny"],
-                         cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
-                         check=False)
-    lines = out.stdout.splitlines()
-    runs = [line for line in lines if " run " in line]
-    assert [line.split()[0] for line in runs] == ["tune", "retrain", "retrain", "promote"]
-    # The candidates are broken (tiny agents cannot play): their runs fail. Promotion finds no
-    # acceptable candidate, which is not a failure: its run succeeds and promotes nothing.
-    assert [line.split()[-1] for line in runs] == ["SUCCESS", "FAILURE", "FAILURE", "SUCCESS"], \
-        out.stdout
-    assert out.returncode == 1  # no champion: the gates stopped both candidates
-    assert "champion pointer : none promoted" in out.stdout
-    assert f"DAGSTER_HOME={tmp_path / 'dagster'} dagster dev" in out.stdout
-    assert f"mlflow ui --backend-store-uri sqlite:///{tmp_path / 'mlflow' / 'mlflow.db'}" \
-        in out.stdout
-
-    # Everything it made lives in the data directory, and the Dagster UI will find the runs.
-    assert (tmp_path / "dagster" / "dagster.yaml").exists()
-    assert (tmp_path / "optuna" / "journal.log").stat().st_size > 0
-    for partition in ("baseline", "tuned"):
-        report = json.loads((tmp_path / "models" / "evaluation_report" / partition /
-                             "latest.json").read_text())
-        assert report["gates"]["solves"] is False
-    with dg.DagsterInstance.local_temp(str(tmp_path / "dagster")) as inst:
-        records = inst.get_run_records()
-        # Only the plan's runs: the daemon of the command's `dagster dev` launched nothing of
-        # its own (its sensors leave a plan's runs to the plan).
-        assert sorted(r.dagster_run.job_name for r in records) == \
-            ["promote", "retrain", "retrain", "tune"]
-        assert all(r.dagster_run.tags.get("tennis_assets/plan") == "main command"
-                   for r in records)
-        # The job page's query (dagster-graphql's resolve_runs): job name and the code
-        # location's label tag (".dagster/repository", set for runs made from the location).
-        for job, count in (("tune", 1), ("retrain", 2), ("promote", 1)):
-            found = inst.get_runs(dg.RunsFilter(job_name=job, tags={
-                ".dagster/repository": "__repository__@tennis_assets"}))
-            assert len(found) == count, job
-            assert all(r.remote_job_origin is not None for r in found)
-
-        # The plan's order: the baseline trains while the study tunes (one training slot per
-        # core), the tuned candidate only after the study, promotion after both candidates.
-        by = {(r.dagster_run.job_name, r.dagster_run.tags.get("dagster/partition")): r
-              for r in records}
-        tune, promote = by[("tune", None)], by[("promote", None)]
-        baseline, tuned = by[("retrain", "baseline")], by[("retrain", "tuned")]
-        assert baseline.start_time < tune.end_time
-        assert tuned.start_time >= tune.end_time
-        assert promote.start_time >= max(baseline.end_time, tuned.end_time)
-        assert {p.name: p.limit for p in inst.event_log_storage.get_pool_limits()}[
-            "training"] == settings.training_slots()
-        # Chains of steps run in the run worker's process (no process per step).
-        assert all(r.dagster_run.run_config["execution"] == {"config": {"in_process": {}}}
-                   for r in records)
 
 
 def test_a_training_pool_limit_someone_set_is_kept(tmp_path):
