@@ -34,7 +34,8 @@ from tennis_assets.training.drift import SEVERITIES
 from tennis_assets_tests.browser import Browser, chromium, http, location_loaded, start, wait
 from tennis_assets_tests.services.processes import free_port, session_members, stop_session
 
-pytestmark = pytest.mark.slow
+# The whole walk is set up by the first test: at load 10 beside the suite it took 674 s.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 
 REPO = Path(__file__).resolve().parents[2]
 SHOTS = REPO / "test-artifacts" / "user-walk"
