@@ -42,6 +42,11 @@ class ModelStore(dg.ConfigurableResource):
         path.mkdir(parents=True, exist_ok=True)
         return path
 
+    def training_index(self) -> Path:
+        """Where finished trainings are indexed by their inputs' digest, for reuse
+        (tennis_assets.workflow.reuse)."""
+        return self.root() / "trained_agents" / "by_key"
+
     def resume_path(self, partition: str, root_run_id: str) -> Path:
         """Where training of ``partition`` keeps its resume state for a run and all its
         re-executions and retries (they share the root run id), so a retried run continues

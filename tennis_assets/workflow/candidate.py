@@ -37,6 +37,10 @@ class CandidateConfig(ConfigModel):
     init_checkpoint: str | None = None
     """Start from these weights: a .safetensors checkpoint path, or 'champion' for the
     registered champion."""
+    reuse: bool = True
+    """Take a finished training of the same configuration, seed, environment and code instead
+    of training again (trainings from scratch that ended on a solve or their update or episode
+    budget; the materialization links to the run that trained it)."""
 
 CANDIDATE_FILES = {
     "checkpoint": "checkpoint.safetensors",
@@ -68,6 +72,11 @@ class TrainedAgent(Record):
     init_checkpoint: str | None = None
     resource_usage: dict[str, float] = {}  # noqa: RUF012 - as above
     warm_start_mean: float | None = None
+    reused_from: str | None = None
+    """The Dagster run that trained these weights, when this candidate reused its training
+    (tennis_assets.workflow.reuse); None: trained by ``dagster_run_id`` itself."""
+    training_key: str | None = None
+    """The digest the training is indexed under for reuse (None: not reusable)."""
 
     @model_validator(mode="before")
     @classmethod
@@ -118,6 +127,8 @@ class TrainedAgent(Record):
             "mlflow_run": Link(self.mlflow_run_url) if self.mlflow_run_url else None,
             "mlflow_run_id": self.mlflow_run_id,
             "dagster_run": RunLink(self.dagster_run_id),
+            "reused_from": RunLink(self.reused_from) if self.reused_from else None,
+            "training_key": self.training_key[:16] if self.training_key else None,
         }
 
 

@@ -2,6 +2,7 @@
 (tennis_assets.workflow.candidate); this asset adds the registry-backed warm start, MLflow
 tracking, metadata and the weight checks."""
 
+import contextlib
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -87,13 +88,64 @@ def trained_agents(context: dg.AssetExecutionContext, config: TrainingConfig,
     ``baseline`` trains with the tuned defaults, ``tuned`` with the study's best parameters.
     The checkpoint is written once, as safetensors, into the model store (one folder per run);
     the value passed on names it. Every run is an MLflow run (parameters, per-episode scores,
-    the checkpoint as a pyfunc model, the learning curve).
+    the checkpoint as a pyfunc model, the learning curve). A training from scratch whose
+    configuration, seed, environment and code were trained before is reused (``reuse``), and
+    the materialization links to the run that trained it.
     """
-    from tennis_assets.tracking import run_tags
-    from tennis_assets.workflow.candidate import interruption, resume_state, train_candidate
+    from tennis_assets.workflow.reuse import TrainingIndex, training_key
 
     partition = candidate_partition(context)
     tuned = _tuned_params(partition, tuning_study)
+    candidate, environment = config.candidate(), config.environment_config()
+    agent_cfg, train_cfg = config.build(tuned)
+    key = training_key(agent_cfg, train_cfg, environment) \
+        if candidate.reuse and candidate.init_checkpoint is None else None
+    index = TrainingIndex(model_store.training_index())
+    with index.claim(key) if key else contextlib.nullcontext(False) as waited:
+        earlier = index.find(key) if key else None
+        if earlier is not None:
+            yield from _reused(context, earlier, partition, tuned, waited, mlflow)
+            return
+        value, metadata, results = _trained(context, config, partition, tuned, mlflow,
+                                            model_store, key)
+        failure = blocked(results, metadata, f"candidate {partition}")
+        if failure is not None:
+            yield from results
+            raise failure
+        if value.training_key is not None and not index.record(value.training_key, value):
+            context.log.info(f"training not indexed for reuse: it stopped on "
+                             f"{value.summary.stop_reason}, which the inputs do not decide")
+    yield dg.Output(value, metadata=metadata)
+    yield from results
+
+
+def _reused(context: dg.AssetExecutionContext, earlier: TrainedAgent, partition: str,
+            tuned: dict[str, Any], waited: bool, mlflow: MlflowResource):
+    """The earlier training as this partition's value, its checks run again on its files."""
+    value = earlier.model_copy(update={
+        "partition": partition, "tuned_params": tuned, "dagster_run_id": context.run.run_id,
+        "reused_from": earlier.reused_from or earlier.dagster_run_id})
+    context.log.info(f"reusing the training of run {value.reused_from} (same configuration, "
+                     f"seed, environment and code{'; waited for it' if waited else ''}): "
+                     f"best greedy mean {value.summary.best_greedy_mean:.3f}")
+    history, eval_history = value.history(), value.eval_history()
+    results = [check_weights(value.learner(), partition),
+               check_history(history, eval_history, partition)]
+    yield dg.Output(value, metadata={
+        "started_from": f"reused the training of run {value.reused_from}",
+        **dagster_metadata(value.metadata(), {value.learning_curve: mlflow.artifact_url(
+            value.mlflow_run_id, f"training/{Path(value.learning_curve).name}") or ""}),
+        "history_tail": frame_md(history.tail(10)), "eval_history": frame_md(eval_history)})
+    yield from results
+
+
+def _trained(context: dg.AssetExecutionContext, config: TrainingConfig, partition: str,
+             tuned: dict[str, Any], mlflow: MlflowResource, model_store: ModelStore,
+             key: str | None) -> tuple[TrainedAgent, dict[str, Any], list]:
+    """Train (or resume) the candidate and track it: (value, metadata, check results)."""
+    from tennis_assets.tracking import run_tags
+    from tennis_assets.workflow.candidate import interruption, resume_state, train_candidate
+
     candidate, environment = config.candidate(), config.environment_config()
     agent_cfg, train_cfg = config.build(tuned)
     out_dir = model_store.agent_dir(partition, context.run.run_id)
@@ -138,7 +190,9 @@ def trained_agents(context: dg.AssetExecutionContext, config: TrainingConfig,
         summary=result.summary(), dagster_run_id=context.run.run_id, mlflow_run_id=run.run_id,
         mlflow_run_url=run.url, model_source=model_source, tuned_params=tuned,
         init_checkpoint=candidate.init_checkpoint,
-        resource_usage=trained.resource_usage, warm_start_mean=trained.warm_start_mean)
+        resource_usage=trained.resource_usage, warm_start_mean=trained.warm_start_mean,
+        # A resumed training continues from a saved state: not indexed for reuse.
+        training_key=None if resume_from else key)
     metadata: dict[str, Any] = {
         "started_from": warm_start_label(started_from if not resume_from else
                                          candidate.init_checkpoint, partition),
@@ -149,9 +203,4 @@ def trained_agents(context: dg.AssetExecutionContext, config: TrainingConfig,
     }
     results = [check_weights(result.learner, partition),
                check_history(result.history, result.eval_history, partition)]
-    failure = blocked(results, metadata, f"candidate {partition}")
-    if failure is not None:
-        yield from results
-        raise failure
-    yield dg.Output(value, metadata=metadata)
-    yield from results
+    return value, metadata, results
