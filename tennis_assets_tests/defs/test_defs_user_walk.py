@@ -312,6 +312,12 @@ def walk(tmp_path_factory, okay_checkpoint, good_checkpoint):
                 facts["monitor"] = w.runs(pipelineName="monitor")
                 facts["monitoring_page"] = w.asset_metadata("production_monitoring", "7",
                                                             model_version="2")
+                # The announcement sensor ticks every 30 s: the last change's may still come.
+                changes = {facts["3"]["promote"][0], facts["4"]["promote"][0],
+                           facts["5"]["rollback"][0], facts["6"]["rollback"][0]}
+                wait("an announcement of each change", lambda: changes <= {
+                    p.get("run_id") for p in receiver.posts if p.get("kind") == "run_success"},
+                    180, dev, log)
             facts["posts"] = list(receiver.posts)
         finally:
             left = stop_session(dev) | stop_session(mlflow_ui)
