@@ -6,8 +6,9 @@
 Each round runs ``python -m tennis_assets.pipeline --profile PROFILE`` once per checkout, in
 turn (alternating, so load changes hit both alike), each from an empty data folder, with this
 interpreter (the checkout's own package is imported: it runs from the checkout's root). Prints
-one line per run (seconds, exit code, champion and its greedy mean, the command's own "took"
-line, load average before and after) and the median per checkout.
+one line per run (seconds, exit code, champion and its greedy mean, which candidates reused an
+earlier training, the command's own "took" line, load average before and after) and the median
+per checkout.
 """
 
 from __future__ import annotations
@@ -48,8 +49,11 @@ def run_once(checkout: Path, profile: str, extra: list[str]) -> dict:
         text = log.read_text(errors="replace")
     champion = re.search(r"^champion\s+: (.*)$", text, re.MULTILINE)
     took = re.search(r"^took\s+: (.*)$", text, re.MULTILINE)
+    reused = re.findall(r"^\s+(\S+)\s+greedy mean .*; reused the training of run", text,
+                        re.MULTILINE)
     return {"checkout": str(checkout), "seconds": seconds, "rc": rc,
             "champion": champion.group(1) if champion else "none",
+            "reused": ", ".join(reused) or "none",
             "took": took.group(1) if took else text[-300:], "load_before": before,
             "load_after": load()}
 
@@ -70,6 +74,7 @@ def main() -> int:
             results.setdefault(r["checkout"], []).append(r["seconds"])
             print(f"round {round_ + 1} {r['checkout']}: {r['seconds']:.1f} s, exit {r['rc']}, "
                   f"load {r['load_before']} -> {r['load_after']}; champion {r['champion']}; "
+                  f"reused: {r['reused']}; "
                   f"took {r['took']}", flush=True)
     for checkout, seconds in results.items():
         print(f"median {checkout}: {statistics.median(seconds):.1f} s over {len(seconds)} "

@@ -234,8 +234,10 @@ def _print_state(runs: list) -> None:
     store = ModelStore()
     for partition, report in sorted(store.latest_reports().items()):
         ev = report.evaluation
+        reused = report.candidate.reused_from if report.candidate else None
         print(f"  {partition:8s} greedy mean {ev.mean:.3f} over {ev.episodes} fresh "
-              f"episodes; gates {report.gates.model_dump()}")
+              f"episodes; gates {report.gates.model_dump()}"
+              + (f"; reused the training of run {reused}" if reused else ""))
     pointer = store.production_pointer()
     champion = read_pointer(pointer)
     if champion is not None:

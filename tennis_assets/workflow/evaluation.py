@@ -133,6 +133,8 @@ class CandidateRef(Record):
     checkpoint: str
     model_source: str | None = None
     agent_config: dict[str, Any] = {}  # noqa: RUF012 - a pydantic field: each instance gets a copy
+    reused_from: str | None = None
+    """The Dagster run whose training this candidate reused (same configuration, seed and code)."""
 
 
 class EvaluationReport(Record):
@@ -201,6 +203,8 @@ class EvaluationReport(Record):
             "candidate_mlflow_run_id": self.candidate.train_mlflow_run_id
             if self.candidate else None,
             "trained_in": RunLink(self.candidate.train_dagster_run_id if self.candidate else None),
+            "training_reused_from": RunLink(self.candidate.reused_from)
+            if self.candidate and self.candidate.reused_from else None,
         }
 
     def comparison_row(self) -> dict[str, Any]:

@@ -1,12 +1,14 @@
 """trained_agents reuses a finished training of the same configuration, seed, environment and
 code (tennis_assets.workflow.reuse) on a real Dagster instance and a real MLflow store: the
 reusing materialization names the run that trained, runs the weight checks on the same files,
-and starts no MLflow run; `reuse: false`, another seed or a warm start train again."""
+and starts no MLflow run, and its evaluation report says whose training it reused; `reuse:
+false`, another seed or a warm start train again."""
 
 import dagster as dg
 from conftest import make_resources, materialize
 from mlflow import MlflowClient
 
+from tennis_assets.config.metadata import RunLink
 from tennis_assets.tracking.mlflow_tracking import MlflowTracker
 
 MODEL = "tennis-policy-reuse"
@@ -31,6 +33,8 @@ def test_an_unchanged_training_is_reused_and_links_to_the_run_that_trained(
                             {"trained_agents": TRAIN})
         again = materialize(instance, resources, "baseline", ["trained_agents"],
                             {"trained_agents": TRAIN})
+        # Judged as any candidate (its tiny training fails the solve gate; the report is kept).
+        materialize(instance, resources, "baseline", ["evaluation_report"])
         off = materialize(instance, resources, "baseline", ["trained_agents"],
                           {"trained_agents": {**TRAIN, "reuse": False}})
         seeded = materialize(instance, resources, "baseline", ["trained_agents"],
@@ -51,6 +55,10 @@ def test_an_unchanged_training_is_reused_and_links_to_the_run_that_trained(
     # The weight checks ran again, on the reused files.
     assert {e.check_name: e.passed for e in again.get_asset_check_evaluations()} == \
         {"weights_finite": True, "history_has_no_nan": True}
+    # The candidate judged from it says whose training it was, in its report and metadata.
+    report = resources["model_store"].latest_reports()["baseline"]
+    assert report.candidate.reused_from == first.run_id
+    assert report.metadata()["training_reused_from"] == RunLink(first.run_id)
     # reuse: false, another seed and a warm start each trained for themselves.
     for result in (off, seeded, warm):
         value = _value(result)

@@ -100,7 +100,8 @@ def evaluation_report(context: dg.AssetExecutionContext, config: EvaluationConfi
                                train_mlflow_run_id=trained_agents.mlflow_run_id,
                                checkpoint=trained_agents.checkpoint,
                                model_source=trained_agents.model_source,
-                               agent_config=trained_agents.agent_config.to_dict()))
+                               agent_config=trained_agents.agent_config.to_dict(),
+                               reused_from=trained_agents.reused_from))
     out_dir = model_store.report_dir(partition, context.run.run_id)
     with mlflow.start_run(f"evaluate-{partition}", run_tags(
             context.run.run_id, asset="evaluation_report", partition=partition,
