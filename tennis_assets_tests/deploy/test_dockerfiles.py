@@ -1,6 +1,6 @@
 """The Dockerfiles, read as data (no Docker engine here): base images pinned by tag, a command in
 every stage, no secret, torch 2.13.0 from PyTorch's CPU index before the package, the same
-versions as pyproject.toml, and every COPY source present in the build context and not excluded
+versions as pyproject.toml, packages installed by one pinned uv, and every COPY source present in the build context and not excluded
 by the Dockerfile's own .dockerignore."""
 
 import json
@@ -135,6 +135,24 @@ def test_images_pin_the_versions_of_pyproject():
     for name in ("optuna", "psycopg2-binary"):
         assert f'"{name}=={pins[name]}"' in optuna_runs, name
     assert re.search(r'"optuna-dashboard==[\d.]+"', optuna_runs)
+
+
+def test_every_image_installs_its_packages_with_the_same_pinned_uv():
+    pins = set()
+    for path in DOCKERFILES:
+        runs = [r for stage in parse(path) for r in _runs(stage)]
+        installs = [i for i, r in enumerate(runs) if re.search(r"\bpip install\b", r)]
+        assert installs, path.name
+        first = re.fullmatch(r'pip install "uv==([\d.]+)"', runs[installs[0]])
+        assert first, f"{path.name}: uv is installed first, pinned: {runs[installs[0]]}"
+        pins.add(first.group(1))
+        for i in installs[1:]:
+            assert runs[i].startswith("uv pip install "), f"{path.name}: {runs[i]}"
+        envs = " ".join(a for s in parse(path) for k, a in s["instructions"] if k == "ENV")
+        # No cache left in a layer, and the image's own Python (the official image's is not
+        # a virtual environment).
+        assert "UV_NO_CACHE=1" in envs and "UV_SYSTEM_PYTHON=1" in envs, path.name
+    assert len(pins) == 1, f"one uv version for every image: {pins}"
 
 
 def test_commands_match_the_compose_services():
