@@ -12,6 +12,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import pytest
 
@@ -30,6 +31,22 @@ def _get(url: str):
             return resp.status, json.loads(resp.read())
     except (urllib.error.URLError, ConnectionError, TimeoutError):
         return 0, None
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    """SIGTERM (no handler: the kernel ends it), given a minute: in one CI run it took
+    over 20 s to be reaped. Past that, the state it was stuck in is the failure, after SIGKILL
+    (nothing is left running)."""
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc_dir = Path(f"/proc/{proc.pid}")
+        stat = (proc_dir / "stat").read_text().rsplit(") ", 1)[-1].split()[0]
+        wchan = (proc_dir / "wchan").read_text()
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=60)
+        pytest.fail(f"dashboard still there 60 s after SIGTERM (state {stat}, in {wchan})")
 
 
 def test_dashboard_serves_the_data_directorys_study(tmp_path):
@@ -58,8 +75,7 @@ def test_dashboard_serves_the_data_directorys_study(tmp_path):
         status, detail = _get(f"http://127.0.0.1:{port}/api/studies/{summary['study_id']}")
         assert status == 200 and sorted(t["values"][0] for t in detail["trials"]) == [0.2, 0.7]
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=20)
+        _stop(proc)
     assert proc.returncode is not None
     out = (tmp_path / "dashboard.log").read_text()
     assert f"http://127.0.0.1:{port}/" in out and str(home / "optuna" / "journal.log") in out

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -331,7 +332,8 @@ def walk(tmp_path_factory, okay_checkpoint, good_checkpoint):
 def test_main_command_materializes_the_graph_and_prints_where_to_look(walk):
     out = walk["main"]
     lines = out.stdout.splitlines()
-    runs = [line for line in lines if " run " in line]
+    # "<job> [<partition>] run <id>: <status>" (a candidate's line may name a run too)
+    runs = [line for line in lines if re.fullmatch(r"\S+\s+\[[^\]]*\] run \S+: \S+", line)]
     assert [line.split()[0] for line in runs] == ["tune", "retrain", "retrain", "promote"]
     # The candidates are broken (tiny agents cannot play): their runs fail. Promotion finds no
     # acceptable candidate, which is not a failure: its run succeeds and promotes nothing.

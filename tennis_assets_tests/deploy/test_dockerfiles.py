@@ -1,7 +1,7 @@
 """The Dockerfiles, read as data (no Docker engine here): base images pinned by tag, a command in
 every stage, no secret, torch 2.13.0 from PyTorch's CPU index before the package, the same
-versions as pyproject.toml, packages installed by one pinned uv, and every COPY source present in the build context and not excluded
-by the Dockerfile's own .dockerignore."""
+versions as pyproject.toml, packages installed by one pinned uv, and every COPY source present
+in the build context and not excluded by the Dockerfile's own .dockerignore."""
 
 import json
 import re
