@@ -26,9 +26,16 @@ import importlib.abc
 import importlib.machinery
 import importlib.util
 import sys
+import threading
 from types import ModuleType
 
 PACKAGE = "mlagents_envs.communicator_objects"
+
+
+# CPython 3.11's ast module keeps one recursion counter per interpreter: two threads parsing at
+# once can fail with "AST constructor recursion depth mismatch" (python/cpython#106905). It
+# happened in CI when two ML-Agents protocol peers imported generated modules at the same time.
+_PARSE = threading.Lock()
 
 
 class ProtobufCompatError(ImportError):
@@ -37,7 +44,8 @@ class ProtobufCompatError(ImportError):
 
 def _serialized_descriptor(source: str, path: str) -> tuple[bytes, list[str]]:
     """(serialized FileDescriptorProto, modules it depends on) read from generated source."""
-    tree = ast.parse(source, filename=path)
+    with _PARSE:
+        tree = ast.parse(source, filename=path)
     serialized: bytes | None = None
     deps: list[str] = []
     for node in ast.walk(tree):
