@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from tennis_assets import tuning
+from tennis_assets_tests.services.processes import as_started_from_a_shell
 
 
 def _free_port() -> int:
@@ -31,14 +32,6 @@ def _get(url: str):
             return resp.status, json.loads(resp.read())
     except (urllib.error.URLError, ConnectionError, TimeoutError):
         return 0, None
-
-
-def _as_started_from_a_shell() -> None:
-    """SIGTERM's default action and no signal blocked, as a process started from a shell has
-    them: the test runner's worker process may carry another state, left by a library it ran
-    (in CI a dashboard started from it slept on through SIGTERM, in poll)."""
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    signal.pthread_sigmask(signal.SIG_SETMASK, set())
 
 
 def _stop(proc: subprocess.Popen) -> None:
@@ -71,7 +64,7 @@ def test_dashboard_serves_the_data_directorys_study(tmp_path):
         proc = subprocess.Popen([sys.executable, "-m", "tennis_assets.cli", "dashboard",
                                  "--port", str(port)], stdout=log, stderr=subprocess.STDOUT,
                                 env=env, start_new_session=True,
-                                preexec_fn=_as_started_from_a_shell)  # noqa: PLW1509
+                                preexec_fn=as_started_from_a_shell)  # noqa: PLW1509
     try:
         deadline, status, doc = time.monotonic() + 60, 0, None
         while status != 200 and time.monotonic() < deadline and proc.poll() is None:

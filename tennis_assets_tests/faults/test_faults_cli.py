@@ -23,6 +23,7 @@ import pytest
 
 from tennis_assets.cli import main
 from tennis_assets.training.checkpoints import read_metadata
+from tennis_assets_tests.services.processes import as_started_from_a_shell
 
 EXIT_CODES = {0, 2, 3}
 BAD_VALUES = ["-1", "0", "abc", "", "nan", "inf", "1e400", "99999999999999999999", "x=1",
@@ -185,13 +186,6 @@ def _env(home: Path) -> dict[str, str]:
 CTRL_C_AT_S = [0.0, 0.3, 1.0, 2.0, 3.5, 5.5]
 
 
-def _as_foreground_job() -> None:
-    """SIGINT's default action, as a terminal's foreground job has it: a test runner started in
-    the background by a shell (`.ci/run &`) passes SIGINT on ignored, and Python then never
-    turns it into KeyboardInterrupt (a command started so ignores Ctrl-C, as Unix intends)."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
 def _wait_for_numpy(proc: subprocess.Popen) -> None:
     deadline = time.monotonic() + 60
     while "_multiarray_umath" not in Path(f"/proc/{proc.pid}/maps").read_text():
@@ -206,7 +200,7 @@ def test_ctrl_c_in_the_first_seconds_of_train(tmp_path, delay):
                              "30", "--no-gif", "--no-progress", "--out", str(out)],
                             env=_env(tmp_path / "home"), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True,
-                            preexec_fn=_as_foreground_job)  # noqa: PLW1509 - one call
+                            preexec_fn=as_started_from_a_shell)  # noqa: PLW1509 - one call
     _wait_for_numpy(proc)
     time.sleep(delay)
     proc.send_signal(signal.SIGINT)

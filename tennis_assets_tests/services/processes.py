@@ -16,6 +16,17 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def as_started_from_a_shell() -> None:
+    """A ``preexec_fn``: SIGINT and SIGTERM at their default actions and no signal blocked, as
+    a terminal's foreground job has them. A test runner started as a shell's background job
+    (`.ci/run &`) passes SIGINT on ignored, and in CI an xdist worker once passed on a state in
+    which a child slept on through SIGTERM; a test of how a command answers a signal must not
+    inherit either."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_SETMASK, set())
+
+
 def _stat(pid: int) -> list[str] | None:
     try:
         raw = Path(f"/proc/{pid}/stat").read_text()
