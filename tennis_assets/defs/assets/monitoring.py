@@ -96,8 +96,9 @@ def _play_champion(context, tracker, info, settings):
     outcome = monitor_champion(learner, baseline, production, settings.monitor_episodes, seed,
                                settings.rules, judged)
     drift = outcome.drift
-    context.log.info(f"champion v{info.version} on {production.env} "
-                     f"{production.env_kwargs or '(default conditions)'} ({source}): mean "
+    # With no keyword arguments the source already says "default conditions".
+    conditions = f"{production.env_kwargs} ({source})" if production.env_kwargs else f"({source})"
+    context.log.info(f"champion v{info.version} on {production.env} {conditions}: mean "
                      f"{drift.mean:.3f} vs baseline {drift.baseline_mean:.3f}, "
                      f"p={drift.p_value:.2g} -> {drift.severity}")
     return outcome, production, source, seed
